@@ -1,0 +1,36 @@
+"""Settings from the environment (ZHIBAN_*), with safe defaults for the embedded desk."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every setting; the README's configuration table documents each one."""
+
+    model_config = SettingsConfigDict(env_prefix="ZHIBAN_", extra="ignore")
+
+    database_url: str = Field("sqlite:///var/zhiban.db", description="SQLAlchemy URL of the database")
+    bus_url: str = Field("memory://", description="memory:// (in-process) or nats://host:port")
+    smtp_url: str = Field("", description="smtp://user:pass@host:port for outgoing mail; empty: mail is logged")
+    inbound_smtp_port: int = Field(0, description="port of the inbound SMTP listener; 0: off")
+    host: str = Field("127.0.0.1", description="address the web server binds")
+    port: int = Field(8000, description="port the web server binds")
+    base_url: str = Field("http://127.0.0.1:8000", description="public URL used in links (mail, pages)")
+    secret_key: str = Field("", description="signs sessions and links; empty: a key kept in var/secret_key")
+    var_dir: str = Field("var", description="folder for the SQLite database, the secret key and uploads")
+    demo: bool = Field(True, description="seed demo data on a first start of `zhiban serve`")
+    simulate: bool = Field(True, description="run the RTC traffic simulator inside `zhiban serve`")
+    log_level: str = Field("INFO", description="logging level")
+    worker_concurrency: int = Field(4, description="jobs a worker runs at once")
+    job_lease_seconds: int = Field(60, description="how long a claimed job is held before another worker may take it")
+    cookie_secure: bool = Field(False, description="mark the session cookie Secure (set behind HTTPS)")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, read once."""
+    return Settings()
