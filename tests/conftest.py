@@ -9,10 +9,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 
 from zhiban.core.clock import FrozenClock
+from zhiban.desk import Desk
 from zhiban.store.db import Base, make_engine
 
 POSTGRES_URL = os.environ.get("ZHIBAN_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -87,3 +90,25 @@ def engine(db_url: str) -> Iterator[Engine]:
 def clock() -> FrozenClock:
     """A test clock starting on a Saturday at 03:00 Asia/Shanghai (19:00 UTC Friday)."""
     return FrozenClock(datetime(2026, 11, 20, 19, 0, tzinfo=UTC))
+
+
+@pytest.fixture
+def desk(engine: Engine, clock: FrozenClock, tmp_path: Path) -> Desk:
+    """A desk on the test database, with the test clock and a fixed secret key."""
+    from zhiban.core.settings import Settings
+
+    settings = Settings(database_url=str(engine.url), var_dir=str(tmp_path / "var"), demo=False, simulate=False)
+    return Desk(settings=settings, clock=clock, engine=engine, secret_key="test-secret-key")
+
+
+@pytest.fixture
+def app(desk: Desk) -> FastAPI:
+    from zhiban.web.app import create_app
+
+    return create_app(desk)
+
+
+@pytest.fixture
+def client(app: FastAPI) -> Iterator[TestClient]:
+    with TestClient(app) as c:
+        yield c

@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib
 
 FEATURE_STORES = [
+    "zhiban.identity.store",
+    "zhiban.tickets.store",
     "zhiban.engine.store",
 ]
 

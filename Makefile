@@ -1,0 +1,42 @@
+# Two entry points, each installing what it needs first: `make serve` and `make test`.
+SHELL := /bin/bash
+PY ?= python3
+UV_VERSION := 0.13.8
+UV := $(shell command -v uv 2>/dev/null)
+
+.PHONY: serve test install install-dev lint typecheck pytest browser schemathesis bench
+
+# uv is pinned and comes from PyPI; it builds .venv from uv.lock exactly.
+uv:
+	@if ! command -v uv >/dev/null 2>&1 || [ "$$(uv --version | cut -d' ' -f2)" != "$(UV_VERSION)" ]; then \
+	  $(PY) -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"; fi
+
+install: uv
+	uv sync --frozen --no-dev
+
+install-dev: uv
+	uv sync --frozen
+
+serve: install
+	uv run --frozen --no-dev zhiban serve
+
+# Debian's Chromium for the browser tests (Playwright drives /usr/bin/chromium; no browser download).
+browser:
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	  || echo "warning: could not install chromium; browser tests will be skipped"; fi
+
+lint: install-dev
+	uv run --frozen ruff check .
+	uv run --frozen ruff format --check .
+
+typecheck: install-dev
+	uv run --frozen mypy
+
+pytest: install-dev browser
+	uv run --frozen pytest
+
+test: lint typecheck pytest
+
+schemathesis: install-dev
+	uv run --frozen python bench/schemathesis_run.py

@@ -1,0 +1,278 @@
+"""The `zhiban` command."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+from collections.abc import Callable
+from datetime import timedelta
+from functools import wraps
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from zhiban.core.errors import ZhibanError
+from zhiban.core.settings import Settings, get_settings
+from zhiban.desk import Desk
+
+app = typer.Typer(help="值班 zhiban — the 7x24 support and incident desk for RTC vendors.", no_args_is_help=True)
+user_app = typer.Typer(help="People: agents, admins and customer users.", no_args_is_help=True)
+token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
+jobs_app = typer.Typer(help="Durable jobs and timers: list, retry the dead-lettered.", invoke_without_command=True)
+app.add_typer(user_app, name="user")
+app.add_typer(token_app, name="token")
+app.add_typer(jobs_app, name="jobs")
+
+console = Console()
+err = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def clean_errors(fn: F) -> F:
+    """Turn a domain error into one clear line on stderr and exit code 2."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except ZhibanError as exc:
+            err.print(f"[red]error:[/red] {exc.detail}", highlight=False)
+            raise typer.Exit(2) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _desk(settings: Settings | None = None) -> Desk:
+    return Desk(settings=settings or get_settings())
+
+
+def _migrate(desk: Desk) -> None:
+    from zhiban.store.migrate import upgrade
+
+    upgrade(desk.db)
+
+
+@app.command()
+@clean_errors
+def migrate() -> None:
+    """Create or upgrade the database schema (ZHIBAN_DATABASE_URL)."""
+    desk = _desk()
+    _migrate(desk)
+    console.print(f"schema up to date on {desk.db.url.render_as_string(hide_password=True)}")
+
+
+def _print_logins(logins: list[Any]) -> None:
+    from zhiban.demo.seed import DEMO_PASSWORD
+
+    table = Table(title=f"Demo logins (password: {DEMO_PASSWORD})")
+    for col in ("e-mail", "role", "organization"):
+        table.add_column(col)
+    for login in logins:
+        table.add_row(login.email, login.role, login.organization)
+    console.print(table)
+
+
+@app.command()
+@clean_errors
+def demo() -> None:
+    """Seed the demo data into the configured database and exit."""
+    from zhiban.demo.seed import seed_demo
+
+    desk = _desk()
+    _migrate(desk)
+    with desk.transaction() as session:
+        logins = seed_demo(session, desk.clock)
+    if logins:
+        _print_logins(logins)
+    else:
+        console.print("demo data already present")
+
+
+def _start_worker(desk: Desk, stop: threading.Event) -> threading.Thread:
+    from zhiban.engine import Worker
+    from zhiban.handlers import desk_registry
+
+    worker = Worker(
+        desk.sessions,
+        desk_registry(),
+        desk.clock,
+        concurrency=desk.settings.worker_concurrency,
+        lease=timedelta(seconds=desk.settings.job_lease_seconds),
+    )
+    thread = threading.Thread(target=worker.run_forever, args=(stop,), name="zhiban-worker", daemon=True)
+    thread.start()
+    return thread
+
+
+@app.command()
+@clean_errors
+def serve(
+    host: Annotated[str | None, typer.Option(help="address to bind (ZHIBAN_HOST)")] = None,
+    port: Annotated[int | None, typer.Option(help="port to bind (ZHIBAN_PORT)")] = None,
+    demo: Annotated[bool | None, typer.Option("--demo/--no-demo", help="seed demo data on a first start")] = None,
+) -> None:
+    """Run the whole desk in one process: web, API, worker (SQLite by default)."""
+    import uvicorn
+
+    from zhiban.core.logging import configure
+    from zhiban.demo.seed import seed_demo
+    from zhiban.web.app import create_app
+
+    settings = get_settings()
+    configure(settings.log_level)
+    desk = _desk(settings)
+    _migrate(desk)
+    if settings.demo if demo is None else demo:
+        with desk.transaction() as session:
+            logins = seed_demo(session, desk.clock)
+        if logins:
+            _print_logins(logins)
+    stop = threading.Event()
+    _start_worker(desk, stop)
+    bind_host, bind_port = host or settings.host, port or settings.port
+    console.print(f"zhiban is on duty at http://{bind_host}:{bind_port}  (API docs: /docs)")
+    try:
+        uvicorn.run(create_app(desk), host=bind_host, port=bind_port, log_config=None, access_log=False)
+    finally:
+        stop.set()
+
+
+@app.command()
+@clean_errors
+def worker(
+    concurrency: Annotated[int | None, typer.Option(help="jobs run at once (ZHIBAN_WORKER_CONCURRENCY)")] = None,
+) -> None:
+    """Run a job worker alone (scale-out: several on PostgreSQL)."""
+    from zhiban.core.logging import configure
+    from zhiban.engine import Worker, install_signal_handlers
+    from zhiban.handlers import desk_registry
+
+    settings = get_settings()
+    configure(settings.log_level)
+    desk = _desk(settings)
+    stop = threading.Event()
+    install_signal_handlers(stop)
+    w = Worker(
+        desk.sessions,
+        desk_registry(),
+        desk.clock,
+        concurrency=concurrency or settings.worker_concurrency,
+        lease=timedelta(seconds=settings.job_lease_seconds),
+    )
+    console.print(f"worker {w.worker_id} running; Ctrl-C to stop")
+    w.run_forever(stop)
+
+
+@user_app.command("create")
+@clean_errors
+def user_create(
+    email: Annotated[str, typer.Option(help="e-mail (login)")],
+    name: Annotated[str, typer.Option(help="display name")],
+    role: Annotated[str, typer.Option(help="admin, agent or customer")] = "agent",
+    org: Annotated[str | None, typer.Option(help="organization slug (customer users)")] = None,
+    timezone: Annotated[str, typer.Option(help="IANA time zone")] = "UTC",
+    language: Annotated[str, typer.Option(help="zh or en")] = "en",
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)] = "",
+) -> None:
+    """Add a person who can sign in."""
+    from zhiban.identity import service
+    from zhiban.identity.store import organization_by_slug
+
+    desk = _desk()
+    with desk.transaction() as session:
+        org_id = None
+        if org:
+            found = organization_by_slug(session, org)
+            if found is None:
+                raise ZhibanError(f"no organization with slug {org!r}")
+            org_id = found.id
+        person = service.create_person(
+            session,
+            desk.clock,
+            email=email,
+            name=name,
+            role=role,
+            organization_id=org_id,
+            password=password,
+            timezone=timezone,
+            language=language,
+        )
+        console.print(f"created {person.role} {person.email} ({person.id})")
+
+
+@token_app.command("create")
+@clean_errors
+def token_create(
+    email: Annotated[str, typer.Option(help="whose token")],
+    name: Annotated[str, typer.Option(help="what the token is for")] = "cli",
+    scope: Annotated[list[str] | None, typer.Option(help="repeat for several scopes")] = None,
+) -> None:
+    """Mint an API token; it is printed once."""
+    from zhiban.identity import service
+    from zhiban.identity.model import DEFAULT_SCOPES
+    from zhiban.identity.store import person_by_email
+
+    desk = _desk()
+    with desk.transaction() as session:
+        person = person_by_email(session, email)
+        if person is None:
+            raise ZhibanError(f"nobody has the e-mail {email}")
+        issued = service.create_token(
+            session, desk.clock, person_id=person.id, name=name, scopes=tuple(scope or DEFAULT_SCOPES)
+        )
+    console.print(issued.plain, highlight=False, soft_wrap=True)
+
+
+@jobs_app.callback()
+@clean_errors
+def jobs(
+    ctx: typer.Context,
+    state: Annotated[str | None, typer.Option(help="pending, running, done or dead")] = None,
+    limit: Annotated[int, typer.Option(help="rows to show")] = 50,
+) -> None:
+    """List jobs (the dead-lettered first if no state is given)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from zhiban.engine import job_counts, list_jobs
+
+    desk = _desk()
+    with desk.transaction() as session:
+        counts = job_counts(session)
+        rows = list_jobs(session, state=state, limit=limit)
+    console.print("  ".join(f"{k}={v}" for k, v in sorted(counts.items())) or "no jobs")
+    table = Table()
+    for col in ("id", "kind", "state", "attempts", "due", "last error"):
+        table.add_column(col)
+    for job in rows:
+        table.add_row(
+            job.id,
+            job.kind,
+            job.state,
+            f"{job.attempts}/{job.max_attempts}",
+            job.due_at.isoformat(timespec="seconds"),
+            (job.last_error or "")[:80],
+        )
+    console.print(table)
+
+
+@jobs_app.command("retry")
+@clean_errors
+def jobs_retry(job_id: Annotated[str, typer.Argument(help="id of a dead job")]) -> None:
+    """Put a dead-lettered job back in the queue, due now."""
+    from zhiban.engine import retry_job
+
+    desk = _desk()
+    with desk.transaction() as session:
+        retry_job(session, job_id, due_at=desk.clock.now())
+    console.print(f"job {job_id} queued again")
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING)
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

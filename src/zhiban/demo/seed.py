@@ -1,0 +1,92 @@
+"""Demo data: the vendor's staff, customers on each plan, and a few tickets from a busy night."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy.orm import Session
+
+from zhiban.core.clock import Clock, FrozenClock
+from zhiban.identity import service as identity
+from zhiban.identity.model import Principal, Role
+from zhiban.identity.service import principal_of
+from zhiban.tickets import service as tickets
+from zhiban.tickets.model import Channel
+
+DEMO_PASSWORD = "zhiban-demo-2026"
+
+
+@dataclass(frozen=True)
+class DemoLogin:
+    email: str
+    role: str
+    organization: str
+
+
+ORGANIZATIONS = [
+    # slug, name, plan, country, zone, language
+    ("liveco", "LiveCo 直播", "enterprise", "CN", "Asia/Shanghai", "zh"),
+    ("classmate", "ClassMate 在线课堂", "standard", "CN", "Asia/Shanghai", "zh"),
+    ("medilink", "MediLink Telehealth", "premium", "US", "America/New_York", "en"),
+    ("chatterbox", "Chatterbox Social", "basic", "DE", "Europe/Berlin", "en"),
+]
+STAFF = [
+    ("admin@zhiban.demo", "Duty Manager 值班经理", Role.ADMIN, "Asia/Shanghai", "zh"),
+    ("li.na@zhiban.demo", "Li Na 李娜 (network)", Role.AGENT, "Asia/Shanghai", "zh"),
+    ("sam@zhiban.demo", "Sam Carter (video)", Role.AGENT, "America/Los_Angeles", "en"),
+]
+TEAMS = [("Network", "network"), ("Video & Audio", "video"), ("SDK & Integration", "sdk_integration")]
+TICKETS = [
+    ("liveco", "P1", "直播间大面积卡顿 cn-east", "从凌晨 3 点开始，华东地区移动用户观看直播卡顿严重，频道 room-8812。"),
+    ("liveco", "P3", "Token 过期后无法续期", "renewToken 之后仍然收到 109 错误，请帮忙看看。"),
+    ("classmate", "P2", "老师端推流黑屏", "Windows 老师端开始上课后学生看到黑屏，SDK 4.3.2。"),
+    ("medilink", "P2", "Echo during doctor calls", "Patients on iPad hear their own voice back since Tuesday."),
+    ("chatterbox", "P4", "Invoice question", "Our November invoice shows more minutes than our dashboard."),
+]
+
+
+def seed_demo(session: Session, clock: Clock) -> list[DemoLogin]:
+    """Create the demo world (idempotent: does nothing if the demo admin exists)."""
+    from zhiban.identity.store import person_by_email
+
+    if person_by_email(session, STAFF[0][0]) is not None:
+        return []
+    logins: list[DemoLogin] = []
+    staff = []
+    for email, name, role, tz, lang in STAFF:
+        person = identity.create_person(
+            session, clock, email=email, name=name, role=role, password=DEMO_PASSWORD, timezone=tz, language=lang
+        )
+        staff.append(person)
+        logins.append(DemoLogin(email, role.value, "vendor"))
+    for team_name, domain in TEAMS:
+        team = identity.create_team(session, name=team_name, domain=domain, lead_id=staff[0].id)
+        identity.add_team_member(session, team.id, staff[1 if domain == "network" else 2].id)
+    customers: dict[str, Principal] = {}
+    for slug, name, plan, country, tz, lang in ORGANIZATIONS:
+        org = identity.create_organization(
+            session, clock, name=name, slug=slug, plan=plan, country=country, timezone=tz, language=lang
+        )
+        email = f"dev@{slug}.demo"
+        person = identity.create_person(
+            session,
+            clock,
+            email=email,
+            name=f"{name} developer",
+            role=Role.CUSTOMER,
+            organization_id=org.id,
+            password=DEMO_PASSWORD,
+            timezone=tz,
+            language=lang,
+        )
+        customers[slug] = principal_of(person)
+        logins.append(DemoLogin(email, Role.CUSTOMER.value, name))
+    now = clock.now()
+    for i, (slug, prio, subject, body) in enumerate(TICKETS):
+        # Spread the demo tickets over the last hours so the queue looks like a real night.
+        ticket_clock = FrozenClock(now - timedelta(minutes=37 * (len(TICKETS) - i)))
+        tickets.create_ticket(
+            session, ticket_clock, customers[slug], subject=subject, body=body, priority=prio, channel=Channel.PORTAL
+        )
+    return logins

@@ -1,0 +1,58 @@
+"""The desk: one process's wiring of settings, clock and database, shared by web, worker and CLI."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from zhiban.core.clock import Clock, SystemClock
+from zhiban.core.settings import Settings
+from zhiban.store.db import make_engine, session_factory
+
+
+def _secret_key(settings: Settings) -> str:
+    """The configured key, else one generated once and kept in var/ so sessions survive restarts."""
+    if settings.secret_key:
+        return settings.secret_key
+    path = Path(settings.var_dir) / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    path.write_text(key)
+    path.chmod(0o600)
+    return key
+
+
+@dataclass
+class Desk:
+    """What every edge needs: settings, the clock, the database."""
+
+    settings: Settings
+    clock: Clock = field(default_factory=SystemClock)
+    engine: Engine | None = None
+    secret_key: str = ""
+
+    def __post_init__(self) -> None:
+        if self.engine is None:
+            self.engine = make_engine(self.settings.database_url)
+        if not self.secret_key:
+            self.secret_key = _secret_key(self.settings)
+        self.sessions: sessionmaker[Session] = session_factory(self.db)
+
+    @property
+    def db(self) -> Engine:
+        assert self.engine is not None
+        return self.engine
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """A session that commits on success and rolls back on error."""
+        with self.sessions() as session, session.begin():
+            yield session

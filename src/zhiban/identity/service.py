@@ -1,0 +1,320 @@
+"""Use cases of identity: organizations, people, teams, logins, web sessions and API tokens."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import zoneinfo
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from zhiban.core.clock import Clock
+from zhiban.core.errors import Conflict, InvalidInput, NotFound, Unauthorized
+from zhiban.identity import secrets as zsecrets
+from zhiban.identity.model import DEFAULT_SCOPES, Principal, Role, validate_scopes
+from zhiban.identity.store import (
+    ApiTokenRow,
+    OrganizationRow,
+    PersonRow,
+    TeamRow,
+    WebSessionRow,
+    person_by_email,
+)
+
+SESSION_LIFETIME = timedelta(hours=12)
+EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,190}\.[A-Za-z0-9-]{2,63}$")
+SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
+LANGUAGES = ("zh", "en")
+
+
+def _check_timezone(name: str) -> str:
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+        raise InvalidInput(f"unknown time zone {name!r}") from exc
+    return name
+
+
+def _check_language(lang: str) -> str:
+    if lang not in LANGUAGES:
+        raise InvalidInput(f"language must be one of {', '.join(LANGUAGES)}")
+    return lang
+
+
+def principal_of(person: PersonRow, scopes: frozenset[str] | None = None) -> Principal:
+    """The principal acting as this person (a token narrows the scopes)."""
+    p = Principal(
+        person_id=person.id,
+        role=Role(person.role),
+        organization_id=person.organization_id,
+        name=person.name,
+        language=person.language,
+        timezone=person.timezone,
+    )
+    if scopes is not None:
+        p = Principal(**{**p.__dict__, "scopes": scopes})
+    return p
+
+
+# --- organizations -----------------------------------------------------------------------------
+
+
+def create_organization(
+    session: Session,
+    clock: Clock,
+    *,
+    name: str,
+    slug: str,
+    plan: str = "basic",
+    country: str = "CN",
+    timezone: str = "Asia/Shanghai",
+    language: str = "zh",
+) -> OrganizationRow:
+    """Add a customer organization of the vendor."""
+    name = name.strip()
+    if not 1 <= len(name) <= 200:
+        raise InvalidInput("organization name must be 1–200 characters")
+    if not SLUG_RE.match(slug):
+        raise InvalidInput("slug must be 2–63 lowercase letters, digits or dashes")
+    if not re.fullmatch(r"[A-Z]{2}", country):
+        raise InvalidInput("country must be an ISO 3166 alpha-2 code such as CN or US")
+    org = OrganizationRow(
+        name=name,
+        slug=slug,
+        plan=plan,
+        country=country,
+        timezone=_check_timezone(timezone),
+        language=_check_language(language),
+        created_at=clock.now(),
+    )
+    session.add(org)
+    try:
+        session.flush()
+    except IntegrityError as exc:
+        raise Conflict(f"an organization with slug {slug!r} exists") from exc
+    return org
+
+
+def get_organization(session: Session, principal: Principal, organization_id: str) -> OrganizationRow:
+    org = session.get(OrganizationRow, organization_id)
+    # A customer asking for another tenant learns nothing, not even that it exists.
+    if org is None or not principal.can_see_organization(org.id):
+        raise NotFound("no such organization")
+    return org
+
+
+def list_organizations(session: Session, principal: Principal) -> list[OrganizationRow]:
+    query = select(OrganizationRow).order_by(OrganizationRow.name)
+    if not principal.is_staff:
+        query = query.where(OrganizationRow.id == principal.organization_id)
+    return list(session.scalars(query))
+
+
+# --- people and teams --------------------------------------------------------------------------
+
+
+def create_person(
+    session: Session,
+    clock: Clock,
+    *,
+    email: str,
+    name: str,
+    role: Role | str,
+    organization_id: str | None = None,
+    password: str | None = None,
+    timezone: str = "UTC",
+    language: str = "en",
+) -> PersonRow:
+    """Add a person; a customer user must belong to exactly one organization, staff to none."""
+    email = email.strip().lower()
+    if not EMAIL_RE.match(email):
+        raise InvalidInput(f"not an e-mail address: {email!r}")
+    try:
+        role = Role(role)
+    except ValueError as exc:
+        raise InvalidInput("role must be admin, agent or customer") from exc
+    if role is Role.CUSTOMER and not organization_id:
+        raise InvalidInput("a customer user belongs to an organization")
+    if role is not Role.CUSTOMER and organization_id:
+        raise InvalidInput("agents and admins belong to the vendor, not to a customer organization")
+    if organization_id and session.get(OrganizationRow, organization_id) is None:
+        raise InvalidInput("no such organization")
+    if password is not None and not zsecrets.MIN_PASSWORD <= len(password) <= zsecrets.MAX_PASSWORD:
+        raise InvalidInput(f"a password has {zsecrets.MIN_PASSWORD}–{zsecrets.MAX_PASSWORD} characters")
+    if not 1 <= len(name.strip()) <= 200:
+        raise InvalidInput("name must be 1–200 characters")
+    if person_by_email(session, email) is not None:
+        raise Conflict(f"{email} already has an account")
+    person = PersonRow(
+        email=email,
+        name=name.strip(),
+        role=role.value,
+        organization_id=organization_id,
+        password_hash=zsecrets.hash_password(password) if password else None,
+        timezone=_check_timezone(timezone),
+        language=_check_language(language),
+        created_at=clock.now(),
+    )
+    session.add(person)
+    session.flush()
+    return person
+
+
+def list_people(session: Session, principal: Principal) -> list[PersonRow]:
+    query = select(PersonRow).order_by(PersonRow.name)
+    if not principal.is_staff:
+        query = query.where(PersonRow.organization_id == principal.organization_id)
+    return list(session.scalars(query))
+
+
+def create_team(session: Session, *, name: str, domain: str | None = None, lead_id: str | None = None) -> TeamRow:
+    if not 1 <= len(name.strip()) <= 100:
+        raise InvalidInput("team name must be 1–100 characters")
+    if session.scalar(select(TeamRow).where(TeamRow.name == name.strip())) is not None:
+        raise Conflict(f"team {name!r} exists")
+    team = TeamRow(name=name.strip(), domain=domain, lead_id=lead_id)
+    session.add(team)
+    session.flush()
+    return team
+
+
+def add_team_member(session: Session, team_id: str, person_id: str) -> None:
+    team = session.get(TeamRow, team_id)
+    person = session.get(PersonRow, person_id)
+    if team is None or person is None:
+        raise NotFound("no such team or person")
+    if person.role == Role.CUSTOMER:
+        raise InvalidInput("customer users do not join support teams")
+    if person not in team.members:
+        team.members.append(person)
+        session.flush()
+
+
+# --- password login and web sessions -----------------------------------------------------------
+
+
+def authenticate(session: Session, email: str, password: str) -> PersonRow:
+    """The person whose e-mail and password match, or Unauthorized (same answer for both failures)."""
+    person = person_by_email(session, email)
+    if person is None or not person.active or not person.password_hash:
+        zsecrets.verify_password(zsecrets.DUMMY_HASH, password)
+        raise Unauthorized("wrong e-mail or password")
+    if not zsecrets.verify_password(person.password_hash, password):
+        raise Unauthorized("wrong e-mail or password")
+    return person
+
+
+@dataclass(frozen=True)
+class NewWebSession:
+    cookie_value: str
+    csrf_token: str
+    expires_at: datetime
+
+
+def _session_key(cookie_value: str) -> str:
+    return hashlib.sha256(cookie_value.encode()).hexdigest()
+
+
+def open_web_session(session: Session, clock: Clock, person: PersonRow) -> NewWebSession:
+    """A server-side session; the cookie holds a random secret, the table only its digest."""
+    cookie_value = secrets.token_urlsafe(32)
+    csrf = secrets.token_urlsafe(24)
+    now = clock.now()
+    row = WebSessionRow(
+        id=_session_key(cookie_value),
+        person_id=person.id,
+        csrf_token=csrf,
+        created_at=now,
+        expires_at=now + SESSION_LIFETIME,
+    )
+    session.add(row)
+    session.flush()
+    return NewWebSession(cookie_value, csrf, row.expires_at)
+
+
+def resolve_web_session(session: Session, clock: Clock, cookie_value: str) -> tuple[Principal, str] | None:
+    """(principal, csrf token) for a live session cookie, else None."""
+    if not cookie_value or len(cookie_value) > 128:
+        return None
+    row = session.get(WebSessionRow, _session_key(cookie_value))
+    if row is None or row.expires_at <= clock.now():
+        return None
+    person = session.get(PersonRow, row.person_id)
+    if person is None or not person.active:
+        return None
+    return principal_of(person), row.csrf_token
+
+
+def close_web_session(session: Session, cookie_value: str) -> None:
+    row = session.get(WebSessionRow, _session_key(cookie_value))
+    if row is not None:
+        session.delete(row)
+
+
+# --- API tokens --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    id: str
+    plain: str
+    scopes: tuple[str, ...]
+
+
+def create_token(
+    session: Session, clock: Clock, *, person_id: str, name: str, scopes: tuple[str, ...] = DEFAULT_SCOPES
+) -> IssuedToken:
+    """Mint a token for a person; the plain text is returned once and never stored."""
+    person = session.get(PersonRow, person_id)
+    if person is None:
+        raise NotFound("no such person")
+    if not 1 <= len(name.strip()) <= 100:
+        raise InvalidInput("token name must be 1–100 characters")
+    scopes = validate_scopes(scopes)
+    if "admin" in scopes and person.role != Role.ADMIN:
+        raise InvalidInput("only an admin's token may carry the admin scope")
+    plain, prefix, digest = zsecrets.mint_token()
+    row = ApiTokenRow(
+        person_id=person.id,
+        name=name.strip(),
+        prefix=prefix,
+        digest=digest,
+        scopes=list(scopes),
+        created_at=clock.now(),
+    )
+    session.add(row)
+    session.flush()
+    return IssuedToken(row.id, plain, scopes)
+
+
+def resolve_token(session: Session, clock: Clock, plain: str) -> Principal:
+    """The principal of a bearer token, or Unauthorized."""
+    prefix = zsecrets.token_prefix(plain)
+    row = session.scalar(select(ApiTokenRow).where(ApiTokenRow.prefix == prefix)) if prefix else None
+    if (
+        row is None
+        or row.revoked_at is not None
+        or not zsecrets.digests_equal(row.digest, zsecrets.token_digest(plain))
+    ):
+        raise Unauthorized("invalid or revoked API token")
+    person = session.get(PersonRow, row.person_id)
+    if person is None or not person.active:
+        raise Unauthorized("invalid or revoked API token")
+    row.last_used_at = clock.now()
+    return principal_of(person, frozenset(row.scopes))
+
+
+def revoke_token(session: Session, clock: Clock, principal: Principal, token_id: str) -> None:
+    row = session.get(ApiTokenRow, token_id)
+    if row is None or (row.person_id != principal.person_id and principal.role is not Role.ADMIN):
+        raise NotFound("no such token")
+    row.revoked_at = clock.now()
+
+
+def count_people(session: Session) -> int:
+    return session.scalar(select(func.count()).select_from(PersonRow)) or 0

@@ -1,0 +1,170 @@
+"""Ticket API: validate, call the service, serialize."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from fastapi import APIRouter, Query, Response
+from pydantic import BaseModel, Field
+
+from zhiban.tickets import service
+from zhiban.tickets.model import Channel
+from zhiban.tickets.store import CommentRow, TicketRow
+from zhiban.web.deps import DB, ClockDep, CurrentPrincipal
+from zhiban.web.fields import Ident, Limit, LongText, Offset, ShortText, TicketId
+
+router = APIRouter(prefix="/api/v1/tickets", tags=["tickets"])
+
+PriorityIn = Literal["P1", "P2", "P3", "P4"]
+StatusIn = Literal["new", "open", "pending", "on_hold", "solved", "closed"]
+
+
+class TicketIn(BaseModel):
+    subject: ShortText
+    body: LongText
+    priority: PriorityIn = "P3"
+    category: Ident | None = None
+    requester_id: Ident | None = Field(None, description="customer user the ticket is for (agents only)")
+
+
+class TicketOut(BaseModel):
+    id: int
+    organization_id: str
+    requester_id: str
+    subject: str
+    status: str
+    priority: str
+    channel: str
+    category: str | None
+    assignee_id: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, t: TicketRow) -> TicketOut:
+        return cls(
+            id=t.id,
+            organization_id=t.organization_id,
+            requester_id=t.requester_id,
+            subject=t.subject,
+            status=t.status,
+            priority=t.priority,
+            channel=t.channel,
+            category=t.category,
+            assignee_id=t.assignee_id,
+            created_at=t.created_at,
+            updated_at=t.updated_at,
+        )
+
+
+class CommentIn(BaseModel):
+    body: LongText
+    public: bool = True
+
+
+class CommentOut(BaseModel):
+    id: int
+    author_id: str
+    body: str
+    public: bool
+    created_at: datetime
+
+    @classmethod
+    def of(cls, c: CommentRow) -> CommentOut:
+        return cls(id=c.id, author_id=c.author_id, body=c.body, public=c.public, created_at=c.created_at)
+
+
+class TicketDetail(TicketOut):
+    comments: list[CommentOut]
+
+
+class StatusIn_(BaseModel):
+    status: StatusIn
+
+
+class TicketPatch(BaseModel):
+    priority: PriorityIn | None = None
+    assignee_id: Ident | None = None
+    unassign: bool = False
+
+
+@router.post("", status_code=201, response_model=TicketOut, summary="File a ticket")
+def create(body: TicketIn, session: DB, clock: ClockDep, principal: CurrentPrincipal, response: Response) -> TicketOut:
+    principal.require_scope("tickets:write")
+    ticket = service.create_ticket(
+        session,
+        clock,
+        principal,
+        subject=body.subject,
+        body=body.body,
+        priority=body.priority,
+        channel=Channel.API,
+        category=body.category,
+        requester_id=body.requester_id,
+    )
+    response.headers["Location"] = f"/api/v1/tickets/{ticket.id}"
+    return TicketOut.of(ticket)
+
+
+@router.get("", response_model=list[TicketOut], summary="List the tickets the caller may see")
+def list_(
+    session: DB,
+    principal: CurrentPrincipal,
+    status: StatusIn | None = None,
+    open_only: bool = Query(False, alias="open"),
+    organization_id: Ident | None = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> list[TicketOut]:
+    principal.require_scope("tickets:read")
+    rows = service.list_tickets(
+        session,
+        principal,
+        status=status,
+        open_only=open_only,
+        organization_id=organization_id,
+        limit=limit,
+        offset=offset,
+    )
+    return [TicketOut.of(t) for t in rows]
+
+
+def _detail(view: service.TicketView) -> TicketDetail:
+    return TicketDetail(**TicketOut.of(view.ticket).model_dump(), comments=[CommentOut.of(c) for c in view.comments])
+
+
+@router.get("/{ticket_id}", response_model=TicketDetail, summary="One ticket with its conversation")
+def get(session: DB, principal: CurrentPrincipal, ticket_id: TicketId) -> TicketDetail:
+    principal.require_scope("tickets:read")
+    return _detail(service.get_ticket(session, principal, ticket_id))
+
+
+@router.post("/{ticket_id}/comments", status_code=201, response_model=CommentOut, summary="Reply or add a note")
+def comment(
+    body: CommentIn, session: DB, clock: ClockDep, principal: CurrentPrincipal, ticket_id: TicketId
+) -> CommentOut:
+    principal.require_scope("tickets:write")
+    return CommentOut.of(service.add_comment(session, clock, principal, ticket_id, body=body.body, public=body.public))
+
+
+@router.post("/{ticket_id}/status", response_model=TicketOut, summary="Change the status")
+def set_status(
+    body: StatusIn_, session: DB, clock: ClockDep, principal: CurrentPrincipal, ticket_id: TicketId
+) -> TicketOut:
+    principal.require_scope("tickets:write")
+    return TicketOut.of(service.change_status(session, clock, principal, ticket_id, body.status))
+
+
+@router.patch("/{ticket_id}", response_model=TicketOut, summary="Change priority or assignee (agents)")
+def patch(
+    body: TicketPatch, session: DB, clock: ClockDep, principal: CurrentPrincipal, ticket_id: TicketId
+) -> TicketOut:
+    principal.require_scope("tickets:write")
+    principal.require_staff()
+    ticket = service.get_ticket(session, principal, ticket_id).ticket
+    if body.priority is not None:
+        ticket = service.change_priority(session, clock, principal, ticket_id, body.priority)
+    if body.unassign or body.assignee_id is not None:
+        ticket = service.assign(session, clock, principal, ticket_id, None if body.unassign else body.assignee_id)
+    return TicketOut.of(ticket)

@@ -1,0 +1,250 @@
+"""Use cases of tickets: file, list, read, comment and move, each within the caller's tenancy."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import case, func, select
+from sqlalchemy.orm import Session
+
+from zhiban.core.clock import Clock
+from zhiban.core.errors import Forbidden, InvalidInput, NotFound
+from zhiban.identity.model import Principal, Role
+from zhiban.identity.store import OrganizationRow, PersonRow
+from zhiban.tickets.model import (
+    Channel,
+    Priority,
+    Status,
+    check_move,
+    clean_body,
+    clean_subject,
+    status_after_agent_reply,
+    status_after_customer_message,
+)
+from zhiban.tickets.store import CommentRow, TicketEventRow, TicketRow, comments_of, events_of
+
+MAX_PAGE = 200
+OPEN_STATUSES = (Status.NEW, Status.OPEN, Status.PENDING, Status.ON_HOLD)
+
+
+@dataclass(frozen=True)
+class TicketView:
+    """A ticket with what the viewer may see of its conversation."""
+
+    ticket: TicketRow
+    comments: list[CommentRow]
+    events: list[TicketEventRow]
+    organization: OrganizationRow
+    requester: PersonRow
+
+
+def _record(session: Session, ticket: TicketRow, kind: str, at: Any, actor: str | None, **data: Any) -> None:
+    session.add(TicketEventRow(ticket_id=ticket.id, kind=kind, data=data, actor_id=actor, at=at))
+
+
+def _priority(value: str) -> Priority:
+    try:
+        return Priority(value)
+    except ValueError as exc:
+        raise InvalidInput("priority must be P1, P2, P3 or P4") from exc
+
+
+def _status(value: str) -> Status:
+    try:
+        return Status(value)
+    except ValueError as exc:
+        raise InvalidInput(f"status must be one of {', '.join(s.value for s in Status)}") from exc
+
+
+def create_ticket(
+    session: Session,
+    clock: Clock,
+    principal: Principal,
+    *,
+    subject: str,
+    body: str,
+    priority: str = "P3",
+    channel: Channel = Channel.PORTAL,
+    category: str | None = None,
+    requester_id: str | None = None,
+) -> TicketRow:
+    """File a ticket: a customer for its own organization, an agent on behalf of a customer user."""
+    subject = clean_subject(subject)
+    body = clean_body(body)
+    prio = _priority(priority)
+    if principal.is_staff:
+        if not requester_id:
+            raise InvalidInput("an agent filing a ticket names the customer user it is for (requester_id)")
+        requester = session.get(PersonRow, requester_id)
+        if requester is None or requester.role != Role.CUSTOMER or requester.organization_id is None:
+            raise InvalidInput("requester_id must name a customer user")
+    else:
+        if requester_id and requester_id != principal.person_id:
+            raise Forbidden("a customer files tickets as itself")
+        requester = session.get(PersonRow, principal.person_id)
+        if requester is None or requester.organization_id is None:
+            raise Forbidden("no organization for this user")
+    if category is not None and len(category) > 64:
+        raise InvalidInput("category is at most 64 characters")
+    now = clock.now()
+    ticket = TicketRow(
+        organization_id=requester.organization_id,
+        requester_id=requester.id,
+        subject=subject,
+        status=Status.NEW.value,
+        priority=prio.value,
+        channel=channel.value,
+        category=category,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(ticket)
+    session.flush()
+    session.add(CommentRow(ticket_id=ticket.id, author_id=principal.person_id, body=body, public=True, created_at=now))
+    _record(
+        session,
+        ticket,
+        "created",
+        now,
+        principal.person_id,
+        priority=prio.value,
+        channel=channel.value,
+        category=category,
+    )
+    session.flush()
+    return ticket
+
+
+def _load(session: Session, principal: Principal, ticket_id: int) -> TicketRow:
+    ticket = session.get(TicketRow, ticket_id)
+    # Another tenant's ticket is reported as missing: existence must not leak across tenants.
+    if ticket is None or not principal.can_see_organization(ticket.organization_id):
+        raise NotFound(f"no ticket #{ticket_id}")
+    return ticket
+
+
+def get_ticket(session: Session, principal: Principal, ticket_id: int) -> TicketView:
+    ticket = _load(session, principal, ticket_id)
+    org = session.get(OrganizationRow, ticket.organization_id)
+    requester = session.get(PersonRow, ticket.requester_id)
+    assert org is not None and requester is not None
+    events = events_of(session, ticket.id) if principal.is_staff else []
+    return TicketView(
+        ticket, comments_of(session, ticket.id, include_internal=principal.is_staff), events, org, requester
+    )
+
+
+_PRIORITY_RANK = case(
+    {Priority.P1.value: 1, Priority.P2.value: 2, Priority.P3.value: 3, Priority.P4.value: 4},
+    value=TicketRow.priority,
+    else_=5,
+)
+
+
+def list_tickets(
+    session: Session,
+    principal: Principal,
+    *,
+    status: str | None = None,
+    open_only: bool = False,
+    organization_id: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+    queue_order: bool = False,
+) -> list[TicketRow]:
+    """Tickets the caller may see; the agent queue orders by urgency, others by recency."""
+    if not 1 <= limit <= MAX_PAGE or offset < 0:
+        raise InvalidInput(f"limit must be 1–{MAX_PAGE} and offset ≥ 0")
+    query = select(TicketRow)
+    if not principal.is_staff:
+        query = query.where(TicketRow.organization_id == principal.organization_id)
+    elif organization_id:
+        query = query.where(TicketRow.organization_id == organization_id)
+    if status:
+        query = query.where(TicketRow.status == _status(status).value)
+    elif open_only:
+        query = query.where(TicketRow.status.in_([s.value for s in OPEN_STATUSES]))
+    if queue_order:
+        query = query.order_by(_PRIORITY_RANK, TicketRow.created_at, TicketRow.id)
+    else:
+        query = query.order_by(TicketRow.created_at.desc(), TicketRow.id.desc())
+    return list(session.scalars(query.limit(limit).offset(offset)))
+
+
+def count_open(session: Session, principal: Principal) -> int:
+    query = select(func.count()).select_from(TicketRow).where(TicketRow.status.in_([s.value for s in OPEN_STATUSES]))
+    if not principal.is_staff:
+        query = query.where(TicketRow.organization_id == principal.organization_id)
+    return session.scalar(query) or 0
+
+
+def add_comment(
+    session: Session, clock: Clock, principal: Principal, ticket_id: int, *, body: str, public: bool = True
+) -> CommentRow:
+    """A public reply or an internal note; a customer's message reopens a pending or solved ticket."""
+    ticket = _load(session, principal, ticket_id)
+    body = clean_body(body)
+    if not principal.is_staff and not public:
+        raise Forbidden("internal notes are for agents")
+    if ticket.status == Status.CLOSED:
+        raise InvalidInput("the ticket is closed; file a follow-up ticket")
+    now = clock.now()
+    comment = CommentRow(ticket_id=ticket.id, author_id=principal.person_id, body=body, public=public, created_at=now)
+    session.add(comment)
+    before = Status(ticket.status)
+    if principal.is_staff:
+        after = status_after_agent_reply(before) if public else before
+        _record(session, ticket, "agent_reply" if public else "internal_note", now, principal.person_id)
+    else:
+        after = status_after_customer_message(before)
+        _record(session, ticket, "customer_message", now, principal.person_id)
+    if after != before:
+        ticket.status = after.value
+        _record(session, ticket, "status_changed", now, principal.person_id, frm=before.value, to=after.value)
+    ticket.updated_at = now
+    session.flush()
+    return comment
+
+
+def change_status(session: Session, clock: Clock, principal: Principal, ticket_id: int, status: str) -> TicketRow:
+    ticket = _load(session, principal, ticket_id)
+    target = _status(status)
+    before = Status(ticket.status)
+    check_move(before, target, is_staff=principal.is_staff)
+    now = clock.now()
+    ticket.status = target.value
+    ticket.updated_at = now
+    if target == Status.SOLVED:
+        ticket.solved_at = now
+    _record(session, ticket, "status_changed", now, principal.person_id, frm=before.value, to=target.value)
+    session.flush()
+    return ticket
+
+
+def change_priority(session: Session, clock: Clock, principal: Principal, ticket_id: int, priority: str) -> TicketRow:
+    principal.require_staff()
+    ticket = _load(session, principal, ticket_id)
+    prio = _priority(priority)
+    if prio.value != ticket.priority:
+        now = clock.now()
+        _record(session, ticket, "priority_changed", now, principal.person_id, frm=ticket.priority, to=prio.value)
+        ticket.priority = prio.value
+        ticket.updated_at = now
+        session.flush()
+    return ticket
+
+
+def assign(session: Session, clock: Clock, principal: Principal, ticket_id: int, assignee_id: str | None) -> TicketRow:
+    principal.require_staff()
+    ticket = _load(session, principal, ticket_id)
+    if assignee_id is not None:
+        person = session.get(PersonRow, assignee_id)
+        if person is None or person.role == Role.CUSTOMER:
+            raise InvalidInput("assignee must be an agent or an admin")
+    now = clock.now()
+    _record(session, ticket, "assigned", now, principal.person_id, frm=ticket.assignee_id, to=assignee_id)
+    ticket.assignee_id = assignee_id
+    ticket.updated_at = now
+    session.flush()
+    return ticket

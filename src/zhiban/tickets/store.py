@@ -1,0 +1,70 @@
+"""Tables of tickets, their comments, and the append-only event log every clock is derived from."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, func, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from zhiban.store.db import Base, UTCDateTime
+
+
+class TicketRow(Base):
+    __tablename__ = "tickets"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id", ondelete="RESTRICT"), index=True)
+    requester_id: Mapped[str] = mapped_column(ForeignKey("people.id", ondelete="RESTRICT"))
+    subject: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    priority: Mapped[str] = mapped_column(String(2))
+    channel: Mapped[str] = mapped_column(String(16))
+    category: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    assignee_id: Mapped[str | None] = mapped_column(ForeignKey("people.id", ondelete="SET NULL"), nullable=True)
+    team_id: Mapped[str | None] = mapped_column(ForeignKey("teams.id", ondelete="SET NULL"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    solved_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+    __table_args__ = (Index("ix_tickets_org_status", "organization_id", "status"),)
+
+
+class CommentRow(Base):
+    __tablename__ = "ticket_comments"
+
+    # Integer ids keep the conversation in the order it was written, even within one second.
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), index=True)
+    author_id: Mapped[str] = mapped_column(ForeignKey("people.id", ondelete="RESTRICT"))
+    body: Mapped[str] = mapped_column(Text)
+    public: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class TicketEventRow(Base):
+    __tablename__ = "ticket_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    actor_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+def comments_of(session: Session, ticket_id: int, *, include_internal: bool) -> list[CommentRow]:
+    query = select(CommentRow).where(CommentRow.ticket_id == ticket_id)
+    if not include_internal:
+        query = query.where(CommentRow.public.is_(True))
+    return list(session.scalars(query.order_by(CommentRow.id)))
+
+
+def events_of(session: Session, ticket_id: int) -> list[TicketEventRow]:
+    query = select(TicketEventRow).where(TicketEventRow.ticket_id == ticket_id)
+    return list(session.scalars(query.order_by(TicketEventRow.id)))
+
+
+def count_tickets(session: Session) -> int:
+    return session.scalar(select(func.count()).select_from(TicketRow)) or 0

@@ -1,0 +1,97 @@
+"""Ticket pages: the agent queue, the ticket page, and the customer portal."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy import select
+
+from zhiban.core.errors import ZhibanError
+from zhiban.identity.store import OrganizationRow, PersonRow
+from zhiban.tickets import service
+from zhiban.tickets.model import AGENT_MOVES, CUSTOMER_MOVES, Channel, Status
+from zhiban.web.deps import DB, ClockDep, CurrentPrincipal
+from zhiban.web.fields import TicketId
+from zhiban.web.templating import render
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/agent/queue", response_class=HTMLResponse)
+def queue(request: Request, session: DB, principal: CurrentPrincipal) -> Response:
+    principal.require_staff()
+    tickets = service.list_tickets(session, principal, open_only=True, queue_order=True, limit=200)
+    org_ids = {t.organization_id for t in tickets}
+    orgs = dict(
+        session.execute(select(OrganizationRow.id, OrganizationRow.name).where(OrganizationRow.id.in_(org_ids))).all()
+    )
+    return render(request, "queue.html", tickets=tickets, orgs=orgs, open_count=service.count_open(session, principal))
+
+
+@router.get("/tickets/{ticket_id}", response_class=HTMLResponse)
+def ticket_page(request: Request, session: DB, principal: CurrentPrincipal, ticket_id: TicketId) -> Response:
+    view = service.get_ticket(session, principal, ticket_id)
+    author_ids = {c.author_id for c in view.comments}
+    authors = dict(session.execute(select(PersonRow.id, PersonRow.name).where(PersonRow.id.in_(author_ids))).all())
+    moves_map = AGENT_MOVES if principal.is_staff else CUSTOMER_MOVES
+    moves = sorted(s.value for s in moves_map[Status(view.ticket.status)])
+    return render(request, "ticket.html", view=view, authors=authors, moves=moves)
+
+
+@router.post("/tickets/{ticket_id}/reply")
+def reply(
+    session: DB,
+    clock: ClockDep,
+    principal: CurrentPrincipal,
+    ticket_id: TicketId,
+    body: Annotated[str, Form(max_length=100_000)],
+    internal: Annotated[str | None, Form(max_length=8)] = None,
+) -> RedirectResponse:
+    service.add_comment(session, clock, principal, ticket_id, body=body, public=not internal)
+    return RedirectResponse(f"/tickets/{ticket_id}", status_code=303)
+
+
+@router.post("/tickets/{ticket_id}/status")
+def set_status(
+    session: DB,
+    clock: ClockDep,
+    principal: CurrentPrincipal,
+    ticket_id: TicketId,
+    status: Annotated[str, Form(max_length=16)],
+) -> RedirectResponse:
+    service.change_status(session, clock, principal, ticket_id, status)
+    return RedirectResponse(f"/tickets/{ticket_id}", status_code=303)
+
+
+@router.get("/portal", response_class=HTMLResponse)
+def portal(request: Request, session: DB, principal: CurrentPrincipal) -> Response:
+    tickets = service.list_tickets(session, principal, limit=200)
+    return render(request, "portal_list.html", tickets=tickets)
+
+
+@router.get("/portal/new", response_class=HTMLResponse)
+def new_ticket_page(request: Request, principal: CurrentPrincipal) -> Response:
+    return render(request, "portal_new.html")
+
+
+@router.post("/portal/new")
+def new_ticket(
+    request: Request,
+    session: DB,
+    clock: ClockDep,
+    principal: CurrentPrincipal,
+    subject: Annotated[str, Form(max_length=200)],
+    body: Annotated[str, Form(max_length=100_000)],
+    priority: Annotated[str, Form(max_length=2)] = "P3",
+) -> Response:
+    try:
+        ticket = service.create_ticket(
+            session, clock, principal, subject=subject, body=body, priority=priority, channel=Channel.PORTAL
+        )
+    except ZhibanError as exc:
+        if exc.status != 422:
+            raise
+        return render(request, "portal_new.html", 422, error=exc.detail, subject=subject, body=body, priority=priority)
+    return RedirectResponse(f"/tickets/{ticket.id}", status_code=303)

@@ -1,0 +1,37 @@
+"""The FastAPI application: routers mounted from the features, static files, errors, metrics."""
+
+from __future__ import annotations
+
+from importlib import resources
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from zhiban import __version__
+from zhiban.desk import Desk
+from zhiban.identity import api as identity_api
+from zhiban.identity import views as identity_views
+from zhiban.identity.ratelimit import LoginThrottle
+from zhiban.tickets import api as tickets_api
+from zhiban.tickets import views as tickets_views
+from zhiban.web import observability, problems
+
+
+def create_app(desk: Desk) -> FastAPI:
+    """The web app of one desk; every router reads the desk from app.state."""
+    app = FastAPI(
+        title="zhiban",
+        version=__version__,
+        summary="值班 — 7x24 support and incident desk for real-time audio/video vendors",
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.desk = desk
+    app.state.login_throttle = LoginThrottle()
+    problems.install(app)
+    observability.install(app)
+    static = resources.files("zhiban.web").joinpath("static")
+    app.mount("/static", StaticFiles(directory=str(static)), name="static")
+    for router in (identity_api.router, tickets_api.router, identity_views.router, tickets_views.router):
+        app.include_router(router)
+    return app

@@ -1,0 +1,112 @@
+"""Request dependencies: the database session, the caller, CSRF, and the viewer's language."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from zhiban.core.clock import Clock
+from zhiban.core.errors import Forbidden, Unauthorized
+from zhiban.core.i18n import pick_language
+from zhiban.desk import Desk
+from zhiban.identity import service as identity
+from zhiban.identity.model import Principal
+
+SESSION_COOKIE = "zhiban_session"
+LANG_COOKIE = "zhiban_lang"
+CSRF_HEADER = "x-csrf-token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def desk_of(request: Request) -> Desk:
+    desk: Desk = request.app.state.desk
+    return desk
+
+
+def get_db(request: Request) -> Iterator[Session]:
+    """One transaction per request: committed when the handler returns, rolled back if it raises."""
+    with desk_of(request).transaction() as session:
+        yield session
+
+
+def get_clock(request: Request) -> Clock:
+    return desk_of(request).clock
+
+
+DB = Annotated[Session, Depends(get_db)]
+ClockDep = Annotated[Clock, Depends(get_clock)]
+
+
+def _bearer(request: Request) -> str | None:
+    auth = request.headers.get("authorization", "")
+    scheme, _, value = auth.partition(" ")
+    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+
+
+def optional_principal(request: Request, session: DB) -> Principal | None:
+    """The caller from a bearer token or a session cookie, or None; cookie writes need the CSRF token."""
+    clock = desk_of(request).clock
+    token = _bearer(request)
+    if token is not None:
+        principal = identity.resolve_token(session, clock, token)
+        request.state.principal = principal
+        return principal
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if not cookie:
+        return None
+    resolved = identity.resolve_web_session(session, clock, cookie)
+    if resolved is None:
+        return None
+    principal, csrf = resolved
+    request.state.csrf_token = csrf
+    request.state.principal = principal
+    return principal
+
+
+OptionalPrincipal = Annotated[Principal | None, Depends(optional_principal)]
+
+
+async def check_csrf(request: Request) -> None:
+    """Cookie-authenticated writes must carry the session's CSRF token (form field or header)."""
+    if request.method in SAFE_METHODS or _bearer(request) is not None:
+        return
+    expected = getattr(request.state, "csrf_token", None)
+    if expected is None:
+        return
+    sent = request.headers.get(CSRF_HEADER)
+    if sent is None and request.headers.get("content-type", "").startswith(
+        ("application/x-www-form-urlencoded", "multipart/form-data")
+    ):
+        form = await request.form()
+        value = form.get("csrf_token")
+        sent = value if isinstance(value, str) else None
+    if not sent or not hmac.compare_digest(sent, expected):
+        raise Forbidden("missing or wrong CSRF token")
+
+
+def current_principal(principal: OptionalPrincipal) -> Principal:
+    if principal is None:
+        raise Unauthorized("sign in or send an API token (Authorization: Bearer …)")
+    return principal
+
+
+async def _csrf_dep(request: Request, principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+    await check_csrf(request)
+    return principal
+
+
+CurrentPrincipal = Annotated[Principal, Depends(_csrf_dep)]
+
+
+def viewer_language(request: Request) -> str:
+    principal: Principal | None = getattr(request.state, "principal", None)
+    return pick_language(
+        request.query_params.get("lang"),
+        request.cookies.get(LANG_COOKIE),
+        principal.language if principal else None,
+        request.headers.get("accept-language"),
+    )
