@@ -1,0 +1,1 @@
+"""Incidents: alerts, deduplication, escalation policies, acknowledgement, status pages."""

@@ -1,0 +1,1 @@
+"""One module per channel type; each sends one message to one destination."""

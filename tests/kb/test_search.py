@@ -1,0 +1,159 @@
+"""BM25 bilingual search, its floor, persistence rows and evaluation."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from zhiban.core.errors import InvalidInput
+from zhiban.kb.evaluate import default_queries, evaluate_search, format_eval
+from zhiban.kb.parse import iter_corpus
+from zhiban.kb.search import Document, SearchIndex
+
+CORPUS = Path("/work/shared/data/kb")
+
+DOCS = [
+    Document(
+        "en/echo",
+        "en",
+        "How can I solve echo problems?",
+        "Echo: the speaker output is captured by the microphone. Use a headset, enable echo cancellation (AEC).",
+        "echo",
+    ),
+    Document(
+        "en/black",
+        "en",
+        "How can I fix black screen issues?",
+        "A black screen on the remote side: check enableVideo, the token, and the camera permission.",
+        "black",
+    ),
+    Document(
+        "zh/black",
+        "zh",
+        "如何处理视频黑屏问题？",
+        "远端黑屏：检查是否调用 enableVideo，检查 token 和摄像头权限。",
+        "black",
+    ),
+    Document(
+        "en/token",
+        "en",
+        "How to deal with token-related error codes?",
+        "109: token expired. 110: token invalid. Call renewToken when onTokenPrivilegeWillExpire fires.",
+        "token",
+    ),
+    Document("zh/hls", "zh", "HLS 延迟", "HLS 的延迟一般在 30 秒左右，减小切片时长 hls_fragment 可以降低延迟。", "hls"),
+    Document(
+        "en/billing",
+        "en",
+        "Billing and account suspension",
+        "Accounts with an overdue balance are suspended after the grace period.",
+        "billing",
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def index() -> SearchIndex:
+    return SearchIndex.build(DOCS)
+
+
+def test_chinese_question_finds_english_article_when_no_chinese_one(index: SearchIndex) -> None:
+    hits = index.search("通话有回声怎么办")
+    assert hits and hits[0].id == "en/echo"
+
+
+def test_english_question_finds_chinese_article_when_no_english_one(index: SearchIndex) -> None:
+    hits = index.search("hls latency too high")
+    assert hits and hits[0].id == "zh/hls"
+
+
+def test_reader_language_version_is_preferred_and_shown_once(index: SearchIndex) -> None:
+    zh_hits = index.search("视频黑屏")
+    assert zh_hits[0].id == "zh/black"
+    assert "en/black" not in [h.id for h in zh_hits]  # one version per translated article
+    en_hits = index.search("black screen remote video")
+    assert en_hits[0].id == "en/black"
+    assert index.search("black screen remote video", lang="zh")[0].id == "zh/black"
+
+
+def test_error_code_query(index: SearchIndex) -> None:
+    assert index.search("error 109")[0].id == "en/token"
+
+
+def test_misspelling_is_corrected(index: SearchIndex) -> None:
+    assert index.search("eccho problm")[0].id == "en/echo"
+
+
+def test_out_of_domain_question_returns_nothing(index: SearchIndex) -> None:
+    assert index.search("best pizza near me") == []
+    assert index.search("今天天气怎么样") == []
+    assert index.search("") == []
+
+
+def test_scores_are_bounded_and_sorted(index: SearchIndex) -> None:
+    hits = index.relevance("token expired renew")
+    assert all(0.0 < h.score <= 1.0 for h in hits)
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+
+
+def test_rows_round_trip_gives_identical_results(index: SearchIndex) -> None:
+    documents, postings = index.to_rows()
+    assert {d["doc_id"] for d in documents} == {d.id for d in DOCS}
+    assert all(isinstance(p[0], str) and p[2] + p[3] > 0 for p in postings)
+    restored = SearchIndex.from_rows(reversed(documents), list(reversed(postings)))
+    for query in ("通话有回声怎么办", "black screen", "error 109", "HLS 延迟"):
+        assert restored.search(query) == index.search(query)
+
+
+def test_from_rows_refuses_orphan_postings(index: SearchIndex) -> None:
+    documents, postings = index.to_rows()
+    with pytest.raises(InvalidInput):
+        SearchIndex.from_rows(documents[1:], postings)
+
+
+def test_bad_input_is_refused(index: SearchIndex) -> None:
+    with pytest.raises(InvalidInput):
+        index.search("echo", lang="fr")
+    with pytest.raises(InvalidInput):
+        index.search("echo", limit=0)
+    with pytest.raises(InvalidInput):
+        index.search("echo " * 2000)
+    with pytest.raises(InvalidInput):
+        SearchIndex.build([DOCS[0], DOCS[0]])
+
+
+def test_evaluation_counts_empty_relevant_as_correct_when_nothing_returned(index: SearchIndex) -> None:
+    lines = [
+        '{"query": "echo problem", "relevant": ["en/echo"]}',
+        '{"query": "best pizza near me", "relevant": []}',
+        '{"query": "black screen", "relevant": ["en/billing"]}',
+    ]
+    result = evaluate_search(index, lines)
+    assert result.n == 3
+    assert result.recall_at_3 == pytest.approx(2 / 3)
+    assert result.mrr == pytest.approx(2 / 3)
+    assert format_eval(result).splitlines()[-1] == "kb recall@3=0.667 mrr=0.667 n=3"
+
+
+def test_evaluation_rejects_malformed_lines(index: SearchIndex) -> None:
+    with pytest.raises(InvalidInput):
+        evaluate_search(index, ['{"query": "x"}'])
+
+
+@pytest.mark.skipif(not CORPUS.is_dir(), reason="shared corpus not present")
+def test_labelled_set_meets_recall_target_on_the_real_corpus() -> None:
+    articles = list(iter_corpus(CORPUS))
+    index = SearchIndex.build(
+        Document(a.source_path, a.language, a.title, a.plain_text, a.translation_key) for a in articles
+    )
+    lines = default_queries()
+    assert len(lines) >= 120
+    paths = {a.source_path for a in articles}
+    result = evaluate_search(index, lines)
+    for outcome in result.outcomes:
+        assert set(outcome.relevant) <= paths, outcome.query  # labels name real articles
+    assert sum(1 for o in result.outcomes if not o.relevant) >= 15
+    assert result.recall_at_3 >= 0.85
+    assert re.fullmatch(r"kb recall@3=0\.\d{3} mrr=0\.\d{3} n=\d+", format_eval(result).splitlines()[-1])

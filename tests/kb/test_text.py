@@ -1,0 +1,41 @@
+"""Bilingual tokenization."""
+
+from __future__ import annotations
+
+from zhiban.kb.glossary import default_glossary
+from zhiban.kb.text import detect_language, tokenize
+
+
+def test_rtc_dictionary_keeps_terms_whole() -> None:
+    for term in ("卡顿", "回声", "推流", "鉴权", "首帧", "丢包", "音画不同步", "旁路推流", "弱网", "云录制"):
+        assert term in tokenize(f"用户反馈{term}问题"), term
+
+
+def test_identifiers_and_error_codes_survive() -> None:
+    tokens = tokenize("joinChannel failed with 109, UID_CONFLICT on che.video.renderer")
+    assert {"joinchannel", "join", "channel", "109", "uid_conflict", "conflict", "render"} <= set(tokens)
+    assert "with" not in tokens  # stop word
+
+
+def test_english_is_stemmed_so_inflections_meet() -> None:
+    assert tokenize("freezing")[0] == tokenize("freezes")[0]
+    assert tokenize("Reconnection")[0] == tokenize("reconnections")[0]
+
+
+def test_language_detection() -> None:
+    assert detect_language("web端控制台报错 UID_CONFLICT") == "zh"
+    assert detect_language("token过期 109") == "zh"
+    assert detect_language("black screen after joinChannel") == "en"
+    assert detect_language("SRS 边缘集群 edge 配置不生效") == "zh"
+    assert detect_language("SRS edge cluster config with origin servers, 配置") == "en"
+
+
+def test_glossary_is_bilingual_and_large_enough() -> None:
+    glossary = default_glossary()
+    assert len(glossary) >= 150
+    concepts, rest = glossary.find_zh("视频黑屏怎么办")
+    assert any(("black", "screen") in c.translated for c in concepts)
+    assert "黑屏" not in rest
+    concepts_en, left = glossary.find_en(tokenize("black screen on android"))
+    assert any(("黑屏",) in c.translated for c in concepts_en)
+    assert "black" not in left
