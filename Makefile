@@ -4,7 +4,7 @@ PY ?= python3
 UV_VERSION := 0.13.8
 UV := $(shell command -v uv 2>/dev/null)
 
-.PHONY: serve test install install-dev lint typecheck pytest browser schemathesis bench
+.PHONY: serve test install install-dev lint typecheck pytest browser fuzz-api bench
 
 # uv is pinned and comes from PyPI; it builds .venv from uv.lock exactly.
 uv:
@@ -38,5 +38,5 @@ pytest: install-dev browser
 
 test: lint typecheck pytest
 
-schemathesis: install-dev
-	uv run --frozen python bench/schemathesis_run.py
+fuzz-api: install-dev
+	uv run --frozen python tools/fuzz_api.py

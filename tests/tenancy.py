@@ -35,9 +35,7 @@ def build_world(desk: Desk, *, passwords: bool = False) -> World:
         classmate = identity.create_organization(
             s, clock, name="ClassMate", slug="classmate", plan="standard", country="US", timezone="America/New_York"
         )
-        admin = identity.create_person(
-            s, clock, email="admin@vendor.test", name="Admin", role=Role.ADMIN, password=pw
-        )
+        admin = identity.create_person(s, clock, email="admin@vendor.test", name="Admin", role=Role.ADMIN, password=pw)
         agent = identity.create_person(
             s, clock, email="agent@vendor.test", name="Agent Wang", role=Role.AGENT, password=pw
         )
