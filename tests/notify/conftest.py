@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from tests.notify.notify_fakes import page_notice
 
+from tests.notify.notify_fakes import page_notice
 from zhiban.notify.model import Message
 from zhiban.notify.render import render_incident
 

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
-from tests.notify.notify_fakes import SINCE, unused_port
 
+from tests.notify.notify_fakes import SINCE, unused_port
 from zhiban.core.clock import FrozenClock
 from zhiban.core.errors import InvalidInput
 from zhiban.notify import Message, PermanentDeliveryError, RetryableDeliveryError, parse_destination

@@ -10,6 +10,7 @@ from urllib.parse import quote
 
 import httpx
 import pytest
+
 from tests.notify.notify_fakes import (
     Received,
     Reply,
@@ -19,7 +20,6 @@ from tests.notify.notify_fakes import (
     provider_server,
     wecom_robot,
 )
-
 from zhiban.core.clock import FrozenClock, SystemClock
 from zhiban.notify import Message, PermanentDeliveryError, RetryableDeliveryError, parse_destination
 from zhiban.notify.channels.dingtalk import DingTalkChannel

@@ -7,8 +7,8 @@ from urllib.parse import parse_qs
 
 import httpx
 import pytest
-from tests.notify.notify_fakes import Received, Reply, json_reply, provider_server, twilio_api
 
+from tests.notify.notify_fakes import Received, Reply, json_reply, provider_server, twilio_api
 from zhiban.core.errors import InvalidInput
 from zhiban.notify import Message, PermanentDeliveryError, RetryableDeliveryError, channel_for, parse_destination
 from zhiban.notify.channels.phone import SmsChannel, TwilioProvider, VoiceChannel

@@ -6,8 +6,8 @@ from dataclasses import replace
 from datetime import datetime
 
 import pytest
-from tests.notify.notify_fakes import page_notice
 
+from tests.notify.notify_fakes import page_notice
 from zhiban.core.errors import InvalidInput
 from zhiban.notify.model import MAX_SUBJECT
 from zhiban.notify.render import render_incident

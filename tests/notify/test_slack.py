@@ -8,8 +8,8 @@ from email.utils import format_datetime
 
 import httpx
 import pytest
-from tests.notify.notify_fakes import Received, Reply, provider_server, slack_webhook, unused_port
 
+from tests.notify.notify_fakes import Received, Reply, provider_server, slack_webhook, unused_port
 from zhiban.core.clock import FrozenClock
 from zhiban.notify import Message, PermanentDeliveryError, RetryableDeliveryError, parse_destination
 from zhiban.notify.channels.slack import SlackChannel, slack_escape

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from tests.notify.notify_fakes import provider_server, zhiban_webhook_receiver
 
+from tests.notify.notify_fakes import provider_server, zhiban_webhook_receiver
 from zhiban.core.clock import FrozenClock, SystemClock
 from zhiban.notify import Message, PermanentDeliveryError, parse_destination, verify_webhook_signature
 from zhiban.notify.channels.webhook import WebhookChannel
