@@ -26,6 +26,15 @@ app.add_typer(user_app, name="user")
 app.add_typer(token_app, name="token")
 app.add_typer(jobs_app, name="jobs")
 
+
+def _mount_feature_commands() -> None:
+    """`zhiban <feature> …` for every feature with a cli module exposing a Typer `app`."""
+    from zhiban.features import feature_modules
+
+    for module in feature_modules("cli"):
+        app.add_typer(module.app, name=module.__name__.split(".")[1])
+
+
 console = Console()
 err = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -272,6 +281,7 @@ def jobs_retry(job_id: Annotated[str, typer.Argument(help="id of a dead job")]) 
 
 def main() -> None:
     logging.basicConfig(level=logging.WARNING)
+    _mount_feature_commands()
     try:
         app()
     except KeyboardInterrupt:

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import importlib
-
 from zhiban.engine import JobRegistry
-
-# Modules that expose `registry: JobRegistry` with their handlers.
-FEATURE_HANDLERS: list[str] = []
+from zhiban.features import feature_modules, load_hooks
 
 
 def desk_registry() -> JobRegistry:
-    """All handlers of all features in one registry."""
+    """All handlers of all features (each feature's `jobs.registry`) in one registry."""
+    load_hooks()
     registry = JobRegistry()
-    for name in FEATURE_HANDLERS:
-        registry.include(importlib.import_module(name).registry)
+    for module in feature_modules("jobs"):
+        registry.include(module.registry)
     return registry

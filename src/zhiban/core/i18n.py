@@ -16,8 +16,17 @@ def catalog(lang: str) -> dict[str, str]:
     """The message catalog of a language (falls back to English)."""
     if lang not in LANGUAGES:
         lang = DEFAULT_LANGUAGE
-    text = resources.files("zhiban.core").joinpath(f"messages/{lang}.json").read_text(encoding="utf-8")
-    data: dict[str, str] = json.loads(text)
+    from zhiban.features import FEATURES
+
+    data: dict[str, str] = {}
+    # The core's strings, then each feature's own catalog (features own their UI strings).
+    for package in ["zhiban.core", *(f"zhiban.{f}" for f in FEATURES)]:
+        try:
+            path = resources.files(package).joinpath(f"messages/{lang}.json")
+        except ModuleNotFoundError:
+            continue
+        if path.is_file():
+            data.update(json.loads(path.read_text(encoding="utf-8")))
     return data
 
 

@@ -2,18 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
+from zhiban.features import feature_modules
 
-FEATURE_STORES = [
-    "zhiban.identity.store",
-    "zhiban.tickets.store",
-    "zhiban.engine.store",
-]
-
-
-def load_all() -> None:
-    for name in FEATURE_STORES:
-        importlib.import_module(name)
-
-
-load_all()
+feature_modules("store")

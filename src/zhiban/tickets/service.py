@@ -12,6 +12,7 @@ from zhiban.core.clock import Clock
 from zhiban.core.errors import Forbidden, InvalidInput, NotFound
 from zhiban.identity.model import Principal, Role
 from zhiban.identity.store import OrganizationRow, PersonRow
+from zhiban.tickets import events
 from zhiban.tickets.model import (
     Channel,
     Priority,
@@ -39,8 +40,15 @@ class TicketView:
     requester: PersonRow
 
 
-def _record(session: Session, ticket: TicketRow, kind: str, at: Any, actor: str | None, **data: Any) -> None:
-    session.add(TicketEventRow(ticket_id=ticket.id, kind=kind, data=data, actor_id=actor, at=at))
+def _record(
+    session: Session, clock: Clock, ticket: TicketRow, kind: str, at: Any, actor: str | None, **data: Any
+) -> TicketEventRow:
+    """Append to the ticket's event log and tell the subscribed features (same transaction)."""
+    event = TicketEventRow(ticket_id=ticket.id, kind=kind, data=data, actor_id=actor, at=at)
+    session.add(event)
+    session.flush()
+    events.emit(session, clock, ticket, event)
+    return event
 
 
 def _priority(value: str) -> Priority:
@@ -104,6 +112,7 @@ def create_ticket(
     session.add(CommentRow(ticket_id=ticket.id, author_id=principal.person_id, body=body, public=True, created_at=now))
     _record(
         session,
+        clock,
         ticket,
         "created",
         now,
@@ -195,13 +204,13 @@ def add_comment(
     before = Status(ticket.status)
     if principal.is_staff:
         after = status_after_agent_reply(before) if public else before
-        _record(session, ticket, "agent_reply" if public else "internal_note", now, principal.person_id)
+        _record(session, clock, ticket, "agent_reply" if public else "internal_note", now, principal.person_id)
     else:
         after = status_after_customer_message(before)
-        _record(session, ticket, "customer_message", now, principal.person_id)
+        _record(session, clock, ticket, "customer_message", now, principal.person_id)
     if after != before:
         ticket.status = after.value
-        _record(session, ticket, "status_changed", now, principal.person_id, frm=before.value, to=after.value)
+        _record(session, clock, ticket, "status_changed", now, principal.person_id, frm=before.value, to=after.value)
     ticket.updated_at = now
     session.flush()
     return comment
@@ -217,7 +226,7 @@ def change_status(session: Session, clock: Clock, principal: Principal, ticket_i
     ticket.updated_at = now
     if target == Status.SOLVED:
         ticket.solved_at = now
-    _record(session, ticket, "status_changed", now, principal.person_id, frm=before.value, to=target.value)
+    _record(session, clock, ticket, "status_changed", now, principal.person_id, frm=before.value, to=target.value)
     session.flush()
     return ticket
 
@@ -228,7 +237,9 @@ def change_priority(session: Session, clock: Clock, principal: Principal, ticket
     prio = _priority(priority)
     if prio.value != ticket.priority:
         now = clock.now()
-        _record(session, ticket, "priority_changed", now, principal.person_id, frm=ticket.priority, to=prio.value)
+        _record(
+            session, clock, ticket, "priority_changed", now, principal.person_id, frm=ticket.priority, to=prio.value
+        )
         ticket.priority = prio.value
         ticket.updated_at = now
         session.flush()
@@ -243,7 +254,7 @@ def assign(session: Session, clock: Clock, principal: Principal, ticket_id: int,
         if person is None or person.role == Role.CUSTOMER:
             raise InvalidInput("assignee must be an agent or an admin")
     now = clock.now()
-    _record(session, ticket, "assigned", now, principal.person_id, frm=ticket.assignee_id, to=assignee_id)
+    _record(session, clock, ticket, "assigned", now, principal.person_id, frm=ticket.assignee_id, to=assignee_id)
     ticket.assignee_id = assignee_id
     ticket.updated_at = now
     session.flush()

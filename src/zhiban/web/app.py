@@ -9,11 +9,8 @@ from fastapi.staticfiles import StaticFiles
 
 from zhiban import __version__
 from zhiban.desk import Desk
-from zhiban.identity import api as identity_api
-from zhiban.identity import views as identity_views
+from zhiban.features import feature_modules, load_hooks
 from zhiban.identity.ratelimit import LoginThrottle
-from zhiban.tickets import api as tickets_api
-from zhiban.tickets import views as tickets_views
 from zhiban.web import observability, problems
 
 
@@ -32,6 +29,8 @@ def create_app(desk: Desk) -> FastAPI:
     observability.install(app)
     static = resources.files("zhiban.web").joinpath("static")
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
-    for router in (identity_api.router, tickets_api.router, identity_views.router, tickets_views.router):
-        app.include_router(router)
+    load_hooks()
+    for part in ("api", "views"):
+        for module in feature_modules(part):
+            app.include_router(module.router)
     return app
