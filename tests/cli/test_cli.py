@@ -1,0 +1,86 @@
+"""The `zhiban` command as a user runs it: real subprocesses on a temporary SQLite database."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ZHIBAN = str(Path(sys.executable).parent / "zhiban")
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "ZHIBAN_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}",
+        "ZHIBAN_VAR_DIR": str(tmp_path / "var"),
+        "ZHIBAN_LOG_LEVEL": "WARNING",
+    }
+
+
+def run(env: dict[str, str], *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([ZHIBAN, *args], env=env, capture_output=True, text=True, input=input, timeout=120)
+
+
+def test_help_lists_every_command(env: dict[str, str]) -> None:
+    out = run(env, "--help")
+    assert out.returncode == 0
+    for command in ("serve", "worker", "migrate", "user", "token", "jobs", "demo"):
+        assert command in out.stdout
+
+
+def test_migrate_user_token_and_the_token_works(env: dict[str, str]) -> None:
+    assert run(env, "migrate").returncode == 0
+    made = run(
+        env,
+        "user",
+        "create",
+        "--email",
+        "ops@vendor.test",
+        "--name",
+        "Ops",
+        "--role",
+        "admin",
+        "--password",
+        "long-enough-pw",
+    )
+    assert made.returncode == 0, made.stderr
+    token = run(env, "token", "create", "--email", "ops@vendor.test", "--scope", "admin")
+    assert token.returncode == 0 and token.stdout.strip().startswith("zb_")
+
+    from fastapi.testclient import TestClient
+
+    from zhiban.core.settings import Settings
+    from zhiban.desk import Desk
+    from zhiban.web.app import create_app
+
+    desk = Desk(settings=Settings(database_url=env["ZHIBAN_DATABASE_URL"], var_dir=env["ZHIBAN_VAR_DIR"]))
+    with TestClient(create_app(desk)) as client:
+        me = client.get("/api/v1/me", headers={"Authorization": f"Bearer {token.stdout.strip()}"})
+    assert me.status_code == 200 and me.json()["role"] == "admin"
+
+
+def test_errors_are_one_line_and_non_zero(env: dict[str, str]) -> None:
+    run(env, "migrate")
+    bad = run(env, "user", "create", "--email", "not-an-email", "--name", "X", "--password", "long-enough-pw")
+    assert bad.returncode == 2
+    assert bad.stderr.strip().count("\n") == 0 and "not an e-mail address" in bad.stderr
+    nobody = run(env, "token", "create", "--email", "ghost@vendor.test")
+    assert nobody.returncode == 2 and "ghost@vendor.test" in nobody.stderr
+    dup = ["user", "create", "--email", "a@b.test", "--name", "A", "--password", "long-enough-pw"]
+    assert run(env, *dup).returncode == 0
+    again = run(env, *dup)
+    assert again.returncode == 2 and "already has an account" in again.stderr
+
+
+def test_demo_seeds_once_and_jobs_lists(env: dict[str, str]) -> None:
+    first = run(env, "demo")
+    assert first.returncode == 0 and "admin@zhiban.demo" in first.stdout and "zhiban-demo-2026" in first.stdout
+    second = run(env, "demo")
+    assert second.returncode == 0 and "already present" in second.stdout
+    jobs = run(env, "jobs")
+    assert jobs.returncode == 0, jobs.stderr
