@@ -140,13 +140,15 @@ def serve(
         if logins:
             _print_logins(logins)
     stop = threading.Event()
-    _start_worker(desk, stop)
+    worker_thread = _start_worker(desk, stop)
     bind_host, bind_port = host or settings.host, port or settings.port
     console.print(f"zhiban is on duty at http://{bind_host}:{bind_port}  (API docs: /docs)")
     try:
         uvicorn.run(create_app(desk), host=bind_host, port=bind_port, log_config=None, access_log=False)
     finally:
+        # Let running jobs finish or be released now, rather than waiting for their leases to expire.
         stop.set()
+        worker_thread.join(timeout=30)
 
 
 @app.command()
@@ -163,7 +165,6 @@ def worker(
     configure(settings.log_level)
     desk = _desk(settings)
     stop = threading.Event()
-    install_signal_handlers(stop)
     w = Worker(
         desk.sessions,
         desk_registry(),
@@ -171,6 +172,7 @@ def worker(
         concurrency=concurrency or settings.worker_concurrency,
         lease=timedelta(seconds=settings.job_lease_seconds),
     )
+    install_signal_handlers(stop, w)  # SIGTERM wakes the worker at once, not at its next poll
     console.print(f"worker {w.worker_id} running; Ctrl-C to stop")
     w.run_forever(stop)
 
