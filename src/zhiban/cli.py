@@ -139,8 +139,11 @@ def serve(
             logins = seed_demo(session, desk.clock)
         if logins:
             _print_logins(logins)
+    from zhiban.mail.inbound import start_inbound
+
     stop = threading.Event()
     worker_thread = _start_worker(desk, stop)
+    inbound = start_inbound(desk)  # ZHIBAN_INBOUND_SMTP_PORT=0 (the default) keeps it off
     bind_host, bind_port = host or settings.host, port or settings.port
     console.print(f"zhiban is on duty at http://{bind_host}:{bind_port}  (API docs: /docs)")
     try:
@@ -148,6 +151,7 @@ def serve(
     finally:
         # Let running jobs finish or be released now, rather than waiting for their leases to expire.
         stop.set()
+        inbound.stop()
         worker_thread.join(timeout=30)
 
 

@@ -21,6 +21,8 @@ FEATURES = [
     "oncall",
     "incidents",
     "notify",
+    "mail",
+    "apps",
     "telemetry",
     "detect",
     "kb",

@@ -204,10 +204,20 @@ def add_comment(
     before = Status(ticket.status)
     if principal.is_staff:
         after = status_after_agent_reply(before) if public else before
-        _record(session, clock, ticket, "agent_reply" if public else "internal_note", now, principal.person_id)
+        session.flush()  # the comment's id goes into the event, so mail can thread the exact reply
+        _record(
+            session,
+            clock,
+            ticket,
+            "agent_reply" if public else "internal_note",
+            now,
+            principal.person_id,
+            comment_id=comment.id,
+        )
     else:
         after = status_after_customer_message(before)
-        _record(session, clock, ticket, "customer_message", now, principal.person_id)
+        session.flush()
+        _record(session, clock, ticket, "customer_message", now, principal.person_id, comment_id=comment.id)
     if after != before:
         ticket.status = after.value
         _record(session, clock, ticket, "status_changed", now, principal.person_id, frm=before.value, to=after.value)

@@ -1,0 +1,29 @@
+"""Mail the requester when an agent answers in public (subscribed to ticket events at start-up)."""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from zhiban.core.clock import Clock
+from zhiban.core.settings import get_settings
+from zhiban.mail.service import queue_agent_reply
+from zhiban.tickets import events
+from zhiban.tickets.store import TicketEventRow, TicketRow
+
+
+def on_ticket_event(session: Session, clock: Clock, ticket: TicketRow, event: TicketEventRow) -> None:
+    """On agent_reply, queue the reply's mail in the same transaction (so it is sent iff the reply commits)."""
+    if event.kind != "agent_reply":
+        return
+    comment_id = (event.data or {}).get("comment_id")
+    queue_agent_reply(
+        session,
+        clock,
+        ticket,
+        author_id=event.actor_id,
+        comment_id=comment_id if isinstance(comment_id, int) else None,
+        settings=get_settings(),
+    )
+
+
+events.subscribe(on_ticket_event)
