@@ -4,7 +4,7 @@ PY ?= python3
 UV_VERSION := 0.13.8
 UV := $(shell command -v uv 2>/dev/null)
 
-.PHONY: serve test install install-dev lint typecheck pytest browser fuzz-api bench
+.PHONY: serve test install install-dev lint typecheck pytest system-deps fuzz-api uv
 
 # uv is pinned and comes from PyPI; it builds .venv from uv.lock exactly.
 uv:
@@ -20,11 +20,15 @@ install-dev: uv
 serve: install
 	uv run --frozen --no-dev zhiban serve
 
-# Debian's Chromium for the browser tests (Playwright drives /usr/bin/chromium; no browser download).
-browser:
-	@if [ ! -x /usr/bin/chromium ]; then \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
-	  || echo "warning: could not install chromium; browser tests will be skipped"; fi
+# Debian packages the tests use: Chromium (Playwright drives /usr/bin/chromium; no browser download)
+# and a CJK font for the PDF reports.
+SYSTEM_PACKAGES := chromium fonts-wqy-microhei
+system-deps:
+	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null) \
+	  || echo "warning: could not install$$missing; tests that need them fail under CI=true"; fi
 
 lint: install-dev
 	uv run --frozen ruff check .
@@ -33,7 +37,7 @@ lint: install-dev
 typecheck: install-dev
 	uv run --frozen mypy
 
-pytest: install-dev browser
+pytest: install-dev system-deps
 	uv run --frozen pytest
 
 test: lint typecheck pytest
