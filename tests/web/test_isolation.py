@@ -99,6 +99,232 @@ ISOLATION_CASES = [
     # Bob's own identity and his own tokens are his to see and make.
     Case("GET", "/api/v1/me", lambda f: ("/api/v1/me", None), frozenset({200}), _no_liveco_data),
     Case("POST", "/api/v1/tokens", lambda f: ("/api/v1/tokens", {"name": "mine"}), frozenset({201}), _no_liveco_data),
+    # Customer apps: Bob lists only ClassMate's, cannot register or re-key one for LiveCo.
+    Case("GET", "/api/v1/apps", lambda f: ("/api/v1/apps", None), frozenset({200}), _no_liveco_data),
+    Case(
+        "GET",
+        "/api/v1/apps",
+        lambda f: (f"/api/v1/apps?organization_id={f.world.liveco}", None),
+        frozenset({200}),
+        _no_liveco_data,
+    ),
+    Case(
+        "POST",
+        "/api/v1/apps",
+        lambda f: ("/api/v1/apps", {"app_id": "liveco-evil", "organization_id": f.world.liveco}),
+    ),
+    Case("POST", "/api/v1/apps/{app_id}/rotate-key", lambda f: ("/api/v1/apps/liveco/rotate-key", None)),
+    # Telemetry ingest takes an app's ingest key only: a person's API token is refused.
+    Case(
+        "POST",
+        "/api/v1/telemetry",
+        lambda f: ("/api/v1/telemetry", [{"v": 1, "app_id": "liveco", "ts": 1, "session_id": "s"}]),
+        frozenset({401}),
+    ),
+    # Incidents: alert intake is keyed by integration secrets, the rest is staff-only or org-scoped.
+    Case("POST", "/v2/enqueue", lambda f: ("/v2/enqueue", {"routing_key": "0" * 32, "event_action": "trigger"}),
+         frozenset({400})),
+    Case("POST", "/api/v1/integrations/alertmanager/{key}",
+         lambda f: ("/api/v1/integrations/alertmanager/not-a-key", {}), frozenset({404})),
+    Case("POST", "/api/v1/integrations/webhook/{key}",
+         lambda f: ("/api/v1/integrations/webhook/not-a-key", {}), frozenset({404})),
+    Case("POST", "/api/v1/heartbeats/{key}", lambda f: ("/api/v1/heartbeats/not-a-key", None), frozenset({404})),
+    Case("GET", "/api/v1/incidents", lambda f: ("/api/v1/incidents", None), frozenset({200}), _no_liveco_data),
+    Case("GET", "/api/v1/incidents/{incident_id}", lambda f: ("/api/v1/incidents/no-such-incident", None)),
+    Case("POST", "/api/v1/incidents/{incident_id}/acknowledge", lambda f: ("/api/v1/incidents/x/acknowledge", None)),
+    Case("POST", "/api/v1/incidents/{incident_id}/resolve", lambda f: ("/api/v1/incidents/x/resolve", None)),
+    Case("POST", "/api/v1/incidents/{incident_id}/notes", lambda f: ("/api/v1/incidents/x/notes", {"body": "n"})),
+    Case("POST", "/api/v1/incidents/{incident_id}/responders",
+         lambda f: ("/api/v1/incidents/x/responders", {"person": f.world.agent_id})),
+    Case("GET", "/api/v1/escalation-policies", lambda f: ("/api/v1/escalation-policies", None)),
+    Case("POST", "/api/v1/escalation-policies", lambda f: ("/api/v1/escalation-policies", {
+        "name": "p", "levels": [{"delay_minutes": 5, "targets": [{"kind": "person", "ref": f.world.agent_id}]}]})),
+    Case("GET", "/api/v1/incident-services", lambda f: ("/api/v1/incident-services", None)),
+    Case("POST", "/api/v1/incident-services", lambda f: ("/api/v1/incident-services", {"name": "s"})),
+    Case("GET", "/api/v1/integrations", lambda f: ("/api/v1/integrations", None)),
+    Case("POST", "/api/v1/integrations",
+         lambda f: ("/api/v1/integrations", {"type": "events-v2", "service": "LiveCo app"})),
+    Case("GET", "/api/v1/contact-methods", lambda f: (f"/api/v1/contact-methods?person_id={f.world.alice_id}", None)),
+    Case("POST", "/api/v1/contact-methods", lambda f: ("/api/v1/contact-methods", {
+        "channel": "email", "config": {"to": ["x@y.test"]}, "person_id": f.world.alice_id})),
+    Case("GET", "/api/v1/notification-rules", lambda f: ("/api/v1/notification-rules", None)),
+    Case("POST", "/api/v1/notification-rules",
+         lambda f: ("/api/v1/notification-rules", {"contact_method_id": "x", "person_id": f.world.alice_id})),
+    Case("GET", "/api/v1/notifications", lambda f: ("/api/v1/notifications?subject_id=x", None)),
+    # Knowledge base: internal articles never reach customers; writes are for staff.
+    Case(
+        "GET",
+        "/api/v1/kb/search",
+        lambda f: ("/api/v1/kb/search?q=zorbleflux", None),
+        frozenset({200}),
+        lambda c, f, r: __import__("tests.kb.isolation_kb", fromlist=["x"]).internal_hidden(c, f, r),
+    ),
+    Case(
+        "GET",
+        "/api/v1/kb/articles/{article_id}",
+        lambda f: ("/api/v1/kb/articles/999999", None),
+        check=lambda c, f, r: __import__("tests.kb.isolation_kb", fromlist=["x"]).internal_hidden(c, f, r),
+    ),
+    Case(
+        "POST",
+        "/api/v1/kb/articles",
+        lambda f: ("/api/v1/kb/articles", {"title": "LiveCo", "body": "b", "language": "en"}),
+        frozenset({403}),
+    ),
+    Case(
+        "PUT",
+        "/api/v1/kb/articles/{article_id}",
+        lambda f: ("/api/v1/kb/articles/1", {"title": "x", "body": "b", "language": "en"}),
+        frozenset({403}),
+    ),
+    Case(
+        "POST",
+        "/api/v1/kb/articles/{article_id}/vote",
+        lambda f: ("/api/v1/kb/articles/999999/vote", {"helpful": True}),
+        check=lambda c, f, r: __import__("tests.kb.isolation_kb", fromlist=["x"]).vote_refused(c, f, r),
+    ),
+    Case(
+        "POST",
+        "/api/v1/kb/deflections",
+        lambda f: ("/api/v1/kb/deflections", {"query": "q", "article_id": 999999}),
+        check=lambda c, f, r: __import__("tests.kb.isolation_kb", fromlist=["x"]).deflection_refused(c, f, r),
+    ),
+    # Triage is for agents: a customer reads no ticket's triage, let alone another tenant's.
+    Case("GET", "/api/v1/tickets/{ticket_id}/triage", lambda f: (f"/api/v1/tickets/{f.liveco_ticket}/triage", None)),
+    Case(
+        "POST",
+        "/api/v1/tickets/{ticket_id}/triage",
+        lambda f: (f"/api/v1/tickets/{f.liveco_ticket}/triage", {"domain": "billing_account"}),
+        check=lambda c, f, r: __import__("tests.kb.isolation_kb", fromlist=["x"]).triage_unchanged(c, f, r),
+    ),
+    # On-call schedules are the vendor's own: customers reach none of them (a real schedule: tests/oncall).
+    Case("GET", "/api/v1/schedules", lambda f: ("/api/v1/schedules", None), frozenset({403})),
+    Case(
+        "POST",
+        "/api/v1/schedules",
+        lambda f: ("/api/v1/schedules", {"name": "LiveCo night", "zone": "UTC"}),
+        frozenset({403}),
+        lambda c, f, r: __import__("tests.oncall.oncall_kit", fromlist=["x"]).no_schedules(c, f, r),
+    ),
+    Case("GET", "/api/v1/schedules/{schedule_id}", lambda f: ("/api/v1/schedules/" + "a" * 32, None)),
+    Case(
+        "PATCH",
+        "/api/v1/schedules/{schedule_id}",
+        lambda f: ("/api/v1/schedules/" + "a" * 32, {"name": "x"}),
+    ),
+    Case(
+        "POST",
+        "/api/v1/schedules/{schedule_id}/layers",
+        lambda f: (
+            "/api/v1/schedules/" + "a" * 32 + "/layers",
+            {"name": "l", "participants": [f.world.bob_id], "rotation_start": "2026-11-16T01:00:00Z"},
+        ),
+    ),
+    Case(
+        "PUT",
+        "/api/v1/schedules/{schedule_id}/layers/{layer_id}",
+        lambda f: (
+            "/api/v1/schedules/" + "a" * 32 + "/layers/" + "b" * 32,
+            {"name": "l", "participants": [f.world.bob_id], "rotation_start": "2026-11-16T01:00:00Z"},
+        ),
+    ),
+    Case(
+        "DELETE",
+        "/api/v1/schedules/{schedule_id}/layers/{layer_id}",
+        lambda f: ("/api/v1/schedules/" + "a" * 32 + "/layers/" + "b" * 32, None),
+    ),
+    Case(
+        "POST",
+        "/api/v1/schedules/{schedule_id}/overrides",
+        lambda f: (
+            "/api/v1/schedules/" + "a" * 32 + "/overrides",
+            {"person_id": f.world.bob_id, "start": "2026-11-21T00:00:00Z", "end": "2026-11-21T06:00:00Z"},
+        ),
+    ),
+    Case(
+        "DELETE",
+        "/api/v1/schedules/{schedule_id}/overrides/{override_id}",
+        lambda f: ("/api/v1/schedules/" + "a" * 32 + "/overrides/1", None),
+    ),
+    Case("GET", "/api/v1/schedules/{schedule_id}/shifts", lambda f: ("/api/v1/schedules/" + "a" * 32 + "/shifts", None)),
+    Case(
+        "POST",
+        "/api/v1/schedules/{schedule_id}/ical-token",
+        lambda f: ("/api/v1/schedules/" + "a" * 32 + "/ical-token", None),
+    ),
+    Case("GET", "/api/v1/oncall/me", lambda f: ("/api/v1/oncall/me", None), frozenset({403})),
+    Case("POST", "/api/v1/oncall/me/ical-token", lambda f: ("/api/v1/oncall/me/ical-token", None), frozenset({403})),
+    # SLA: a ticket's clocks are its tenant's; plans, policy and calendars are the vendor's (staff read, admins edit).
+    Case("GET", "/api/v1/tickets/{ticket_id}/sla", lambda f: (f"/api/v1/tickets/{f.liveco_ticket}/sla", None)),
+    Case(
+        "POST",
+        "/api/v1/sla/preview",
+        lambda f: (
+            "/api/v1/sla/preview",
+            {
+                "plan": "standard",
+                "priority": "P2",
+                "country": "CN",
+                "tz": "Asia/Shanghai",
+                "at": "2026-10-09T17:50:00+08:00",
+            },
+        ),
+        frozenset({200}),
+        _no_liveco_data,
+    ),
+    Case("GET", "/api/v1/sla/plans", lambda f: ("/api/v1/sla/plans", None), frozenset({403})),
+    Case("GET", "/api/v1/sla/plans/{key}", lambda f: ("/api/v1/sla/plans/enterprise", None), frozenset({403})),
+    Case(
+        "PUT",
+        "/api/v1/sla/plans/{key}",
+        lambda f: ("/api/v1/sla/plans/enterprise", {"targets": {"P1": []}}),
+        frozenset({403}),
+        _ticket_unchanged,
+    ),
+    Case("DELETE", "/api/v1/sla/plans/{key}", lambda f: ("/api/v1/sla/plans/enterprise", None), frozenset({403})),
+    Case("GET", "/api/v1/sla/policy", lambda f: ("/api/v1/sla/policy", None), frozenset({403})),
+    Case(
+        "POST",
+        "/api/v1/sla/policy/rules",
+        lambda f: ("/api/v1/sla/policy/rules", {"name": "x", "targets": [{"metric": "resolution", "minutes": 1}]}),
+        frozenset({403}),
+    ),
+    Case(
+        "PATCH",
+        "/api/v1/sla/policy/rules/{rule_id}",
+        lambda f: ("/api/v1/sla/policy/rules/1", {"name": "y"}),
+        frozenset({403}),
+    ),
+    Case(
+        "DELETE", "/api/v1/sla/policy/rules/{rule_id}", lambda f: ("/api/v1/sla/policy/rules/1", None), frozenset({403})
+    ),
+    Case("PUT", "/api/v1/sla/policy/order", lambda f: ("/api/v1/sla/policy/order", {"rule_ids": []}), frozenset({403})),
+    Case(
+        "PUT",
+        "/api/v1/sla/organizations/{organization_id}/calendar",
+        lambda f: (f"/api/v1/sla/organizations/{f.world.liveco}/calendar", {"calendar_id": "x"}),
+        frozenset({403}),
+    ),
+    Case(
+        "GET",
+        "/api/v1/sla/notifications",
+        lambda f: ("/api/v1/sla/notifications", None),
+        frozenset({200}),
+        _no_liveco_data,
+    ),
+    Case(
+        "POST", "/api/v1/sla/notifications/{notification_id}/read", lambda f: ("/api/v1/sla/notifications/1/read", None)
+    ),
+    Case("GET", "/api/v1/calendars", lambda f: ("/api/v1/calendars", None), frozenset({403})),
+    Case("POST", "/api/v1/calendars", lambda f: ("/api/v1/calendars", {"name": "x", "tz": "UTC"}), frozenset({403})),
+    Case("GET", "/api/v1/calendars/{calendar_id}", lambda f: ("/api/v1/calendars/x", None), frozenset({403})),
+    Case(
+        "PATCH", "/api/v1/calendars/{calendar_id}", lambda f: ("/api/v1/calendars/x", {"tz": "UTC"}), frozenset({403})
+    ),
+    Case("DELETE", "/api/v1/calendars/{calendar_id}", lambda f: ("/api/v1/calendars/x", None), frozenset({403})),
+    Case(
+        "POST", "/api/v1/calendars/{calendar_id}/ical", lambda f: ("/api/v1/calendars/x/ical", None), frozenset({403})
+    ),
 ]
 
 # Routes that carry no tenant data at all.

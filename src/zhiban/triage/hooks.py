@@ -1,0 +1,27 @@
+"""Triage of every new ticket, inside the transaction that files it."""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy.orm import Session
+
+from zhiban.core.clock import Clock
+from zhiban.tickets import events
+from zhiban.tickets.store import TicketEventRow, TicketRow
+from zhiban.triage import service
+
+log = logging.getLogger("zhiban.triage")
+
+
+@events.subscribe
+def triage_on_created(session: Session, clock: Clock, ticket: TicketRow, event: TicketEventRow) -> None:
+    """Classify, suggest a priority and route a ticket as it is filed; a triage failure never loses the ticket."""
+    if event.kind != "created":
+        return
+    try:
+        # A savepoint: if triage fails, only its own writes are undone, and the ticket is still filed.
+        with session.begin_nested():
+            service.triage_ticket(session, clock, ticket)
+    except Exception:
+        log.exception("triage failed for ticket #%s; it stays untriaged", ticket.id)

@@ -1,0 +1,72 @@
+"""`zhiban kb` and `zhiban triage` as real subprocesses on a temporary SQLite database."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.kb.kb_kit import SUBSET, copy_subset
+from zhiban.store.db import Base, make_engine
+
+ZHIBAN = Path(sys.executable).with_name("zhiban")
+TICKETS = Path(__file__).resolve().parents[2] / "src" / "zhiban" / "triage" / "data" / "tickets.jsonl"
+
+
+@pytest.fixture
+def database(tmp_path: Path) -> str:
+    """A SQLite file with the schema, as `zhiban migrate` would leave it."""
+    import zhiban.store.models  # noqa: F401
+
+    url = f"sqlite:///{tmp_path / 'desk.db'}"
+    engine = make_engine(url)
+    Base.metadata.create_all(engine)
+    engine.dispose()
+    return url
+
+
+def _run(url: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "ZHIBAN_DATABASE_URL": url, "COLUMNS": "200"}
+    return subprocess.run([str(ZHIBAN), *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=180)
+
+
+def test_import_eval_and_bad_files(database: str, tmp_path: Path) -> None:
+    corpus = copy_subset(tmp_path / "kb")
+    first = _run(database, "kb", "import", str(corpus), cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert f"imported {len(SUBSET)} files: {len(SUBSET)} new, 0 changed, 0 unchanged" in first.stdout
+
+    labelled = tmp_path / "queries.jsonl"
+    labelled.write_text(
+        '{"query": "视频画面卡顿怎么办", "relevant": ["' + SUBSET[1] + '", "' + SUBSET[0] + '"]}\n'
+        '{"query": "best pizza recipe in Naples", "relevant": []}\n',
+        "utf-8",
+    )
+    result = _run(database, "kb", "eval", str(labelled), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "kb recall@3=1.000 mrr=1.000 n=2"
+
+    bad_queries = tmp_path / "bad.jsonl"
+    bad_queries.write_text('{"query": "x"}\n', "utf-8")
+    refused = _run(database, "kb", "eval", str(bad_queries), cwd=tmp_path)
+    assert refused.returncode != 0 and refused.stdout == ""
+    assert len(refused.stderr.strip().splitlines()) == 1 and refused.stderr.startswith("error: query line 1")
+
+    broken = tmp_path / "broken" / "article.md"
+    broken.parent.mkdir()
+    broken.write_bytes(b"# Title\n\xff\xfe")
+    failed = _run(database, "kb", "import", str(broken.parent), cwd=tmp_path)
+    assert failed.returncode != 0
+    assert [ln for ln in failed.stderr.splitlines() if ln.startswith("error:")] == ["error: article.md: not UTF-8 text"]
+    assert not (tmp_path / "var").exists()  # the commands keep nothing in the working folder
+
+
+def test_triage_eval_prints_the_confusion_table_then_accuracy(database: str, tmp_path: Path) -> None:
+    held_out = _run(database, "triage", "eval", "--held-out", str(TICKETS), cwd=tmp_path)
+    assert held_out.returncode == 0, held_out.stderr
+    lines = held_out.stdout.strip().splitlines()
+    assert lines[-1].startswith("triage accuracy=") and lines[-1].endswith("n=57")
+    assert lines[-2].startswith("server_deployment")  # the confusion table comes before the figure
