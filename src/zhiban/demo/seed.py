@@ -8,9 +8,11 @@ from datetime import timedelta
 from sqlalchemy.orm import Session
 
 from zhiban.core.clock import Clock, FrozenClock
+from zhiban.engine import enqueue
 from zhiban.identity import service as identity
 from zhiban.identity.model import Principal, Role
 from zhiban.identity.service import principal_of
+from zhiban.kb.jobs import SEED_DEMO
 from zhiban.tickets import service as tickets
 from zhiban.tickets.model import Channel
 
@@ -82,6 +84,8 @@ def seed_demo(session: Session, clock: Clock) -> list[DemoLogin]:
         )
         customers[slug] = principal_of(person)
         logins.append(DemoLogin(email, Role.CUSTOMER.value, name))
+    # The 288-article corpus takes seconds to index: a job does it, so `serve` answers at once.
+    enqueue(session, SEED_DEMO, {}, due_at=clock.now(), dedup_key="demo:kb")
     now = clock.now()
     for i, (slug, prio, subject, body) in enumerate(TICKETS):
         # Spread the demo tickets over the last hours so the queue looks like a real night.
