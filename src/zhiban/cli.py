@@ -140,10 +140,14 @@ def serve(
         if logins:
             _print_logins(logins)
     from zhiban.mail.inbound import start_inbound
+    from zhiban.telemetry.live import start_live_simulation, start_telemetry
 
     stop = threading.Event()
     worker_thread = _start_worker(desk, stop)
     inbound = start_inbound(desk)  # ZHIBAN_INBOUND_SMTP_PORT=0 (the default) keeps it off
+    telemetry = start_telemetry(desk, stop)
+    if settings.simulate:
+        start_live_simulation(desk, stop)  # the demo's apps send traffic, so dashboards are alive at once
     bind_host, bind_port = host or settings.host, port or settings.port
     console.print(f"zhiban is on duty at http://{bind_host}:{bind_port}  (API docs: /docs)")
     try:
@@ -152,6 +156,8 @@ def serve(
         # Let running jobs finish or be released now, rather than waiting for their leases to expire.
         stop.set()
         inbound.stop()
+        if telemetry.thread:
+            telemetry.thread.join(timeout=30)  # the pipeline saves its open windows
         worker_thread.join(timeout=30)
 
 

@@ -122,34 +122,67 @@ ISOLATION_CASES = [
         frozenset({401}),
     ),
     # Incidents: alert intake is keyed by integration secrets, the rest is staff-only or org-scoped.
-    Case("POST", "/v2/enqueue", lambda f: ("/v2/enqueue", {"routing_key": "0" * 32, "event_action": "trigger"}),
-         frozenset({400})),
-    Case("POST", "/api/v1/integrations/alertmanager/{key}",
-         lambda f: ("/api/v1/integrations/alertmanager/not-a-key", {}), frozenset({404})),
-    Case("POST", "/api/v1/integrations/webhook/{key}",
-         lambda f: ("/api/v1/integrations/webhook/not-a-key", {}), frozenset({404})),
+    Case(
+        "POST",
+        "/v2/enqueue",
+        lambda f: ("/v2/enqueue", {"routing_key": "0" * 32, "event_action": "trigger"}),
+        frozenset({400}),
+    ),
+    Case(
+        "POST",
+        "/api/v1/integrations/alertmanager/{key}",
+        lambda f: ("/api/v1/integrations/alertmanager/not-a-key", {}),
+        frozenset({404}),
+    ),
+    Case(
+        "POST",
+        "/api/v1/integrations/webhook/{key}",
+        lambda f: ("/api/v1/integrations/webhook/not-a-key", {}),
+        frozenset({404}),
+    ),
     Case("POST", "/api/v1/heartbeats/{key}", lambda f: ("/api/v1/heartbeats/not-a-key", None), frozenset({404})),
     Case("GET", "/api/v1/incidents", lambda f: ("/api/v1/incidents", None), frozenset({200}), _no_liveco_data),
     Case("GET", "/api/v1/incidents/{incident_id}", lambda f: ("/api/v1/incidents/no-such-incident", None)),
     Case("POST", "/api/v1/incidents/{incident_id}/acknowledge", lambda f: ("/api/v1/incidents/x/acknowledge", None)),
     Case("POST", "/api/v1/incidents/{incident_id}/resolve", lambda f: ("/api/v1/incidents/x/resolve", None)),
     Case("POST", "/api/v1/incidents/{incident_id}/notes", lambda f: ("/api/v1/incidents/x/notes", {"body": "n"})),
-    Case("POST", "/api/v1/incidents/{incident_id}/responders",
-         lambda f: ("/api/v1/incidents/x/responders", {"person": f.world.agent_id})),
+    Case(
+        "POST",
+        "/api/v1/incidents/{incident_id}/responders",
+        lambda f: ("/api/v1/incidents/x/responders", {"person": f.world.agent_id}),
+    ),
     Case("GET", "/api/v1/escalation-policies", lambda f: ("/api/v1/escalation-policies", None)),
-    Case("POST", "/api/v1/escalation-policies", lambda f: ("/api/v1/escalation-policies", {
-        "name": "p", "levels": [{"delay_minutes": 5, "targets": [{"kind": "person", "ref": f.world.agent_id}]}]})),
+    Case(
+        "POST",
+        "/api/v1/escalation-policies",
+        lambda f: (
+            "/api/v1/escalation-policies",
+            {"name": "p", "levels": [{"delay_minutes": 5, "targets": [{"kind": "person", "ref": f.world.agent_id}]}]},
+        ),
+    ),
     Case("GET", "/api/v1/incident-services", lambda f: ("/api/v1/incident-services", None)),
     Case("POST", "/api/v1/incident-services", lambda f: ("/api/v1/incident-services", {"name": "s"})),
     Case("GET", "/api/v1/integrations", lambda f: ("/api/v1/integrations", None)),
-    Case("POST", "/api/v1/integrations",
-         lambda f: ("/api/v1/integrations", {"type": "events-v2", "service": "LiveCo app"})),
+    Case(
+        "POST",
+        "/api/v1/integrations",
+        lambda f: ("/api/v1/integrations", {"type": "events-v2", "service": "LiveCo app"}),
+    ),
     Case("GET", "/api/v1/contact-methods", lambda f: (f"/api/v1/contact-methods?person_id={f.world.alice_id}", None)),
-    Case("POST", "/api/v1/contact-methods", lambda f: ("/api/v1/contact-methods", {
-        "channel": "email", "config": {"to": ["x@y.test"]}, "person_id": f.world.alice_id})),
+    Case(
+        "POST",
+        "/api/v1/contact-methods",
+        lambda f: (
+            "/api/v1/contact-methods",
+            {"channel": "email", "config": {"to": ["x@y.test"]}, "person_id": f.world.alice_id},
+        ),
+    ),
     Case("GET", "/api/v1/notification-rules", lambda f: ("/api/v1/notification-rules", None)),
-    Case("POST", "/api/v1/notification-rules",
-         lambda f: ("/api/v1/notification-rules", {"contact_method_id": "x", "person_id": f.world.alice_id})),
+    Case(
+        "POST",
+        "/api/v1/notification-rules",
+        lambda f: ("/api/v1/notification-rules", {"contact_method_id": "x", "person_id": f.world.alice_id}),
+    ),
     Case("GET", "/api/v1/notifications", lambda f: ("/api/v1/notifications?subject_id=x", None)),
     # Knowledge base: internal articles never reach customers; writes are for staff.
     Case(
@@ -246,7 +279,11 @@ ISOLATION_CASES = [
         "/api/v1/schedules/{schedule_id}/overrides/{override_id}",
         lambda f: ("/api/v1/schedules/" + "a" * 32 + "/overrides/1", None),
     ),
-    Case("GET", "/api/v1/schedules/{schedule_id}/shifts", lambda f: ("/api/v1/schedules/" + "a" * 32 + "/shifts", None)),
+    Case(
+        "GET",
+        "/api/v1/schedules/{schedule_id}/shifts",
+        lambda f: ("/api/v1/schedules/" + "a" * 32 + "/shifts", None),
+    ),
     Case(
         "POST",
         "/api/v1/schedules/{schedule_id}/ical-token",

@@ -314,6 +314,25 @@ class Aggregator:
             state.closed_until = max(state.closed_until, oldest + self.window_ms)
 
     # -- windows ------------------------------------------------------------------------------------------
+    def resume(self, app_id: str, closed_until: datetime | int) -> None:
+        """Treat the app's windows before `closed_until` as closed already (persisted by an earlier run).
+
+        A restarted consumer gets unacknowledged batches again; their reports for windows it persisted
+        before the restart are then dropped as late instead of being counted a second time.
+        """
+        state = self._apps.get(app_id) or self._apps.setdefault(app_id, _AppState(app_id))
+        until = _as_ms(closed_until)
+        state.closed_until = max(state.closed_until, until - until % self.window_ms)
+        for start in [s for s in state.windows if s < state.closed_until]:
+            del state.windows[start]  # already persisted by that earlier run
+
+    def closed_until(self, app_id: str) -> datetime | None:
+        """Every window of the app that starts before this moment is closed (None: none closed yet)."""
+        state = self._apps.get(app_id)
+        if state is None or state.closed_until < 0:
+            return None
+        return ms_to_datetime(state.closed_until)
+
     def watermark(self, app_id: str) -> datetime | None:
         """The app's automatic watermark: newest event time seen minus the allowed lateness."""
         state = self._apps.get(app_id)

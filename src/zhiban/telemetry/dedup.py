@@ -62,19 +62,26 @@ class Deduplicator:
         """Identities currently remembered."""
         return sum(b.size for b in self._buckets.values())
 
-    def fresh(self, batch: ReportBatch) -> NDArray[np.bool_]:
-        """True for reports not seen before (and remember them); duplicates within the batch count too."""
+    def fresh(self, batch: ReportBatch, *, remember: bool = True) -> NDArray[np.bool_]:
+        """True for reports not seen before (and remember them); duplicates within the batch count too.
+
+        With remember=False it only looks: nothing is stored or counted (an ingest edge checks first and
+        remembers only once the batch is safely handed on, so a failed hand-off can be retried).
+        """
         n = len(batch)
         keep = np.ones(n, dtype=bool)
         if n == 0:
             return keep
         ts = batch.ts_ms
         identity = combine(batch.session_keys(), ts.astype(np.uint64))
-        self._newest_ts = max(self._newest_ts, int(ts.max()))
-        horizon = self._newest_ts - self.horizon_ms
+        newest = max(self._newest_ts, int(ts.max()))
+        if remember:
+            self._newest_ts = newest
+        horizon = newest - self.horizon_ms
         bucket_of = ts - ts % self.bucket_ms
         expired = ts < horizon
-        self.expired += int(expired.sum())
+        if remember:
+            self.expired += int(expired.sum())
         # Repeats inside the batch: only the first sighting is fresh.
         _, first_index = np.unique(identity, return_index=True)
         first_sighting = np.zeros(n, dtype=bool)
@@ -82,11 +89,15 @@ class Deduplicator:
         keep &= first_sighting | expired
         for start in np.unique(bucket_of[~expired]).tolist():
             rows = np.flatnonzero((bucket_of == start) & ~expired)
-            bucket = self._buckets.setdefault(start, _Bucket())
+            bucket = self._buckets.get(start) if not remember else self._buckets.setdefault(start, _Bucket())
+            if bucket is None:
+                continue
             seen = bucket.contains(identity[rows])
             keep[rows[seen]] = False
-            new_rows = rows[~seen & first_sighting[rows]]
-            bucket.add(identity[new_rows])
+            if remember:
+                bucket.add(identity[rows[~seen & first_sighting[rows]]])
+        if not remember:
+            return keep
         self.duplicates += int(n - keep.sum())
         self._evict(horizon)
         return keep
