@@ -45,6 +45,10 @@ class Desk:
         if not self.secret_key:
             self.secret_key = _secret_key(self.settings)
         self.sessions: sessionmaker[Session] = session_factory(self.db)
+        # Every edge (web, worker, CLI) records ticket events; the features that react must be subscribed.
+        from zhiban.features import load_hooks
+
+        load_hooks()
 
     @property
     def db(self) -> Engine:

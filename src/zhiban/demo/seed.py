@@ -54,6 +54,9 @@ def seed_demo(session: Session, clock: Clock) -> list[DemoLogin]:
 
     if person_by_email(session, STAFF[0][0]) is not None:
         return []
+    from zhiban.sla.service import ensure_plans
+
+    ensure_plans(session, clock)
     logins: list[DemoLogin] = []
     staff = []
     for email, name, role, tz, lang in STAFF:

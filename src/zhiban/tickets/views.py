@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from zhiban.core.errors import ZhibanError
 from zhiban.identity.store import OrganizationRow, PersonRow
+from zhiban.sla import service as sla_service
 from zhiban.tickets import service
 from zhiban.tickets.model import AGENT_MOVES, CUSTOMER_MOVES, Channel, Status
 from zhiban.web.deps import DB, ClockDep, CurrentPrincipal
@@ -20,14 +21,23 @@ router = APIRouter(include_in_schema=False)
 
 
 @router.get("/agent/queue", response_class=HTMLResponse)
-def queue(request: Request, session: DB, principal: CurrentPrincipal) -> Response:
+def queue(request: Request, session: DB, clock: ClockDep, principal: CurrentPrincipal) -> Response:
     principal.require_staff()
-    tickets = service.list_tickets(session, principal, open_only=True, queue_order=True, limit=200)
+    items = sla_service.queue_order(session, principal, limit=200, clock=clock)
+    tickets = [item.ticket for item in items]
+    badges = {item.ticket.id: item.badge for item in items}
     org_ids = {t.organization_id for t in tickets}
     orgs = dict(
         session.execute(select(OrganizationRow.id, OrganizationRow.name).where(OrganizationRow.id.in_(org_ids))).all()
     )
-    return render(request, "queue.html", tickets=tickets, orgs=orgs, open_count=service.count_open(session, principal))
+    return render(
+        request,
+        "queue.html",
+        tickets=tickets,
+        badges=badges,
+        orgs=orgs,
+        open_count=service.count_open(session, principal),
+    )
 
 
 @router.get("/tickets/{ticket_id}", response_class=HTMLResponse)

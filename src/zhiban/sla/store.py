@@ -1,0 +1,176 @@
+"""Tables of SLA plans, policy rules and versions, per-ticket SLA state, clocks, their history, notifications.
+
+`sla_clocks` is a materialized view of the ticket event log (replayed by sla.model.compute_clocks);
+`sla_tickets` holds what a replay needs besides the log (the plan, policy and calendar version in force when
+the ticket was filed) and the queue's sort key.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+    select,
+)
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from zhiban.store.db import Base, UTCDateTime
+
+
+class PlanRow(Base):
+    __tablename__ = "sla_plans"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)  # what OrganizationRow.plan holds, lower case
+    name: Mapped[str] = mapped_column(String(100))
+    proactive_warning: Mapped[bool] = mapped_column(Boolean, default=False)
+    # {"P1": [{"metric": "first_response", "minutes": 15, "calendar": "24x7"}, ...], ...}
+    targets: Mapped[dict[str, list[dict[str, Any]]]] = mapped_column(JSON)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class PolicyRuleRow(Base):
+    """A rule checked before the plans' own rules, in `position` order (e.g. a category or channel exception)."""
+
+    __tablename__ = "sla_policy_rules"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    position: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(100))
+    plan: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    priority: Mapped[str | None] = mapped_column(String(2), nullable=True)
+    channel: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    category: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    targets: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class PolicyVersionRow(Base):
+    """The whole effective policy (rules, then plan rules) from `created_at` on; never changed."""
+
+    __tablename__ = "sla_policy_versions"
+
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    rules: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    warning_fraction: Mapped[float] = mapped_column(Float, default=0.75)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class OrganizationCalendarRow(Base):
+    """Which calendar an organization's business-hour targets count on (default: its country and zone)."""
+
+    __tablename__ = "sla_organization_calendars"
+
+    organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True)
+    calendar_id: Mapped[str] = mapped_column(ForeignKey("calendars.id", ondelete="RESTRICT"))
+
+
+class SlaTicketRow(Base):
+    __tablename__ = "sla_tickets"
+
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True)
+    plan: Mapped[str] = mapped_column(String(64))
+    policy_version: Mapped[int] = mapped_column(Integer)
+    calendar_id: Mapped[str] = mapped_column(ForeignKey("calendars.id", ondelete="RESTRICT"), index=True)
+    calendar_version: Mapped[int] = mapped_column(Integer)
+    is_open: Mapped[bool] = mapped_column(Boolean)
+    # Nearest due time among running or overdue clocks (overdue ones are in the past, so they sort first);
+    # tickets without one sort after, by priority then age. Epoch microseconds: one index serves the queue.
+    sort_key: Mapped[int] = mapped_column(BigInteger)
+    urgent_metric: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    urgent_cycle: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    urgent_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    computed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (Index("ix_sla_tickets_queue", "is_open", "sort_key", "ticket_id"),)
+
+
+class ClockRow(Base):
+    __tablename__ = "sla_clocks"
+
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True)
+    metric: Mapped[str] = mapped_column(String(32), primary_key=True)
+    cycle: Mapped[int] = mapped_column(Integer, primary_key=True)
+    state: Mapped[str] = mapped_column(String(16))
+    calendar: Mapped[str] = mapped_column(String(16))  # "24x7" or "business"
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    warning_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    breached_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    fulfilled_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    business_seconds_used: Mapped[float] = mapped_column(Float)
+    target_seconds: Mapped[int] = mapped_column(Integer)
+    # When the warning and breach timers are armed (None: no timer); a timer may fire early and re-arm itself.
+    warning_timer_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    breach_timer_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+    __table_args__ = (Index("ix_sla_clocks_state_due", "state", "due_at"),)
+
+
+class ClockChangeRow(Base):
+    """History: each time a clock started, moved its due time, paused, resumed, was met or breached."""
+
+    __tablename__ = "sla_clock_history"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), index=True)
+    metric: Mapped[str] = mapped_column(String(32))
+    cycle: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(16))
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    reason: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class NotificationRow(Base):
+    __tablename__ = "sla_notifications"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    person_id: Mapped[str] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"))
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
+    metric: Mapped[str] = mapped_column(String(32))
+    cycle: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(16))  # warning | breach
+    level: Mapped[str] = mapped_column(String(16))  # assignee | team_lead | manager
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    read_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    emailed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    email_error: Mapped[str | None] = mapped_column(String(500), nullable=True)
+
+    __table_args__ = (
+        UniqueConstraint("ticket_id", "metric", "cycle", "kind", "person_id", name="uq_sla_notifications_once"),
+        Index("ix_sla_notifications_person", "person_id", "created_at"),
+    )
+
+
+def plans_in_order(session: Session) -> list[PlanRow]:
+    return list(session.scalars(select(PlanRow).order_by(PlanRow.position, PlanRow.key)))
+
+
+def rules_in_order(session: Session) -> list[PolicyRuleRow]:
+    return list(session.scalars(select(PolicyRuleRow).order_by(PolicyRuleRow.position, PolicyRuleRow.id)))
+
+
+def latest_policy_version(session: Session) -> PolicyVersionRow | None:
+    return session.scalar(select(PolicyVersionRow).order_by(PolicyVersionRow.version.desc()).limit(1))
+
+
+def clocks_of(session: Session, ticket_id: int) -> list[ClockRow]:
+    query = select(ClockRow).where(ClockRow.ticket_id == ticket_id).order_by(ClockRow.metric, ClockRow.cycle)
+    return list(session.scalars(query))
+
+
+def history_of(session: Session, ticket_id: int, limit: int = 500) -> list[ClockChangeRow]:
+    query = select(ClockChangeRow).where(ClockChangeRow.ticket_id == ticket_id)
+    return list(session.scalars(query.order_by(ClockChangeRow.id).limit(limit)))
