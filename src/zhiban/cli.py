@@ -33,6 +33,11 @@ def _mount_feature_commands() -> None:
 
     for module in feature_modules("cli"):
         app.add_typer(module.app, name=module.__name__.split(".")[1])
+        # A feature may also offer top-level commands and groups (e.g. `zhiban ack`, `zhiban simulate`).
+        for name, group in getattr(module, "root_groups", {}).items():
+            app.add_typer(group, name=name)
+        for name, command in getattr(module, "root_commands", {}).items():
+            app.command(name)(command)
 
 
 console = Console()

@@ -46,9 +46,13 @@ class Desk:
             self.secret_key = _secret_key(self.settings)
         self.sessions: sessionmaker[Session] = session_factory(self.db)
         # Every edge (web, worker, CLI) records ticket events; the features that react must be subscribed.
-        from zhiban.features import load_hooks
+        # A feature's hooks may also take what it needs from the desk (e.g. the key that signs links).
+        from zhiban.features import feature_modules
 
-        load_hooks()
+        for module in feature_modules("hooks"):
+            configure = getattr(module, "configure", None)
+            if configure is not None:
+                configure(self)
 
     @property
     def db(self) -> Engine:

@@ -362,6 +362,38 @@ ISOLATION_CASES = [
     Case(
         "POST", "/api/v1/calendars/{calendar_id}/ical", lambda f: ("/api/v1/calendars/x/ical", None), frozenset({403})
     ),
+    # Reports: a customer reads figures of its own organization only; naming another is "not found".
+    Case(
+        "GET",
+        "/api/v1/reports/{figure}",
+        lambda f: (f"/api/v1/reports/first_response?organization_id={f.world.liveco}", None),
+        frozenset({404}),
+    ),
+    Case("GET", "/api/v1/reports/{figure}", lambda f: ("/api/v1/reports/backlog", None), frozenset({200}),
+         _no_liveco_data),
+    Case(
+        "GET",
+        "/api/v1/reports/{figure}.csv",
+        lambda f: (f"/api/v1/reports/breaches.csv?organization_id={f.world.liveco}", None),
+        frozenset({404}),
+    ),
+    Case("GET", "/api/v1/reports/{figure}.csv", lambda f: ("/api/v1/reports/pages_per_person.csv", None),
+         frozenset({403})),
+    # Status pages: the public page carries no tenant's data; a private page, its feed and subscriptions are the
+    # organization's own; public updates are written by staff.
+    Case("GET", "/api/v1/status", lambda f: ("/api/v1/status", None), frozenset({200}), _no_liveco_data),
+    Case("GET", "/api/v1/status/organizations/{slug}", lambda f: ("/api/v1/status/organizations/liveco", None)),
+    Case(
+        "POST",
+        "/api/v1/status/subscriptions",
+        lambda f: ("/api/v1/status/subscriptions", {"organization": "liveco", "email": "bob@classmate.test"}),
+    ),
+    Case(
+        "POST",
+        "/api/v1/status/incidents/{incident_id}/updates",
+        lambda f: ("/api/v1/status/incidents/x/updates", {"status": "identified", "body": "b"}),
+        frozenset({403}),
+    ),
 ]
 
 # Routes that carry no tenant data at all.

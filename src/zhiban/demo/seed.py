@@ -96,4 +96,9 @@ def seed_demo(session: Session, clock: Clock) -> list[DemoLogin]:
         tickets.create_ticket(
             session, ticket_clock, customers[slug], subject=subject, body=body, priority=prio, channel=Channel.PORTAL
         )
+    from zhiban.incidents.integrations import seed_demo_integrations
+    from zhiban.oncall.service import seed_demo_schedules
+
+    seed_demo_schedules(session, clock)
+    seed_demo_integrations(session, clock)
     return logins

@@ -183,14 +183,5 @@ def prune() -> None:
     typer.echo(orjson.dumps(deleted).decode())
 
 
-def _register_top_level() -> None:
-    """Also offer `zhiban simulate` (the README's command), next to `zhiban telemetry simulate`."""
-    try:
-        from zhiban.cli import app as root
-    except ImportError:  # pragma: no cover - the package always has its CLI
-        return
-    if not any(getattr(c, "name", None) == "simulate" for c in root.registered_commands):
-        root.command("simulate", help="Generate RTC traffic (see `zhiban telemetry simulate`).")(simulate)
-
-
-_register_top_level()
+# Mounted at the top level by zhiban.cli: `zhiban simulate` is the README's command.
+root_commands = {"simulate": simulate}

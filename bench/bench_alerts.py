@@ -1,0 +1,409 @@
+"""Alert intake under load: Events v2 at a fixed rate against a real uvicorn server, then paging latency.
+
+    .venv/bin/python bench/bench_alerts.py [--db sqlite|postgres|both] [--rate 1000] [--seconds 20]
+                                           [--new-share 0.05] [--alerta]
+
+An open-loop generator (bounded: rate × seconds requests, 127.0.0.1 only) sends triggers, `new-share`
+of them with a new dedup key and the rest repeats. Latency counts from each request's scheduled send
+time, so a server that falls behind shows it. Afterwards the database is counted (every accepted event
+is in an alert's event_count; one incident per new key) and trigger → first page handed to its channel
+is read from the timestamps. Targets: p99 < 50 ms intake, p99 < 1 s to the first page.
+With --alerta, alerta-server from PyPI in a throwaway venv under /tmp gets the same load on /alert.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+POSTGRES_URL = os.environ.get("ZHIBAN_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+INTAKE_P99_TARGET_MS = 50.0
+PAGE_P99_TARGET_S = 1.0
+CONNECTIONS = 48
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+# --- the server under test (a child process) ------------------------------------------------------
+
+
+def serve(db_url: str, port: int, key_file: str) -> None:
+    """Child mode: create the schema and a service with a policy, then run web + worker like `zhiban serve`."""
+    sys.path.insert(0, str(ROOT / "src"))
+    import uvicorn
+
+    import zhiban.store.models  # noqa: F401
+    from zhiban.core.settings import Settings
+    from zhiban.desk import Desk
+    from zhiban.engine import Worker
+    from zhiban.handlers import desk_registry
+    from zhiban.identity import service as identity
+    from zhiban.identity.model import Role
+    from zhiban.incidents import integrations, service
+    from zhiban.store.db import Base
+    from zhiban.web.app import create_app
+
+    settings = Settings(database_url=db_url, var_dir=tempfile.mkdtemp(), demo=False, simulate=False)
+    desk = Desk(settings=settings, secret_key="bench")
+    Base.metadata.create_all(desk.db)
+    service.configure_links(secret_key="bench", base_url="http://127.0.0.1")
+    with desk.transaction() as s:
+        agent = identity.create_person(s, desk.clock, email="oncall@vendor.test", name="On-call", role=Role.AGENT)
+        policy = service.create_policy(
+            s, desk.clock, name="bench", levels=[{"delay_minutes": 5, "targets": [{"kind": "person", "ref": agent.id}]}]
+        )
+        svc = service.create_service(s, desk.clock, name="media network cn-east", policy=policy.id)
+        key = integrations.create_integration(s, desk.clock, type_="events-v2", service_ref=svc.id).key
+    Path(key_file).write_text(key)
+    stop = threading.Event()
+    # Pages go by e-mail with no SMTP server: "handed to the channel" is what is measured, not a mail relay.
+    worker = Worker(desk.sessions, desk_registry(), desk.clock, concurrency=4, poll=timedelta(seconds=0.05))
+    threading.Thread(target=worker.run_forever, args=(stop,), daemon=True).start()
+    uvicorn.run(create_app(desk), host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    stop.set()
+
+
+# --- the load generator ---------------------------------------------------------------------------
+
+
+async def _connection(
+    port: int, path: str, bodies: list[tuple[float, bytes]], start: float, latencies: list[float], codes: dict[int, int]
+) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        for offset, body in bodies:
+            delay = start + offset - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            head = (
+                f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n"
+            ).encode()
+            writer.write(head + body)
+            await writer.drain()
+            status_line = await reader.readline()
+            length = 0
+            while True:
+                line = await reader.readline()
+                if line in (b"\r\n", b""):
+                    break
+                name, _, value = line.decode().partition(":")
+                if name.lower() == "content-length":
+                    length = int(value)
+            await reader.readexactly(length)
+            code = int(status_line.split()[1])
+            codes[code] = codes.get(code, 0) + 1
+            latencies.append((time.perf_counter() - (start + offset)) * 1000)
+    finally:
+        writer.close()
+
+
+def run_load(
+    port: int, path: str, make_body: Any, rate: int, seconds: float
+) -> tuple[list[float], dict[int, int], float]:
+    """Send rate × seconds requests, evenly spaced, over CONNECTIONS keep-alive connections."""
+    total = int(rate * seconds)
+    schedule = [(i / rate, make_body(i)) for i in range(total)]
+    per_conn: list[list[tuple[float, bytes]]] = [schedule[c::CONNECTIONS] for c in range(CONNECTIONS)]
+    latencies: list[float] = []
+    codes: dict[int, int] = {}
+
+    async def main() -> float:
+        start = time.perf_counter() + 0.2
+        await asyncio.gather(*(_connection(port, path, b, start, latencies, codes) for b in per_conn))
+        return time.perf_counter() - start
+
+    elapsed = asyncio.run(main())
+    return latencies, codes, elapsed
+
+
+def wait_http(port: int, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit(f"server on port {port} did not start")
+
+
+# --- zhiban ---------------------------------------------------------------------------------------
+
+
+def fresh_db(kind: str, workdir: Path) -> tuple[str, Any]:
+    if kind == "sqlite":
+        return f"sqlite:///{workdir / 'bench.db'}", None
+    from sqlalchemy import create_engine, text
+
+    schema = "bench_" + uuid.uuid4().hex[:10]
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+
+    def drop() -> None:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+    return f"{POSTGRES_URL}?options=-csearch_path%3D{schema}", drop
+
+
+def bench_zhiban(kind: str, rate: int, seconds: float, new_share: float) -> dict[str, Any]:
+    sys.path.insert(0, str(ROOT / "src"))
+    workdir = Path(tempfile.mkdtemp(prefix="zhiban-bench-"))
+    db_url, drop = fresh_db(kind, workdir)
+    port = free_port()
+    key_file = workdir / "key"
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), ZHIBAN_LOG_LEVEL="WARNING")
+    server = subprocess.Popen(
+        [sys.executable, __file__, "--serve", db_url, str(port), str(key_file)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=open(workdir / "server.log", "wb"),  # noqa: SIM115
+    )
+    try:
+        wait_http(port)
+        while not key_file.exists():
+            time.sleep(0.1)
+        key = key_file.read_text()
+        rng = random.Random(7)
+        new_keys: list[str] = []
+
+        def body(i: int) -> bytes:
+            if not new_keys or rng.random() < new_share:
+                new_keys.append(f"alert-{i}")
+                dedup = new_keys[-1]
+            else:
+                dedup = new_keys[rng.randrange(len(new_keys))]
+            return json.dumps(
+                {
+                    "routing_key": key,
+                    "event_action": "trigger",
+                    "dedup_key": dedup,
+                    "payload": {"summary": f"{dedup} packet loss", "source": "sh-edge-07", "severity": "critical"},
+                }
+            ).encode()
+
+        latencies, codes, elapsed = run_load(port, "/v2/enqueue", body, rate, seconds)
+        time.sleep(3)  # let the worker hand out the last pages
+        counts = count_zhiban(db_url)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        if drop:
+            drop()
+    accepted = codes.get(202, 0)
+    return {
+        "db": kind,
+        "sent": len(latencies),
+        "accepted": accepted,
+        "codes": codes,
+        "achieved_rate": len(latencies) / elapsed,
+        "p50_ms": percentile(latencies, 0.5),
+        "p99_ms": percentile(latencies, 0.99),
+        "new_keys": len(set(new_keys)),
+        **counts,
+        "lost_events": accepted - counts["events_in_db"],
+    }
+
+
+def count_zhiban(db_url: str) -> dict[str, Any]:
+    from sqlalchemy import func, select
+
+    import zhiban.store.models  # noqa: F401
+    from zhiban.incidents.store import AlertRow, IncidentRow
+    from zhiban.notify.store import NotificationRow
+    from zhiban.store.db import make_engine, session_factory, transaction
+
+    engine = make_engine(db_url)
+    with transaction(session_factory(engine)) as s:
+        events = int(s.scalar(select(func.coalesce(func.sum(AlertRow.event_count), 0))) or 0)
+        incidents = int(s.scalar(select(func.count()).select_from(IncidentRow)) or 0)
+        first_page = (
+            select(NotificationRow.subject_id, func.min(NotificationRow.handed_at).label("handed"))
+            .group_by(NotificationRow.subject_id)
+            .subquery()
+        )
+        rows = s.execute(
+            select(IncidentRow.triggered_at, first_page.c.handed).join(
+                first_page, first_page.c.subject_id == IncidentRow.id
+            )
+        ).all()
+    engine.dispose()
+    from datetime import UTC
+
+    delays = [
+        ((handed if handed.tzinfo else handed.replace(tzinfo=UTC)) - trig).total_seconds()
+        for trig, handed in rows
+        if handed is not None
+    ]
+    return {
+        "events_in_db": events,
+        "incidents": incidents,
+        "paged_incidents": len(delays),
+        "page_p50_s": percentile(delays, 0.5),
+        "page_p99_s": percentile(delays, 0.99),
+    }
+
+
+# --- alerta-server, for comparison ----------------------------------------------------------------
+
+
+def bench_alerta(rate: int, seconds: float, new_share: float) -> dict[str, Any] | str:
+    """alerta-server from PyPI in /tmp/alerta-venv on PostgreSQL; returns figures, or why it could not run."""
+    venv = Path("/tmp/alerta-venv")
+    python = venv / "bin" / "python"
+    if not python.exists():
+        made = subprocess.run([sys.executable, "-m", "venv", str(venv)], capture_output=True, text=True)
+        if made.returncode:
+            return f"could not make a venv: {made.stderr[-300:]}"
+    pip = subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", "alerta-server", "psycopg2-binary", "gunicorn"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    if pip.returncode:
+        return f"pip install alerta-server failed: {pip.stderr[-500:]}"
+    from sqlalchemy import create_engine, text
+
+    dbname = "alerta_" + uuid.uuid4().hex[:8]
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{dbname}"'))
+    port = free_port()
+    base = POSTGRES_URL.replace("postgresql+psycopg://", "postgres://").rsplit("/", 1)[0]
+    workdir = Path(tempfile.mkdtemp(prefix="alerta-bench-"))
+    config = workdir / "alertad.conf"
+    config.write_text(f"DATABASE_URL = '{base}/{dbname}'\nAUTH_REQUIRED = False\nPLUGINS = []\n")
+    env = dict(os.environ, ALERTA_SVR_CONF_FILE=str(config))
+    server = subprocess.Popen(
+        [str(venv / "bin" / "gunicorn"), "-w", "1", "--threads", "8", "-b", f"127.0.0.1:{port}", "alerta:create_app()"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=open(workdir / "alerta.log", "wb"),  # noqa: SIM115
+        cwd=workdir,
+    )
+    try:
+        wait_http(port)
+        time.sleep(2)
+        rng = random.Random(7)
+        names: list[str] = []
+
+        def body(i: int) -> bytes:
+            if not names or rng.random() < new_share:
+                names.append(f"alert-{i}")
+                resource = names[-1]
+            else:
+                resource = names[rng.randrange(len(names))]
+            return json.dumps(
+                {"resource": resource, "event": "PacketLoss", "environment": "Production", "severity": "critical",
+                 "service": ["media network cn-east"], "text": f"{resource} packet loss", "origin": "bench"}
+            ).encode()  # fmt: skip
+
+        latencies, codes, elapsed = run_load(port, "/alert", body, rate, seconds)
+        ok = codes.get(201, 0) + codes.get(202, 0)
+        if not ok:
+            return f"alerta answered no alert with 201: {codes}; log: {(workdir / 'alerta.log').read_text()[-500:]}"
+        engine = create_engine(f"{POSTGRES_URL.rsplit('/', 1)[0]}/{dbname}")
+        with engine.connect() as conn:
+            stored = conn.execute(text("select count(*), coalesce(sum(duplicate_count + 1), 0) from alerts")).one()
+        engine.dispose()
+        return {
+            "sent": len(latencies),
+            "accepted": ok,
+            "codes": codes,
+            "achieved_rate": len(latencies) / elapsed,
+            "p50_ms": percentile(latencies, 0.5),
+            "p99_ms": percentile(latencies, 0.99),
+            "alerts": int(stored[0]),
+            "events_in_db": int(stored[1]),
+        }
+    finally:
+        server.terminate()
+        try:
+            server.wait(20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        time.sleep(1)
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--serve":
+        serve(sys.argv[2], int(sys.argv[3]), sys.argv[4])
+        return
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--db", choices=["sqlite", "postgres", "both"], default="both")
+    parser.add_argument("--rate", type=int, default=1000)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--new-share", type=float, default=0.05)
+    parser.add_argument("--alerta", action="store_true", help="also run alerta-server on PostgreSQL")
+    args = parser.parse_args()
+    if not (1 <= args.rate <= 5000 and 1 <= args.seconds <= 120 and 0 <= args.new_share <= 1):
+        raise SystemExit("rate 1..5000, seconds 1..120, new-share 0..1")
+    results = {}
+    for kind in ["sqlite", "postgres"] if args.db == "both" else [args.db]:
+        result = bench_zhiban(kind, args.rate, args.seconds, args.new_share)
+        results[kind] = result
+        print(
+            f"zhiban/{kind}: {result['sent']} sent at {result['achieved_rate']:.0f}/s, codes {result['codes']}; "
+            f"intake p50 {result['p50_ms']:.1f} ms p99 {result['p99_ms']:.1f} ms (target {INTAKE_P99_TARGET_MS:.0f}, "
+            f"ratio {result['p99_ms'] / INTAKE_P99_TARGET_MS:.2f}); events in DB {result['events_in_db']} "
+            f"(lost {result['lost_events']}); incidents {result['incidents']} for {result['new_keys']} new keys; "
+            f"trigger→first page p50 {result['page_p50_s']:.3f} s p99 {result['page_p99_s']:.3f} s "
+            f"(target {PAGE_P99_TARGET_S:.0f}, ratio {result['page_p99_s'] / PAGE_P99_TARGET_S:.2f}) "
+            f"over {result['paged_incidents']} paged incidents"
+        )
+    if args.alerta:
+        alerta = bench_alerta(args.rate, args.seconds, args.new_share)
+        if isinstance(alerta, str):
+            print(f"alerta-server: not measured: {alerta}")
+        else:
+            print(
+                f"alerta/postgres: {alerta['sent']} sent at {alerta['achieved_rate']:.0f}/s, codes {alerta['codes']}; "
+                f"intake p50 {alerta['p50_ms']:.1f} ms p99 {alerta['p99_ms']:.1f} ms; alerts {alerta['alerts']}, "
+                f"events in DB {alerta['events_in_db']}"
+            )
+            if "postgres" in results:
+                ours = results["postgres"]
+                print(
+                    f"zhiban/alerta on PostgreSQL: p99 ratio {ours['p99_ms'] / alerta['p99_ms']:.2f}, "
+                    f"p50 ratio {ours['p50_ms'] / alerta['p50_ms']:.2f} (below 1: zhiban faster)"
+                )
+
+
+if __name__ == "__main__":
+    main()

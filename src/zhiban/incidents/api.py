@@ -1,0 +1,393 @@
+"""Incident API: alert intake (Events v2, Alertmanager, webhook, heartbeats), incidents, services, policies.
+
+`POST /v2/enqueue` answers in PagerDuty's own shape, not problem JSON: monitoring tools that speak
+Events API v2 (Grafana, Datadog, Zabbix, pdagent…) read `status`/`message`/`errors` and the 202/400/429
+codes exactly as PagerDuty sends them, so zhiban can stand in for PagerDuty without changing them.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import datetime
+from typing import Any, Literal
+
+import orjson
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from zhiban.core.errors import InvalidInput, TooLarge
+from zhiban.identity.model import Principal
+from zhiban.incidents import integrations, service
+from zhiban.incidents.model import EventRejected
+from zhiban.incidents.store import EscalationPolicyRow, IncidentRow, IntegrationRow, ServiceRow
+from zhiban.web.deps import DB, ClockDep, CurrentPrincipal, desk_of
+from zhiban.web.fields import Ident, Limit, LongText, Offset, ShortText
+
+router = APIRouter(tags=["incidents"])
+
+MAX_EVENT_BYTES = 512 * 1024
+MAX_WEBHOOK_BYTES = 2 * 1024 * 1024
+
+
+class TokenBucket:
+    """Per routing key: `rate` events a second with bursts of `burst` (bounded number of keys)."""
+
+    def __init__(self, rate: float, burst: float, max_keys: int = 10_000) -> None:
+        self.rate, self.burst, self.max_keys = rate, burst, max_keys
+        self._buckets: dict[str, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    def take(self, key: str) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            tokens, last = self._buckets.get(key, (self.burst, now))
+            tokens = min(self.burst, tokens + (now - last) * self.rate)
+            if tokens < 1:
+                self._buckets[key] = (tokens, now)
+                return False
+            if len(self._buckets) >= self.max_keys and key not in self._buckets:
+                self._buckets.clear()
+            self._buckets[key] = (tokens - 1, now)
+            return True
+
+
+# PagerDuty throttles per routing key; ours is generous enough for a real alert storm.
+EVENTS_THROTTLE = TokenBucket(rate=2_000, burst=4_000)
+
+
+async def _json_body(request: Request, limit: int) -> Any:
+    body = await request.body()
+    if len(body) > limit:
+        raise TooLarge(f"the body is larger than {limit} bytes")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInput(f"the body is not JSON: {exc}") from exc
+
+
+def _pd(status: int, body: dict[str, Any]) -> JSONResponse:
+    return JSONResponse(body, status_code=status)
+
+
+@router.post("/v2/enqueue", status_code=202, summary="PagerDuty Events API v2: trigger, acknowledge, resolve")
+async def enqueue_event(request: Request) -> JSONResponse:
+    try:
+        doc = await _json_body(request, MAX_EVENT_BYTES)
+    except (InvalidInput, TooLarge) as exc:
+        return _pd(400, {"status": "invalid event", "message": "Event object is invalid", "errors": [exc.detail]})
+    key = doc.get("routing_key") if isinstance(doc, dict) else None
+    if isinstance(key, str) and not EVENTS_THROTTLE.take(key[:64]):
+        return _pd(429, {"status": "throttle event", "message": "Requests for this routing key are throttled"})
+    desk = desk_of(request)
+    try:
+        # A plain def would also run in the thread pool; doing it explicitly keeps the body parse async.
+        from starlette.concurrency import run_in_threadpool
+
+        dedup_key = await run_in_threadpool(_apply_event, desk, doc)
+    except EventRejected as exc:
+        return _pd(400, {"status": "invalid event", "message": "Event object is invalid", "errors": exc.errors})
+    return _pd(202, {"status": "success", "message": "Event processed", "dedup_key": dedup_key})
+
+
+def _apply_event(desk: Any, doc: Any) -> str:
+    with desk.transaction() as session:
+        result: str = integrations.receive_events_v2(session, desk.clock, doc)
+        return result
+
+
+@router.post("/api/v1/integrations/alertmanager/{key}", summary="Prometheus Alertmanager webhook (version 4)")
+async def alertmanager(request: Request, key: Ident, session: DB, clock: ClockDep) -> dict[str, Any]:
+    doc = await _json_body(request, MAX_WEBHOOK_BYTES)
+    count = integrations.receive_alertmanager(session, clock, key, doc)
+    return {"status": "success", "alerts": count}
+
+
+@router.post("/api/v1/integrations/webhook/{key}", status_code=202, summary="Generic JSON webhook alert")
+async def generic_webhook(request: Request, key: Ident, session: DB, clock: ClockDep) -> dict[str, Any]:
+    doc = await _json_body(request, MAX_EVENT_BYTES)
+    return {"status": "success", "dedup_key": integrations.receive_webhook(session, clock, key, doc)}
+
+
+@router.post("/api/v1/heartbeats/{key}", summary="Heartbeat ping: an incident opens when pings stop")
+def heartbeat(key: Ident, session: DB, clock: ClockDep) -> dict[str, Any]:
+    row = integrations.ping(session, clock, key)
+    return {"status": "success", "next_ping_due_within_seconds": row.heartbeat_seconds}
+
+
+# --- incidents ------------------------------------------------------------------------------------
+
+
+class IncidentOut(BaseModel):
+    id: str
+    number: int
+    title: str
+    status: str
+    urgency: str
+    severity: str
+    service_id: str
+    organization_id: str | None
+    triggered_at: datetime
+    acknowledged_at: datetime | None
+    resolved_at: datetime | None
+    alert_count: int
+
+    @classmethod
+    def of(cls, row: IncidentRow) -> IncidentOut:
+        return cls(
+            id=row.id,
+            number=row.number,
+            title=row.title,
+            status=row.status,
+            urgency=row.urgency,
+            severity=row.severity,
+            service_id=row.service_id,
+            organization_id=row.organization_id,
+            triggered_at=row.triggered_at,
+            acknowledged_at=row.acknowledged_at,
+            resolved_at=row.resolved_at,
+            alert_count=row.alert_count,
+        )
+
+
+class TimelineOut(BaseModel):
+    at: datetime
+    kind: str
+    actor_id: str | None
+    body: str
+    data: dict[str, Any]
+
+
+class IncidentDetail(IncidentOut):
+    service: str
+    timeline: list[TimelineOut]
+    ticket_ids: list[int]
+    responder_ids: list[str]
+
+
+def _detail(session: Any, principal: Principal, incident_id: str) -> IncidentDetail:
+    view = service.get_incident(session, principal, incident_id)
+    return IncidentDetail(
+        **IncidentOut.of(view.incident).model_dump(),
+        service=view.service_name,
+        timeline=[
+            TimelineOut(at=e.at, kind=e.kind, actor_id=e.actor_id, body=e.body, data=e.data) for e in view.timeline
+        ],
+        ticket_ids=view.ticket_ids,
+        responder_ids=view.responder_ids,
+    )
+
+
+@router.get("/api/v1/incidents", response_model=list[IncidentOut], summary="Incidents the caller may see")
+def list_incidents(
+    session: DB,
+    principal: CurrentPrincipal,
+    status: Literal["open", "triggered", "acknowledged", "resolved"] | None = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> list[IncidentOut]:
+    return [
+        IncidentOut.of(r) for r in service.list_incidents(session, principal, status=status, limit=limit, offset=offset)
+    ]
+
+
+@router.get("/api/v1/incidents/{incident_id}", response_model=IncidentDetail, summary="One incident and its timeline")
+def get_incident(incident_id: Ident, session: DB, principal: CurrentPrincipal) -> IncidentDetail:
+    return _detail(session, principal, incident_id)
+
+
+@router.post("/api/v1/incidents/{incident_id}/acknowledge", response_model=IncidentOut, summary="Acknowledge")
+def acknowledge(incident_id: Ident, session: DB, clock: ClockDep, principal: CurrentPrincipal) -> IncidentOut:
+    principal.require_scope("incidents:write")
+    return IncidentOut.of(service.acknowledge(session, clock, principal, incident_id, via="api"))
+
+
+@router.post("/api/v1/incidents/{incident_id}/resolve", response_model=IncidentOut, summary="Resolve")
+def resolve(incident_id: Ident, session: DB, clock: ClockDep, principal: CurrentPrincipal) -> IncidentOut:
+    principal.require_scope("incidents:write")
+    return IncidentOut.of(service.resolve(session, clock, principal, incident_id, via="api"))
+
+
+class NoteIn(BaseModel):
+    body: LongText
+
+
+@router.post("/api/v1/incidents/{incident_id}/notes", status_code=201, summary="Add an internal note")
+def add_note(
+    incident_id: Ident, body: NoteIn, session: DB, clock: ClockDep, principal: CurrentPrincipal
+) -> dict[str, Any]:
+    principal.require_scope("incidents:write")
+    row = service.add_note(session, clock, principal, incident_id, body.body)
+    return {"id": row.id, "at": row.at.isoformat()}
+
+
+class ResponderIn(BaseModel):
+    person: ShortText = Field(description="person id or e-mail address of an agent or admin")
+
+
+@router.post("/api/v1/incidents/{incident_id}/responders", status_code=201, summary="Add a responder (paged at once)")
+def add_responder(
+    incident_id: Ident, body: ResponderIn, session: DB, clock: ClockDep, principal: CurrentPrincipal
+) -> dict[str, Any]:
+    principal.require_scope("incidents:write")
+    row = service.add_responder(session, clock, principal, incident_id, body.person)
+    return {"incident_id": row.incident_id, "person_id": row.person_id}
+
+
+# --- configuration: policies, services, integrations (admins) -------------------------------------
+
+
+class TargetIn(BaseModel):
+    kind: Literal["person", "team", "schedule"]
+    ref: ShortText
+    round_robin: bool = False
+
+
+class WindowIn(BaseModel):
+    start: str = Field(max_length=8)
+    end: str = Field(max_length=8)
+    weekdays: list[int] = Field(default_factory=lambda: list(range(7)), max_length=7)
+
+
+class ConditionIn(BaseModel):
+    zone: str = Field("UTC", max_length=64)
+    windows: list[WindowIn] = Field(default_factory=list, max_length=20)
+    business_hours: bool | None = None
+
+
+class LevelIn(BaseModel):
+    delay_minutes: int = Field(ge=1, le=1440)
+    targets: list[TargetIn] = Field(min_length=1, max_length=50)
+    condition: ConditionIn | None = None
+
+
+class PolicyIn(BaseModel):
+    name: ShortText
+    levels: list[LevelIn] = Field(min_length=1, max_length=20)
+    repeats: int = Field(0, ge=0, le=9)
+    calendar_country: str = Field("CN", min_length=2, max_length=3)
+    calendar_zone: str = Field("Asia/Shanghai", max_length=64)
+
+
+class PolicyOut(BaseModel):
+    id: str
+    name: str
+    levels: list[dict[str, Any]]
+    repeats: int
+
+    @classmethod
+    def of(cls, row: EscalationPolicyRow) -> PolicyOut:
+        return cls(id=row.id, name=row.name, levels=row.levels, repeats=row.repeats)
+
+
+@router.get("/api/v1/escalation-policies", response_model=list[PolicyOut], summary="Escalation policies")
+def list_policies(session: DB, principal: CurrentPrincipal) -> list[PolicyOut]:
+    principal.require_staff()
+    return [PolicyOut.of(r) for r in service.list_policies(session)]
+
+
+@router.post("/api/v1/escalation-policies", status_code=201, response_model=PolicyOut, summary="Create a policy")
+def create_policy(body: PolicyIn, session: DB, clock: ClockDep, principal: CurrentPrincipal) -> PolicyOut:
+    principal.require_admin()
+    row = service.create_policy(
+        session,
+        clock,
+        name=body.name,
+        levels=[level.model_dump(exclude_none=True) for level in body.levels],
+        repeats=body.repeats,
+        calendar_country=body.calendar_country,
+        calendar_zone=body.calendar_zone,
+    )
+    return PolicyOut.of(row)
+
+
+class ServiceIn(BaseModel):
+    name: ShortText
+    policy: ShortText | None = None
+    urgency_rule: Literal["high", "low", "severity"] = "high"
+    support_country: str = Field("CN", min_length=2, max_length=3)
+    support_zone: str = Field("Asia/Shanghai", max_length=64)
+    ack_timeout_minutes: int = Field(30, ge=0, le=1440)
+    organization_id: Ident | None = None
+    description: str = Field("", max_length=1000)
+
+
+class ServiceOut(BaseModel):
+    id: str
+    name: str
+    policy_id: str | None
+    urgency_rule: str
+    ack_timeout_minutes: int
+    organization_id: str | None
+
+    @classmethod
+    def of(cls, row: ServiceRow) -> ServiceOut:
+        return cls(
+            id=row.id,
+            name=row.name,
+            policy_id=row.policy_id,
+            urgency_rule=row.urgency_rule,
+            ack_timeout_minutes=row.ack_timeout_minutes,
+            organization_id=row.organization_id,
+        )
+
+
+@router.get("/api/v1/incident-services", response_model=list[ServiceOut], summary="Services")
+def list_services(session: DB, principal: CurrentPrincipal) -> list[ServiceOut]:
+    principal.require_staff()
+    return [ServiceOut.of(r) for r in service.list_services(session)]
+
+
+@router.post("/api/v1/incident-services", status_code=201, response_model=ServiceOut, summary="Create a service")
+def create_service(body: ServiceIn, session: DB, clock: ClockDep, principal: CurrentPrincipal) -> ServiceOut:
+    principal.require_admin()
+    return ServiceOut.of(service.create_service(session, clock, **body.model_dump()))
+
+
+class IntegrationIn(BaseModel):
+    type: Literal["events-v2", "alertmanager", "webhook", "heartbeat"]
+    service: ShortText
+    name: str = Field("", max_length=200)
+    heartbeat_seconds: int | None = Field(None, ge=10, le=7 * 24 * 3600)
+
+
+class IntegrationOut(BaseModel):
+    id: str
+    type: str
+    name: str
+    service_id: str
+    key: str
+    url: str
+
+    @classmethod
+    def of(cls, row: IntegrationRow) -> IntegrationOut:
+        paths = {
+            "events-v2": "/v2/enqueue",
+            "alertmanager": f"/api/v1/integrations/alertmanager/{row.key}",
+            "webhook": f"/api/v1/integrations/webhook/{row.key}",
+            "heartbeat": f"/api/v1/heartbeats/{row.key}",
+        }
+        return cls(id=row.id, type=row.type, name=row.name, service_id=row.service_id, key=row.key, url=paths[row.type])
+
+
+@router.get("/api/v1/integrations", response_model=list[IntegrationOut], summary="Integrations (with their keys)")
+def list_integrations(session: DB, principal: CurrentPrincipal) -> list[IntegrationOut]:
+    principal.require_admin()
+    return [IntegrationOut.of(r) for r in integrations.list_integrations(session)]
+
+
+@router.post("/api/v1/integrations", status_code=201, response_model=IntegrationOut, summary="Create an integration")
+def create_integration(
+    body: IntegrationIn, session: DB, clock: ClockDep, principal: CurrentPrincipal
+) -> IntegrationOut:
+    principal.require_admin()
+    row = integrations.create_integration(
+        session,
+        clock,
+        type_=body.type,
+        service_ref=body.service,
+        name=body.name,
+        heartbeat_seconds=body.heartbeat_seconds,
+    )
+    return IntegrationOut.of(row)

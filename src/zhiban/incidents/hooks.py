@@ -1,0 +1,49 @@
+"""Incident subscriptions: pages stop once their incident is acknowledged or resolved; failures go on the timeline."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from zhiban.core.clock import Clock
+from zhiban.incidents.model import IncidentStatus
+from zhiban.incidents.store import IncidentEventRow, IncidentRow
+from zhiban.notify import service as notify
+from zhiban.notify.store import NotificationRow
+
+if TYPE_CHECKING:
+    from zhiban.desk import Desk
+
+
+def page_still_wanted(session: Session, incident_id: str) -> bool:
+    """A page goes out only while its incident is triggered."""
+    status = session.scalar(select(IncidentRow.status).where(IncidentRow.id == incident_id))
+    return status == IncidentStatus.TRIGGERED
+
+
+def record_result(session: Session, clock: Clock, row: NotificationRow) -> None:
+    """Failed pages go on the incident timeline (sent ones are listed from the notifications themselves)."""
+    if row.subject_kind == "incident" and row.state == "failed":
+        session.add(
+            IncidentEventRow(
+                incident_id=row.subject_id,
+                kind="page_failed",
+                at=clock.now(),
+                body=f"{row.channel}: {(row.last_error or '')[:500]}",
+                data={"person": row.person_id, "notification": row.id},
+                internal=True,
+            )
+        )
+
+
+notify.register_guard("incident", page_still_wanted)
+notify.on_result(record_result)
+
+
+def configure(desk: Desk) -> None:
+    """Sign acknowledge links with this desk's key and base URL."""
+    from zhiban.incidents.service import configure_links
+
+    configure_links(secret_key=desk.secret_key, base_url=desk.settings.base_url)

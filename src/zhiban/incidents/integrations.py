@@ -1,0 +1,200 @@
+"""Integrations: where alerts come in (Events v2, Alertmanager, a generic webhook, heartbeats), and the demo set."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from zhiban.core.clock import Clock
+from zhiban.core.errors import InvalidInput, NotFound
+from zhiban.engine import JobContext, cancel, enqueue
+from zhiban.incidents import service
+from zhiban.incidents.model import INTEGRATION_TYPES, AlertEvent, parse_alertmanager, parse_events_v2, parse_generic
+from zhiban.incidents.store import IncidentRow, IntegrationRow
+
+HEARTBEAT_JOB = "incident.heartbeat"
+MIN_HEARTBEAT = 10
+MAX_HEARTBEAT = 7 * 24 * 3600
+
+
+def create_integration(
+    session: Session,
+    clock: Clock,
+    *,
+    type_: str,
+    service_ref: str,
+    name: str = "",
+    heartbeat_seconds: int | None = None,
+) -> IntegrationRow:
+    """A new integration on a service, with a fresh secret key (the Events v2 routing key)."""
+    if type_ not in INTEGRATION_TYPES:
+        raise InvalidInput(f"integration type must be one of {INTEGRATION_TYPES}")
+    svc = service.get_service(session, service_ref)
+    if type_ == "heartbeat":
+        if heartbeat_seconds is None or not MIN_HEARTBEAT <= heartbeat_seconds <= MAX_HEARTBEAT:
+            raise InvalidInput(f"a heartbeat needs an interval of {MIN_HEARTBEAT} to {MAX_HEARTBEAT} seconds")
+    elif heartbeat_seconds is not None:
+        raise InvalidInput("only heartbeat integrations have an interval")
+    if len(name) > 200:
+        raise InvalidInput("name must be at most 200 characters")
+    row = IntegrationRow(
+        type=type_,
+        name=name.strip() or f"{type_} on {svc.name}",
+        service_id=svc.id,
+        # 32 hex characters, the shape of a PagerDuty integration key, so existing senders accept it.
+        key=secrets.token_hex(16),
+        heartbeat_seconds=heartbeat_seconds,
+        ping_seq=0,
+        created_at=clock.now(),
+    )
+    session.add(row)
+    session.flush()
+    if row.heartbeat_seconds is not None:
+        # A monitor that never pings at all is missed too.
+        enqueue(
+            session,
+            HEARTBEAT_JOB,
+            {"integration": row.id, "seq": 0},
+            due_at=row.created_at + timedelta(seconds=row.heartbeat_seconds),
+            dedup_key=_heartbeat_key(row.id, 0),
+        )
+    return row
+
+
+def list_integrations(session: Session, service_ref: str | None = None) -> list[IntegrationRow]:
+    query = select(IntegrationRow).order_by(IntegrationRow.created_at, IntegrationRow.id).limit(500)
+    if service_ref:
+        query = query.where(IntegrationRow.service_id == service.get_service(session, service_ref).id)
+    return list(session.scalars(query))
+
+
+def by_key(session: Session, key: str, type_: str) -> IntegrationRow:
+    """The integration of this type with this key; NotFound otherwise (a key of another type does not work)."""
+    row = session.scalar(select(IntegrationRow).where(IntegrationRow.key == key)) if len(key) <= 64 else None
+    if row is None or row.type != type_:
+        raise NotFound("no integration with this key")
+    return row
+
+
+def receive_events_v2(session: Session, clock: Clock, doc: Any) -> str:
+    """Apply a PagerDuty Events API v2 event; returns its dedup key. EventRejected / NotFound for bad ones."""
+    routing_key, event = parse_events_v2(doc, uuid.uuid4().hex)
+    row = session.scalar(select(IntegrationRow).where(IntegrationRow.key == routing_key))
+    if row is None or row.type != "events-v2":
+        from zhiban.incidents.model import EventRejected
+
+        raise EventRejected(["'routing_key' does not name an Events API v2 integration"])
+    service.ingest(session, clock, row, event)
+    return event.dedup_key
+
+
+def receive_alertmanager(session: Session, clock: Clock, key: str, doc: Any) -> int:
+    """Apply an Alertmanager webhook; returns how many alerts it carried."""
+    row = by_key(session, key, "alertmanager")
+    events = parse_alertmanager(doc)
+    for event in events:
+        service.ingest(session, clock, row, event)
+    return len(events)
+
+
+def receive_webhook(session: Session, clock: Clock, key: str, doc: Any) -> str:
+    """Apply a generic JSON webhook event; returns its dedup key."""
+    row = by_key(session, key, "webhook")
+    event = parse_generic(doc)
+    service.ingest(session, clock, row, event)
+    return event.dedup_key
+
+
+def _heartbeat_key(integration_id: str, seq: int) -> str:
+    return f"hb:{integration_id}:{seq}"
+
+
+def ping(session: Session, clock: Clock, key: str) -> IntegrationRow:
+    """A heartbeat ping: re-arm the missed-ping timer, and resolve a missed-heartbeat incident if one is open."""
+    row = session.scalar(select(IntegrationRow).where(IntegrationRow.key == key).with_for_update())
+    if row is None or row.type != "heartbeat" or row.heartbeat_seconds is None:
+        raise NotFound("no heartbeat with this key")
+    now = clock.now()
+    cancel(session, _heartbeat_key(row.id, row.ping_seq))
+    row.ping_seq += 1
+    row.last_ping_at = now
+    enqueue(
+        session,
+        HEARTBEAT_JOB,
+        {"integration": row.id, "seq": row.ping_seq},
+        due_at=now + timedelta(seconds=row.heartbeat_seconds),
+        dedup_key=_heartbeat_key(row.id, row.ping_seq),
+    )
+    service.ingest(session, clock, row, AlertEvent(action="resolve", dedup_key=f"heartbeat:{row.id}"))
+    return row
+
+
+def heartbeat_missed(ctx: JobContext, payload: dict[str, Any]) -> None:
+    """The heartbeat timer: no ping came since the one that armed it, so raise an incident."""
+    with ctx.session_factory() as session, session.begin():
+        row = session.scalar(
+            select(IntegrationRow).where(IntegrationRow.id == str(payload.get("integration"))).with_for_update()
+        )
+        if row is not None and row.ping_seq == int(payload.get("seq", -1)):
+            last = row.last_ping_at.isoformat() if row.last_ping_at else "never"
+            event = AlertEvent(
+                action="trigger",
+                dedup_key=f"heartbeat:{row.id}",
+                summary=f"Heartbeat {row.name} missed: no ping within {row.heartbeat_seconds} s (last {last})",
+                severity="critical",
+                source="zhiban heartbeat",
+                group_key=f"heartbeat:{row.id}",
+            )
+            service.ingest(session, ctx.clock, row, event)
+        ctx.finish(session)
+
+
+# --- demo -----------------------------------------------------------------------------------------
+
+DEMO_POLICY = "Demo network on-call"
+DEMO_SERVICES = ("media network cn-east", "P1 tickets", "LiveCo app")
+
+
+def seed_demo_integrations(session: Session, clock: Clock) -> list[IntegrationRow]:
+    """Demo escalation policy (li.na@zhiban.demo, then admin@zhiban.demo), services and two integrations.
+
+    Idempotent: returns [] when the demo policy exists. Needs the demo people (demo.seed) first.
+    """
+    from zhiban.identity.store import OrganizationRow
+
+    if session.scalar(select(service.EscalationPolicyRow.id).where(service.EscalationPolicyRow.name == DEMO_POLICY)):
+        return []
+    policy = service.create_policy(
+        session,
+        clock,
+        name=DEMO_POLICY,
+        levels=[
+            {"delay_minutes": 5, "targets": [{"kind": "person", "ref": "li.na@zhiban.demo"}]},
+            {"delay_minutes": 10, "targets": [{"kind": "person", "ref": "admin@zhiban.demo"}]},
+        ],
+        repeats=1,
+    )
+    liveco = session.scalar(select(OrganizationRow.id).where(OrganizationRow.slug == "liveco"))
+    services = [
+        service.create_service(session, clock, name=DEMO_SERVICES[0], policy=policy.id, urgency_rule="high"),
+        service.create_service(session, clock, name=DEMO_SERVICES[1], policy=policy.id, urgency_rule="severity"),
+        service.create_service(
+            session, clock, name=DEMO_SERVICES[2], policy=policy.id, urgency_rule="severity", organization_id=liveco
+        ),
+    ]
+    return [
+        create_integration(session, clock, type_="events-v2", service_ref=services[0].id, name="Events API v2"),
+        create_integration(session, clock, type_="alertmanager", service_ref=services[0].id, name="Alertmanager"),
+    ]
+
+
+def incident_count(session: Session) -> int:
+    """How many incidents exist (benchmarks and checks)."""
+    from sqlalchemy import func
+
+    return int(session.scalar(select(func.count()).select_from(IncidentRow)) or 0)

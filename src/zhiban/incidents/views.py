@@ -1,0 +1,93 @@
+"""Incident pages for staff (list, incident with timeline, acknowledge/resolve/note forms) and one-click ack links."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy import select
+
+from zhiban.core.errors import ZhibanError
+from zhiban.identity.store import PersonRow
+from zhiban.incidents import service
+from zhiban.incidents.model import read_ack_token
+from zhiban.incidents.store import IncidentRow, ServiceRow
+from zhiban.web.deps import DB, ClockDep, CurrentPrincipal, desk_of
+from zhiban.web.fields import Ident
+from zhiban.web.templating import render
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/incidents", response_class=HTMLResponse)
+def incident_list(request: Request, session: DB, principal: CurrentPrincipal, status: str | None = "open") -> Response:
+    principal.require_staff()
+    chosen = status if status in ("open", "triggered", "acknowledged", "resolved") else None
+    rows = service.list_incidents(session, principal, status=chosen, limit=200)
+    names = dict(session.execute(select(ServiceRow.id, ServiceRow.name)).all())
+    return render(request, "incidents/list.html", incidents=rows, services=names, status=chosen or "all")
+
+
+@router.get("/incidents/{incident_id}", response_class=HTMLResponse)
+def incident_page(request: Request, session: DB, principal: CurrentPrincipal, incident_id: Ident) -> Response:
+    principal.require_staff()
+    view = service.get_incident(session, principal, incident_id)
+    ids = {e.actor_id for e in view.timeline if e.actor_id} | set(view.responder_ids)
+    ids |= {str(e.data.get("person")) for e in view.timeline if e.data.get("person")}
+    people = dict(session.execute(select(PersonRow.id, PersonRow.name).where(PersonRow.id.in_(ids))).all())
+    return render(request, "incidents/incident.html", view=view, people=people)
+
+
+def _back(incident_id: str) -> RedirectResponse:
+    return RedirectResponse(f"/incidents/{incident_id}", status_code=303)
+
+
+@router.post("/incidents/{incident_id}/acknowledge")
+def ack_form(session: DB, clock: ClockDep, principal: CurrentPrincipal, incident_id: Ident) -> RedirectResponse:
+    service.acknowledge(session, clock, principal, incident_id, via="web")
+    return _back(incident_id)
+
+
+@router.post("/incidents/{incident_id}/resolve")
+def resolve_form(session: DB, clock: ClockDep, principal: CurrentPrincipal, incident_id: Ident) -> RedirectResponse:
+    service.resolve(session, clock, principal, incident_id, via="web")
+    return _back(incident_id)
+
+
+@router.post("/incidents/{incident_id}/notes")
+def note_form(
+    session: DB,
+    clock: ClockDep,
+    principal: CurrentPrincipal,
+    incident_id: Ident,
+    body: Annotated[str, Form(max_length=20_000)],
+) -> RedirectResponse:
+    service.add_note(session, clock, principal, incident_id, body)
+    return _back(incident_id)
+
+
+# --- one-click acknowledge: the signed token is the credential -----------------------------------
+
+
+@router.get("/ack/{token}", response_class=HTMLResponse)
+def ack_confirm(request: Request, session: DB, clock: ClockDep, token: str) -> Response:
+    """A confirm page (a GET must not change anything: mail scanners follow links)."""
+    try:
+        incident_id, person_id = read_ack_token(desk_of(request).secret_key, token, clock.now())
+    except ZhibanError as exc:
+        return render(request, "incidents/ack.html", 400, error=exc.detail, token=token, incident=None)
+    incident = session.get(IncidentRow, incident_id)
+    person = session.get(PersonRow, person_id)
+    return render(request, "incidents/ack.html", token=token, incident=incident, person=person, error=None)
+
+
+@router.post("/ack/{token}", response_class=HTMLResponse)
+def ack_confirmed(request: Request, session: DB, clock: ClockDep, token: str) -> Response:
+    try:
+        incident_id, person_id = read_ack_token(desk_of(request).secret_key, token, clock.now())
+        incident = service.acknowledge_as(session, clock, incident_id, person_id, via="acknowledge link")
+    except ZhibanError as exc:
+        return render(request, "incidents/ack.html", 400, error=exc.detail, token=token, incident=None)
+    person = session.get(PersonRow, person_id)
+    return render(request, "incidents/ack.html", token=token, incident=incident, person=person, done=True, error=None)

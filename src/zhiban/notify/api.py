@@ -1,0 +1,138 @@
+"""Contact methods and notification rules of on-call staff, and the delivery state of messages."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+
+from zhiban.core.errors import Forbidden
+from zhiban.identity.model import Principal
+from zhiban.notify import service
+from zhiban.notify.store import ContactMethodRow, NotificationRow
+from zhiban.web.deps import DB, ClockDep, CurrentPrincipal
+from zhiban.web.fields import Ident
+
+router = APIRouter(prefix="/api/v1", tags=["notify"])
+
+
+def _person(principal: Principal, person_id: str | None) -> str:
+    """Staff manage their own methods; admins anyone's; customers none (they are never paged)."""
+    principal.require_staff()
+    if person_id and person_id != principal.person_id:
+        principal.require_admin()
+        return person_id
+    return principal.person_id
+
+
+class ContactMethodIn(BaseModel):
+    channel: Literal["email", "webhook", "slack", "feishu", "dingtalk", "wecom", "sms", "voice"]
+    config: dict[str, Any] = Field(description="destination config of the channel type")
+    label: str = Field("", max_length=200)
+    person_id: Ident | None = None
+
+
+class ContactMethodOut(BaseModel):
+    id: str
+    person_id: str
+    channel: str
+    label: str
+
+    @classmethod
+    def of(cls, row: ContactMethodRow) -> ContactMethodOut:
+        # Configs hold secrets (webhook secrets, robot tokens): never shown back.
+        return cls(id=row.id, person_id=row.person_id, channel=row.channel, label=row.label)
+
+
+@router.get("/contact-methods", response_model=list[ContactMethodOut], summary="Your contact methods")
+def list_methods(session: DB, principal: CurrentPrincipal, person_id: Ident | None = None) -> list[ContactMethodOut]:
+    return [ContactMethodOut.of(r) for r in service.contact_methods_of(session, _person(principal, person_id))]
+
+
+@router.post("/contact-methods", status_code=201, response_model=ContactMethodOut, summary="Add a contact method")
+def add_method(body: ContactMethodIn, session: DB, clock: ClockDep, principal: CurrentPrincipal) -> ContactMethodOut:
+    person = _person(principal, body.person_id)
+    row = service.add_contact_method(
+        session, clock, person_id=person, channel=body.channel, config=body.config, label=body.label
+    )
+    return ContactMethodOut.of(row)
+
+
+class RuleIn(BaseModel):
+    contact_method_id: Ident
+    delay_minutes: int = Field(0, ge=0, le=1440)
+    urgency: Literal["any", "high", "low"] = "any"
+    person_id: Ident | None = None
+
+
+class RuleOut(BaseModel):
+    id: str
+    contact_method_id: str
+    delay_minutes: int
+    urgency: str
+
+
+@router.get("/notification-rules", response_model=list[RuleOut], summary="Your notification rules")
+def list_rules(session: DB, principal: CurrentPrincipal, person_id: Ident | None = None) -> list[RuleOut]:
+    rows = service.rules_of(session, _person(principal, person_id))
+    return [
+        RuleOut(id=r.id, contact_method_id=r.contact_method_id, delay_minutes=r.delay_minutes, urgency=r.urgency)
+        for r in rows
+    ]
+
+
+@router.post("/notification-rules", status_code=201, response_model=RuleOut, summary="Add a notification rule")
+def add_rule(body: RuleIn, session: DB, clock: ClockDep, principal: CurrentPrincipal) -> RuleOut:
+    person = _person(principal, body.person_id)
+    r = service.add_notification_rule(
+        session,
+        clock,
+        person_id=person,
+        contact_method_id=body.contact_method_id,
+        delay_minutes=body.delay_minutes,
+        urgency=body.urgency,
+    )
+    return RuleOut(id=r.id, contact_method_id=r.contact_method_id, delay_minutes=r.delay_minutes, urgency=r.urgency)
+
+
+class NotificationOut(BaseModel):
+    id: str
+    idempotency_key: str
+    subject_kind: str
+    subject_id: str
+    person_id: str | None
+    channel: str
+    state: str
+    attempts: int
+    last_error: str | None
+    due_at: datetime
+    sent_at: datetime | None
+
+    @classmethod
+    def of(cls, r: NotificationRow) -> NotificationOut:
+        return cls(
+            id=r.id,
+            idempotency_key=r.idempotency_key,
+            subject_kind=r.subject_kind,
+            subject_id=r.subject_id,
+            person_id=r.person_id,
+            channel=r.channel,
+            state=r.state,
+            attempts=r.attempts,
+            last_error=r.last_error,
+            due_at=r.due_at,
+            sent_at=r.sent_at,
+        )
+
+
+@router.get(
+    "/notifications", response_model=list[NotificationOut], summary="Delivery state of messages about a subject"
+)
+def list_notifications(
+    session: DB, principal: CurrentPrincipal, subject_id: Ident, subject_kind: Ident = "incident"
+) -> list[NotificationOut]:
+    if not principal.is_staff:
+        raise Forbidden("delivery state is for agents and admins")
+    return [NotificationOut.of(r) for r in service.notifications_of(session, subject_kind, subject_id)]

@@ -1,0 +1,404 @@
+"""Delivery state in the database: contact methods, notification rules, and messages sent by the engine.
+
+`queue_message` stores one message (idempotent on its key) and arms a `notify.deliver` job; the job
+moves it pending → sending → sent/failed, retrying with the engine's backoff, waiting when the
+destination's rate limit is reached, and dropping it when its subject (an incident) no longer wants it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import asdict
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select, text, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from zhiban.core.clock import Clock
+from zhiban.core.errors import InvalidInput, NotFound
+from zhiban.engine import JobContext, enqueue
+from zhiban.engine.model import bounded_error
+from zhiban.incidents.escalation import NotificationRule
+from zhiban.notify.channels.base import Channel
+from zhiban.notify.model import (
+    DeliveryResult,
+    Link,
+    Message,
+    PermanentDeliveryError,
+    RetryableDeliveryError,
+)
+from zhiban.notify.registry import ChannelDeps, channel_for, parse_destination, rate_limits_for
+from zhiban.notify.store import ContactMethodRow, NotificationRow, NotificationRuleRow
+
+log = logging.getLogger("zhiban.notify")
+
+DELIVER_JOB = "notify.deliver"
+DELIVERY_ATTEMPTS = 6
+MAX_CONTACT_METHODS = 20
+URGENCIES = ("any", "high", "low")
+FINAL_STATES = frozenset({"sent", "failed", "cancelled"})
+
+# --- contact methods and rules ----------------------------------------------------------------
+
+
+def add_contact_method(
+    session: Session, clock: Clock, *, person_id: str, channel: str, config: dict[str, Any], label: str = ""
+) -> ContactMethodRow:
+    """Store a validated destination of a person (e.g. their Feishu bot, their phone for SMS)."""
+    if len(label) > 200:
+        raise InvalidInput("label must be at most 200 characters")
+    parse_destination(channel, config)  # refuses a bad config before anything is stored
+    count = session.scalar(select(func.count()).where(ContactMethodRow.person_id == person_id)) or 0
+    if count >= MAX_CONTACT_METHODS:
+        raise InvalidInput(f"a person has at most {MAX_CONTACT_METHODS} contact methods")
+    row = ContactMethodRow(
+        person_id=person_id, channel=channel, config=dict(config), label=label, created_at=clock.now()
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def add_notification_rule(
+    session: Session, clock: Clock, *, person_id: str, contact_method_id: str, delay_minutes: int, urgency: str = "any"
+) -> NotificationRuleRow:
+    """Contact the person by this method `delay_minutes` after being paged (until they acknowledge)."""
+    method = session.get(ContactMethodRow, contact_method_id)
+    if method is None or method.person_id != person_id:
+        raise NotFound(f"person {person_id} has no contact method {contact_method_id}")
+    if urgency not in URGENCIES:
+        raise InvalidInput(f"urgency must be one of {URGENCIES}")
+    NotificationRule(method.channel, method.id, delay_minutes)  # validates the delay
+    count = session.scalar(select(func.count()).where(NotificationRuleRow.person_id == person_id)) or 0
+    if count >= 20:
+        raise InvalidInput("a person has at most 20 notification rules")
+    row = NotificationRuleRow(
+        person_id=person_id,
+        contact_method_id=contact_method_id,
+        delay_minutes=delay_minutes,
+        urgency=urgency,
+        created_at=clock.now(),
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def contact_methods_of(session: Session, person_id: str) -> list[ContactMethodRow]:
+    """A person's contact methods, oldest first."""
+    query = select(ContactMethodRow).where(ContactMethodRow.person_id == person_id)
+    return list(session.scalars(query.order_by(ContactMethodRow.created_at, ContactMethodRow.id)))
+
+
+def rules_of(session: Session, person_id: str) -> list[NotificationRuleRow]:
+    """A person's notification rules, soonest first."""
+    query = select(NotificationRuleRow).where(NotificationRuleRow.person_id == person_id)
+    return list(session.scalars(query.order_by(NotificationRuleRow.delay_minutes, NotificationRuleRow.id)))
+
+
+def paging_rules(session: Session, person_id: str, urgency: str) -> list[tuple[NotificationRule, ContactMethodRow]]:
+    """The rules that apply to a page of this urgency, each with its contact method."""
+    methods = {m.id: m for m in contact_methods_of(session, person_id)}
+    found = []
+    for rule in rules_of(session, person_id):
+        method = methods.get(rule.contact_method_id)
+        if method is None or rule.urgency not in ("any", urgency):
+            continue
+        found.append((NotificationRule(method.channel, method.id, rule.delay_minutes), method))
+    return found
+
+
+# --- messages ---------------------------------------------------------------------------------
+
+
+def message_to_json(message: Message) -> dict[str, Any]:
+    """A Message as stored JSON."""
+    data = asdict(message)
+    data["links"] = [[link.rel, link.url, link.label] for link in message.links]
+    data["references"] = list(message.references)
+    data["metadata"] = dict(message.metadata)
+    return data
+
+
+def message_from_json(data: dict[str, Any]) -> Message:
+    """The Message stored by message_to_json."""
+    fields = dict(data)
+    fields["links"] = tuple(Link(*link) for link in fields.get("links", ()))
+    fields["references"] = tuple(fields.get("references", ()))
+    return Message(**fields)
+
+
+def queue_message(
+    session: Session,
+    clock: Clock,
+    *,
+    message: Message,
+    subject_kind: str,
+    subject_id: str,
+    channel: str,
+    config: dict[str, Any],
+    due_at: datetime,
+    person_id: str | None = None,
+    contact_method_id: str | None = None,
+    destination_name: str = "",
+) -> tuple[NotificationRow, bool]:
+    """Store one message and arm its delivery job; (row, False) when its idempotency key was queued before."""
+    existing = session.scalar(select(NotificationRow).where(NotificationRow.idempotency_key == message.idempotency_key))
+    if existing is not None:
+        return existing, False
+    destination = parse_destination(channel, config, destination_name)
+    row = NotificationRow(
+        idempotency_key=message.idempotency_key,
+        subject_kind=subject_kind,
+        subject_id=subject_id,
+        person_id=person_id,
+        contact_method_id=contact_method_id,
+        channel=channel,
+        destination={"config": dict(config), "name": destination_name},
+        rate_key=destination.rate_key if destination_name else f"{channel}:{_config_identity(config)}",
+        message=message_to_json(message),
+        state="pending",
+        due_at=due_at,
+        created_at=clock.now(),
+    )
+    try:
+        with session.begin_nested():
+            session.add(row)
+            session.flush()
+    except IntegrityError:
+        # A concurrent step run queued the same key first: theirs stands.
+        found = session.scalar(
+            select(NotificationRow).where(NotificationRow.idempotency_key == message.idempotency_key)
+        )
+        if found is None:
+            raise
+        return found, False
+    enqueue(
+        session,
+        DELIVER_JOB,
+        {"id": row.id, "seq": 0},
+        due_at=due_at,
+        dedup_key=f"notify:{row.id}:0",
+        max_attempts=DELIVERY_ATTEMPTS,
+    )
+    return row, True
+
+
+def _config_identity(config: dict[str, Any]) -> str:
+    # The rate limit belongs to the robot or number, so key it by the destination address itself.
+    for name in ("webhook_url", "url", "to"):
+        value = config.get(name)
+        if isinstance(value, str):
+            return value[:250]
+        if isinstance(value, list) and value:
+            return str(value[0])[:250]
+    return "default"
+
+
+def cancel_pending(session: Session, clock: Clock, subject_kind: str, subject_id: str, reason: str) -> int:
+    """Cancel the messages about a subject not yet handed to a channel; returns how many."""
+    result = session.execute(
+        update(NotificationRow)
+        .where(
+            NotificationRow.subject_kind == subject_kind,
+            NotificationRow.subject_id == subject_id,
+            NotificationRow.state == "pending",
+        )
+        .values(state="cancelled", last_error=reason[:500], finished_at=clock.now())
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def notifications_of(session: Session, subject_kind: str, subject_id: str, limit: int = 500) -> list[NotificationRow]:
+    """The messages about a subject, in the order they were queued."""
+    query = select(NotificationRow).where(
+        NotificationRow.subject_kind == subject_kind, NotificationRow.subject_id == subject_id
+    )
+    return list(session.scalars(query.order_by(NotificationRow.created_at, NotificationRow.id).limit(limit)))
+
+
+def get_notification(session: Session, notification_id: str) -> NotificationRow:
+    row = session.get(NotificationRow, notification_id)
+    if row is None:
+        raise NotFound(f"no notification {notification_id}")
+    return row
+
+
+# --- subjects: who may stop a message, who hears how it ended -------------------------------
+
+Guard = Callable[[Session, str], bool]
+ResultListener = Callable[[Session, Clock, NotificationRow], None]
+_guards: dict[str, Guard] = {}
+_result_listeners: list[ResultListener] = []
+
+
+def register_guard(subject_kind: str, guard: Guard) -> None:
+    """`guard(session, subject_id)` False means the message is no longer wanted (e.g. incident acknowledged)."""
+    _guards[subject_kind] = guard
+
+
+def on_result(listener: ResultListener) -> ResultListener:
+    """Call `listener(session, clock, row)` in the transaction that records a sent, failed or cancelled message."""
+    if listener not in _result_listeners:
+        _result_listeners.append(listener)
+    return listener
+
+
+def _announce(session: Session, clock: Clock, row: NotificationRow) -> None:
+    for listener in list(_result_listeners):
+        listener(session, clock, row)
+
+
+# --- channels of this process -------------------------------------------------------------------
+
+_deps_override: ChannelDeps | None = None
+_channels: dict[tuple[str, int], Channel] = {}
+_channels_lock = threading.Lock()
+
+
+def set_channel_deps(deps: ChannelDeps | None) -> None:
+    """Use these channel dependencies in this process (tests give a FrozenClock; None resets)."""
+    global _deps_override
+    with _channels_lock:
+        _deps_override = deps
+        _channels.clear()
+
+
+def _default_deps(clock: Clock) -> ChannelDeps:
+    from zhiban.core.settings import get_settings
+    from zhiban.notify.channels.phone import TwilioProvider
+
+    twilio_url = os.environ.get("ZHIBAN_TWILIO_URL", "")
+    provider = TwilioProvider.from_url(twilio_url) if twilio_url else None
+    return ChannelDeps(clock=clock, smtp_url=get_settings().smtp_url, sms_provider=provider, voice_provider=provider)
+
+
+def _channel(name: str, clock: Clock) -> Channel:
+    with _channels_lock:
+        key = (name, id(clock))
+        found = _channels.get(key)
+        if found is None:
+            deps = _deps_override or _default_deps(clock)
+            found = _channels[key] = channel_for(name, deps)
+        return found
+
+
+# --- delivery -----------------------------------------------------------------------------------
+
+
+def _lock_rate_key(session: Session, rate_key: str) -> None:
+    # Serialize sends on one destination across workers so that the count below is exact.
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": rate_key})
+
+
+def rate_wait(session: Session, rate_key: str, now: datetime) -> timedelta | None:
+    """How long a send to this destination must wait for its channel's limits, from what was handed out."""
+    rates = rate_limits_for(rate_key)
+    if not rates:
+        return None
+    _lock_rate_key(session, rate_key)
+    wait = timedelta(0)
+    for rate in rates:
+        recent = list(
+            session.scalars(
+                select(NotificationRow.handed_at)
+                .where(NotificationRow.rate_key == rate_key, NotificationRow.handed_at > now - rate.per)
+                .order_by(NotificationRow.handed_at.desc())
+                .limit(rate.count)
+            )
+        )
+        if len(recent) >= rate.count:
+            oldest = min(moment for moment in recent if moment is not None)
+            wait = max(wait, oldest + rate.per - now)
+    return wait if wait > timedelta(0) else None
+
+
+def _rearm(session: Session, row: NotificationRow, due_at: datetime) -> None:
+    row.job_seq += 1
+    row.due_at = due_at
+    row.state = "pending"
+    enqueue(
+        session,
+        DELIVER_JOB,
+        {"id": row.id, "seq": row.job_seq},
+        due_at=due_at,
+        dedup_key=f"notify:{row.id}:{row.job_seq}",
+        max_attempts=DELIVERY_ATTEMPTS,
+    )
+
+
+def _finish_row(session: Session, clock: Clock, row: NotificationRow, state: str, error: str | None) -> None:
+    row.state = state
+    row.last_error = error
+    row.finished_at = clock.now()
+    _announce(session, clock, row)
+
+
+def deliver(ctx: JobContext, payload: dict[str, Any]) -> None:
+    """The `notify.deliver` job: send one stored message once its time, its limits and its subject allow."""
+    notification_id = str(payload.get("id", ""))
+    seq = int(payload.get("seq", 0))
+    clock = ctx.clock
+    with ctx.session_factory() as session, session.begin():
+        row = session.scalar(select(NotificationRow).where(NotificationRow.id == notification_id).with_for_update())
+        if row is None or row.state in FINAL_STATES or row.job_seq != seq:
+            ctx.finish(session)
+            return
+        guard = _guards.get(row.subject_kind)
+        if guard is not None and not guard(session, row.subject_id):
+            _finish_row(session, clock, row, "cancelled", "no longer wanted")
+            ctx.finish(session)
+            return
+        now = clock.now()
+        wait = rate_wait(session, row.rate_key, now)
+        if wait is not None:
+            _rearm(session, row, now + wait)
+            ctx.finish(session)
+            return
+        # `sending` is committed before the send: a worker killed mid-send leaves it, and the retry
+        # sends again with the same idempotency key, which receivers use to drop the repeat.
+        row.state = "sending"
+        row.attempts += 1
+        row.handed_at = now
+        message = message_from_json(row.message)
+        destination = parse_destination(row.channel, row.destination["config"], row.destination.get("name", ""))
+        channel_name = row.channel
+    result: DeliveryResult | None = None
+    error: Exception | None = None
+    try:
+        result = _channel(channel_name, clock).send(message, destination)
+    except (RetryableDeliveryError, PermanentDeliveryError) as exc:
+        error = exc
+    with ctx.session_factory() as session, session.begin():
+        row = session.scalar(select(NotificationRow).where(NotificationRow.id == notification_id).with_for_update())
+        if row is None or row.state in FINAL_STATES:
+            ctx.finish(session)
+            return
+        if result is not None:
+            row.sent_at = clock.now()
+            row.provider_id = result.provider_id
+            _finish_row(session, clock, row, "sent", None)
+            ctx.finish(session)
+            return
+        reason = bounded_error(str(error))
+        if isinstance(error, RetryableDeliveryError) and ctx.attempt < ctx.max_attempts:
+            row.last_error = reason
+            if error.retry_after is not None:
+                _rearm(session, row, clock.now() + error.retry_after)
+                ctx.finish(session)
+                return
+            row.state = "pending"
+        else:
+            _finish_row(session, clock, row, "failed", reason)
+            ctx.finish(session)
+            return
+    # Let the engine retry with its backoff; the row says pending with the last error meanwhile.
+    assert error is not None
+    raise error

@@ -1,0 +1,76 @@
+"""Tables of people's contact methods, their notification rules, and every outgoing message.
+
+A notification row is one message to one destination: pending → sending → sent | failed (or
+cancelled when its incident is acknowledged first). Its unique idempotency key is what makes a page
+go out once per escalation step and person and contact method, however often a timer fires.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from zhiban.store.db import Base, UTCDateTime, new_id
+
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+
+
+class ContactMethodRow(Base):
+    __tablename__ = "contact_methods"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    person_id: Mapped[str] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"), index=True)
+    channel: Mapped[str] = mapped_column(String(32))
+    label: Mapped[str] = mapped_column(String(200), default="")
+    # The destination config of the channel type (notify.config); secrets included, never shown back.
+    config: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class NotificationRuleRow(Base):
+    __tablename__ = "notification_rules"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    person_id: Mapped[str] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"), index=True)
+    contact_method_id: Mapped[str] = mapped_column(ForeignKey("contact_methods.id", ondelete="CASCADE"))
+    delay_minutes: Mapped[int] = mapped_column(Integer, default=0)
+    urgency: Mapped[str] = mapped_column(String(8), default="any")  # any | high | low
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class NotificationRow(Base):
+    __tablename__ = "notifications"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
+    # What it is about: ("incident", id) for pages; kept generic so notices can use it too.
+    subject_kind: Mapped[str] = mapped_column(String(32))
+    subject_id: Mapped[str] = mapped_column(String(64))
+    person_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    contact_method_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    channel: Mapped[str] = mapped_column(String(32))
+    destination: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    rate_key: Mapped[str] = mapped_column(String(300))
+    # The rendered message fields (notify.model.Message) as JSON.
+    message: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    state: Mapped[str] = mapped_column(String(16))  # pending | sending | sent | failed | cancelled
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Each engine job that carries this message gets the next number (rate-limit waits re-arm it).
+    job_seq: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    provider_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # When a worker handed the message to its channel (the paging-latency benchmark reads this).
+    handed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+    __table_args__ = (
+        Index("ix_notifications_subject", "subject_kind", "subject_id"),
+        Index("ix_notifications_rate_key_handed", "rate_key", "handed_at"),
+    )

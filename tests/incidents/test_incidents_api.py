@@ -1,0 +1,142 @@
+"""The incident API over HTTP: Events v2 answers in PagerDuty's shape; tenancy; ack links; the staff pages."""
+
+from __future__ import annotations
+
+import re
+
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from tests.incidents.incident_kit import build, drain, trigger, worker
+from tests.tenancy import bearer, build_world
+from zhiban.core.clock import FrozenClock
+from zhiban.desk import Desk
+from zhiban.incidents import api as incidents_api
+from zhiban.incidents import service
+from zhiban.incidents.store import IncidentRow
+from zhiban.notify.store import NotificationRow
+
+
+def test_events_v2_shapes(client: TestClient, desk: Desk) -> None:
+    world = build(desk)
+    ok = client.post("/v2/enqueue", json=trigger(world.integration_key, "edge-07"))
+    assert ok.status_code == 202
+    assert ok.json() == {"status": "success", "message": "Event processed", "dedup_key": "edge-07"}
+    # Without a dedup key one is made up and returned, as PagerDuty does.
+    made = client.post("/v2/enqueue", json={**trigger(world.integration_key, "x"), "dedup_key": None})
+    assert made.status_code == 202 and len(made.json()["dedup_key"]) == 32
+    bad = client.post("/v2/enqueue", json={"routing_key": world.integration_key, "event_action": "trigger"})
+    assert bad.status_code == 400
+    body = bad.json()
+    assert body["status"] == "invalid event" and body["message"] == "Event object is invalid"
+    assert any("payload" in e for e in body["errors"])
+    assert client.post("/v2/enqueue", content=b"{not json").json()["status"] == "invalid event"
+    unknown = client.post("/v2/enqueue", json=trigger("0" * 32, "k"))
+    assert unknown.status_code == 400 and "routing_key" in unknown.json()["errors"][0]
+
+
+def test_events_v2_throttles_per_routing_key(client: TestClient, desk: Desk) -> None:
+    world = build(desk)
+    bucket = incidents_api.TokenBucket(rate=0.001, burst=2)
+    incidents_api.EVENTS_THROTTLE = bucket
+    try:
+        codes = [client.post("/v2/enqueue", json=trigger(world.integration_key, "k")).status_code for _ in range(3)]
+    finally:
+        incidents_api.EVENTS_THROTTLE = incidents_api.TokenBucket(rate=2_000, burst=4_000)
+    assert codes == [202, 202, 429]
+
+
+def test_incident_api_ack_resolve_and_tenancy(client: TestClient, desk: Desk) -> None:
+    tenants = build_world(desk)
+    world = build(desk)
+    client.post("/v2/enqueue", json=trigger(world.integration_key, "edge-07"))
+    staff = bearer(tenants.admin_token)
+    [incident] = client.get("/api/v1/incidents", headers=staff).json()
+    iid = incident["id"]
+    assert (
+        client.post(f"/api/v1/incidents/{iid}/notes", json={"body": "suspect sh-edge-07"}, headers=staff).status_code
+        == 201
+    )
+    # A customer sees nothing until a ticket of theirs is linked; then the public timeline only.
+    alice = bearer(tenants.alice_token)
+    assert client.get("/api/v1/incidents", headers=alice).json() == []
+    assert client.get(f"/api/v1/incidents/{iid}", headers=alice).status_code == 404
+    ticket = client.post(
+        "/api/v1/tickets", json={"subject": "freeze", "body": "b", "priority": "P1"}, headers=alice
+    ).json()
+    with desk.transaction() as s:
+        service.link_ticket(s, iid, ticket["id"])
+    seen = client.get(f"/api/v1/incidents/{iid}", headers=alice).json()
+    assert seen["ticket_ids"] == [ticket["id"]]
+    assert "suspect" not in str(seen) and {e["kind"] for e in seen["timeline"]} == {"triggered"}
+    assert client.post(f"/api/v1/incidents/{iid}/acknowledge", headers=alice).status_code == 403
+    assert client.get(f"/api/v1/incidents/{iid}", headers=bearer(tenants.bob_token)).status_code == 404
+    acked = client.post(f"/api/v1/incidents/{iid}/acknowledge", headers=staff).json()
+    assert acked["status"] == "acknowledged"
+    resolved = client.post(f"/api/v1/incidents/{iid}/resolve", headers=staff).json()
+    assert resolved["status"] == "resolved"
+    kinds = [e["kind"] for e in client.get(f"/api/v1/incidents/{iid}", headers=staff).json()["timeline"]]
+    assert kinds.index("triggered") < kinds.index("acknowledged") < kinds.index("resolved") and "note" in kinds
+
+
+def test_alertmanager_and_heartbeat_endpoints(client: TestClient, desk: Desk) -> None:
+    tenants = build_world(desk)
+    world = build(desk)
+    admin = bearer(tenants.admin_token)
+    am = client.post(
+        "/api/v1/integrations", json={"type": "alertmanager", "service": "media network cn-east"}, headers=admin
+    )
+    assert am.status_code == 201
+    doc = {
+        "version": "4",
+        "groupKey": "g1",
+        "status": "firing",
+        "receiver": "zhiban",
+        "alerts": [{"status": "firing", "labels": {"alertname": "EdgeLoss"}, "annotations": {}, "fingerprint": "abc"}],
+    }
+    assert client.post(am.json()["url"], json=doc).json() == {"status": "success", "alerts": 1}
+    assert client.post("/api/v1/integrations/alertmanager/nokey", json=doc).status_code == 404
+    hb = client.post(
+        "/api/v1/integrations",
+        json={"type": "heartbeat", "service": world.service, "heartbeat_seconds": 60},
+        headers=admin,
+    ).json()
+    assert client.post(hb["url"]).status_code == 200
+    # A key of another type does not open a heartbeat.
+    assert client.post(f"/api/v1/heartbeats/{world.integration_key}").status_code == 404
+    assert client.get("/api/v1/integrations", headers=bearer(tenants.alice_token)).status_code == 403
+
+
+def test_ack_link_confirms_then_acknowledges(client: TestClient, desk: Desk, clock: FrozenClock) -> None:
+    world = build(desk)
+    client.post("/v2/enqueue", json=trigger(world.integration_key, "edge-07"))
+    drain(worker(desk))
+    with desk.transaction() as s:
+        page = s.scalars(select(NotificationRow)).one()
+        link = next(link[1] for link in page.message["links"] if link[0] == "acknowledge")
+        incident_id = s.scalars(select(IncidentRow.id)).one()
+    path = re.sub(r"^http://desk\.test", "", link)
+    confirm = client.get(path)
+    assert confirm.status_code == 200 and "<form" in confirm.text
+    with desk.transaction() as s:
+        assert s.get(IncidentRow, incident_id).status == "triggered"  # a GET changes nothing
+    done = client.post(path)
+    assert done.status_code == 200
+    with desk.transaction() as s:
+        row = s.get(IncidentRow, incident_id)
+        assert row.status == "acknowledged" and row.acknowledged_by == world.primary
+    assert client.post(path[:-3] + "abc").status_code == 400
+
+
+def test_staff_pages_render_and_forms_act(client: TestClient, desk: Desk) -> None:
+    tenants = build_world(desk)
+    world = build(desk)
+    client.post("/v2/enqueue", json=trigger(world.integration_key, "edge-07", summary="sh-edge-07 丢包"))
+    staff = bearer(tenants.admin_token)
+    listing = client.get("/incidents", headers=staff)
+    assert listing.status_code == 200 and "sh-edge-07 丢包" in listing.text
+    iid = client.get("/api/v1/incidents", headers=staff).json()[0]["id"]
+    page = client.get(f"/incidents/{iid}", headers=staff)
+    assert page.status_code == 200 and "/acknowledge" in page.text
+    assert client.get("/incidents", headers=bearer(tenants.alice_token)).status_code == 403
+    assert client.post(f"/incidents/{iid}/acknowledge", headers=staff, follow_redirects=False).status_code == 303

@@ -1,0 +1,80 @@
+"""`zhiban integrations`, `zhiban ack` and `zhiban incidents audit` as real subprocesses on a SQLite file."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+import zhiban.store.models  # noqa: F401
+from zhiban.core.clock import FrozenClock
+from zhiban.demo.seed import seed_demo
+from zhiban.incidents import integrations
+from zhiban.incidents.store import IncidentRow
+from zhiban.store.db import Base, make_engine, session_factory, transaction
+
+ZHIBAN = str(Path(sys.executable).parent / "zhiban")
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    engine = make_engine(url)
+    Base.metadata.create_all(engine)  # the lead's migration will carry these tables; tests need no wait for it
+    # An incident opened 10 minutes ago whose first page no worker has sent: the audit must see it.
+    clock = FrozenClock(datetime.now(UTC) - timedelta(minutes=10))
+    with transaction(session_factory(engine)) as s:
+        seed_demo(s, clock)
+        made = integrations.seed_demo_integrations(s, clock)
+        events = next(i for i in made if i.type == "events-v2")
+        integrations.receive_events_v2(
+            s,
+            clock,
+            {"routing_key": events.key, "event_action": "trigger", "dedup_key": "edge-07",
+             "payload": {"summary": "sh-edge-07 loss", "source": "sh-edge-07", "severity": "critical"}},
+        )  # fmt: skip
+    engine.dispose()
+    return {
+        **os.environ,
+        "ZHIBAN_DATABASE_URL": url,
+        "ZHIBAN_VAR_DIR": str(tmp_path / "var"),
+        "ZHIBAN_LOG_LEVEL": "WARNING",
+    }
+
+
+def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([ZHIBAN, *args], env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_integrations_list_and_create(env: dict[str, str]) -> None:
+    listed = run(env, "integrations", "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert sorted(i["type"] for i in json.loads(listed.stdout)) == ["alertmanager", "events-v2"]
+    made = run(env, "integrations", "create", "--type", "webhook", "--service", "LiveCo app", "--json")
+    assert made.returncode == 0, made.stderr
+    [row] = json.loads(made.stdout)
+    assert row["type"] == "webhook" and len(row["key"]) == 32
+    bad = run(env, "integrations", "create", "--type", "carrier-pigeon", "--service", "LiveCo app")
+    assert bad.returncode == 2 and "integration type" in bad.stderr
+
+
+def test_audit_then_ack_from_the_command_line(env: dict[str, str]) -> None:
+    audit = run(env, "incidents", "audit", "--json")
+    assert audit.returncode == 1, audit.stderr
+    [late] = json.loads(audit.stdout)
+    assert late["step"] == 0 and late["late_seconds"] >= 590
+    refused = run(env, "ack", "1", "--as", "dev@liveco.demo")  # a customer cannot acknowledge
+    assert refused.returncode == 2
+    acked = run(env, "ack", "1", "--as", "li.na@zhiban.demo")
+    assert acked.returncode == 0 and "acknowledged" in acked.stdout, acked.stderr
+    assert run(env, "incidents", "audit").returncode == 0  # the step was cancelled by the acknowledgement
+    engine = make_engine(env["ZHIBAN_DATABASE_URL"])
+    with transaction(session_factory(engine)) as s:
+        assert s.scalars(select(IncidentRow.status)).one() == "acknowledged"
+    engine.dispose()
