@@ -142,3 +142,28 @@ def test_agent_page_panel_and_form_correction(client: TestClient, desk: Desk) ->
     fixed = client.post(f"/agent/triage/tickets/{tid}", data={"domain": "network", "csrf_token": csrf})
     assert fixed.status_code == 200 and "Network" in fixed.text
     assert client.get(f"/api/v1/tickets/{tid}/triage", headers=bearer(w.agent_token)).json()["domain"] == "network"
+
+
+def test_ticket_filed_before_the_model_is_ready_is_triaged_by_a_job(
+    client: TestClient, desk: Desk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from zhiban.engine import Worker, list_jobs
+    from zhiban.triage.jobs import TRIAGE_TICKET
+    from zhiban.triage.jobs import registry as triage_jobs
+
+    w = build_world(desk)
+    monkeypatch.setattr(service, "_models", {})  # a fresh process: nothing trained or loaded yet
+    r = client.post(
+        "/api/v1/tickets",
+        json={"subject": "推流失败", "body": "OBS 推流到 CDN 一直断开"},
+        headers=bearer(w.alice_token),
+    )
+    assert r.status_code == 201
+    tid = r.json()["id"]
+    with Session(desk.db) as s:
+        assert s.get(TriageRow, tid) is None  # filing did not wait for a model
+        assert [j.kind for j in list_jobs(s, kind=TRIAGE_TICKET)] == [TRIAGE_TICKET]
+    Worker(desk.sessions, triage_jobs, desk.clock).run_once()
+    with Session(desk.db) as s:
+        row = s.get(TriageRow, tid)
+        assert row is not None and row.domain == "recording_streaming"

@@ -11,6 +11,7 @@ from zhiban.core.clock import Clock, FrozenClock
 from zhiban.engine import enqueue
 from zhiban.identity import service as identity
 from zhiban.identity.model import Principal, Role
+from zhiban.identity.secrets import hash_password
 from zhiban.identity.service import principal_of
 from zhiban.kb.jobs import SEED_DEMO
 from zhiban.tickets import service as tickets
@@ -58,10 +59,12 @@ def seed_demo(session: Session, clock: Clock) -> list[DemoLogin]:
 
     ensure_plans(session, clock)
     logins: list[DemoLogin] = []
+    # argon2 is slow on purpose; every demo login shares one password, so hash it once.
+    demo_hash = hash_password(DEMO_PASSWORD)
     staff = []
     for email, name, role, tz, lang in STAFF:
         person = identity.create_person(
-            session, clock, email=email, name=name, role=role, password=DEMO_PASSWORD, timezone=tz, language=lang
+            session, clock, email=email, name=name, role=role, password_hash=demo_hash, timezone=tz, language=lang
         )
         staff.append(person)
         logins.append(DemoLogin(email, role.value, "vendor"))
@@ -81,7 +84,7 @@ def seed_demo(session: Session, clock: Clock) -> list[DemoLogin]:
             name=f"{name} developer",
             role=Role.CUSTOMER,
             organization_id=org.id,
-            password=DEMO_PASSWORD,
+            password_hash=demo_hash,
             timezone=tz,
             language=lang,
         )

@@ -129,8 +129,12 @@ def create_person(
     password: str | None = None,
     timezone: str = "UTC",
     language: str = "en",
+    password_hash: str | None = None,
 ) -> PersonRow:
-    """Add a person; a customer user must belong to exactly one organization, staff to none."""
+    """Add a person; a customer user must belong to exactly one organization, staff to none.
+
+    `password_hash` (an argon2 hash made by identity.secrets) lets a seeder hash one password once.
+    """
     email = email.strip().lower()
     if not EMAIL_RE.match(email):
         raise InvalidInput(f"not an e-mail address: {email!r}")
@@ -155,7 +159,7 @@ def create_person(
         name=name.strip(),
         role=role.value,
         organization_id=organization_id,
-        password_hash=zsecrets.hash_password(password) if password else None,
+        password_hash=zsecrets.hash_password(password) if password else password_hash,
         timezone=_check_timezone(timezone),
         language=_check_language(language),
         created_at=clock.now(),

@@ -7,9 +7,12 @@ import re
 import threading
 from functools import lru_cache
 from importlib import resources
+from typing import TYPE_CHECKING
 
-import jieba
 import snowballstemmer
+
+if TYPE_CHECKING:
+    import jieba
 
 # CJK Unified Ideographs (+ extension A and compatibility ideographs): what jieba segments.
 _CJK_CLASS = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
@@ -48,6 +51,8 @@ def _tokenizer() -> jieba.Tokenizer:
     if _jieba is None:
         with _jieba_lock:
             if _jieba is None:
+                import jieba  # imported here: it takes most of a second, and most processes never segment
+
                 jieba.setLogLevel(logging.WARNING)  # jieba logs "Building prefix dict..." at DEBUG/INFO
                 tk = jieba.Tokenizer()
                 tk.initialize()

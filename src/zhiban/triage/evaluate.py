@@ -6,8 +6,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 
-from sklearn.model_selection import train_test_split
-
 from zhiban.core.errors import InvalidInput
 from zhiban.triage.model import DOMAINS, TriageExample, TriageModel, parse_examples
 
@@ -31,6 +29,8 @@ def held_out_split(
     examples: Sequence[TriageExample], seed: int = HELD_OUT_SEED, fraction: float = HELD_OUT_FRACTION
 ) -> tuple[list[TriageExample], list[TriageExample]]:
     """(train, test): a stratified split by domain with a fixed seed."""
+    from sklearn.model_selection import train_test_split
+
     train, test = train_test_split(
         list(examples), test_size=fraction, random_state=seed, stratify=[e.domain for e in examples]
     )

@@ -7,9 +7,11 @@ import logging
 from sqlalchemy.orm import Session
 
 from zhiban.core.clock import Clock
+from zhiban.engine import enqueue
 from zhiban.tickets import events
 from zhiban.tickets.store import TicketEventRow, TicketRow
 from zhiban.triage import service
+from zhiban.triage.jobs import TRIAGE_TICKET
 
 log = logging.getLogger("zhiban.triage")
 
@@ -22,6 +24,15 @@ def triage_on_created(session: Session, clock: Clock, ticket: TicketRow, event: 
     try:
         # A savepoint: if triage fails, only its own writes are undone, and the ticket is still filed.
         with session.begin_nested():
-            service.triage_ticket(session, clock, ticket)
+            if service.ready_model(session, clock) is None:
+                enqueue(
+                    session,
+                    TRIAGE_TICKET,
+                    {"ticket_id": ticket.id},
+                    due_at=clock.now(),
+                    dedup_key=f"triage:{ticket.id}",
+                )
+            else:
+                service.triage_ticket(session, clock, ticket)
     except Exception:
         log.exception("triage failed for ticket #%s; it stays untriaged", ticket.id)

@@ -6,18 +6,18 @@ import io
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import joblib
-import numpy as np
 import orjson
-from sklearn.calibration import CalibratedClassifierCV
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.pipeline import FeatureUnion, Pipeline
-from sklearn.svm import LinearSVC
 
 from zhiban.core.errors import InvalidInput
 from zhiban.kb.text import tokenize
+
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
+
+# scikit-learn, numpy and joblib take seconds to import: they load when a model is trained or used,
+# not when the desk starts.
 
 DOMAINS = (
     "network",
@@ -91,6 +91,11 @@ def parse_examples(lines: Iterable[str]) -> list[TriageExample]:
 
 
 def _pipeline() -> Pipeline:
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.pipeline import FeatureUnion, Pipeline
+    from sklearn.svm import LinearSVC
+
     features = FeatureUnion(
         [
             # Character n-grams read Chinese without segmentation and survive typos and error codes.
@@ -144,6 +149,8 @@ class TriageModel:
         """The likely domain of a ticket, with calibrated probabilities for every domain."""
         _check_sizes(subject, body)
         probabilities = self._pipeline.predict_proba([ticket_text(subject, body)])[0]
+        import numpy as np
+
         order = np.argsort(-probabilities)
         ranked = tuple((self.domains[i], float(probabilities[i])) for i in order)
         return Prediction(ranked[0][0], ranked[0][1], ranked)
@@ -156,6 +163,8 @@ class TriageModel:
         """Serialized model (joblib); load only bytes this desk wrote itself — it is a pickle."""
         buffer = io.BytesIO()
         state: dict[str, Any] = {"version": _FORMAT_VERSION, "pipeline": self._pipeline, "examples": self.examples}
+        import joblib
+
         joblib.dump(state, buffer, compress=3)
         return buffer.getvalue()
 
@@ -163,6 +172,8 @@ class TriageModel:
     def from_bytes(cls, data: bytes) -> TriageModel:
         """Load a model written by `to_bytes`."""
         try:
+            import joblib
+
             state = joblib.load(io.BytesIO(data))
         except Exception as exc:  # joblib raises many kinds on corrupt input
             raise InvalidInput(f"not a saved triage model: {exc}") from exc

@@ -110,6 +110,23 @@ def retrain(session: Session, clock: Clock) -> TrainReport:
     return TrainReport(row.id, len(examples), len(fixed), trained=True)
 
 
+def ready_model(session: Session, clock: Clock) -> tuple[int, TriageModel] | None:
+    """The model in use if this process can apply it at once (trained and loaded here), else None.
+
+    Training takes seconds and loading scikit-learn too: a ticket filed before that is triaged by a job,
+    so filing a ticket never waits for a model.
+    """
+    newest = session.execute(
+        select(TriageModelRow.id, TriageModelRow.fingerprint).order_by(TriageModelRow.id.desc()).limit(1)
+    ).first()
+    if newest is None:
+        default = _fingerprint(parse_examples(default_tickets()))
+        if default not in _models:
+            return None
+        return current_model(session, clock)  # stores the model this process already trained
+    return (newest[0], _models[newest[1]]) if newest[1] in _models else None
+
+
 def current_model(session: Session, clock: Clock) -> tuple[int, TriageModel]:
     """(version, model) in use; trains and stores one on first use."""
     newest = session.execute(
@@ -144,12 +161,11 @@ def team_for(session: Session, domain: str) -> TeamRow | None:
 
 
 def open_incident_for(session: Session, ticket: TicketRow) -> bool:
-    """Whether an open incident affects the ticket's organization.
+    """Whether an open incident affects the ticket's organization: its own, or one its tickets are linked to
+    (the detector links a ticket filed during a telemetry incident before triage runs)."""
+    from zhiban.incidents.service import open_incidents_for_org
 
-    Seam: there is no incidents table yet; when incidents land, look up an open incident linked to
-    (or matching) this ticket's organization here, and suggest_priority raises the priority for it.
-    """
-    return False
+    return bool(open_incidents_for_org(session, ticket.organization_id))
 
 
 def triage_ticket(session: Session, clock: Clock, ticket: TicketRow) -> TriageRow:
