@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 import threading
 from collections.abc import Callable
@@ -148,11 +149,13 @@ def serve(
     from zhiban.telemetry.live import start_live_simulation, start_telemetry
 
     stop = threading.Event()
-    worker_thread = _start_worker(desk, stop)
-    inbound = start_inbound(desk)  # ZHIBAN_INBOUND_SMTP_PORT=0 (the default) keeps it off
     telemetry = start_telemetry(desk, stop)
     if settings.simulate:
         start_live_simulation(desk, stop)  # the demo's apps send traffic, so dashboards are alive at once
+    worker_thread = _start_worker(desk, stop)
+    inbound = start_inbound(desk)  # ZHIBAN_INBOUND_SMTP_PORT=0 (the default) keeps it off
+    # uvicorn re-raises SIGTERM once it has stopped; turn it into SystemExit so the clean-up below runs.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     bind_host, bind_port = host or settings.host, port or settings.port
     console.print(f"zhiban is on duty at http://{bind_host}:{bind_port}  (API docs: /docs)")
     try:

@@ -369,16 +369,25 @@ ISOLATION_CASES = [
         lambda f: (f"/api/v1/reports/first_response?organization_id={f.world.liveco}", None),
         frozenset({404}),
     ),
-    Case("GET", "/api/v1/reports/{figure}", lambda f: ("/api/v1/reports/backlog", None), frozenset({200}),
-         _no_liveco_data),
+    Case(
+        "GET",
+        "/api/v1/reports/{figure}",
+        lambda f: ("/api/v1/reports/backlog", None),
+        frozenset({200}),
+        _no_liveco_data,
+    ),
     Case(
         "GET",
         "/api/v1/reports/{figure}.csv",
         lambda f: (f"/api/v1/reports/breaches.csv?organization_id={f.world.liveco}", None),
         frozenset({404}),
     ),
-    Case("GET", "/api/v1/reports/{figure}.csv", lambda f: ("/api/v1/reports/pages_per_person.csv", None),
-         frozenset({403})),
+    Case(
+        "GET",
+        "/api/v1/reports/{figure}.csv",
+        lambda f: ("/api/v1/reports/pages_per_person.csv", None),
+        frozenset({403}),
+    ),
     # Status pages: the public page carries no tenant's data; a private page, its feed and subscriptions are the
     # organization's own; public updates are written by staff.
     Case("GET", "/api/v1/status", lambda f: ("/api/v1/status", None), frozenset({200}), _no_liveco_data),
@@ -393,6 +402,35 @@ ISOLATION_CASES = [
         "/api/v1/status/incidents/{incident_id}/updates",
         lambda f: ("/api/v1/status/incidents/x/updates", {"status": "identified", "body": "b"}),
         frozenset({403}),
+    ),
+    # Telemetry queries: another tenant's app is not found (tests/telemetry/test_dashboard_api.py has real data).
+    Case(
+        "GET",
+        "/api/v1/apps/{app_id}/series",
+        lambda f: ("/api/v1/apps/liveco/series?metric=mos", None),
+        frozenset({404}),
+        _no_liveco_data,
+    ),
+    Case(
+        "GET",
+        "/api/v1/apps/{app_id}/breakdown",
+        lambda f: ("/api/v1/apps/liveco/breakdown?metric=mos&dimension=region", None),
+        frozenset({404}),
+        _no_liveco_data,
+    ),
+    Case(
+        "GET",
+        "/api/v1/apps/{app_id}/sessions/{session_id}",
+        lambda f: ("/api/v1/apps/liveco/sessions/s1", None),
+        frozenset({404}),
+        _no_liveco_data,
+    ),
+    Case(
+        "GET",
+        "/api/v1/apps/{app_id}/summary",
+        lambda f: ("/api/v1/apps/liveco/summary", None),
+        frozenset({404}),
+        _no_liveco_data,
     ),
 ]
 

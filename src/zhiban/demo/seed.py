@@ -91,7 +91,8 @@ def seed_demo(session: Session, clock: Clock) -> list[DemoLogin]:
         customers[slug] = principal_of(person)
         logins.append(DemoLogin(email, Role.CUSTOMER.value, name))
     # The 288-article corpus takes seconds to index: a job does it, so `serve` answers at once.
-    enqueue(session, SEED_DEMO, {}, due_at=clock.now(), dedup_key="demo:kb")
+    # A few seconds late, so the first pages after start are not waiting behind the import's write lock.
+    enqueue(session, SEED_DEMO, {}, due_at=clock.now() + timedelta(seconds=20), dedup_key="demo:kb")
     now = clock.now()
     for i, (slug, prio, subject, body) in enumerate(TICKETS):
         # Spread the demo tickets over the last hours so the queue looks like a real night.

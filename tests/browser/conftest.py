@@ -1,0 +1,81 @@
+"""Browser fixtures: a real `zhiban serve` and Debian's Chromium driven by Playwright (no browser download)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[Any]:
+    """A headless Chromium; missing locally means skip, missing in CI means fail."""
+    if not os.path.exists(CHROMIUM):
+        if os.environ.get("CI") == "true":
+            pytest.fail("Debian's chromium is not installed (make test installs it)")
+        pytest.skip("chromium not installed")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="session")
+def desk_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`zhiban serve` with the demo on a fresh SQLite database; yields its base URL."""
+    tmp = tmp_path_factory.mktemp("serve")
+    port = _free_port()
+    env = {
+        **os.environ,
+        "ZHIBAN_DATABASE_URL": f"sqlite:///{tmp / 'desk.db'}",
+        "ZHIBAN_VAR_DIR": str(tmp / "var"),
+        "ZHIBAN_LOG_LEVEL": "WARNING",
+    }
+    log = open(tmp / "serve.log", "w")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "zhiban"), "serve", "--port", str(port)], env=env, stdout=log, stderr=log
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(base + "/readyz", timeout=1):
+                break
+        except OSError:
+            if proc.poll() is not None:
+                raise RuntimeError((tmp / "serve.log").read_text()[-3000:]) from None
+            time.sleep(0.3)
+    else:
+        proc.kill()
+        raise RuntimeError("zhiban serve did not become ready")
+    yield base
+    proc.terminate()
+    proc.wait(timeout=30)
