@@ -432,6 +432,51 @@ ISOLATION_CASES = [
         frozenset({404}),
         _no_liveco_data,
     ),
+    # Detection: a customer lists its own apps' detections only; rules are the vendor's; an organization's
+    # notice webhook is that organization's (or an admin's); fault injection is for admins.
+    Case("GET", "/api/v1/detections", lambda f: ("/api/v1/detections", None), frozenset({200}), _no_liveco_data),
+    Case("GET", "/api/v1/detections/{detection_id}", lambda f: ("/api/v1/detections/no-such-detection", None)),
+    Case("GET", "/api/v1/detect/rules", lambda f: ("/api/v1/detect/rules", None), frozenset({403})),
+    Case(
+        "POST",
+        "/api/v1/detect/rules",
+        lambda f: (
+            "/api/v1/detect/rules",
+            {"name": "evil", "metric": "mos", "comparison": "below", "threshold": 4.4, "app_id": "liveco"},
+        ),
+        frozenset({403}),
+    ),
+    Case(
+        "PATCH",
+        "/api/v1/detect/rules/{rule_id}",
+        lambda f: ("/api/v1/detect/rules/x", {"threshold": 1.0}),
+        frozenset({403}),
+    ),
+    Case("DELETE", "/api/v1/detect/rules/{rule_id}", lambda f: ("/api/v1/detect/rules/x", None), frozenset({403})),
+    Case(
+        "GET",
+        "/api/v1/organizations/{organization_id}/notice-webhook",
+        lambda f: (f"/api/v1/organizations/{f.world.liveco}/notice-webhook", None),
+    ),
+    Case(
+        "PUT",
+        "/api/v1/organizations/{organization_id}/notice-webhook",
+        lambda f: (
+            f"/api/v1/organizations/{f.world.liveco}/notice-webhook",
+            {"url": "https://evil.test/hook", "secret": "s" * 20},
+        ),
+    ),
+    Case(
+        "DELETE",
+        "/api/v1/organizations/{organization_id}/notice-webhook",
+        lambda f: (f"/api/v1/organizations/{f.world.liveco}/notice-webhook", None),
+    ),
+    Case(
+        "POST",
+        "/api/v1/simulator/faults",
+        lambda f: ("/api/v1/simulator/faults", {"spec": "app_outage:liveco::+0s:10m"}),
+        frozenset({403}),
+    ),
 ]
 
 # Routes that carry no tenant data at all.

@@ -15,6 +15,10 @@ def on_ticket_event(session: Session, clock: Clock, ticket: TicketRow, event: Ti
     """On agent_reply, queue the reply's mail in the same transaction (so it is sent iff the reply commits)."""
     if event.kind != "agent_reply":
         return
+    from zhiban.drills.service import is_drill_ticket
+
+    if is_drill_ticket(session, ticket.id):
+        return  # a drill's synthetic requester is never mailed
     comment_id = (event.data or {}).get("comment_id")
     queue_agent_reply(
         session,

@@ -1,0 +1,187 @@
+"""Drills in the domain, pure: when "Sunday 03:00" next comes in a zone, and what a drill's run proves.
+
+A drill passes when the page was acknowledged and the ticket got its first public reply within the plan's
+P1 first-response target, and nothing broke on the way (someone was on call, every page went out, the
+ticket reached the expected team, an SLA clock started).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from zhiban.core.errors import InvalidInput
+
+MAX_WINDOW_MINUTES = 24 * 60
+MAX_AHEAD = timedelta(days=366)
+MAX_PROBLEMS = 50
+
+_WEEKDAYS = {
+    "monday": 0, "mon": 0, "周一": 0, "星期一": 0,
+    "tuesday": 1, "tue": 1, "tues": 1, "周二": 1, "星期二": 1,
+    "wednesday": 2, "wed": 2, "周三": 2, "星期三": 2,
+    "thursday": 3, "thu": 3, "thur": 3, "thurs": 3, "周四": 3, "星期四": 3,
+    "friday": 4, "fri": 4, "周五": 4, "星期五": 4,
+    "saturday": 5, "sat": 5, "周六": 5, "星期六": 5,
+    "sunday": 6, "sun": 6, "周日": 6, "周天": 6, "星期日": 6, "星期天": 6,
+}  # fmt: skip
+_TIME = re.compile(r"^(\d{1,2}):(\d{2})$")
+_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
+
+
+def zone(name: str) -> ZoneInfo:
+    """The IANA zone, or InvalidInput."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise InvalidInput(f"unknown time zone {name!r}") from exc
+
+
+def _clock_time(text: str) -> time:
+    match = _TIME.match(text)
+    if not match or int(match.group(1)) > 23 or int(match.group(2)) > 59:
+        raise InvalidInput(f"a drill time is HH:MM (24 h), not {text!r}")
+    return time(int(match.group(1)), int(match.group(2)))
+
+
+def _local(day: date, at: time, tz: ZoneInfo) -> datetime:
+    return datetime.combine(day, at, tz)
+
+
+def next_occurrence(spec: str, now: datetime, tz: str) -> datetime:
+    """The next moment after `now` matching "Sunday 03:00", "周日 03:00", "03:00" or "2026-11-22 03:00" in `tz`."""
+    if now.tzinfo is None:
+        raise InvalidInput("now must be timezone-aware")
+    words = spec.strip().replace("T", " ").split()
+    if not 1 <= len(words) <= 2 or len(spec) > 100:
+        raise InvalidInput(f'say when as "Sunday 03:00", "03:00" or "2026-11-22 03:00", not {spec!r}')
+    place = zone(tz)
+    local_now = now.astimezone(place)
+    at = _clock_time(words[-1])
+    if len(words) == 1:
+        candidate = _local(local_now.date(), at, place)
+        if candidate <= now:
+            candidate = _local(local_now.date() + timedelta(days=1), at, place)
+        return candidate
+    first = words[0]
+    match = _DATE.match(first)
+    if match:
+        try:
+            day = date(int(match.group(1)), int(match.group(2)), int(match.group(3)))
+        except ValueError as exc:
+            raise InvalidInput(f"no such date {first!r}") from exc
+        candidate = _local(day, at, place)
+        if candidate <= now:
+            raise InvalidInput(f"{spec!r} in {tz} is in the past")
+        if candidate - now > MAX_AHEAD:
+            raise InvalidInput("a drill is scheduled at most a year ahead")
+        return candidate
+    weekday = _WEEKDAYS.get(first.lower())
+    if weekday is None:
+        raise InvalidInput(f"unknown weekday {first!r}; use Monday..Sunday (or 周一..周日)")
+    ahead = (weekday - local_now.weekday()) % 7
+    candidate = _local(local_now.date() + timedelta(days=ahead), at, place)
+    if candidate <= now:
+        candidate = _local(local_now.date() + timedelta(days=ahead + 7), at, place)
+    return candidate
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """What the tables say happened during one drill's window."""
+
+    ended_at: datetime
+    target: timedelta | None  # the plan's P1 first-response target; None when the plan has none
+    ticket_created_at: datetime | None
+    first_response_at: datetime | None
+    ticket_team: str | None
+    expected_team: str | None
+    sla_clock_started: bool
+    incident_triggered_at: datetime | None
+    acknowledged_at: datetime | None
+    incident_team: str | None
+    pages_sent: int
+    page_failures: tuple[str, ...] = ()  # "sms: 503 from provider"
+    nobody_on_call: bool = False
+    timeline_problems: tuple[str, ...] = ()  # e.g. "the service has no escalation policy"
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """One timed step of the chain against its target."""
+
+    name: str  # "acknowledge" | "first_response"
+    team: str | None
+    target_seconds: float | None
+    actual_seconds: float | None
+    passed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class DrillResult:
+    passed: bool
+    checks: tuple[Check, ...]
+    problems: tuple[str, ...]
+    teams: dict[str, dict[str, float | None]] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, object]:
+        """As stored in the drill row."""
+        return {
+            "passed": self.passed,
+            "checks": [
+                {
+                    "name": c.name,
+                    "team": c.team,
+                    "target_seconds": c.target_seconds,
+                    "actual_seconds": c.actual_seconds,
+                    "passed": c.passed,
+                }
+                for c in self.checks
+            ],
+            "problems": list(self.problems),
+            "teams": self.teams,
+        }
+
+
+def _timed(
+    name: str, team: str | None, start: datetime | None, done: datetime | None, target: timedelta | None
+) -> Check:
+    actual = (done - start).total_seconds() if start is not None and done is not None else None
+    limit = target.total_seconds() if target is not None else None
+    passed = actual is not None and (limit is None or actual <= limit)
+    return Check(name, team, limit, actual, passed)
+
+
+def evaluate(obs: Observation) -> DrillResult:
+    """Pass or fail, the times per team, and every problem seen, from one drill's observation."""
+    ack = _timed("acknowledge", obs.incident_team, obs.incident_triggered_at, obs.acknowledged_at, obs.target)
+    reply = _timed("first_response", obs.ticket_team, obs.ticket_created_at, obs.first_response_at, obs.target)
+    problems: list[str] = []
+    if obs.nobody_on_call:
+        problems.append("nobody on call: the escalation policy paged nobody")
+    problems.extend(f"channel failing: {failure}" for failure in obs.page_failures)
+    if obs.incident_triggered_at is not None and obs.pages_sent == 0 and not obs.nobody_on_call:
+        problems.append("no page was delivered")
+    problems.extend(obs.timeline_problems)
+    if obs.ticket_created_at is not None:
+        if obs.ticket_team is None:
+            problems.append("rule misrouted: the ticket reached no team")
+        elif obs.expected_team and obs.ticket_team.casefold() != obs.expected_team.casefold():
+            problems.append(f"rule misrouted: the ticket went to {obs.ticket_team}, expected {obs.expected_team}")
+        if not obs.sla_clock_started:
+            problems.append("no SLA clock started for the ticket")
+    if obs.target is None:
+        problems.append("the plan has no P1 first-response target to measure against")
+    if obs.acknowledged_at is None and obs.incident_triggered_at is not None:
+        problems.append("the page was not acknowledged within the drill window")
+    if obs.first_response_at is None and obs.ticket_created_at is not None:
+        problems.append("the ticket got no first public reply within the drill window")
+    teams: dict[str, dict[str, float | None]] = {}
+    for check in (ack, reply):
+        row = teams.setdefault(check.team or "—", {"acknowledge": None, "first_response": None})
+        row[check.name] = check.actual_seconds
+    checks = (ack, reply)
+    bounded = tuple(dict.fromkeys(problems))[:MAX_PROBLEMS]
+    return DrillResult(all(c.passed for c in checks) and not bounded, checks, bounded, teams)

@@ -1,0 +1,174 @@
+"""Status API: the public platform page, an organization's private page, subscriptions, public updates."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Path, Request
+from pydantic import BaseModel, Field
+
+from zhiban.status import service
+from zhiban.status.model import StatusIncident
+from zhiban.web.deps import DB, ClockDep, CurrentPrincipal, OptionalPrincipal, check_csrf, viewer_language
+from zhiban.web.fields import Ident, ShortText
+
+router = APIRouter(prefix="/api/v1/status", tags=["status"])
+
+Slug = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$")]
+UpdateStatus = Literal["investigating", "identified", "monitoring", "resolved", "scheduled", "in_progress", "completed"]
+
+
+class UpdateOut(BaseModel):
+    at: datetime
+    status: str
+    body: str
+
+
+class IncidentOut(BaseModel):
+    number: int | str
+    title: str
+    severity: str
+    components: list[str]
+    started_at: datetime
+    resolved_at: datetime | None
+    updates: list[UpdateOut]
+
+    @classmethod
+    def of(cls, i: StatusIncident) -> IncidentOut:
+        return cls(
+            number=i.incident_id,
+            title=i.title,
+            severity=i.severity,
+            components=list(i.components),
+            started_at=i.started_at,
+            resolved_at=i.resolved_at,
+            updates=[UpdateOut(at=u.at, status=u.status, body=u.body) for u in i.updates_newest_first()],
+        )
+
+
+class DayOut(BaseModel):
+    day: date
+    uptime_pct: float | None
+    worst_severity: str
+
+
+class ComponentOut(BaseModel):
+    name: str
+    uptime_pct: float | None
+    days: list[DayOut]
+
+
+class PageOut(BaseModel):
+    title: str
+    generated_at: datetime
+    uptime_pct: float | None
+    components: list[ComponentOut]
+    current: list[IncidentOut]
+    history: list[IncidentOut] = Field(description="incidents of the last 90 days, newest first")
+
+
+def _page_out(page: service.StatusPage) -> PageOut:
+    return PageOut(
+        title=page.title,
+        generated_at=page.now,
+        uptime_pct=page.overall.uptime_pct,
+        components=[
+            ComponentOut(
+                name=c.name,
+                uptime_pct=c.uptime.uptime_pct,
+                days=[
+                    DayOut(day=b.day, uptime_pct=b.uptime_pct, worst_severity=b.worst_severity) for b in c.uptime.bars
+                ],
+            )
+            for c in page.components
+        ],
+        current=[IncidentOut.of(i) for i in page.current],
+        history=[IncidentOut.of(i) for day in page.history for i in day.incidents],
+    )
+
+
+@router.get("", response_model=PageOut, summary="The public status page of the platform (no sign-in)")
+def public_page(request: Request, session: DB, clock: ClockDep, principal: OptionalPrincipal) -> PageOut:
+    page = service.build_page(session, clock, None, lang=viewer_language(request), tz="UTC")
+    return _page_out(page)
+
+
+@router.get("/organizations/{slug}", response_model=PageOut, summary="An organization's private status page")
+def organization_page(
+    request: Request, session: DB, clock: ClockDep, principal: CurrentPrincipal, slug: Slug
+) -> PageOut:
+    org = service.organization_for_page(session, principal, slug)
+    page = service.build_page(session, clock, org, lang=viewer_language(request), tz=org.timezone)
+    return _page_out(page)
+
+
+class SubscriptionIn(BaseModel):
+    organization: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$")] | None = Field(
+        None, description="slug of a private page; absent: the public page"
+    )
+    email: Annotated[str, Field(max_length=254)] | None = None
+    webhook_url: Annotated[str, Field(max_length=2000)] | None = None
+    webhook_secret: Annotated[str, Field(min_length=16, max_length=200)] | None = None
+    language: Literal["zh", "en"] = "en"
+
+
+class SubscriptionOut(BaseModel):
+    id: str
+    channel: str
+    organization_id: str | None
+    confirmed: bool
+
+
+@router.post("/subscriptions", status_code=201, response_model=SubscriptionOut, summary="Subscribe to a page")
+async def subscribe(
+    request: Request, body: SubscriptionIn, session: DB, clock: ClockDep, principal: OptionalPrincipal
+) -> SubscriptionOut:
+    await check_csrf(request)
+    row = service.subscribe(
+        session,
+        clock,
+        principal,
+        organization_slug=body.organization,
+        email=body.email,
+        webhook_url=body.webhook_url,
+        webhook_secret=body.webhook_secret,
+        language=body.language,
+    )
+    return SubscriptionOut(
+        id=row.id, channel=row.channel, organization_id=row.organization_id, confirmed=row.confirmed_at is not None
+    )
+
+
+class UpdateIn(BaseModel):
+    status: UpdateStatus
+    body: Annotated[str, Field(min_length=1, max_length=10_000)]
+    components: list[ShortText] = Field(default_factory=list, max_length=20)
+    severity: Literal["none", "maintenance", "minor", "major", "critical"] | None = None
+
+
+class UpdateCreated(BaseModel):
+    id: int
+    incident_id: str
+    status: str
+    at: datetime
+
+
+@router.post(
+    "/incidents/{incident_id}/updates", status_code=201, response_model=UpdateCreated, summary="Post a public update"
+)
+def post_update(
+    body: UpdateIn, session: DB, clock: ClockDep, principal: CurrentPrincipal, incident_id: Ident
+) -> UpdateCreated:
+    principal.require_scope("incidents:write")
+    row = service.post_update(
+        session,
+        clock,
+        principal,
+        incident_id,
+        status=body.status,
+        body=body.body,
+        components=list(body.components),
+        severity=body.severity,
+    )
+    return UpdateCreated(id=row.id, incident_id=row.incident_id, status=row.status, at=row.at)
