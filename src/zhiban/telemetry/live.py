@@ -218,6 +218,7 @@ class TelemetryRuntime:
         options = self.pipeline_options or PipelineOptions(raw_sample=self.settings.raw_sample)
         self.pipeline = Pipeline(self.desk.sessions, clock=self.desk.clock, options=options)
         self.thread: threading.Thread | None = None
+        self.simulator: Any = None  # the live simulation of this process, when one runs (faults go in there)
         self._keys: OrderedDict[str, tuple[IngestIdentity, float]] = OrderedDict()
         self._keys_lock = threading.Lock()
 
@@ -312,6 +313,7 @@ def start_live_simulation(
     # Start a few minutes back so the charts have something to show at once.
     start = now.replace(second=now.second - now.second % 10, microsecond=0) - timedelta(minutes=5)
     simulator = Simulator(apps, seed=seed, start=start)
+    runtime.simulator = simulator
 
     def feed() -> None:
         while not stop_event.is_set():
@@ -330,3 +332,13 @@ def start_live_simulation(
     if apps:
         thread.start()
     return thread
+
+
+def inject_fault(desk: Desk, fault: Any) -> None:
+    """Add a named fault (simulator_faults.Fault) to this process's running live simulation (the demo path)."""
+    from zhiban.core.errors import NotFound
+
+    runtime = runtime_for(desk)
+    if runtime.simulator is None:
+        raise NotFound("no live simulation runs in this process (ZHIBAN_SIMULATE=true with `zhiban serve`)")
+    runtime.simulator.add_fault(fault)

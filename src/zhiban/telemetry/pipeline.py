@@ -36,6 +36,17 @@ log = logging.getLogger("zhiban.telemetry")
 _GZIP_MAGIC: Final = b"\x1f\x8b"
 _SAMPLE_SCALE: Final = 10_000
 
+# Called with (pipeline, closed windows) after each tick persisted them, in the pipeline's thread (detection).
+WindowsListener = Callable[["Pipeline", list[Any]], None]
+_windows_listeners: list[WindowsListener] = []
+
+
+def on_windows_closed(listener: WindowsListener) -> WindowsListener:
+    """Hand every batch of closed, persisted windows to `listener(pipeline, windows)` (idempotent)."""
+    if listener not in _windows_listeners:
+        _windows_listeners.append(listener)
+    return listener
+
 
 def report_to_dict(report: QualityReport) -> dict[str, Any]:
     """A version-1 report as its wire JSON (measured fields only)."""
@@ -261,6 +272,12 @@ class Pipeline:
             self._touched = set()
             self.stats.windows += len(closed)
             self._ack_persisted()
+            if closed:
+                for listener in list(_windows_listeners):
+                    try:
+                        listener(self, closed)
+                    except Exception:  # a listener's failure must not stop the stream
+                        log.exception("a closed-windows listener failed")
             return len(closed)
 
     def _ack_persisted(self) -> None:

@@ -435,6 +435,15 @@ class _AppTraffic:
         self.web = np.array([p == "web" for p in v.values["platform"]])
         self.counter = 0
 
+    def add_fault(self, fault: Fault) -> None:
+        """Inject a fault into a running simulation (checked like the ones given at the start)."""
+        if fault.kind == "sdk_rollout":
+            self.vocab.add("sdk_version", fault.slice["sdk_version"])
+        for dim, value in fault.slice.items():
+            if value not in self.vocab.codes[dim]:
+                raise InvalidInput(f"{fault.kind}: {self.app.app_id} has no {dim}={value!r}")
+        self.faults.append(fault)
+
     # -- traffic volume -------------------------------------------------------------------------
 
     def target(self, moment: datetime) -> FloatArray:
@@ -736,6 +745,15 @@ class Simulator:
             _AppTraffic(a, [f for f in self.faults if f.app_id == a.app_id], np.random.default_rng(st), int(tick_s))
             for a, st in zip(self.apps, streams, strict=True)
         ]
+
+    def add_fault(self, fault: Fault) -> None:
+        """Inject a fault or benign event into the running simulation (the live demo's fault API)."""
+        for traffic in self._traffic:
+            if traffic.app.app_id == fault.app_id:
+                traffic.add_fault(fault)
+                self.faults.append(fault)
+                return
+        raise InvalidInput(f"fault {fault.kind} targets unknown app {fault.app_id!r}")
 
     @property
     def cursor(self) -> datetime:

@@ -1,0 +1,268 @@
+"""`zhiban detect …`: replay recorded telemetry, explicit rules, organizations' notice webhook, demo faults."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+app = typer.Typer(
+    help="Detection: replay telemetry, explicit rules, notice webhooks, demo faults.", no_args_is_help=True
+)
+rules_app = typer.Typer(
+    help="Explicit rules per plan (metric, window, consecutive windows, threshold).", no_args_is_help=True
+)
+webhook_app = typer.Typer(help="Organizations' proactive-notice webhook.", no_args_is_help=True)
+app.add_typer(rules_app, name="rules")
+app.add_typer(webhook_app, name="notice-webhook")
+
+
+def _fail(detail: str) -> None:
+    typer.echo(f"error: {detail}", err=True)
+    raise typer.Exit(2)
+
+
+def _admin() -> Any:
+    from zhiban.identity.model import Principal, Role
+
+    return Principal(person_id="cli", role=Role.ADMIN, organization_id=None, name="zhiban cli")
+
+
+@app.command("replay")
+def replay(
+    source: Annotated[Path, typer.Argument(help="recorded telemetry: NDJSON, gzip or not")],
+    out: Annotated[Path, typer.Option("--out", help="write one §4 detection per line here")],
+    rules: Annotated[Path | None, typer.Option(help="JSON list of rules to apply too")] = None,
+    app_plan: Annotated[list[str] | None, typer.Option(help="app=plan, for rules scoped by plan (repeatable)")] = None,
+) -> None:
+    """Run recorded telemetry through parse → aggregate → detect → localize, in event time, as fast as it goes."""
+    from zhiban.core.errors import ZhibanError
+    from zhiban.detect.replay import replay_file
+    from zhiban.detect.rules import Rule
+
+    try:
+        loaded: list[Rule] = []
+        if rules is not None:
+            data = json.loads(rules.read_text(encoding="utf-8"))
+            if not isinstance(data, list):
+                _fail("--rules must hold a JSON list of rules")
+            loaded = [Rule.from_json(item) for item in data]
+        plans: dict[str, str] = {}
+        for item in app_plan or []:
+            name, sep, plan = item.partition("=")
+            if not sep:
+                _fail(f"--app-plan {item!r}: use app=plan")
+            plans[name.strip()] = plan.strip()
+        summary = replay_file(source, out, rules=loaded, plan_of=plans.get)
+    except (ZhibanError, OSError, ValueError) as exc:
+        _fail(getattr(exc, "detail", None) or str(exc))
+        return
+    typer.echo(
+        json.dumps(
+            {
+                "out": str(out),
+                "detections": len(summary.detections),
+                "reports": summary.reports,
+                "windows": summary.windows,
+                "seconds": round(summary.seconds, 2),
+                "windows_per_s": round(summary.windows_per_second),
+            }
+        )
+    )
+
+
+@rules_app.command("list")
+def rules_list() -> None:
+    """Print the rules as JSON lines."""
+    from zhiban.cli import _desk
+    from zhiban.detect import service
+
+    desk = _desk()
+    with desk.transaction() as session:
+        for row in service.list_rules(session, _admin()):
+            typer.echo(json.dumps(service.rule_json(row)))
+
+
+@rules_app.command("add")
+def rules_add(
+    name: Annotated[str, typer.Option(help="unique name, e.g. enterprise-join-99")],
+    metric: Annotated[str, typer.Option(help="a §3 metric, e.g. join_success_rate")],
+    below: Annotated[float | None, typer.Option(help="breach when the metric is below this")] = None,
+    above: Annotated[float | None, typer.Option(help="breach when the metric is above this")] = None,
+    window: Annotated[int, typer.Option(help="window length in seconds (multiple of 10)")] = 60,
+    consecutive: Annotated[int, typer.Option(help="consecutive breaching windows")] = 2,
+    min_sessions: Annotated[int, typer.Option(help="sessions a window needs to count")] = 20,
+    plan: Annotated[str | None, typer.Option(help="only apps of organizations on this plan")] = None,
+    app_id: Annotated[str | None, typer.Option("--app", help="only this app")] = None,
+) -> None:
+    """Add a rule: e.g. --metric join_success_rate --below 0.99 --window 60 --consecutive 2 --plan enterprise."""
+    from zhiban.cli import _desk
+    from zhiban.core.errors import ZhibanError
+    from zhiban.detect import service
+
+    if (below is None) == (above is None):
+        _fail("give exactly one of --below or --above")
+    data = {
+        "name": name,
+        "metric": metric,
+        "comparison": "below" if below is not None else "above",
+        "threshold": below if below is not None else above,
+        "window_seconds": window,
+        "consecutive": consecutive,
+        "min_sessions": min_sessions,
+        "plan": plan,
+        "app_id": app_id,
+    }
+    desk = _desk()
+    try:
+        with desk.transaction() as session:
+            row = service.create_rule(session, desk.clock, _admin(), data)
+            typer.echo(json.dumps(service.rule_json(row)))
+    except ZhibanError as exc:
+        _fail(exc.detail)
+
+
+@rules_app.command("set")
+def rules_set(
+    rule: Annotated[str, typer.Argument(help="rule id or name")],
+    threshold: Annotated[float | None, typer.Option(help="new threshold")] = None,
+    window: Annotated[int | None, typer.Option(help="new window length in seconds")] = None,
+    consecutive: Annotated[int | None, typer.Option(help="new number of consecutive windows")] = None,
+    enabled: Annotated[bool | None, typer.Option("--enabled/--disabled", help="switch the rule on or off")] = None,
+) -> None:
+    """Change a rule."""
+    from zhiban.cli import _desk
+    from zhiban.core.errors import ZhibanError
+    from zhiban.detect import service
+
+    changes = {
+        k: v
+        for k, v in {
+            "threshold": threshold,
+            "window_seconds": window,
+            "consecutive": consecutive,
+            "enabled": enabled,
+        }.items()
+        if v is not None
+    }
+    desk = _desk()
+    try:
+        with desk.transaction() as session:
+            row = service.update_rule(session, desk.clock, _admin(), rule, changes)
+            typer.echo(json.dumps(service.rule_json(row)))
+    except ZhibanError as exc:
+        _fail(exc.detail)
+
+
+@rules_app.command("delete")
+def rules_delete(rule: Annotated[str, typer.Argument(help="rule id or name")]) -> None:
+    """Remove a rule."""
+    from zhiban.cli import _desk
+    from zhiban.core.errors import ZhibanError
+    from zhiban.detect import service
+
+    desk = _desk()
+    try:
+        with desk.transaction() as session:
+            service.delete_rule(session, _admin(), rule)
+    except ZhibanError as exc:
+        _fail(exc.detail)
+    typer.echo(f"rule {rule} deleted")
+
+
+def _org_id(session: Any, slug: str) -> str:
+    from zhiban.apps.service import organization_id_by_slug
+
+    return organization_id_by_slug(session, slug)
+
+
+@webhook_app.command("set")
+def webhook_set(
+    org: Annotated[str, typer.Option(help="organization slug")],
+    url: Annotated[str, typer.Option(help="the customer's HTTPS endpoint")],
+    secret: Annotated[str, typer.Option(help="shared secret (16+ characters) that signs each notice")],
+) -> None:
+    """Send an organization's proactive notices to its webhook too."""
+    from zhiban.cli import _desk
+    from zhiban.core.errors import ZhibanError
+    from zhiban.detect import service
+
+    desk = _desk()
+    try:
+        with desk.transaction() as session:
+            row = service.set_notice_webhook(
+                session, desk.clock, _admin(), _org_id(session, org), url=url, secret=secret
+            )
+            typer.echo(json.dumps(service.webhook_json(row, row.organization_id)))
+    except ZhibanError as exc:
+        _fail(exc.detail)
+
+
+@webhook_app.command("show")
+def webhook_show(org: Annotated[str, typer.Option(help="organization slug")]) -> None:
+    """Show where an organization's notices go (not the secret)."""
+    from zhiban.cli import _desk
+    from zhiban.core.errors import ZhibanError
+    from zhiban.detect import service
+
+    desk = _desk()
+    try:
+        with desk.transaction() as session:
+            org_id = _org_id(session, org)
+            typer.echo(json.dumps(service.webhook_json(service.get_notice_webhook(session, _admin(), org_id), org_id)))
+    except ZhibanError as exc:
+        _fail(exc.detail)
+
+
+@webhook_app.command("clear")
+def webhook_clear(org: Annotated[str, typer.Option(help="organization slug")]) -> None:
+    """Stop sending an organization's notices to its webhook."""
+    from zhiban.cli import _desk
+    from zhiban.core.errors import ZhibanError
+    from zhiban.detect import service
+
+    desk = _desk()
+    try:
+        with desk.transaction() as session:
+            service.clear_notice_webhook(session, _admin(), _org_id(session, org))
+    except ZhibanError as exc:
+        _fail(exc.detail)
+    typer.echo("cleared")
+
+
+@app.command("fault")
+def fault(
+    spec: Annotated[
+        str,
+        typer.Argument(
+            help="kind:app:slice:start:duration[:magnitude], e.g. edge_packet_loss:liveco:edge=sh-edge-07:+1m:10m"
+        ),
+    ],
+    url: Annotated[str, typer.Option(help="the running desk")] = "http://127.0.0.1:8000",
+    token: Annotated[str, typer.Option(envvar="ZHIBAN_TOKEN", help="an admin's API token")] = "",
+) -> None:
+    """Inject a named fault into the running desk's live simulation (POST /api/v1/simulator/faults)."""
+    import httpx
+
+    if not token:
+        _fail("--token (or ZHIBAN_TOKEN) is needed: an admin's API token")
+    try:
+        response = httpx.post(
+            url.rstrip("/") + "/api/v1/simulator/faults",
+            json={"spec": spec},
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=10.0,
+        )
+    except httpx.HTTPError as exc:
+        _fail(f"could not reach {url}: {exc}")
+        return
+    if response.status_code != 201:
+        detail = (
+            response.json().get("detail", response.text)
+            if response.headers.get("content-type", "").endswith("json")
+            else response.text
+        )
+        _fail(f"HTTP {response.status_code}: {detail}")
+    typer.echo(json.dumps(response.json()))

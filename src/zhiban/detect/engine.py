@@ -1,0 +1,421 @@
+"""Streaming detection over closed windows: per key tests, one detection per (app, metric), localization.
+
+`DetectionEngine.process(windows)` takes closed WindowAggregates (any grouping; every window of one app
+and one start must arrive together, as the aggregator closes them) and returns what happened: detections
+opened, made worse, closed. Event time only: the same windows give the same detections, live or replayed.
+
+Per app and window: every key (the app, and each app × dimension value) is tested per contract metric
+(seasonal.KeyState). A detection of (app, metric) opens when the app-wide key alarms, or a slice key
+alarms (a fault too small to move the whole app); it is localized from the same windows (base = each
+slice's baseline, obs = the alarming windows). It closes after `clear_windows` clean windows in a row on
+the keys it watches (hysteresis), or after a long silence. Explicit rules (rules.py) run beside it.
+Key state is bounded: least recently seen keys are forgotten past `max_keys`.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import numpy as np
+
+from zhiban.core.errors import InvalidInput
+from zhiban.detect.detections import (
+    CONTRACT_METRICS,
+    MOS_CEILING,
+    Detection,
+    DetectionEvent,
+    MetricSpec,
+    metric_value,
+    severity_for,
+    worse,
+)
+from zhiban.detect.localize import SliceStats, localize
+from zhiban.detect.rules import Rule, RuleTracker
+from zhiban.detect.seasonal import (
+    LEAN_Z,
+    QUANTILE_INDEX,
+    RECENT,
+    DetectorOptions,
+    KeyState,
+    MetricWindow,
+    effect_ok,
+    sketch_histogram,
+    still_bad,
+    z_score,
+)
+from zhiban.telemetry.window import SliceKey, WindowAggregate
+
+KeyId = tuple[str, str | None, str | None]
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """Bounds and hysteresis of the engine; `detector` tunes the per-key tests."""
+
+    detector: DetectorOptions = field(default_factory=DetectorOptions)
+    clear_windows: int = 3  # clean windows in a row that close a detection
+    silence_windows: int = 30  # windows without traffic on the watched keys that close it anyway
+    max_keys: int = 8192
+    max_localize_windows: int = 9
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.clear_windows <= 360 or not 1 <= self.silence_windows <= 10_000:
+            raise InvalidInput("clear_windows within 1..360 and silence_windows within 1..10000")
+        if not 16 <= self.max_keys <= 1_000_000:
+            raise InvalidInput("max_keys within 16..1000000")
+
+
+@dataclass
+class _Open:
+    """An open detection and what the engine tracks to update and close it."""
+
+    detection: Detection
+    watch: list[KeyId]
+    report: KeyId
+    num: float = 0.0
+    den: float = 0.0
+    values: list[float] = field(default_factory=list)
+    clean: int = 0
+    clean_since: datetime | None = None
+    silent: int = 0
+
+
+def _key_id(key: SliceKey) -> KeyId:
+    return (key.app_id, key.dimension, key.value)
+
+
+def _label(key: KeyId) -> str:
+    return key[0] if key[1] is None else f"{key[0]} {key[1]}={key[2]}"
+
+
+class DetectionEngine:
+    """Detects, localizes and tracks departures of the contract metrics over closed windows."""
+
+    def __init__(
+        self,
+        options: EngineOptions | None = None,
+        *,
+        rules: Sequence[Rule] = (),
+        plan_of: Callable[[str], str | None] | None = None,
+    ) -> None:
+        self.options = options or EngineOptions()
+        self.keys: OrderedDict[KeyId, KeyState] = OrderedDict()
+        self.open: dict[tuple[str, str], _Open] = {}
+        self.rules = RuleTracker(rules, plan_of or (lambda app_id: None), self.options.clear_windows)
+        self.windows_seen = 0
+        self.evicted = 0
+        self._alpha = 1.0 / self.options.detector.baseline_windows
+
+    # -- input -----------------------------------------------------------------------------------------
+    def process(self, windows: Iterable[WindowAggregate]) -> list[DetectionEvent]:
+        """Run every closed window through the detectors, in event-time order per app."""
+        groups: dict[tuple[datetime, str], list[WindowAggregate]] = {}
+        for window in windows:
+            groups.setdefault((window.window_start, window.key.app_id), []).append(window)
+        events: list[DetectionEvent] = []
+        for start, app_id in sorted(groups):
+            events.extend(self._step(app_id, start, groups[(start, app_id)]))
+        return events
+
+    def set_rules(self, rules: Sequence[Rule]) -> None:
+        """Replace the explicit rules (state of rules that remain is kept)."""
+        self.rules.set_rules(rules)
+
+    def open_detections(self) -> list[Detection]:
+        return [o.detection for o in self.open.values()] + self.rules.open_detections()
+
+    # -- keys ------------------------------------------------------------------------------------------
+    def _state(self, key: KeyId) -> KeyState:
+        state = self.keys.get(key)
+        if state is None:
+            state = self.keys[key] = KeyState(seasonal=key[1] is None)
+            while len(self.keys) > self.options.max_keys:
+                self.keys.popitem(last=False)
+                self.evicted += 1
+        else:
+            self.keys.move_to_end(key)
+        return state
+
+    def _measure(
+        self, state: KeyState, spec: MetricSpec, i: int, window: WindowAggregate, app_threshold: int | None
+    ) -> tuple[MetricWindow, np.ndarray | None]:
+        """The window's badness for one metric on one key, tested against the key's baselines."""
+        options = self.options.detector
+        c = window.counters
+        sketch_hist = None
+        if spec.kind == "quantile":
+            sketch = window.sketches[spec.sketch]
+            sketch_hist = sketch_histogram(sketch)
+            den = float(sketch_hist.sum())
+            threshold = state.p95_threshold(i)
+            num = float(sketch_hist[threshold + 1 :].sum())
+            num_app = float(sketch_hist[app_threshold + 1 :].sum()) if app_threshold is not None else num
+            value = window.p95(spec.sketch) or 0.0
+        elif spec.kind == "impairment":
+            den = c["mos_count"]
+            num = max(0.0, MOS_CEILING * den - c["mos_sum"])
+            num_app, value = num, (num / den if den > 0 else 0.0)
+        elif spec.name == "join_success_rate":
+            den = c["join_attempts"]
+            num = max(0.0, den - c["join_successes"])
+            num_app, value = num, (num / den if den > 0 else 0.0)
+        else:
+            num, den = c[spec.counter_num], c[spec.counter_den]
+            num_app, value = num, (num / den if den > 0 else 0.0)
+        needed = options.min_sessions if window.key.dimension is None else options.slice_min_sessions
+        volume = window.sessions >= needed and den > 0
+        baseline = state.baseline_value(i)
+        z = 0.0
+        effect = False
+        if volume and state.warm(i, options):
+            p0 = state.p0(i)
+            z = z_score(num, den, p0, float(state.dispersion[i]))
+            effect = effect_ok(spec, value, baseline)
+            seasonal = state.seasonal(i, window.window_start, options)
+            state.season_ref[i] = np.nan if seasonal is None else seasonal[0]
+            if seasonal is not None:
+                reference = seasonal[0]
+                # Departing from today's recent normal is not enough: also from this hour's usual self.
+                if spec.kind == "quantile":
+                    effect = effect and effect_ok(spec, value, reference)
+                else:
+                    z_season = z_score(num, den, reference, float(state.dispersion[i]))
+                    z = min(z, z_season)
+                    effect = effect and effect_ok(spec, value, reference)
+        return MetricWindow(num, den, value, z, effect, volume, baseline, num_app), sketch_hist
+
+    # -- one app window ----------------------------------------------------------------------------------
+    def _step(self, app_id: str, start: datetime, windows: list[WindowAggregate]) -> list[DetectionEvent]:
+        options = self.options.detector
+        self.windows_seen += len(windows)
+        windows.sort(key=lambda w: w.key.sort_key())
+        app_window = next((w for w in windows if w.key.dimension is None), None)
+        if app_window is None:
+            return []
+        end = start + timedelta(seconds=app_window.window_seconds)
+        states = {_key_id(w.key): self._state(_key_id(w.key)) for w in windows}
+        app_key: KeyId = (app_id, None, None)
+        app_state = states[app_key]
+        measured: dict[KeyId, list[tuple[MetricWindow, np.ndarray | None]]] = {}
+        thresholds = [
+            app_state.p95_threshold(i) if s.kind == "quantile" else None for i, s in enumerate(CONTRACT_METRICS)
+        ]
+        for window in windows:
+            key = _key_id(window.key)
+            state = states[key]
+            row = []
+            for i, spec in enumerate(CONTRACT_METRICS):
+                mw, hist = self._measure(state, spec, i, window, thresholds[i])
+                state.remember(i, mw, window.sessions)
+                row.append((mw, hist))
+            measured[key] = row
+        events: list[DetectionEvent] = []
+        for i, spec in enumerate(CONTRACT_METRICS):
+            events.extend(self._track(app_id, i, spec, start, end, states, measured))
+        events.extend(self.rules.step(app_window, end, lambda metric, n: self._localize(app_id, metric, n, states)))
+        # Learn from clean windows only, and never on keys an open detection watches.
+        for key, row in measured.items():
+            state = states[key]
+            for i, (mw, hist) in enumerate(row):
+                if not mw.volume:
+                    continue
+                state.learn_season(i, mw, start)
+                if state.frozen[i]:
+                    continue
+                if not state.warm(i, options) or (mw.z < options.watch_z and not mw.effect):
+                    state.teach(i, mw, hist, self._alpha, options)
+            state.advance()
+        return events
+
+    def _alarmed(self, key: KeyId, state: KeyState, i: int) -> int:
+        """Windows of evidence behind an alarm on this key (0: no alarm)."""
+        options = self.options.detector
+        return state.alarm(i, options.app_alarm if key[1] is None else options.slice_alarm, options)
+
+    def _track(
+        self,
+        app_id: str,
+        i: int,
+        spec: MetricSpec,
+        start: datetime,
+        end: datetime,
+        states: dict[KeyId, KeyState],
+        measured: dict[KeyId, list[tuple[MetricWindow, np.ndarray | None]]],
+    ) -> list[DetectionEvent]:
+        current = self.open.get((app_id, spec.name))
+        if current is None:
+            # Only keys whose newest window leans the bad way can alarm now (saves most of the pooling).
+            leaning = [k for k in states if (mw := measured[k][i][0]).volume and mw.effect and mw.z >= LEAN_Z]
+            alarmed = {k: n for k in leaning if (n := self._alarmed(k, states[k], i))}
+            app_state = states.get((app_id, None, None))
+            support = self.options.detector.slice_support
+            # A slice alone is believed only if the whole app leans the same way over the same windows:
+            # among dozens of slices, one will sometimes stray by chance.
+            alarmed = {
+                k: n
+                for k, n in alarmed.items()
+                if k[1] is None or (app_state is not None and app_state.pooled_z(i, n) >= support)
+            }
+            if not alarmed:
+                return []
+            return [self._open(app_id, i, spec, start, end, alarmed, states)]
+        return self._continue(current, app_id, i, spec, start, states, measured)
+
+    def _open(
+        self,
+        app_id: str,
+        i: int,
+        spec: MetricSpec,
+        start: datetime,
+        end: datetime,
+        alarmed: dict[KeyId, int],
+        states: dict[KeyId, KeyState],
+    ) -> DetectionEvent:
+        app_key: KeyId = (app_id, None, None)
+        # The app-wide key first; else the slice that alarmed on the fewest windows (the clearest step).
+        trigger = app_key if app_key in alarmed else min(alarmed, key=lambda k: (alarmed[k], _label(k)))
+        run = int(min(alarmed[trigger], self.options.max_localize_windows))
+        found, candidates = self._localize(app_id, spec.name, run, states)
+        slice_ = found or ({trigger[1]: trigger[2]} if trigger[1] is not None and trigger[2] is not None else {})
+        report = self._report_key(app_id, slice_, states, i) or trigger
+        state = states.get(report) or states[trigger]
+        pooled = state.pooled(i, run)
+        baseline = state.baseline_value(i)
+        if spec.kind == "quantile":
+            values = state.last_values(i, run)
+            observed = statistics.median(values)
+        else:
+            values = []
+            observed = pooled[0] / pooled[1] if pooled[1] > 0 else 0.0
+        sessions = int(max(state.recent[i, :, 4].max(), 0))
+        detection = Detection(
+            app_id=app_id,
+            metric=spec.name,
+            direction=spec.direction,
+            opened_at=start - timedelta(seconds=(run - 1) * (end - start).total_seconds()),
+            detected_at=end,
+            slice=slice_,
+            baseline=metric_value(spec, baseline),
+            observed=metric_value(spec, observed),
+            sessions=sessions,
+            severity=severity_for(spec, sessions, baseline, observed),
+            trigger=_label(trigger),
+            candidates=candidates,
+        )
+        watch = sorted({app_key, report}, key=lambda k: (k[1] or "", k[2] or ""))
+        opened = _Open(detection, watch, report, float(pooled[0]), float(pooled[1]), list(values))
+        self.open[(app_id, spec.name)] = opened
+        for key in watch:
+            if key in self.keys:
+                self.keys[key].frozen[i] = True
+        return DetectionEvent("opened", detection)
+
+    def _continue(
+        self,
+        current: _Open,
+        app_id: str,
+        i: int,
+        spec: MetricSpec,
+        start: datetime,
+        states: dict[KeyId, KeyState],
+        measured: dict[KeyId, list[tuple[MetricWindow, np.ndarray | None]]],
+    ) -> list[DetectionEvent]:
+        """Follow an open detection: worse, still on, clean (three in a row close it), or silent."""
+        options = self.options.detector
+        watch_z = options.watch_z
+        report_row = measured.get(current.report)
+        report = report_row[i][0] if report_row is not None else None
+        app_key: KeyId = (app_id, None, None)
+        app_row = measured.get(app_key)
+        # Pooled over a few windows: rare events (join failures) are not "clean" in every window without one.
+        app_bad = app_row is not None and app_row[i][0].volume and still_bad(states[app_key], i, 6, watch_z)
+        if report is None or not report.volume:
+            # The slice has gone quiet (an outage empties it): neither clean nor bad, unless the app still is.
+            current.silent += 1
+            if app_bad:
+                current.clean, current.clean_since = 0, None
+            if current.silent >= self.options.silence_windows:
+                return [self._close(app_id, i, spec, current.clean_since or start)]
+            return []
+        current.silent = 0
+        if not (app_bad or still_bad(states[current.report], i, 6, watch_z)):
+            if current.clean == 0:
+                current.clean_since = start
+            current.clean += 1
+            if current.clean >= self.options.clear_windows:
+                return [self._close(app_id, i, spec, current.clean_since or start)]
+            return []
+        current.clean, current.clean_since = 0, None
+        detection = current.detection
+        state = states[current.report]
+        current.num += report.num
+        current.den += report.den
+        if spec.kind == "quantile" and len(current.values) < 2000:
+            current.values.append(report.value)
+        observed = statistics.median(current.values) if spec.kind == "quantile" else current.num / current.den
+        baseline = state.baseline_value(i)
+        detection.observed = metric_value(spec, observed)
+        sessions = max(detection.sessions, int(state.recent[i, state.recent_at % RECENT, 4]))
+        detection.sessions = sessions
+        severity = worse(detection.severity, severity_for(spec, sessions, baseline, observed))
+        if severity != detection.severity:
+            detection.severity = severity
+            return [DetectionEvent("updated", detection)]
+        return []
+
+    def _close(self, app_id: str, i: int, spec: MetricSpec, at: datetime) -> DetectionEvent:
+        current = self.open.pop((app_id, spec.name))
+        current.detection.closed_at = at
+        for key in current.watch:
+            state = self.keys.get(key)
+            if state is not None:
+                state.frozen[i] = False
+        # Evidence gathered during the departure belongs to it: no key of the app may re-open it on its own.
+        for key, state in self.keys.items():
+            if key[0] == app_id:
+                state.restart_evidence(i)
+        return DetectionEvent("closed", current.detection)
+
+    # -- localization ------------------------------------------------------------------------------------
+    def _localize(
+        self, app_id: str, metric: str, windows: int, states: dict[KeyId, KeyState]
+    ) -> tuple[dict[str, str], list[dict[str, object]]]:
+        """The slice that explains the departure of `metric` over the last `windows` windows."""
+        i = next(n for n, s in enumerate(CONTRACT_METRICS) if s.name == metric)
+        spec = CONTRACT_METRICS[i]
+        app_state = states.get((app_id, None, None))
+        if app_state is None:
+            return {}, []
+        stats: list[SliceStats] = []
+        threshold = app_state.p95_threshold(i) if spec.kind == "quantile" else 0
+        for key, state in states.items():
+            if key[1] is None or key[2] is None:
+                continue
+            pooled = state.pooled(i, windows)
+            if spec.kind == "quantile":
+                hist = state.hist[QUANTILE_INDEX[spec.name]]
+                base_num, base_den = float(hist[threshold + 1 :].sum()), float(hist.sum())
+                obs_num = float(pooled[3])
+            else:
+                base_num, base_den = float(state.base_num[i]), float(state.base_den[i])
+                obs_num = float(pooled[0])
+            stats.append(SliceStats(key[1], key[2], base_num, base_den, obs_num, float(pooled[1])))
+        if not stats:
+            return {}, []
+        found = localize(stats, "up", kind="ratio", event_size=spec.event_size)
+        candidates: list[dict[str, object]] = [
+            {"dimension": c.dimension, "values": list(c.values), "explanatory_power": round(c.explanatory_power, 3)}
+            for c in found.candidates[:5]
+        ]
+        return dict(found.slice), candidates
+
+    def _report_key(self, app_id: str, slice_: dict[str, str], states: dict[KeyId, KeyState], i: int) -> KeyId | None:
+        """The most specific key of the slice that has a window now (an edge rather than its region)."""
+        keys = [(app_id, d, v) for d, v in slice_.items() if (app_id, d, v) in states]
+        if not keys:
+            return None
+        return min(keys, key=lambda k: (float(states[k].base_den[i] + states[k].hist.sum()), _label(k)))

@@ -1,0 +1,85 @@
+"""`zhiban detect …` as real subprocesses: replay writes §4 lines; rules and the notice webhook are set."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import orjson
+import pytest
+
+from zhiban.core.clock import FrozenClock
+from zhiban.desk import Desk
+from zhiban.identity import service as identity
+from zhiban.store.db import Base, make_engine
+from zhiban.telemetry.simulator import demo_apps, simulate_to_file
+from zhiban.telemetry.simulator_faults import Fault
+
+ZHIBAN = Path(sys.executable).with_name("zhiban")
+SECTION_4 = {"opened_at", "closed_at", "app_id", "metric", "direction", "slice", "baseline", "observed", "sessions",
+             "severity"}  # fmt: skip
+
+
+@pytest.fixture
+def database(tmp_path: Path) -> str:
+    import zhiban.store.models  # noqa: F401
+    from zhiban.core.settings import Settings
+
+    url = f"sqlite:///{tmp_path / 'desk.db'}"
+    engine = make_engine(url)
+    Base.metadata.create_all(engine)
+    desk = Desk(settings=Settings(database_url=url, var_dir=str(tmp_path / "var")), engine=engine, secret_key="k")
+    with desk.transaction() as s:
+        identity.create_organization(s, FrozenClock(datetime(2026, 11, 20, tzinfo=UTC)), name="LiveCo", slug="liveco")
+    engine.dispose()
+    return url
+
+
+def run(url: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "ZHIBAN_DATABASE_URL": url, "ZHIBAN_VAR_DIR": str(cwd / "var"), "COLUMNS": "200"}
+    return subprocess.run([str(ZHIBAN), *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+def test_replay_writes_one_section_4_detection_per_line(database: str, tmp_path: Path) -> None:
+    start = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+    fault = Fault(
+        "edge_packet_loss", "liveco", start + timedelta(minutes=4), timedelta(minutes=1), {"edge": "sh-edge-07"}
+    )
+    recording = tmp_path / "night.ndjson.gz"
+    apps = [a for a in demo_apps(peak_sessions=400) if a.app_id == "liveco"]
+    simulate_to_file(recording, apps, [fault], seed=2, start=start, duration=timedelta(minutes=6.5), progress=False)
+    out = tmp_path / "detections.jsonl"
+    done = run(database, "detect", "replay", str(recording), "--out", str(out), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    summary = orjson.loads(done.stdout)
+    lines = [orjson.loads(line) for line in out.read_bytes().splitlines()]
+    assert summary["detections"] == len(lines) >= 1 and summary["reports"] > 10_000
+    for line in lines:
+        assert set(line) == SECTION_4
+        assert line["app_id"] == "liveco" and line["severity"] in ("minor", "major", "critical")
+        assert line["opened_at"].endswith("Z") and line["opened_at"] >= "2026-11-20T12:03:40Z"
+    assert any(line["slice"].get("edge") == "sh-edge-07" for line in lines)
+
+
+def test_rules_and_notice_webhook_from_the_command_line(database: str, tmp_path: Path) -> None:
+    rule = ["--name", "ent-join", "--metric", "join_success_rate", "--below", "0.99", "--window", "60"]
+    added = run(database, "detect", "rules", "add", *rule, "--consecutive", "2", "--plan", "enterprise", cwd=tmp_path)
+    assert added.returncode == 0, added.stderr
+    assert orjson.loads(added.stdout)["threshold"] == 0.99
+    changed = run(database, "detect", "rules", "set", "ent-join", "--threshold", "0.995", "--disabled", cwd=tmp_path)
+    assert changed.returncode == 0, changed.stderr
+    listed = [orjson.loads(x) for x in run(database, "detect", "rules", "list", cwd=tmp_path).stdout.splitlines()]
+    assert [(r["name"], r["threshold"], r["enabled"]) for r in listed] == [("ent-join", 0.995, False)]
+
+    secret = "s3cret-s3cret-s3cret"
+    hook = run(database, "detect", "notice-webhook", "set", "--org", "liveco", "--url", "https://hooks.liveco.test/z",
+               "--secret", secret, cwd=tmp_path)  # fmt: skip
+    assert hook.returncode == 0, hook.stderr
+    shown = run(database, "detect", "notice-webhook", "show", "--org", "liveco", cwd=tmp_path)
+    assert orjson.loads(shown.stdout)["url"] == "https://hooks.liveco.test/z" and secret not in shown.stdout
+    short = run(database, "detect", "notice-webhook", "set", "--org", "liveco", "--url", "https://x.test",
+                "--secret", "short", cwd=tmp_path)  # fmt: skip
+    assert short.returncode == 2 and "secret" in short.stderr
