@@ -266,3 +266,31 @@ def fault(
         )
         _fail(f"HTTP {response.status_code}: {detail}")
     typer.echo(json.dumps(response.json()))
+
+
+bench_app = typer.Typer(help="Benchmarks the desk ships with.", no_args_is_help=True)
+
+
+@bench_app.command("nab")
+def bench_nab(
+    out: Annotated[Path, typer.Option(help="folder for NAB-format results (<category>/zhiban_<file>.csv)")],
+    data: Annotated[
+        Path | None, typer.Option(help="NAB data folder (data/, labels/); default ../shared/data/nab")
+    ] = None,
+    per_file: Annotated[bool, typer.Option(help="print TP/FN/FP per file at the standard threshold")] = False,
+) -> None:
+    """Run the detector core over every NAB file, score it by NAB's rules, print the three profiles and the time."""
+    from zhiban.detect.nab import main as nab_main
+
+    argv = ["--out", str(out)]
+    if data is not None:
+        argv += ["--data", str(data)]
+    if per_file:
+        argv.append("--per-file")
+    code = nab_main(argv)
+    if code:
+        raise typer.Exit(code)
+
+
+# Mounted at the top level by zhiban.cli: `zhiban bench nab --out DIR`.
+root_groups = {"bench": bench_app}
