@@ -94,12 +94,12 @@ def _print_logins(logins: list[Any]) -> None:
 @clean_errors
 def demo() -> None:
     """Seed the demo data into the configured database and exit."""
-    from zhiban.demo.seed import seed_demo
+    from zhiban.demo.seed import seed_demo_world
 
     desk = _desk()
     _migrate(desk)
     with desk.transaction() as session:
-        logins = seed_demo(session, desk.clock)
+        logins = seed_demo_world(session, desk.clock)
     if logins:
         _print_logins(logins)
     else:
@@ -133,7 +133,7 @@ def serve(
     import uvicorn
 
     from zhiban.core.logging import configure
-    from zhiban.demo.seed import seed_demo
+    from zhiban.demo.seed import seed_demo_world
     from zhiban.web.app import create_app
 
     settings = get_settings()
@@ -142,7 +142,7 @@ def serve(
     _migrate(desk)
     if settings.demo if demo is None else demo:
         with desk.transaction() as session:
-            logins = seed_demo(session, desk.clock)
+            logins = seed_demo_world(session, desk.clock)
         if logins:
             _print_logins(logins)
     from zhiban.mail.inbound import start_inbound

@@ -100,9 +100,16 @@ def seed_demo(session: Session, clock: Clock) -> list[DemoLogin]:
         tickets.create_ticket(
             session, ticket_clock, customers[slug], subject=subject, body=body, priority=prio, channel=Channel.PORTAL
         )
+    return logins
+
+
+def seed_demo_world(session: Session, clock: Clock) -> list[DemoLogin]:
+    """The whole demo: people, organizations and tickets, then on-call schedules and alert integrations."""
     from zhiban.incidents.integrations import seed_demo_integrations
     from zhiban.oncall.service import seed_demo_schedules
 
-    seed_demo_schedules(session, clock)
-    seed_demo_integrations(session, clock)
+    logins = seed_demo(session, clock)
+    if logins:  # a first start: each part below is idempotent, but only worth running once
+        seed_demo_schedules(session, clock)
+        seed_demo_integrations(session, clock)
     return logins
