@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from zhiban.core.errors import InvalidInput
-from zhiban.detect.context import ContextNovelty
+from zhiban.detect.context import ContextMemory, ContextNovelty
 from zhiban.detect.core import Detector, DetectorParams
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
@@ -92,7 +92,7 @@ def test_memory_stays_bounded_on_a_series_that_never_repeats() -> None:
     detector = Detector(params)
     feed(detector, noisy(3000, sigma=5.0))
     assert detector.novelty is not None
-    assert len(detector.novelty.memory.contexts) <= 500
+    assert len(detector.novelty.memory) <= 500
     assert len(detector.baseline) <= 100
     assert detector.tests is not None
     assert len(detector.tests.level.baseline) <= 200
@@ -105,6 +105,54 @@ def test_values_beyond_the_warmup_range_get_facts_never_seen_inside_it() -> None
     assert set(novelty.facts_of(20.0)) - inside
     assert set(novelty.facts_of(-3.0)) - inside
     assert novelty.facts_of(1e300)  # a wild value is still a bounded set of facts
+
+
+def test_range_is_refitted_online_once_the_values_outgrow_it() -> None:
+    params = DetectorParams()
+    # A calm warm-up fixes a narrow range; then the series swings far wider, for good.
+    values = noisy(params.warmup_rows, sigma=0.1) + daily(3000)
+    detector = Detector(params)
+    scores = feed(detector, values)
+    assert detector.refits >= 2
+    seen = detector.seen_high - detector.seen_low
+    assert seen > 9.0  # the swing spans 10
+    # The fitted range follows it within the growth allowed before a refit.
+    assert seen / (1.0 + params.rebin_growth) <= detector.fitted_span <= seen
+    assert max(scores[2000:]) < params.alarm_level  # and once relearned, the cycle is quiet
+
+
+def test_without_refits_the_warmup_range_stays() -> None:
+    params = DetectorParams(rebin_growth=0.0)
+    detector = Detector(params)
+    feed(detector, noisy(params.warmup_rows, sigma=0.1) + daily(600))
+    assert detector.refits == 1
+    assert detector.novelty is not None
+    assert len(detector.novelty.facts_of(15.0)) > params.value_bits  # far beyond the warm-up range
+
+
+def test_each_side_counts_the_present_facts_like_a_plain_set_intersection() -> None:
+    rng = random.Random(5)
+    memory = ContextMemory(max_left_facts=7, max_contexts=1000)
+    sides = [tuple(sorted(rng.sample(range(40), rng.randint(1, 8)))) for _ in range(200)]
+    for k, left in enumerate(sides):
+        memory.add(left, (k,), zero_level=False)
+    for _ in range(20):
+        facts = tuple(sorted(rng.sample(range(40), 12)))
+        counts = memory.lefts.present(facts)
+        ids = memory.lefts.ids
+        assert all(counts[ids[side]] == len(set(side) & set(facts)) for side in sides)
+
+
+def test_a_repeated_cycle_is_foreseen_and_counts_stay_consistent() -> None:
+    novelty = ContextNovelty(0.0, 7.0)
+    cycle = [0.0, 3.0, 6.0, 2.0, 5.0, 1.0]
+    scores = [novelty.update(v) for v in cycle * 30]
+    assert all(s == 0.0 for s in scores[-len(cycle) * 5 :])
+    assert novelty.update(7.0) > 0.0  # a value that never followed this context
+    memory = novelty.memory
+    n = len(memory)
+    assert (memory.confirmed[:n] <= memory.expected[:n]).all()
+    assert (memory.activations[:n] <= memory.confirmed[:n]).all()
 
 
 def test_float_timestamps_give_the_same_scores_as_datetimes() -> None:
@@ -131,3 +179,7 @@ def test_bad_parameters_are_refused() -> None:
         DetectorParams(max_contexts=0)
     with pytest.raises(InvalidInput):
         DetectorParams(value_bits=0)
+    with pytest.raises(InvalidInput):
+        DetectorParams(rebin_growth=-1.0)
+    with pytest.raises(InvalidInput):
+        DetectorParams(replay_rows=0)
