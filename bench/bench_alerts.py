@@ -1,13 +1,16 @@
 """Alert intake under load: Events v2 at a fixed rate against a real uvicorn server, then paging latency.
 
     .venv/bin/python bench/bench_alerts.py [--db sqlite|postgres|both] [--rate 1000] [--seconds 20]
-                                           [--new-share 0.05] [--alerta]
+                                           [--new-share 0.05] [--web-procs 1] [--worker-proc] [--alerta]
 
 An open-loop generator (bounded: rate × seconds requests, 127.0.0.1 only) sends triggers, `new-share`
 of them with a new dedup key and the rest repeats. Latency counts from each request's scheduled send
 time, so a server that falls behind shows it. Afterwards the database is counted (every accepted event
 is in an alert's event_count; one incident per new key) and trigger → first page handed to its channel
 is read from the timestamps. Targets: p99 < 50 ms intake, p99 < 1 s to the first page.
+By default one process runs web + worker, like `zhiban serve`; --web-procs N runs N web processes on
+one listening socket and --worker-proc moves the job worker to a process of its own (`zhiban web` +
+`zhiban worker`). The load generator shares the machine's cores: the load average is printed.
 With --alerta, alerta-server from PyPI in a throwaway venv under /tmp gets the same load on /alert.
 """
 
@@ -53,15 +56,16 @@ def percentile(values: list[float], q: float) -> float:
 # --- the server under test (a child process) ------------------------------------------------------
 
 
-def serve(db_url: str, port: int, key_file: str) -> None:
-    """Child mode: create the schema and a service with a policy, then run web + worker like `zhiban serve`."""
+def serve(db_url: str, fd: int, key_file: str, role: str) -> None:
+    """Child mode: role `setup` also creates the schema and a service with a policy; `web`/`all` serve HTTP
+    on the inherited socket `fd` (`all` with the job worker in-process, like `zhiban serve`); `worker` runs jobs."""
     sys.path.insert(0, str(ROOT / "src"))
     import uvicorn
 
     import zhiban.store.models  # noqa: F401
     from zhiban.core.settings import Settings
     from zhiban.desk import Desk
-    from zhiban.engine import Worker
+    from zhiban.engine import Worker, install_signal_handlers
     from zhiban.handlers import desk_registry
     from zhiban.identity import service as identity
     from zhiban.identity.model import Role
@@ -71,21 +75,31 @@ def serve(db_url: str, port: int, key_file: str) -> None:
 
     settings = Settings(database_url=db_url, var_dir=tempfile.mkdtemp(), demo=False, simulate=False)
     desk = Desk(settings=settings, secret_key="bench")
-    Base.metadata.create_all(desk.db)
     service.configure_links(secret_key="bench", base_url="http://127.0.0.1")
-    with desk.transaction() as s:
-        agent = identity.create_person(s, desk.clock, email="oncall@vendor.test", name="On-call", role=Role.AGENT)
-        policy = service.create_policy(
-            s, desk.clock, name="bench", levels=[{"delay_minutes": 5, "targets": [{"kind": "person", "ref": agent.id}]}]
-        )
-        svc = service.create_service(s, desk.clock, name="media network cn-east", policy=policy.id)
-        key = integrations.create_integration(s, desk.clock, type_="events-v2", service_ref=svc.id).key
-    Path(key_file).write_text(key)
+    if role.startswith("setup"):
+        Base.metadata.create_all(desk.db)
+        with desk.transaction() as s:
+            agent = identity.create_person(s, desk.clock, email="oncall@vendor.test", name="On-call", role=Role.AGENT)
+            policy = service.create_policy(
+                s,
+                desk.clock,
+                name="bench",
+                levels=[{"delay_minutes": 5, "targets": [{"kind": "person", "ref": agent.id}]}],
+            )
+            svc = service.create_service(s, desk.clock, name="media network cn-east", policy=policy.id)
+            key = integrations.create_integration(s, desk.clock, type_="events-v2", service_ref=svc.id).key
+        Path(key_file).write_text(key)
+        role = role.removeprefix("setup-")
     stop = threading.Event()
     # Pages go by e-mail with no SMTP server: "handed to the channel" is what is measured, not a mail relay.
     worker = Worker(desk.sessions, desk_registry(), desk.clock, concurrency=4, poll=timedelta(seconds=0.05))
-    threading.Thread(target=worker.run_forever, args=(stop,), daemon=True).start()
-    uvicorn.run(create_app(desk), host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    if role == "worker":
+        install_signal_handlers(stop, worker)
+        worker.run_forever(stop)
+        return
+    if role == "all":
+        threading.Thread(target=worker.run_forever, args=(stop,), daemon=True).start()
+    uvicorn.run(create_app(desk), fd=fd, log_level="warning", access_log=False)
     stop.set()
 
 
@@ -154,6 +168,21 @@ def wait_http(port: int, timeout: float = 60) -> None:
     raise SystemExit(f"server on port {port} did not start")
 
 
+def wait_ready(port: int, timeout: float = 120) -> None:
+    """Until GET /healthz answers 200 (the socket itself listens before any server accepts)."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"server on port {port} did not become ready")
+
+
 # --- zhiban ---------------------------------------------------------------------------------------
 
 
@@ -175,23 +204,46 @@ def fresh_db(kind: str, workdir: Path) -> tuple[str, Any]:
     return f"{POSTGRES_URL}?options=-csearch_path%3D{schema}", drop
 
 
-def bench_zhiban(kind: str, rate: int, seconds: float, new_share: float) -> dict[str, Any]:
+def _start(args: list[str], env: dict[str, str], log: Path, fds: tuple[int, ...]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, __file__, "--serve", *args],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=open(log, "ab"),
+        pass_fds=fds,
+    )
+
+
+def bench_zhiban(
+    kind: str, rate: int, seconds: float, new_share: float, web_procs: int = 1, worker_proc: bool = False
+) -> dict[str, Any]:
     sys.path.insert(0, str(ROOT / "src"))
     workdir = Path(tempfile.mkdtemp(prefix="zhiban-bench-"))
     db_url, drop = fresh_db(kind, workdir)
-    port = free_port()
+    # One listening socket, inherited by every web process (the kernel spreads the connections).
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(2048)
+    port = int(listener.getsockname()[1])
+    fd = listener.fileno()
     key_file = workdir / "key"
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), ZHIBAN_LOG_LEVEL="WARNING")
-    server = subprocess.Popen(
-        [sys.executable, __file__, "--serve", db_url, str(port), str(key_file)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=open(workdir / "server.log", "wb"),  # noqa: SIM115
-    )
+    log = workdir / "server.log"
+    web_role = "web" if worker_proc else "all"
+    servers = [_start([db_url, str(fd), str(key_file), f"setup-{web_role}"], env, log, (fd,))]
     try:
-        wait_http(port)
+        deadline = time.monotonic() + 120
         while not key_file.exists():
+            if time.monotonic() > deadline or servers[0].poll() is not None:
+                raise SystemExit(f"server did not start: {log.read_text()[-2000:]}")
             time.sleep(0.1)
+        for _ in range(web_procs - 1):
+            servers.append(_start([db_url, str(fd), str(key_file), "web"], env, log, (fd,)))
+        if worker_proc:
+            servers.append(_start([db_url, str(fd), str(key_file), "worker"], env, log, ()))
+        wait_ready(port)
+        time.sleep(5 if len(servers) > 1 else 0.5)  # let the other processes import and start
         key = key_file.read_text()
         rng = random.Random(7)
         new_keys: list[str] = []
@@ -211,20 +263,34 @@ def bench_zhiban(kind: str, rate: int, seconds: float, new_share: float) -> dict
                 }
             ).encode()
 
+        # One alert first, not measured: the first incident of a process loads its holiday calendars (~0.5 s).
+        warm = {"routing_key": key, "event_action": "trigger", "dedup_key": "warm-up",
+                "payload": {"summary": "warm-up", "source": "bench", "severity": "critical"}}  # fmt: skip
+        import httpx
+
+        httpx.post(f"http://127.0.0.1:{port}/v2/enqueue", json=warm, timeout=30).raise_for_status()
+        time.sleep(1)
+        load_before = os.getloadavg()[0]
         latencies, codes, elapsed = run_load(port, "/v2/enqueue", body, rate, seconds)
+        load_after = os.getloadavg()[0]
         time.sleep(3)  # let the worker hand out the last pages
         counts = count_zhiban(db_url)
     finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(20)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        listener.close()
+        for server in servers:
+            server.send_signal(signal.SIGTERM)
+        for server in servers:
+            try:
+                server.wait(20)
+            except subprocess.TimeoutExpired:
+                server.kill()
         if drop:
             drop()
     accepted = codes.get(202, 0)
     return {
         "db": kind,
+        "layout": f"{web_procs} web process(es), worker {'in its own process' if worker_proc else 'in-process'}",
+        "load": (load_before, load_after),
         "sent": len(latencies),
         "accepted": accepted,
         "codes": codes,
@@ -233,7 +299,7 @@ def bench_zhiban(kind: str, rate: int, seconds: float, new_share: float) -> dict
         "p99_ms": percentile(latencies, 0.99),
         "new_keys": len(set(new_keys)),
         **counts,
-        "lost_events": accepted - counts["events_in_db"],
+        "lost_events": accepted + 1 - counts["events_in_db"],  # + the warm-up alert
     }
 
 
@@ -248,16 +314,17 @@ def count_zhiban(db_url: str) -> dict[str, Any]:
     engine = make_engine(db_url)
     with transaction(session_factory(engine)) as s:
         events = int(s.scalar(select(func.coalesce(func.sum(AlertRow.event_count), 0))) or 0)
-        incidents = int(s.scalar(select(func.count()).select_from(IncidentRow)) or 0)
+        measured = IncidentRow.title != "warm-up"
+        incidents = int(s.scalar(select(func.count()).select_from(IncidentRow).where(measured)) or 0)
         first_page = (
             select(NotificationRow.subject_id, func.min(NotificationRow.handed_at).label("handed"))
             .group_by(NotificationRow.subject_id)
             .subquery()
         )
         rows = s.execute(
-            select(IncidentRow.triggered_at, first_page.c.handed).join(
-                first_page, first_page.c.subject_id == IncidentRow.id
-            )
+            select(IncidentRow.triggered_at, first_page.c.handed)
+            .join(first_page, first_page.c.subject_id == IncidentRow.id)
+            .where(measured)
         ).all()
     engine.dispose()
     from datetime import UTC
@@ -363,23 +430,29 @@ def bench_alerta(rate: int, seconds: float, new_share: float) -> dict[str, Any] 
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--serve":
-        serve(sys.argv[2], int(sys.argv[3]), sys.argv[4])
+        serve(sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5])
         return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--db", choices=["sqlite", "postgres", "both"], default="both")
     parser.add_argument("--rate", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--new-share", type=float, default=0.05)
+    parser.add_argument("--web-procs", type=int, default=1, help="web processes sharing the listening socket")
+    parser.add_argument("--worker-proc", action="store_true", help="run the job worker in a process of its own")
     parser.add_argument("--alerta", action="store_true", help="also run alerta-server on PostgreSQL")
     args = parser.parse_args()
     if not (1 <= args.rate <= 5000 and 1 <= args.seconds <= 120 and 0 <= args.new_share <= 1):
         raise SystemExit("rate 1..5000, seconds 1..120, new-share 0..1")
+    if not 1 <= args.web_procs <= 8:
+        raise SystemExit("web-procs 1..8")
     results = {}
     for kind in ["sqlite", "postgres"] if args.db == "both" else [args.db]:
-        result = bench_zhiban(kind, args.rate, args.seconds, args.new_share)
+        result = bench_zhiban(kind, args.rate, args.seconds, args.new_share, args.web_procs, args.worker_proc)
         results[kind] = result
         print(
-            f"zhiban/{kind}: {result['sent']} sent at {result['achieved_rate']:.0f}/s, codes {result['codes']}; "
+            f"zhiban/{kind} ({result['layout']}; load average {result['load'][0]:.1f} → {result['load'][1]:.1f} "
+            f"on {os.cpu_count()} cores): {result['sent']} sent at {result['achieved_rate']:.0f}/s, "
+            f"codes {result['codes']}; "
             f"intake p50 {result['p50_ms']:.1f} ms p99 {result['p99_ms']:.1f} ms (target {INTAKE_P99_TARGET_MS:.0f}, "
             f"ratio {result['p99_ms'] / INTAKE_P99_TARGET_MS:.2f}); events in DB {result['events_in_db']} "
             f"(lost {result['lost_events']}); incidents {result['incidents']} for {result['new_keys']} new keys; "

@@ -9,18 +9,20 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from datetime import datetime
 from typing import Any, Literal
 
 import orjson
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from zhiban.core.errors import InvalidInput, TooLarge
 from zhiban.identity.model import Principal
 from zhiban.incidents import integrations, service
-from zhiban.incidents.model import EventRejected
+from zhiban.incidents.intake import EventsIntake, IntakeFull, intake_for
+from zhiban.incidents.model import EventRejected, parse_events_v2
 from zhiban.incidents.store import EscalationPolicyRow, IncidentRow, IntegrationRow, ServiceRow
 from zhiban.web.deps import DB, ClockDep, CurrentPrincipal, desk_of
 from zhiban.web.fields import Ident, Limit, LongText, Offset, ShortText
@@ -67,12 +69,17 @@ async def _json_body(request: Request, limit: int) -> Any:
         raise InvalidInput(f"the body is not JSON: {exc}") from exc
 
 
-def _pd(status: int, body: dict[str, Any]) -> JSONResponse:
-    return JSONResponse(body, status_code=status)
+def _pd(status: int, body: dict[str, Any]) -> Response:
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+
+
+def _intake(request: Request) -> EventsIntake:
+    desk = desk_of(request)
+    return intake_for(request.app.state, lambda: EventsIntake(desk.sessions, desk.clock))
 
 
 @router.post("/v2/enqueue", status_code=202, summary="PagerDuty Events API v2: trigger, acknowledge, resolve")
-async def enqueue_event(request: Request) -> JSONResponse:
+async def enqueue_event(request: Request) -> Response:
     try:
         doc = await _json_body(request, MAX_EVENT_BYTES)
     except (InvalidInput, TooLarge) as exc:
@@ -80,21 +87,15 @@ async def enqueue_event(request: Request) -> JSONResponse:
     key = doc.get("routing_key") if isinstance(doc, dict) else None
     if isinstance(key, str) and not EVENTS_THROTTLE.take(key[:64]):
         return _pd(429, {"status": "throttle event", "message": "Requests for this routing key are throttled"})
-    desk = desk_of(request)
     try:
-        # A plain def would also run in the thread pool; doing it explicitly keeps the body parse async.
-        from starlette.concurrency import run_in_threadpool
-
-        dedup_key = await run_in_threadpool(_apply_event, desk, doc)
+        routing_key, event = parse_events_v2(doc, uuid.uuid4().hex)
+        # Group commit: answered once the batch holding this event is committed (intake.py).
+        await _intake(request).submit(routing_key, event)
     except EventRejected as exc:
         return _pd(400, {"status": "invalid event", "message": "Event object is invalid", "errors": exc.errors})
-    return _pd(202, {"status": "success", "message": "Event processed", "dedup_key": dedup_key})
-
-
-def _apply_event(desk: Any, doc: Any) -> str:
-    with desk.transaction() as session:
-        result: str = integrations.receive_events_v2(session, desk.clock, doc)
-        return result
+    except IntakeFull:
+        return _pd(429, {"status": "throttle event", "message": "Too many events are waiting; retry shortly"})
+    return _pd(202, {"status": "success", "message": "Event processed", "dedup_key": event.dedup_key})
 
 
 @router.post("/api/v1/integrations/alertmanager/{key}", summary="Prometheus Alertmanager webhook (version 4)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -14,12 +15,20 @@ from zhiban.core.clock import Clock
 from zhiban.core.errors import InvalidInput, NotFound
 from zhiban.engine import JobContext, cancel, enqueue
 from zhiban.incidents import service
-from zhiban.incidents.model import INTEGRATION_TYPES, AlertEvent, parse_alertmanager, parse_events_v2, parse_generic
+from zhiban.incidents.model import (
+    INTEGRATION_TYPES,
+    AlertEvent,
+    EventRejected,
+    parse_alertmanager,
+    parse_events_v2,
+    parse_generic,
+)
 from zhiban.incidents.store import IncidentRow, IntegrationRow
 
 HEARTBEAT_JOB = "incident.heartbeat"
 MIN_HEARTBEAT = 10
 MAX_HEARTBEAT = 7 * 24 * 3600
+NOT_AN_EVENTS_V2_KEY = "'routing_key' does not name an Events API v2 integration"
 
 
 def create_integration(
@@ -86,11 +95,38 @@ def receive_events_v2(session: Session, clock: Clock, doc: Any) -> str:
     routing_key, event = parse_events_v2(doc, uuid.uuid4().hex)
     row = session.scalar(select(IntegrationRow).where(IntegrationRow.key == routing_key))
     if row is None or row.type != "events-v2":
-        from zhiban.incidents.model import EventRejected
-
-        raise EventRejected(["'routing_key' does not name an Events API v2 integration"])
+        raise EventRejected([NOT_AN_EVENTS_V2_KEY])
     service.ingest(session, clock, row, event)
     return event.dedup_key
+
+
+def receive_events_v2_batch(
+    session: Session, clock: Clock, events: Sequence[tuple[str, AlertEvent]]
+) -> list[EventRejected | None]:
+    """Apply parsed Events v2 events (routing key, event) in order, in the caller's transaction.
+
+    One query finds every routing key; runs of triggers go through `service.ingest_triggers`. Returns,
+    per event, None when applied or the EventRejected that refused it (an unknown routing key).
+    """
+    keys = {routing_key for routing_key, _ in events if len(routing_key) <= 64}
+    rows = {row.key: row for row in session.scalars(select(IntegrationRow).where(IntegrationRow.key.in_(keys)))}
+    outcomes: list[EventRejected | None] = []
+    triggers: list[tuple[IntegrationRow, AlertEvent]] = []
+    for routing_key, event in events:
+        row = rows.get(routing_key)
+        if row is None or row.type != "events-v2":
+            outcomes.append(EventRejected([NOT_AN_EVENTS_V2_KEY]))
+            continue
+        outcomes.append(None)
+        if event.action == "trigger":
+            triggers.append((row, event))
+            continue
+        # An acknowledge or resolve sees every trigger before it.
+        service.ingest_triggers(session, clock, triggers)
+        triggers = []
+        service.ingest(session, clock, row, event)
+    service.ingest_triggers(session, clock, triggers)
+    return outcomes
 
 
 def receive_alertmanager(session: Session, clock: Clock, key: str, doc: Any) -> int:

@@ -12,9 +12,9 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
-from sqlalchemy import exists, func, or_, select, update
+from sqlalchemy import Table, bindparam, exists, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -52,6 +52,7 @@ from zhiban.incidents.store import (
     ResponderRow,
     ServiceRow,
 )
+from zhiban.store.db import new_id
 
 log = logging.getLogger("zhiban.incidents")
 
@@ -266,23 +267,55 @@ def _event(
     )
 
 
-def _next_number(session: Session) -> int:
+def _reserve_numbers(session: Session, count: int) -> list[int]:
+    """`count` consecutive incident numbers, taken with one UPDATE of the counter row."""
     bump = (
         update(IncidentCounterRow)
         .where(IncidentCounterRow.id == 1)
-        .values(last_number=IncidentCounterRow.last_number + 1)
+        .values(last_number=IncidentCounterRow.last_number + count)
     )
-    number = session.execute(bump.returning(IncidentCounterRow.last_number)).scalar()
-    if number is not None:
-        return int(number)
-    try:
-        with session.begin_nested():
-            session.add(IncidentCounterRow(id=1, last_number=0))
-    except IntegrityError:
-        pass
-    number = session.execute(bump.returning(IncidentCounterRow.last_number)).scalar()
-    assert number is not None
-    return int(number)
+    last = session.execute(bump.returning(IncidentCounterRow.last_number)).scalar()
+    if last is None:
+        try:
+            with session.begin_nested():
+                session.add(IncidentCounterRow(id=1, last_number=0))
+        except IntegrityError:
+            pass
+        last = session.execute(bump.returning(IncidentCounterRow.last_number)).scalar()
+    assert last is not None
+    return list(range(int(last) - count + 1, int(last) + 1))
+
+
+def _next_number(session: Session) -> int:
+    return _reserve_numbers(session, 1)[0]
+
+
+def _incident_row(
+    service: ServiceRow,
+    number: int,
+    title: str,
+    severity: str,
+    group_key: str | None,
+    urgency: Urgency | None,
+    now: datetime,
+) -> IncidentRow:
+    return IncidentRow(
+        id=new_id(),
+        number=number,
+        title=" ".join(title.split())[:1024] or "incident",
+        service_id=service.id,
+        status=IncidentStatus.TRIGGERED.value,
+        urgency=(urgency or urgency_for(service.urgency_rule, severity)).value,
+        severity=severity,
+        organization_id=service.organization_id,
+        group_key=group_key,
+        triggered_at=now,
+        updated_at=now,
+        generation=0,
+        ack_seq=0,
+        round_robin_offset=0,
+        alert_count=0,
+    )
 
 
 def open_incident(
@@ -298,26 +331,10 @@ def open_incident(
 ) -> IncidentRow:
     """Open an incident on a service and start paging by its escalation policy."""
     now = clock.now()
-    title = " ".join(title.split())[:1024] or "incident"
-    incident = IncidentRow(
-        number=_next_number(session),
-        title=title,
-        service_id=service.id,
-        status=IncidentStatus.TRIGGERED.value,
-        urgency=(urgency or urgency_for(service.urgency_rule, severity)).value,
-        severity=severity,
-        organization_id=service.organization_id,
-        group_key=group_key,
-        triggered_at=now,
-        updated_at=now,
-        generation=0,
-        ack_seq=0,
-        round_robin_offset=0,
-        alert_count=0,
-    )
+    incident = _incident_row(service, _next_number(session), title, severity, group_key, urgency, now)
     session.add(incident)
     session.flush()
-    _event(session, incident.id, "triggered", now, actor_id=actor_id, body=title, internal=False)
+    _event(session, incident.id, "triggered", now, actor_id=actor_id, body=incident.title, internal=False)
     start_escalation(session, clock, incident, service)
     return incident
 
@@ -360,7 +377,10 @@ def ingest(session: Session, clock: Clock, integration: IntegrationRow, event: A
     return incident
 
 
-def _new_alert(session: Session, clock: Clock, integration: IntegrationRow, event: AlertEvent) -> IncidentRow | None:
+def _new_alert(
+    session: Session, clock: Clock, integration: IntegrationRow, event: AlertEvent, count: int = 1
+) -> IncidentRow | None:
+    """Open an alert for `count` triggers of a dedup key that has none open (a new incident, or its group's)."""
     now = clock.now()
     service = session.get(ServiceRow, integration.service_id)
     assert service is not None
@@ -383,25 +403,7 @@ def _new_alert(session: Session, clock: Clock, integration: IntegrationRow, even
                 incident = open_incident(
                     session, clock, service, title=event.summary, severity=event.severity, group_key=event.group_key
                 )
-            alert = AlertRow(
-                integration_id=integration.id,
-                incident_id=incident.id,
-                dedup_key=event.dedup_key,
-                open_key=event.dedup_key,
-                status="triggered",
-                summary=event.summary[:1024],
-                severity=event.severity,
-                source=event.source,
-                component=event.component,
-                group=event.group,
-                class_=event.class_,
-                fingerprint=event.fingerprint,
-                details=dict(event.details),
-                event_count=1,
-                created_at=now,
-                last_event_at=now,
-            )
-            session.add(alert)
+            session.add(_alert_row(integration, incident, event, count, now))
             incident.alert_count += 1
             session.flush()
             if not created:
@@ -409,15 +411,136 @@ def _new_alert(session: Session, clock: Clock, integration: IntegrationRow, even
                     session, incident.id, "alert", now, body=event.summary[:1024], data={"dedup_key": event.dedup_key}
                 )
     except IntegrityError:
-        # Another request opened this dedup key meanwhile: count this one as its repeat.
+        # Another request opened this dedup key meanwhile: count these as its repeats.
         session.execute(
             update(AlertRow)
             .where(AlertRow.integration_id == integration.id, AlertRow.open_key == event.dedup_key)
-            .values(event_count=AlertRow.event_count + 1, last_event_at=now)
+            .values(event_count=AlertRow.event_count + count, last_event_at=now)
             .execution_options(synchronize_session=False)
         )
         return None
     return incident
+
+
+def _alert_row(
+    integration: IntegrationRow, incident: IncidentRow, event: AlertEvent, count: int, now: datetime
+) -> AlertRow:
+    return AlertRow(
+        id=new_id(),
+        integration_id=integration.id,
+        incident_id=incident.id,
+        dedup_key=event.dedup_key,
+        open_key=event.dedup_key,
+        status="triggered",
+        summary=event.summary[:1024],
+        severity=event.severity,
+        source=event.source,
+        component=event.component,
+        group=event.group,
+        class_=event.class_,
+        fingerprint=event.fingerprint,
+        details=dict(event.details),
+        event_count=count,
+        created_at=now,
+        last_event_at=now,
+    )
+
+
+# --- many triggers at once (group commit of the intake) ------------------------------------------
+
+MAX_TRIGGER_BATCH = 1000
+
+
+def ingest_triggers(session: Session, clock: Clock, triggers: Sequence[tuple[IntegrationRow, AlertEvent]]) -> None:
+    """Apply many trigger events as `ingest` would one after another, with a few statements for all of them.
+
+    Repeats of an open alert cost one row of an executemany UPDATE; new dedup keys open their incidents
+    together (one counter bump, one flush). Concurrent writers of the same key (other processes) are
+    handled as `ingest` does: the unique (integration, open key) decides, the loser counts as a repeat.
+    """
+    if len(triggers) > MAX_TRIGGER_BATCH:
+        raise InvalidInput(f"at most {MAX_TRIGGER_BATCH} triggers at once")
+    # (integration id, dedup key) -> [integration, first event, how many]
+    folded: dict[tuple[str, str], list[Any]] = {}
+    for integration, event in triggers:
+        if event.action != "trigger":
+            raise InvalidInput("ingest_triggers takes trigger events only")
+        slot = folded.get((integration.id, event.dedup_key))
+        if slot is None:
+            folded[(integration.id, event.dedup_key)] = [integration, event, 1]
+        else:
+            slot[2] += 1
+    if not folded:
+        return
+    now = clock.now()
+    open_ids = _open_alert_ids(session, list(folded))
+    bumps = [{"alert": open_ids[k], "n": slot[2]} for k, slot in folded.items() if k in open_ids]
+    if bumps:
+        table = cast(Table, AlertRow.__table__)
+        session.connection().execute(
+            update(table)
+            .where(table.c.id == bindparam("alert"))
+            .values(event_count=table.c.event_count + bindparam("n"), last_event_at=now),
+            bumps,
+        )
+    fresh = [(slot[0], slot[1], slot[2]) for k, slot in folded.items() if k not in open_ids]
+    # A group key other than the dedup key joins an open incident of its group: rare, done one by one.
+    single = [f for f in fresh if f[1].group_key and f[1].group_key != f[1].dedup_key]
+    together = [f for f in fresh if not (f[1].group_key and f[1].group_key != f[1].dedup_key)]
+    if together:
+        try:
+            with session.begin_nested():
+                _open_together(session, clock, together)
+        except IntegrityError:
+            # Another process opened one of these keys meanwhile: take them one at a time.
+            single = together + single
+    for integration, event, count in single:
+        _new_alert(session, clock, integration, event, count)
+
+
+def _open_alert_ids(session: Session, keys: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
+    """The open alert of each (integration id, dedup key) that has one; locked on PostgreSQL until commit."""
+    by_integration: dict[str, list[str]] = {}
+    for integration_id, dedup_key in keys:
+        by_integration.setdefault(integration_id, []).append(dedup_key)
+    found: dict[tuple[str, str], str] = {}
+    postgres = session.get_bind().dialect.name == "postgresql"
+    for integration_id, dedup_keys in by_integration.items():
+        query = (
+            select(AlertRow.open_key, AlertRow.id)
+            .where(AlertRow.integration_id == integration_id, AlertRow.open_key.in_(dedup_keys))
+            .order_by(AlertRow.id)
+        )
+        if postgres:
+            # Locked in id order (the same in every process): a concurrent resolve waits for our bump.
+            query = query.with_for_update()
+        for open_key, alert_id in session.execute(query):
+            found[(integration_id, str(open_key))] = alert_id
+    return found
+
+
+def _open_together(session: Session, clock: Clock, fresh: list[tuple[IntegrationRow, AlertEvent, int]]) -> None:
+    now = clock.now()
+    numbers = _reserve_numbers(session, len(fresh))
+    ensure_auditor(session, clock)
+    services: dict[str, ServiceRow] = {}
+    opened: list[tuple[IncidentRow, ServiceRow]] = []
+    for (integration, event, _count), number in zip(fresh, numbers, strict=True):
+        service = services.get(integration.service_id) or session.get(ServiceRow, integration.service_id)
+        assert service is not None
+        services[service.id] = service
+        incident = _incident_row(service, number, event.summary, event.severity, event.group_key, None, now)
+        incident.alert_count = 1
+        session.add(incident)
+        opened.append((incident, service))
+    # Two flushes, each a few multi-row INSERTs: incidents first, for the foreign keys of the rest.
+    session.flush()
+    with session.no_autoflush:
+        for (integration, event, count), (incident, service) in zip(fresh, opened, strict=True):
+            _event(session, incident.id, "triggered", now, body=incident.title, internal=False)
+            session.add(_alert_row(integration, incident, event, count, now))
+            start_escalation(session, clock, incident, service, audit=False)
+    session.flush()
 
 
 # --- escalation -----------------------------------------------------------------------------------
@@ -497,9 +620,12 @@ def _schedule(session: Session, clock: Clock, incident: IncidentRow, step: Escal
     )
 
 
-def start_escalation(session: Session, clock: Clock, incident: IncidentRow, service: ServiceRow) -> None:
-    """Plan the first step of the service's policy and arm its timer (and the periodic auditor)."""
-    ensure_auditor(session, clock)
+def start_escalation(
+    session: Session, clock: Clock, incident: IncidentRow, service: ServiceRow, *, audit: bool = True
+) -> None:
+    """Plan the first step of the service's policy and arm its timer (and, unless the caller did, the auditor)."""
+    if audit:
+        ensure_auditor(session, clock)
     if service.policy_id is None:
         _event(session, incident.id, "no_policy", clock.now(), body="the service has no escalation policy")
         return

@@ -1,0 +1,175 @@
+"""Group commit of Events v2 alerts: many requests, one transaction.
+
+Under an alert storm a commit per request is what limits intake (SQLite has one writer; PostgreSQL
+pays a round trip and a WAL flush each time). Request handlers hand their parsed event to the
+process's intake and wait; one writer thread takes whatever has queued up meanwhile, applies it in
+ONE transaction (integrations.receive_events_v2_batch) and commits, and only then answers every
+waiting request. A 202 therefore still means "committed". If a batch fails, its events are applied
+one per transaction so that one bad event cannot fail the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from zhiban.core.clock import Clock
+from zhiban.core.errors import InvalidInput, RateLimited
+from zhiban.incidents import integrations
+from zhiban.incidents.model import AlertEvent
+from zhiban.store.db import transaction
+
+log = logging.getLogger("zhiban.incidents.intake")
+
+MAX_BATCH = 500
+MAX_QUEUE = 20_000
+IDLE_EXIT_SECONDS = 5.0
+
+
+class IntakeFull(RateLimited):
+    """More events wait than the intake holds: the sender should retry (Events v2 answers 429)."""
+
+
+@dataclass(slots=True)
+class _Waiting:
+    routing_key: str
+    event: AlertEvent
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[None]
+
+
+Outcome = BaseException | None
+
+
+class EventsIntake:
+    """One writer thread per process that commits queued events in batches; `submit` waits for the commit."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        clock: Clock,
+        *,
+        max_batch: int = MAX_BATCH,
+        max_queue: int = MAX_QUEUE,
+        idle_exit: float = IDLE_EXIT_SECONDS,
+    ) -> None:
+        if not 1 <= max_batch <= 1000 or not 1 <= max_queue <= 1_000_000 or idle_exit <= 0:
+            raise InvalidInput("max_batch 1..1000, max_queue 1..1000000, idle_exit positive")
+        self.sessions = sessions
+        self.clock = clock
+        self.max_batch = max_batch
+        self.idle_exit = idle_exit
+        self._queue: queue.Queue[_Waiting] = queue.Queue(maxsize=max_queue)
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self.batches = 0  # committed batches, for benchmarks and tests
+        self.events = 0
+
+    async def submit(self, routing_key: str, event: AlertEvent) -> None:
+        """Queue a parsed event and return once it is committed; raises EventRejected or IntakeFull."""
+        loop = asyncio.get_running_loop()
+        waiting = _Waiting(routing_key, event, loop, loop.create_future())
+        try:
+            self._queue.put_nowait(waiting)
+        except queue.Full:
+            raise IntakeFull("too many alert events are waiting to be stored; retry shortly") from None
+        self._ensure_writer()
+        await waiting.future
+
+    # --- the writer ---------------------------------------------------------------------------
+
+    def _ensure_writer(self) -> None:
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="alert-intake", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            try:
+                first = self._queue.get(timeout=self.idle_exit)
+            except queue.Empty:
+                with self._lock:
+                    # Idle: stop the thread (a desk in a test, or a quiet night); the next submit starts one.
+                    if self._queue.empty():
+                        self._thread = None
+                        return
+                continue
+            batch = [first]
+            while len(batch) < self.max_batch:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            try:
+                outcomes = self._apply(batch)
+            except BaseException as exc:  # never leave a request waiting forever
+                log.exception("alert intake failed")
+                outcomes = [exc] * len(batch)
+            _settle(batch, outcomes)
+
+    def _apply(self, batch: list[_Waiting]) -> list[Outcome]:
+        items = [(w.routing_key, w.event) for w in batch]
+        try:
+            with transaction(self.sessions) as session:
+                found: list[Outcome] = list(integrations.receive_events_v2_batch(session, self.clock, items))
+            self.batches += 1
+            self.events += len(batch)
+            return found
+        except Exception:
+            if len(batch) == 1:
+                raise
+            log.warning("a batch of %d alert events failed; applying them one by one", len(batch), exc_info=True)
+        outcomes: list[Outcome] = []
+        for item in items:
+            try:
+                with transaction(self.sessions) as session:
+                    outcomes.extend(integrations.receive_events_v2_batch(session, self.clock, [item]))
+                self.batches += 1
+                self.events += 1
+            except Exception as exc:
+                outcomes.append(exc)
+        return outcomes
+
+
+def _settle(batch: list[_Waiting], outcomes: list[Outcome]) -> None:
+    """Wake the waiting requests: one call into each event loop for the whole batch."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[None], Outcome]]] = {}
+    for waiting, outcome in zip(batch, outcomes, strict=True):
+        by_loop.setdefault(waiting.loop, []).append((waiting.future, outcome))
+    for loop, results in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits there any more
+            loop.call_soon_threadsafe(_resolve, results)
+
+
+def _resolve(results: list[tuple[asyncio.Future[None], Outcome]]) -> None:
+    for future, outcome in results:
+        if future.done():
+            continue  # the request was cancelled (client gone); the event is stored all the same
+        if outcome is None:
+            future.set_result(None)
+        else:
+            future.set_exception(outcome)
+
+
+_intakes_lock = threading.Lock()
+
+
+def intake_for(owner: object, make: Callable[[], EventsIntake]) -> EventsIntake:
+    """The intake of `owner` (e.g. the web app's state), made on first use."""
+    found = getattr(owner, "alert_intake", None)
+    if isinstance(found, EventsIntake):
+        return found
+    with _intakes_lock:
+        found = getattr(owner, "alert_intake", None)
+        if not isinstance(found, EventsIntake):
+            found = make()
+            setattr(owner, "alert_intake", found)  # noqa: B010 - starlette State takes any attribute
+        return found
