@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from sqlalchemy import text
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from zhiban.core import logging as zlog
 
@@ -24,25 +24,50 @@ LATENCY = Histogram(
 )
 
 
-def install(app: FastAPI) -> None:
-    """Add request ids and metrics to every request, and mount /metrics, /healthz and /readyz."""
+class ObserveMiddleware:
+    """Request ids and metrics for every HTTP request, as plain ASGI (cheaper than BaseHTTPMiddleware)."""
 
-    @app.middleware("http")
-    async def _observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        rid = request.headers.get("x-request-id", "")[:64] or uuid.uuid4().hex
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = ""
+        for name, value in scope.get("headers", ()):
+            if name == b"x-request-id":
+                rid = value.decode("latin-1")[:64]
+                break
+        rid = rid or uuid.uuid4().hex
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", rid.encode("latin-1"))]
+            await send(message)
+
         token = zlog.request_id.set(rid)
         start = time.perf_counter()
         try:
-            response = await call_next(request)
+            await self.app(scope, receive, send_with_id)
         finally:
             zlog.request_id.reset(token)
-        route = request.scope.get("route")
-        # Label by route template, not raw path, so ids do not explode the metric's cardinality.
-        name = getattr(route, "path", "unmatched")
-        LATENCY.labels(request.method, name).observe(time.perf_counter() - start)
-        REQUESTS.labels(request.method, name, str(response.status_code)).inc()
-        response.headers["X-Request-Id"] = rid
-        return response
+            # Label by route template, not raw path, so ids do not explode the metric's cardinality.
+            route = scope.get("route")
+            name = getattr(route, "path", "unmatched")
+            method = scope.get("method", "")
+            LATENCY.labels(method, name).observe(time.perf_counter() - start)
+            REQUESTS.labels(method, name, str(status)).inc()
+
+
+def install(app: FastAPI) -> None:
+    """Add request ids and metrics to every request, and mount /metrics, /healthz and /readyz."""
+
+    app.add_middleware(ObserveMiddleware)
 
     router = APIRouter(tags=["operations"])
 
