@@ -6,7 +6,10 @@ open ticket after a calendar edit < 10 s. Both on SQLite (WAL file) and PostgreS
 postgresql+psycopg://postgres@127.0.0.1:5432/test, or ZHIBAN_TEST_POSTGRES_URL).
 
 Seeding writes tickets, their `created` events and SLA context rows in bulk, then replays them all once
-(timers for the seed are bulk-inserted into the jobs table; the measured edit uses the real code path).
+through sla.service.recompute_open_tickets (which arms timers in bulk). Three calendar edits are timed through
+the real code path (calendars.edit_dates and the SLA hook): a holiday next Monday (due times move later; the
+target), Saturday worked and the Monday holiday removed (due times move earlier: timers cancelled and re-armed),
+and the rest of today closed (every running business-hours clock moves).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -33,7 +36,6 @@ from zhiban.calendars import service as calendars
 from zhiban.core.clock import FrozenClock
 from zhiban.core.settings import Settings
 from zhiban.desk import Desk
-from zhiban.engine.store import Job
 from zhiban.features import load_hooks
 from zhiban.identity import service as identity
 from zhiban.identity.model import Role
@@ -71,28 +73,6 @@ def database(backend: str) -> Iterator[str]:
 
 def _pick(rng: random.Random, weighted: list[tuple[str, float]]) -> str:
     return rng.choices([k for k, _ in weighted], [w for _, w in weighted])[0]
-
-
-def _bulk_timers(session: Any, ops: sla.TimerOps) -> None:
-    """Seed-only stand-in for arming timers one by one: the same rows, inserted in bulk."""
-    now = datetime.now(UTC)
-    rows = [
-        {
-            "id": uuid.uuid4().hex,
-            "kind": kind,
-            "payload": payload,
-            "state": "pending",
-            "due_at": due,
-            "dedup_key": key,
-            "attempts": 0,
-            "max_attempts": 10,
-            "created_at": now,
-            "updated_at": now,
-        }
-        for kind, payload, due, key in ops.arm
-    ]
-    for start in range(0, len(rows), 5000):
-        session.execute(insert(Job), rows[start : start + 5000])
 
 
 def seed(desk: Desk, clock: FrozenClock, n: int) -> tuple[str, str]:
@@ -156,15 +136,13 @@ def seed(desk: Desk, clock: FrozenClock, n: int) -> tuple[str, str]:
         with desk.transaction() as s:
             s.execute(text("SELECT setval(pg_get_serial_sequence('tickets', 'id'), (SELECT max(id) FROM tickets))"))
             s.execute(text("ANALYZE"))
-    real_apply = sla._apply_timers
-    sla._apply_timers = _bulk_timers
-    try:
-        t0 = time.perf_counter()
-        with desk.transaction() as s:
-            report = sla.recompute_open_tickets(s, clock, reason="seed")
-        print(f"  seed replay: {report.tickets} tickets, {report.clocks} clocks in {time.perf_counter() - t0:.1f} s")
-    finally:
-        sla._apply_timers = real_apply
+    t0 = time.perf_counter()
+    with desk.transaction() as s:
+        report = sla.recompute_open_tickets(s, clock, reason="seed")
+    print(
+        f"  seed replay: {report.tickets:,} tickets, {report.clocks:,} clocks, {report.timers_armed:,} timers "
+        f"in {time.perf_counter() - t0:.1f} s"
+    )
     if desk.db.dialect.name == "postgresql":
         with desk.transaction() as s:
             s.execute(text("ANALYZE"))
@@ -187,25 +165,30 @@ def bench_queue(desk: Desk, token: str, requests: int) -> list[float]:
     return timings
 
 
-def bench_edit(desk: Desk, clock: FrozenClock, cal_id: str) -> tuple[float, sla.RecomputeReport | None]:
-    """A typhoon closes next Monday: every open ticket on the China calendar is re-timed."""
-    seen: list[sla.RecomputeReport] = []
-    real = sla.recompute_open_tickets
+def timed_edit(desk: Desk, clock: FrozenClock, cal_id: str, **edit: Any) -> tuple[float, sla.RecomputeReport | None]:
+    """One calendar edit through the real code path (the SLA hook re-applies it); seconds and the SLA report."""
+    t0 = time.perf_counter()
+    with desk.transaction() as s:
+        calendars.edit_dates(s, clock, cal_id, **edit)
+        report = s.info.get(sla.LAST_RECOMPUTE)
+    return time.perf_counter() - t0, report
 
-    def spy(*args: Any, **kwargs: Any) -> sla.RecomputeReport:
-        report = real(*args, **kwargs)
-        seen.append(report)
-        return report
 
-    sla.recompute_open_tickets = spy
-    try:
-        t0 = time.perf_counter()
-        with desk.transaction() as s:
-            calendars.edit_dates(s, clock, cal_id, add_holidays=["2026-11-23"])
-        elapsed = time.perf_counter() - t0
-    finally:
-        sla.recompute_open_tickets = real
-    return elapsed, (seen[0] if seen else None)
+def bench_edits(desk: Desk, clock: FrozenClock, cal_id: str) -> list[tuple[str, float, sla.RecomputeReport | None]]:
+    """A typhoon closes next Monday (the target); then edits that bring due times earlier (timers cancelled and
+    re-armed): Saturday worked, the Monday holiday called off; last the rest of today closed (every running
+    business-hours clock moves)."""
+    runs = []
+    for name, edit in (
+        ("holiday added next Monday", {"add_holidays": ["2026-11-23"]}),
+        ("Saturday worked", {"work_on": ["2026-11-21"]}),
+        ("Monday holiday removed", {"forget": ["2026-11-23"]}),
+        ("rest of today closed", {"add_holidays": [NOW.date().isoformat()]}),
+    ):
+        clock.advance(timedelta(minutes=5))
+        elapsed, report = timed_edit(desk, clock, cal_id, **edit)
+        runs.append((name, elapsed, report))
+    return runs
 
 
 def pct(values: list[float], q: float) -> float:
@@ -232,28 +215,34 @@ def main() -> None:
             token, cal_id = seed(desk, clock, args.tickets)
             timings = bench_queue(desk, token, args.requests)
             median, p95 = statistics.median(timings), pct(timings, 0.95)
-            clock.advance(timedelta(minutes=5))
-            edit_s, report = bench_edit(desk, clock, cal_id)
-            detail = (
-                f"{report.tickets:,} tickets, {report.clocks:,} clocks, timers armed {report.timers_armed:,} "
-                f"cancelled {report.timers_cancelled:,}"
-                if report
-                else "no recompute ran"
-            )
             print(f"  queue page: median {median:.1f} ms, p95 {p95:.1f} ms over {len(timings)} requests")
-            print(f"  calendar edit re-applied in {edit_s:.2f} s ({detail})")
-            rows.append((backend, median, p95, edit_s))
+            edits = bench_edits(desk, clock, cal_id)
+            for name, elapsed, report in edits:
+                detail = (
+                    f"{report.tickets:,} tickets replayed, {report.changed:,} rewritten ({report.clocks_written:,} "
+                    f"clocks), timers armed {report.timers_armed:,} cancelled {report.timers_cancelled:,}"
+                    if report
+                    else "no recompute ran"
+                )
+                print(f"  calendar edit, {name}: {elapsed:.2f} s ({detail})")
+            rows.append((backend, median, p95, edits[0][1], max(e[1] for e in edits)))
             engine.dispose()
     print()
-    print(f"{'backend':10} {'queue median':>13} {'queue p95':>10} {'p95/target':>11} {'edit s':>8} {'edit/target':>12}")
-    for backend, median, p95, edit_s in rows:
+    print(
+        f"{'backend':10} {'queue median':>13} {'queue p95':>10} {'p95/target':>11} {'edit s':>8} {'edit/target':>12}"
+        f" {'worst edit s':>13} {'worst/target':>13}"
+    )
+    for backend, median, p95, edit_s, worst_s in rows:
         print(
             f"{backend:10} {median:>10.1f} ms {p95:>7.1f} ms {p95 / QUEUE_TARGET_MS:>11.2f} "
-            f"{edit_s:>8.2f} {edit_s / RECOMPUTE_TARGET_S:>12.2f}"
+            f"{edit_s:>8.2f} {edit_s / RECOMPUTE_TARGET_S:>12.2f} "
+            f"{worst_s:>13.2f} {worst_s / RECOMPUTE_TARGET_S:>13.2f}"
         )
     print(
         f"targets: queue p95 < {QUEUE_TARGET_MS:.0f} ms, recompute after a calendar edit < {RECOMPUTE_TARGET_S:.0f} s"
+        " (edit s: the holiday next Monday; worst: the slowest of the four edits)"
     )
+    print(f"load average while measuring: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -26,6 +26,7 @@ from .model import (
 from .store import Job
 
 _ENQUEUED_FLAG = "zhiban.engine.enqueued"
+_BULK_ROWS = 5000  # rows per bulk statement: bounded memory and statement size
 _listeners: list[Callable[[], None]] = []
 _listeners_lock = threading.Lock()
 
@@ -103,6 +104,45 @@ def cancel(session: Session, dedup_key: str) -> bool:
     """Delete the pending job with this key (freeing the key); False if none is pending (running, done, dead)."""
     check_dedup_key(dedup_key)
     return store.delete_pending_by_dedup_key(session, dedup_key)
+
+
+def enqueue_many(
+    session: Session,
+    jobs: Iterable[tuple[str, dict[str, Any], datetime, str | None]],
+    *,
+    max_attempts: int = 10,
+) -> int:
+    """Add many (kind, payload, due_at, dedup_key) jobs in one go, like `enqueue` for each; returns how many are new.
+
+    A dedup_key already held by a job inserts nothing (as `enqueue`, which would return that job's id).
+    """
+    check_max_attempts(max_attempts)
+    rows = [
+        {
+            "kind": check_kind(kind),
+            "payload": check_payload(payload),
+            "due_at": check_moment("due_at", due_at),
+            "dedup_key": check_dedup_key(dedup_key),
+            "max_attempts": max_attempts,
+        }
+        for kind, payload, due_at, dedup_key in jobs
+    ]
+    inserted = 0
+    for start in range(0, len(rows), _BULK_ROWS):
+        inserted += store.insert_jobs(session, rows[start : start + _BULK_ROWS])
+    if inserted:
+        session.info[_ENQUEUED_FLAG] = True
+    return inserted
+
+
+def cancel_many(session: Session, dedup_keys: Iterable[str]) -> int:
+    """Delete the pending jobs with these keys, like `cancel` for each; returns how many were pending."""
+    keys = []
+    for key in dedup_keys:
+        if check_dedup_key(key) is None:
+            raise InvalidInput("cancelling a job needs its dedup_key")
+        keys.append(key)
+    return store.delete_pending_by_dedup_keys(session, keys) if keys else 0
 
 
 def reschedule(session: Session, dedup_key: str, *, due_at: datetime) -> bool:

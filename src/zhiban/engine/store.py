@@ -329,3 +329,42 @@ def delete_done_before(session: Session, finished_before: datetime) -> int:
         .execution_options(synchronize_session=False)
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def insert_jobs(session: Session, rows: list[dict[str, Any]]) -> int:
+    """Insert pending jobs in bulk; a row whose dedup_key is taken is skipped. Returns how many were inserted.
+
+    Each row has kind, payload, due_at, dedup_key and max_attempts (already checked by the caller).
+    """
+    if not rows:
+        return 0
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        stmt: Any = postgresql.insert(Job).on_conflict_do_nothing(index_elements=["dedup_key"])
+    elif dialect == "sqlite":
+        stmt = sqlite.insert(Job).on_conflict_do_nothing(index_elements=["dedup_key"])
+    else:  # pragma: no cover - only the two supported databases
+        raise RuntimeError(f"unsupported database dialect {dialect}")
+    now = _wall_now()
+    values = [
+        {**row, "id": new_id(), "state": JobState.PENDING.value, "attempts": 0, "created_at": now, "updated_at": now}
+        for row in rows
+    ]
+    # Inserted ids come back through RETURNING, batched into multi-row statements by SQLAlchemy.
+    return len(session.execute(stmt.returning(Job.id), values).all())
+
+
+def delete_pending_by_dedup_keys(session: Session, dedup_keys: list[str]) -> int:
+    """Delete the pending jobs holding any of these keys; returns how many were deleted."""
+    deleted = 0
+    # coalesce() keeps SQLite's planner (no table statistics) on the dedup_key index: on a bare `state = ?`
+    # it would scan every pending job instead.
+    pending = func.coalesce(Job.state, "") == JobState.PENDING.value
+    for start in range(0, len(dedup_keys), 1000):
+        result = session.execute(
+            delete(Job)
+            .where(Job.dedup_key.in_(dedup_keys[start : start + 1000]), pending)
+            .execution_options(synchronize_session=False)
+        )
+        deleted += int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return deleted

@@ -7,6 +7,7 @@ the ticket was filed) and the queue's sort key.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -14,15 +15,25 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Column,
+    ColumnElement,
     Float,
     ForeignKey,
     Index,
     Integer,
     String,
+    Table,
     UniqueConstraint,
+    any_,
+    bindparam,
+    insert,
+    literal,
     select,
+    text,
+    update,
 )
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.orm import InstrumentedAttribute, Mapped, Session, mapped_column
 
 from zhiban.store.db import Base, UTCDateTime
 
@@ -174,3 +185,69 @@ def clocks_of(session: Session, ticket_id: int) -> list[ClockRow]:
 def history_of(session: Session, ticket_id: int, limit: int = 500) -> list[ClockChangeRow]:
     query = select(ClockChangeRow).where(ClockChangeRow.ticket_id == ticket_id)
     return list(session.scalars(query.order_by(ClockChangeRow.id).limit(limit)))
+
+
+# -- bulk statements for batch recomputes ----------------------------------------------------------------
+# On PostgreSQL a round of rows travels as one array per column (unnest): a short statement with a few
+# parameters, instead of thousands of parameters that the driver must parse out of a long SQL text each time.
+
+_PG_ARRAY_TYPES: tuple[tuple[type, str], ...] = (
+    (BigInteger, "bigint"),
+    (Integer, "integer"),
+    (Float, "float8"),
+    (Boolean, "boolean"),
+    (String, "varchar"),
+    (UTCDateTime, "timestamptz"),
+)
+
+
+def _pg_array(column: Column[Any]) -> str:
+    for kind, name in _PG_ARRAY_TYPES:
+        if isinstance(column.type, kind):
+            return f"{name}[]"
+    raise TypeError(f"no array type for {column}")  # pragma: no cover - only the columns above are used
+
+
+def _unnest(table: Table, columns: Sequence[str]) -> str:
+    arrays = ", ".join(f"CAST(:{c} AS {_pg_array(table.c[c])})" for c in columns)
+    return f"unnest({arrays}) AS v({', '.join(columns)})"
+
+
+def _is_postgresql(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def ids_in(
+    session: Session, column: ColumnElement[int] | InstrumentedAttribute[int], ids: Sequence[int]
+) -> ColumnElement[bool]:
+    """`column IN ids`, as one array parameter on PostgreSQL."""
+    if _is_postgresql(session):
+        return column == any_(literal(list(ids), postgresql.ARRAY(Integer)))
+    return column.in_(ids)
+
+
+def bulk_insert(session: Session, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert rows that all have the same keys."""
+    if not rows:
+        return
+    if _is_postgresql(session):
+        columns = list(rows[0])
+        statement = text(f"INSERT INTO {table.name} ({', '.join(columns)}) SELECT * FROM {_unnest(table, columns)}")
+        session.execute(statement, {c: [r[c] for r in rows] for c in columns})
+        return
+    session.execute(insert(table), list(rows))
+
+
+def bulk_update(session: Session, table: Table, key: str, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Update rows by their `key` column; every row has the same keys (the key and the columns to set)."""
+    if not rows:
+        return
+    columns = list(rows[0])
+    values = [c for c in columns if c != key]
+    if _is_postgresql(session):
+        sets = ", ".join(f"{c} = v.{c}" for c in values)
+        statement = text(f"UPDATE {table.name} AS t SET {sets} FROM {_unnest(table, columns)} WHERE t.{key} = v.{key}")
+        session.execute(statement, {c: [r[c] for r in rows] for c in columns})
+        return
+    by_key = update(table).where(table.c[key] == bindparam(f"_{key}")).values({c: bindparam(c) for c in values})
+    session.execute(by_key, [{**r, f"_{key}": r[key]} for r in rows])
