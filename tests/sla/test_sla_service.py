@@ -345,3 +345,21 @@ def test_due_times_without_and_with_the_database(world: Desk1) -> None:
         )
         with pytest.raises(Exception, match="unknown plan"):
             sla.due_times("gold", "P2", "CN", "Asia/Shanghai", at, s)
+
+
+def test_targeted_calendar_edit_leaves_nothing_for_a_full_recompute(world: Desk1) -> None:
+    """The edit replays only clocks that can move; a full replay afterwards finds nothing left to change."""
+    business = file_ticket(world, sh(2026, 10, 9, 17, 50))  # P2 on Standard: business hours
+    # P1 on Standard runs on 7x24; filed at 09:30, it is not yet due when the calendar changes at 10:00.
+    always = file_ticket(world, sh(2026, 10, 10, 9, 30), priority="P1")
+    always_before = clocks(world, always)
+    world.clock.set(sh(2026, 10, 10, 10, 0))
+    with world.desk.transaction() as s:
+        cal = calendars.find_calendar(s, "CN Asia/Shanghai")
+        assert cal is not None
+        calendars.edit_dates(s, world.clock, cal.id, add_holidays=["2026-10-10"])
+    assert clocks(world, business)[("first_response", 1)]["due_at"] == sh(2026, 10, 12, 11, 50)
+    assert clocks(world, always) == always_before  # a 7x24 clock cannot move with a business calendar
+    with world.desk.transaction() as s:
+        report = sla.recompute_open_tickets(s, world.clock)
+    assert report.tickets == 2 and report.changed == 0
