@@ -18,6 +18,8 @@ from zhiban.core.clock import FrozenClock
 from zhiban.desk import Desk
 from zhiban.store.db import Base, make_engine
 
+pytest_plugins = ["tests.browser_fixtures"]
+
 POSTGRES_URL = os.environ.get("ZHIBAN_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 NATS_URL = os.environ.get("ZHIBAN_TEST_NATS_URL", "nats://127.0.0.1:4222")
 

@@ -24,14 +24,9 @@ from typing import Any
 
 import pytest
 
-from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, _free_port
+from tests.browser_fixtures import _free_port
 from zhiban.demo.seed import DEMO_PASSWORD
 
-FAKE_MEDIA = [
-    "--use-fake-ui-for-media-stream",
-    "--use-fake-device-for-media-stream",
-    "--autoplay-policy=no-user-gesture-required",
-]
 CALL_SECONDS = 15
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 
@@ -48,10 +43,6 @@ class QuietDesk:
 @pytest.fixture
 def quiet_desk(tmp_path: Path) -> Iterator[QuietDesk]:
     """`zhiban serve` with the demo data but no simulated traffic, and an app `webrtc-test` for LiveCo."""
-    if not os.path.exists(CHROMIUM):
-        if os.environ.get("CI") == "true":
-            pytest.fail("Debian's chromium is not installed (make test installs it)")
-        pytest.skip("chromium not installed")
     port = _free_port()
     db_path = tmp_path / "desk.db"
     env = {
@@ -114,38 +105,34 @@ def _numbers(value: Any) -> Iterator[float]:
 
 @pytest.mark.browser
 @pytest.mark.slow
-def test_a_loopback_call_in_chromium_becomes_quality_reports(quiet_desk: QuietDesk) -> None:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS + FAKE_MEDIA)
-        context = browser.new_context(viewport={"width": 800, "height": 700})
-        page = context.new_page()
-        fragment = f"app=webrtc-test&key={quiet_desk.ingest_key}&seconds={CALL_SECONDS}"
-        url = f"{quiet_desk.base}/static/telemetry/webrtc-loopback.html#{fragment}"
-        page.goto(url)
-        page.wait_for_function("window.loopback && window.loopback.done", timeout=(CALL_SECONDS + 30) * 1000)
-        state = page.evaluate("window.loopback")
-        assert state["errors"] == [] and state["rejected"] == [], state
-        assert state["sent"] >= CALL_SECONDS - 3 and state["accepted"] == state["sent"]
-        session_id = state["sessionId"]
-        # Read back as an agent, through the session inspector's API (same browser, signed in).
-        page.goto(quiet_desk.base + "/login?lang=en")
-        page.fill("#email", "admin@zhiban.demo")
-        page.fill("#password", DEMO_PASSWORD)
-        page.press("#password", "Enter")
-        page.wait_for_load_state("networkidle")
-        deadline = time.monotonic() + 10
+def test_a_loopback_call_in_chromium_becomes_quality_reports(chromium: Any, quiet_desk: QuietDesk) -> None:
+    context = chromium.new_context(viewport={"width": 800, "height": 700})
+    page = context.new_page()
+    fragment = f"app=webrtc-test&key={quiet_desk.ingest_key}&seconds={CALL_SECONDS}"
+    url = f"{quiet_desk.base}/static/telemetry/webrtc-loopback.html#{fragment}"
+    page.goto(url)
+    page.wait_for_function("window.loopback && window.loopback.done", timeout=(CALL_SECONDS + 30) * 1000)
+    state = page.evaluate("window.loopback")
+    assert state["errors"] == [] and state["rejected"] == [], state
+    assert state["sent"] >= CALL_SECONDS - 3 and state["accepted"] == state["sent"]
+    session_id = state["sessionId"]
+    # Read back as an agent, through the session inspector's API (same browser, signed in).
+    page.goto(quiet_desk.base + "/login?lang=en")
+    page.fill("#email", "admin@zhiban.demo")
+    page.fill("#password", DEMO_PASSWORD)
+    page.press("#password", "Enter")
+    page.wait_for_load_state("networkidle")
+    deadline = time.monotonic() + 10
+    reports = _converted_reports(page, quiet_desk.base, session_id)
+    while len(reports) < state["sent"] - 1 and time.monotonic() < deadline:
+        time.sleep(0.5)  # the pipeline consumes the bus in its own thread
         reports = _converted_reports(page, quiet_desk.base, session_id)
-        while len(reports) < state["sent"] - 1 and time.monotonic() < deadline:
-            time.sleep(0.5)  # the pipeline consumes the bus in its own thread
-            reports = _converted_reports(page, quiet_desk.base, session_id)
-        page.goto(f"{quiet_desk.base}/telemetry/apps/webrtc-test/sessions/{session_id}?lang=en")
-        inspector_rows = page.locator("table.tm-timeline tbody tr").count()
-        page.wait_for_selector("#tm-session-plot canvas")
-        DOCS.mkdir(exist_ok=True)
-        page.screenshot(path=str(DOCS / "screenshot-telemetry-session.png"), full_page=True)
-        browser.close()
+    page.goto(f"{quiet_desk.base}/telemetry/apps/webrtc-test/sessions/{session_id}?lang=en")
+    inspector_rows = page.locator("table.tm-timeline tbody tr").count()
+    page.wait_for_selector("#tm-session-plot canvas")
+    DOCS.mkdir(exist_ok=True)
+    page.screenshot(path=str(DOCS / "screenshot-telemetry-session.png"), full_page=True)
+    context.close()
 
     # The first snapshot only primes the converter: one report per later snapshot.
     assert len(reports) == state["sent"] - 1, (len(reports), state["sent"])

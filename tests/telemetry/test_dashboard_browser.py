@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 
-from tests.browser.conftest import chromium, desk_server  # noqa: F401  (the shared browser fixtures)
 from zhiban.demo.seed import DEMO_PASSWORD
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
@@ -23,7 +22,7 @@ def _sign_in(page: Any, base: str, email: str) -> None:
 
 @pytest.mark.browser
 @pytest.mark.parametrize("width", [1280, 360])
-def test_dashboard_with_live_demo_data(chromium: Any, desk_server: str, width: int) -> None:  # noqa: F811
+def test_dashboard_with_live_demo_data(chromium: Any, desk_server: str, width: int) -> None:
     context = chromium.new_context(viewport={"width": width, "height": 900}, locale="zh-CN")
     page = context.new_page()
     _sign_in(page, desk_server, "li.na@zhiban.demo")

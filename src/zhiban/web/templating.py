@@ -11,9 +11,9 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
-from zhiban.core.i18n import translate
+from zhiban.core.i18n import LANGUAGES, translate
 from zhiban.identity.model import Principal
-from zhiban.web.deps import viewer_language
+from zhiban.web.deps import LANG_COOKIE, viewer_language
 
 _TEMPLATE_DIR = str(resources.files("zhiban.web").joinpath("templates"))
 templates = Jinja2Templates(directory=_TEMPLATE_DIR)
@@ -49,4 +49,8 @@ def render(request: Request, name: str, status_code: int = 200, **context: Any) 
         principal=principal,
         csrf_token=getattr(request.state, "csrf_token", ""),
     )
-    return templates.TemplateResponse(request, name, context, status_code=status_code)
+    response = templates.TemplateResponse(request, name, context, status_code=status_code)
+    if request.query_params.get("lang") in LANGUAGES:
+        # The language switch (?lang=) sticks for the pages that follow.
+        response.set_cookie(LANG_COOKIE, lang, max_age=365 * 86400, samesite="lax")
+    return response

@@ -1,4 +1,6 @@
-"""Browser fixtures: a real `zhiban serve` and Debian's Chromium driven by Playwright (no browser download)."""
+"""Browser fixtures, a pytest plugin loaded by tests/conftest.py so that every folder shares one Chromium.
+
+A real `zhiban serve`, and Debian's Chromium driven by Playwright (never a downloaded browser)."""
 
 from __future__ import annotations
 
@@ -16,6 +18,10 @@ import pytest
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
+    # Fake camera and microphone, granted without a prompt: the WebRTC loopback test needs them.
+    "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+    "--autoplay-policy=no-user-gesture-required",
     "--no-sandbox",
     "--disable-gpu",
     "--disable-quic",
