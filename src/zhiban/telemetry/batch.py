@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
+from operator import itemgetter
+from typing import TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -24,6 +27,7 @@ from zhiban.telemetry.model import (
     VideoStats,
 )
 
+T = TypeVar("T")
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
 
@@ -36,6 +40,14 @@ _BLOCKS: tuple[tuple[str, tuple[str, ...], type[AudioStats] | type[VideoStats] |
 
 def _none_if_nan(value: float) -> float | None:
     return None if math.isnan(value) else value
+
+
+def _picker(picked: list[int]) -> Callable[[list[T]], list[T]]:
+    """Selects `picked` positions of a list (itemgetter: about twice as fast as a comprehension)."""
+    if len(picked) > 1:
+        getter = itemgetter(*picked)
+        return lambda column: list(getter(column))
+    return lambda column: [column[i] for i in picked]
 
 
 @dataclass(eq=False)
@@ -157,21 +169,30 @@ class ReportBatch:
         return [self.report(i) for i in range(len(self))]
 
     def take(self, rows: Sequence[int] | IntArray | NDArray[np.bool_]) -> ReportBatch:
-        """A new batch with the selected rows (indices or a boolean mask), in that order."""
+        """The batch with the selected rows (indices or a boolean mask), in that order.
+
+        Selecting every row in order returns this batch itself (batches are never mutated in place), so
+        the hot path's usual "all fresh, all valid" selections cost nothing and keep the cached hashes.
+        """
         index = np.asarray(rows)
         if index.dtype == np.bool_:
+            if len(index) == len(self) and bool(index.all()):
+                return self
             index = np.flatnonzero(index)
         index = index.astype(np.int64, copy=False)
+        if len(index) == len(self) and (len(index) == 0 or bool((index == np.arange(len(index))).all())):
+            return self
         position = np.full(len(self), -1, dtype=np.int64)
         position[index] = np.arange(len(index))
         keep = position[self.join_latency_row] >= 0 if len(self.join_latency_row) else np.zeros(0, bool)
         order = np.argsort(position[self.join_latency_row][keep], kind="stable")
         picked = index.tolist()
+        pick = _picker(picked)
         return ReportBatch(
-            app_id=[self.app_id[i] for i in picked],
-            session_id=[self.session_id[i] for i in picked],
+            app_id=pick(self.app_id),
+            session_id=pick(self.session_id),
             ts_ms=self.ts_ms[index],
-            strings={name: [col[i] for i in picked] for name, col in self.strings.items()},
+            strings={name: pick(col) for name, col in self.strings.items()},
             values={name: col[index] for name, col in self.values.items()},
             join_attempts=self.join_attempts[index],
             join_successes=self.join_successes[index],
@@ -194,11 +215,15 @@ class ReportBatch:
         for offset, b in zip(offsets.tolist(), batches, strict=False):
             events.update({offset + i: e for i, e in b.events.items()})
             labels.update({offset + i: lab for i, lab in b.labels.items()})
+
+        def joined(columns: Iterable[list[T]]) -> list[T]:
+            return list(chain.from_iterable(columns))
+
         return cls(
-            app_id=[a for b in batches for a in b.app_id],
-            session_id=[s for b in batches for s in b.session_id],
+            app_id=joined(b.app_id for b in batches),
+            session_id=joined(b.session_id for b in batches),
             ts_ms=np.concatenate([b.ts_ms for b in batches]),
-            strings={name: [v for b in batches for v in b.strings[name]] for name in STRING_FIELDS},
+            strings={name: joined(b.strings[name] for b in batches) for name in STRING_FIELDS},
             values={name: np.concatenate([b.values[name] for b in batches]) for name in NUMERIC_FIELDS},
             join_attempts=np.concatenate([b.join_attempts for b in batches]),
             join_successes=np.concatenate([b.join_successes for b in batches]),

@@ -2,10 +2,13 @@
 
 A message carries NDJSON lines of one app (validated at ingest; webrtc-stats snapshots still raw, because
 turning them into interval reports needs the session's previous snapshot, which lives with the partition's
-owner). The pipeline counts fresh reports into open windows and keeps recent raw reports; `tick()` closes
-windows by watermark, persists them with their rollups and only then acknowledges the messages that fed
-them. A crash before that ack means redelivery: the open windows are rebuilt from the redelivered batches,
-and windows persisted before the crash are skipped (`Aggregator.resume` from the database).
+owner). The pipeline counts fresh reports into open windows and samples raw reports for the session
+inspector; `tick()` closes windows by watermark, persists them with their rollups and the sampled raw
+reports in one transaction, and only then acknowledges the messages that fed them. `handle()` itself
+touches the database only to resume an app it has not seen yet, so a busy stream costs one write
+transaction per tick, not one per message. A crash before the ack means redelivery: the open windows are
+rebuilt from the redelivered batches, and windows persisted before the crash are skipped
+(`Aggregator.resume` from the database).
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from zhiban.telemetry.batch import ReportBatch
 from zhiban.telemetry.bus import BusConsumer, BusMessage
 from zhiban.telemetry.dedup import Deduplicator
 from zhiban.telemetry.model import QualityReport, datetime_to_ms
-from zhiban.telemetry.parse import decompress, parse_batch, split_items
+from zhiban.telemetry.parse import decompress, parse_batch
 from zhiban.telemetry.webrtc import WebrtcConverter, WebrtcSnapshot
 
 log = logging.getLogger("zhiban.telemetry")
@@ -79,6 +82,7 @@ class PipelineStats:
     rollups: int = 0
     acked: int = 0
     raw_rows: int = 0
+    raw_dropped: int = 0  # sampled raw rows dropped because the database fell behind (bounded buffer)
     failures: int = 0
 
 
@@ -111,6 +115,8 @@ class PipelineOptions:
     # Raw rows are for inspecting a few sessions, not a second copy of the stream: above this rate the
     # share of sessions kept shrinks so the table stays bounded (the embedded desk stays far below it).
     raw_rows_per_second: float = 2_000.0
+    # Sampled raw rows wait for the next tick's transaction; past this many (a stalled database) they are dropped.
+    max_pending_raw_rows: int = 100_000
     prune_every_seconds: float = 600.0
     retention: service.Retention = field(default_factory=service.Retention)
 
@@ -142,6 +148,9 @@ class Pipeline:
         self._held: list[_Held] = []
         self._resumed: set[str] = set()
         self._touched: set[str] = set()
+        self._raw_pending: list[dict[str, Any]] = []
+        # Windows closed by the aggregator whose persistence failed: saved by the next tick, never dropped.
+        self._unsaved: list[Any] = []
         self._last_prune = monotonic()
         self._rate_since = monotonic()
         self._rate_count = 0
@@ -153,30 +162,36 @@ class Pipeline:
         """Count the fresh reports of these messages into open windows; returns how many were counted."""
         if not messages:
             return 0
-        with self._lock, self.sessions() as session, session.begin():
+        with self._lock:
             counted = 0
-            raw_rows: list[dict[str, Any]] = []
             for message in messages:
-                counted += self._one(session, message, raw_rows)
-            store.save_raw(session, raw_rows)
-            self.stats.raw_rows += len(raw_rows)
+                counted += self._one(message)
         return counted
 
     def _decode(self, message: BusMessage) -> LocalPayload | None:
         """The message's plain reports (columns and their lines) and snapshots; None if unreadable."""
         if isinstance(message.local, LocalPayload):
             return message.local
-        body = decompress(message.data) if message.data[:2] == _GZIP_MAGIC else message.data
         try:
-            parsed = parse_batch(body, max_bytes=len(body) + 1, max_decompressed=len(body) + 1)
+            body = decompress(message.data) if message.data[:2] == _GZIP_MAGIC else message.data
+            parsed = parse_batch(body, max_bytes=len(body) + 1, max_decompressed=len(body) + 1, max_reports=10**9)
         except ZhibanError as exc:  # cannot succeed on redelivery either: drop it, loudly
             log.error("dropping an unreadable telemetry message %s: %s", message.msg_id, exc.detail)
             return None
-        entries = split_items(body, max_reports=10**9)
+        entries = parsed.entries
         lines = [entries[i] for i in parsed.accepted_index.tolist()]
         return LocalPayload(parsed.batch, [line for line in lines if isinstance(line, bytes)], parsed.webrtc)
 
-    def _one(self, session: Session, message: BusMessage, raw_rows: list[dict[str, Any]]) -> int:
+    def _resume(self, app_ids: set[str]) -> None:
+        """Skip what an earlier run persisted for apps this pipeline has not seen yet."""
+        with self.sessions() as session, session.begin():
+            for app_id in app_ids:
+                persisted_until = store.latest_window_end(session, app_id, self.options.window_seconds)
+                if persisted_until is not None:
+                    self.aggregator.resume(app_id, persisted_until)
+        self._resumed |= app_ids
+
+    def _one(self, message: BusMessage) -> int:
         self.stats.messages += 1
         payload = self._decode(message)
         if payload is None:
@@ -188,11 +203,9 @@ class Pipeline:
         if len(batch) == 0:
             message.ack()
             return 0
-        for app_id in set(batch.app_id) - self._resumed:
-            persisted_until = store.latest_window_end(session, app_id, self.options.window_seconds)
-            if persisted_until is not None:
-                self.aggregator.resume(app_id, persisted_until)
-            self._resumed.add(app_id)
+        new_apps = set(batch.app_id) - self._resumed
+        if new_apps:
+            self._resume(new_apps)
         fresh = self.dedup.fresh(batch)
         self.stats.duplicates += int(len(batch) - fresh.sum())
         kept = batch.take(fresh)
@@ -200,7 +213,7 @@ class Pipeline:
         counted = self.aggregator.add(kept)
         self.stats.late += self.aggregator.late_dropped - late_before
         self.stats.reports += counted
-        self._keep_raw(payload, converted, batch, fresh, raw_rows)
+        self._keep_raw(payload, converted, batch, fresh)
         if counted == 0:
             message.ack()
             self.stats.acked += 1
@@ -212,14 +225,20 @@ class Pipeline:
         return counted
 
     def _raw_share(self, reports: int) -> float:
-        """Share of sessions whose raw reports are kept now: the configured sample, within the row budget."""
+        """Share of sessions whose raw reports are kept now: the configured sample, within the row budget.
+
+        The rate is that of the last two-second period or of the current one (read over at least a
+        second), whichever is higher: a burst is sampled from its first batch on, not after two seconds.
+        """
         now = self._monotonic()
-        if now - self._rate_since >= 2.0:
-            self._rate = self._rate_count / (now - self._rate_since)
-            self._rate_since, self._rate_count = now, 0
+        elapsed = now - self._rate_since
+        if elapsed >= 2.0:
+            self._rate = self._rate_count / elapsed
+            self._rate_since, self._rate_count, elapsed = now, 0, 0.0
         self._rate_count += reports
+        rate = max(self._rate, self._rate_count / max(elapsed, 1.0))
         budget = self.options.raw_rows_per_second
-        return min(self.options.raw_sample, budget / self._rate if self._rate > budget else 1.0)
+        return min(self.options.raw_sample, budget / rate if rate > budget else 1.0)
 
     def _keep_raw(
         self,
@@ -227,19 +246,24 @@ class Pipeline:
         converted: ReportBatch,
         batch: ReportBatch,
         fresh: np.ndarray[Any, Any],
-        out: list[dict[str, Any]],
     ) -> None:
         """Raw rows of the fresh reports of sampled sessions (the line as received, or the converted report)."""
         share = self._raw_share(int(fresh.sum()))
         if share <= 0:
             return
+        out = self._raw_pending
         keep = fresh
         if share < 1:
             # By session, so a kept session's timeline is whole.
             keep = fresh & ((batch.session_keys() % np.uint64(_SAMPLE_SCALE)) < np.uint64(int(share * _SAMPLE_SCALE)))
         plain = len(payload.batch)
         users, channels = batch.strings["user_id"], batch.strings["channel"]
-        for i in np.flatnonzero(keep).tolist():
+        rows = np.flatnonzero(keep).tolist()
+        room = self.options.max_pending_raw_rows - len(out)
+        if len(rows) > room:
+            self.stats.raw_dropped += len(rows) - max(room, 0)
+            rows = rows[: max(room, 0)]
+        for i in rows:
             line = payload.lines[i] if i < plain else orjson.dumps(report_to_dict(converted.report(i - plain)))
             out.append(
                 {
@@ -257,19 +281,26 @@ class Pipeline:
         """Close windows by watermark (all of them with flush), persist them and their rollups, ack; returns windows."""
         with self._lock:
             closed = self.aggregator.flush() if flush else self.aggregator.advance()
+            self._unsaved.extend(closed)
+            closed, raw_rows = self._unsaved, self._raw_pending
             touched = self._touched | {w.key.app_id for w in closed}
+            if not closed and not raw_rows and not touched and not self._prune_due():
+                return 0
             with self.sessions() as session, session.begin():
+                if raw_rows:
+                    store.save_raw(session, raw_rows)
                 if closed:
                     service.persist_windows(session, closed)
                 for app_id in touched:
                     until = self.aggregator.closed_until(app_id)
                     if until is not None:
                         self.stats.rollups += service.roll_up(session, app_id, until)
-                if self._monotonic() - self._last_prune >= self.options.prune_every_seconds:
+                if self._prune_due():
                     self._last_prune = self._monotonic()
                     deleted = service.prune(session, self.clock.now(), self.options.retention)
                     log.info("telemetry pruned %s", deleted)
-            self._touched = set()
+            self._unsaved, self._raw_pending, self._touched = [], [], set()
+            self.stats.raw_rows += len(raw_rows)
             self.stats.windows += len(closed)
             self._ack_persisted()
             if closed:
@@ -280,11 +311,18 @@ class Pipeline:
                         log.exception("a closed-windows listener failed")
             return len(closed)
 
+    def _prune_due(self) -> bool:
+        return self._monotonic() - self._last_prune >= self.options.prune_every_seconds
+
     def _ack_persisted(self) -> None:
         still: list[_Held] = []
+        closed_until_ms: dict[str, int | None] = {}
         for held in self._held:
-            until = self.aggregator.closed_until(held.app_id)
-            if until is not None and held.window_end_ms <= datetime_to_ms(until):
+            if held.app_id not in closed_until_ms:
+                until = self.aggregator.closed_until(held.app_id)
+                closed_until_ms[held.app_id] = None if until is None else datetime_to_ms(until)
+            until_ms = closed_until_ms[held.app_id]
+            if until_ms is not None and held.window_end_ms <= until_ms:
                 try:
                     held.message.ack()
                     self.stats.acked += 1
