@@ -68,14 +68,19 @@
     try { peers = await call(); } catch (e) { fail("call", e); return; }
     state.state = "in call"; show();
     const started = Date.now();
+    const inflight = new Set();  // posts still waiting for their answer: "done" waits for them
     const timer = setInterval(async () => {
       if (seconds && Date.now() - started > seconds * 1000) {
         clearInterval(timer);
         peers.caller.close(); peers.callee.close(); peers.media.getTracks().forEach(t => t.stop());
+        await Promise.allSettled(Array.from(inflight));
         state.state = "done"; state.done = true; show();
         return;
       }
-      try { await post(peers.callee); } catch (e) { state.errors.push("post: " + e.message); show(); }
+      const sending = post(peers.callee).catch(e => { state.errors.push("post: " + e.message); show(); });
+      inflight.add(sending);
+      await sending;
+      inflight.delete(sending);
     }, 1000);
   }
   main();
