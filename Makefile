@@ -38,7 +38,7 @@ typecheck: install-dev
 	uv run --frozen mypy
 
 pytest: install-dev system-deps
-	uv run --frozen pytest -n 2 --dist loadfile
+	uv run --frozen pytest -n 2
 
 test: lint typecheck pytest
 
