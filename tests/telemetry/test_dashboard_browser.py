@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -34,18 +35,24 @@ def test_dashboard_with_live_demo_data(chromium: Any, desk_server: str, width: i
     page.goto(desk_server + "/telemetry")
     assert page.locator("a[href^='/telemetry/apps/']").count() == 3  # the agent sees every demo app
     # The demo app with the most data so far (the simulator's apps start at different paces).
-    app_id = page.evaluate(
-        """async () => {
-          const apps = await (await fetch('/api/v1/apps')).json();
-          let best = null, most = -1;
-          for (const a of apps) {
-            const s = await (await fetch(`/api/v1/apps/${a.app_id}/series?metric=reports`)).json();
-            const n = s.points.filter(p => p.value !== null).length;
-            if (n > most) { most = n; best = a.app_id; }
-          }
-          return best;
-        }"""
-    )
+    # A desk that just started has no closed windows yet (they close 30 s behind the traffic): wait for some.
+    deadline = time.monotonic() + 120
+    while True:
+        app_id, most = page.evaluate(
+            """async () => {
+              const apps = await (await fetch('/api/v1/apps')).json();
+              let best = null, most = -1;
+              for (const a of apps) {
+                const s = await (await fetch(`/api/v1/apps/${a.app_id}/series?metric=reports`)).json();
+                const n = s.points.filter(p => p.value !== null).length;
+                if (n > most) { most = n; best = a.app_id; }
+              }
+              return [best, most];
+            }"""
+        )
+        if most >= 6 or time.monotonic() > deadline:
+            break
+        time.sleep(2)
     answers.clear()
     page.click(f"a[href='/telemetry/apps/{app_id}']")
     # Every chart is drawn or says it has no data; the simulator starts five minutes back, so most have data.
