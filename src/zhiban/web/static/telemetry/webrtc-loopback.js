@@ -77,6 +77,8 @@
         state.state = "done"; state.done = true; show();
         return;
       }
+      // One post at a time: two in flight can arrive out of order, and the converter drops an older snapshot.
+      if (inflight.size > 0) return;
       const sending = post(peers.callee).catch(e => { state.errors.push("post: " + e.message); show(); });
       inflight.add(sending);
       await sending;
