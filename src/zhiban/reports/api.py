@@ -6,10 +6,9 @@ import csv
 import io
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Response
 from pydantic import BaseModel
 
-from zhiban.identity.model import Principal
 from zhiban.reports import service
 from zhiban.web.deps import DB, ClockDep, CurrentPrincipal
 
@@ -34,17 +33,18 @@ class FigureOut(BaseModel):
     rows: list[dict[str, Any]]
 
 
-def _filters(
+def report_filters(
     clock: ClockDep,
-    principal: Principal,
-    start: str | None,
-    end: str | None,
-    plan: str | None,
-    priority: str | None,
-    team: str | None,
-    organization_id: str | None,
-    tz: str | None,
+    principal: CurrentPrincipal,
+    start: Annotated[str | None, Query(alias="from", max_length=40)] = None,
+    end: Annotated[str | None, Query(alias="to", max_length=40)] = None,
+    plan: Text = None,
+    priority: Text = None,
+    team: Text = None,
+    organization_id: Text = None,
+    tz: Text = None,
 ) -> service.Filters:
+    """The filters every figure takes (period, plan, priority, team, organization, zone), parsed once."""
     principal.require_scope("tickets:read")
     return service.parse_filters(
         clock,
@@ -58,21 +58,17 @@ def _filters(
     )
 
 
+Filters = Annotated[service.Filters, Depends(report_filters)]
+
+
 @router.get("/{figure}.csv", summary="A figure's rows as CSV (UTF-8 with BOM, for spreadsheets)")
 def figure_csv(
     session: DB,
     clock: ClockDep,
     principal: CurrentPrincipal,
     figure: FigureName,
-    start: Annotated[str | None, Query(alias="from", max_length=40)] = None,
-    end: Annotated[str | None, Query(alias="to", max_length=40)] = None,
-    plan: Text = None,
-    priority: Text = None,
-    team: Text = None,
-    organization_id: Text = None,
-    tz: Text = None,
+    filters: Filters,
 ) -> Response:
-    filters = _filters(clock, principal, start, end, plan, priority, team, organization_id, tz)
     result = service.figure(session, clock, principal, figure, filters)
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=list(result.columns), extrasaction="ignore", lineterminator="\r\n")
@@ -89,15 +85,8 @@ def figure_json(
     clock: ClockDep,
     principal: CurrentPrincipal,
     figure: FigureName,
-    start: Annotated[str | None, Query(alias="from", max_length=40)] = None,
-    end: Annotated[str | None, Query(alias="to", max_length=40)] = None,
-    plan: Text = None,
-    priority: Text = None,
-    team: Text = None,
-    organization_id: Text = None,
-    tz: Text = None,
+    filters: Filters,
 ) -> FigureOut:
-    filters = _filters(clock, principal, start, end, plan, priority, team, organization_id, tz)
     result = service.figure(session, clock, principal, figure, filters)
     return FigureOut(
         figure=result.name,
