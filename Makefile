@@ -38,7 +38,7 @@ typecheck: install-dev
 	uv run --frozen mypy
 
 pytest: install-dev system-deps
-	uv run --frozen pytest -n 2
+	uv run --frozen pytest -n 2 --dist loadgroup
 
 test: lint typecheck pytest
 

@@ -10,6 +10,9 @@ import pytest
 
 from zhiban.demo.seed import DEMO_PASSWORD
 
+# One xdist worker runs every browser test: one Chromium and one desk, not two competing for the cores.
+pytestmark = pytest.mark.xdist_group("browser")
+
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 

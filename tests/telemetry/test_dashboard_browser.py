@@ -10,6 +10,9 @@ import pytest
 
 from zhiban.demo.seed import DEMO_PASSWORD
 
+# One xdist worker runs every browser test: one Chromium and one desk, not two competing for the cores.
+pytestmark = pytest.mark.xdist_group("browser")
+
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 
@@ -55,6 +58,7 @@ def test_dashboard_with_live_demo_data(chromium: Any, desk_server: str, width: i
         time.sleep(2)
     answers.clear()
     page.click(f"a[href='/telemetry/apps/{app_id}']")
+    page.wait_for_selector(".tm-plot")
     # Every chart is drawn or says it has no data; the simulator starts five minutes back, so most have data.
     page.wait_for_function(
         "[...document.querySelectorAll('.tm-plot')].every(el => el.querySelector('canvas, .tm-empty'))",
