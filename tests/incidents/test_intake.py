@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 from typing import Any
 
 from sqlalchemy import func, select
@@ -103,7 +104,9 @@ def test_intake_commits_concurrent_requests_together_and_pages(desk: Desk) -> No
 
             return list(await asyncio.gather(*(one(d) for d in docs)))
 
-        results = asyncio.run(send_all())
+        # A thread of its own: a Playwright test on this xdist worker may have left an event loop in this one.
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            results = pool.submit(asyncio.run, send_all()).result()
         assert results[:60] == [None] * 60 and isinstance(results[60], EventRejected)
         # Every accepted event is committed when its submit returns, in fewer transactions than events.
         assert intake.events == 61 and intake.batches < 61
