@@ -5,7 +5,7 @@ from __future__ import annotations
 from itertools import groupby
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from markdown_it import MarkdownIt
 from markupsafe import Markup
@@ -171,21 +171,18 @@ def _edit_form(
     )
 
 
+# The editor's fields, parsed once for both the new-article and the edit form.
+ArticleForm = Annotated[service.ArticleInput, Depends(_edit_form)]
+
+
 @router.post("/agent/kb/new")
 def editor_create(
     request: Request,
     session: DB,
     clock: ClockDep,
     principal: CurrentPrincipal,
-    title: Annotated[str, Form(max_length=300)],
-    body: Annotated[str, Form(max_length=service.MAX_BODY)],
-    language: Annotated[str, Form(pattern="^(zh|en)$")],
-    public: Annotated[str | None, Form(max_length=8)] = None,
-    category: Annotated[str, Form(max_length=64)] = "",
-    tags: Annotated[str, Form(max_length=1500)] = "",
-    translation_key: Annotated[str, Form(max_length=500)] = "",
+    data: ArticleForm,
 ) -> Response:
-    data = _edit_form(title, body, language, public, category, tags, translation_key)
     try:
         article = service.create_article(session, clock, principal, data)
     except InvalidInput as exc:
@@ -208,15 +205,8 @@ def editor_update(
     clock: ClockDep,
     principal: CurrentPrincipal,
     article_id: ArticleId,
-    title: Annotated[str, Form(max_length=300)],
-    body: Annotated[str, Form(max_length=service.MAX_BODY)],
-    language: Annotated[str, Form(pattern="^(zh|en)$")],
-    public: Annotated[str | None, Form(max_length=8)] = None,
-    category: Annotated[str, Form(max_length=64)] = "",
-    tags: Annotated[str, Form(max_length=1500)] = "",
-    translation_key: Annotated[str, Form(max_length=500)] = "",
+    data: ArticleForm,
 ) -> Response:
-    data = _edit_form(title, body, language, public, category, tags, translation_key)
     try:
         service.update_article(session, clock, principal, article_id, data)
     except ZhibanError as exc:
