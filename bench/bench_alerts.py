@@ -157,6 +157,12 @@ def run_load(
     return latencies, codes, elapsed
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def wait_http(port: int, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -271,9 +277,17 @@ def bench_zhiban(
         httpx.post(f"http://127.0.0.1:{port}/v2/enqueue", json=warm, timeout=30).raise_for_status()
         time.sleep(1)
         load_before = os.getloadavg()[0]
+        cpu_before = [cpu_seconds(server.pid) for server in servers]
+        client_before = time.process_time()
         latencies, codes, elapsed = run_load(port, "/v2/enqueue", body, rate, seconds)
+        client_cpu = time.process_time() - client_before
         load_after = os.getloadavg()[0]
         time.sleep(3)  # let the worker hand out the last pages
+        # CPU per request of each process over the load and the drain after it (ms), and the load generator's.
+        cpu_ms = [
+            (cpu_seconds(server.pid) - before) * 1000 / max(1, len(latencies))
+            for server, before in zip(servers, cpu_before, strict=True)
+        ]
         counts = count_zhiban(db_url)
     finally:
         listener.close()
@@ -300,6 +314,8 @@ def bench_zhiban(
         "new_keys": len(set(new_keys)),
         **counts,
         "lost_events": accepted + 1 - counts["events_in_db"],  # + the warm-up alert
+        "cpu_ms": cpu_ms,
+        "client_cpu_ms": client_cpu * 1000 / max(1, len(latencies)),
     }
 
 
@@ -458,7 +474,11 @@ def main() -> None:
             f"(lost {result['lost_events']}); incidents {result['incidents']} for {result['new_keys']} new keys; "
             f"trigger→first page p50 {result['page_p50_s']:.3f} s p99 {result['page_p99_s']:.3f} s "
             f"(target {PAGE_P99_TARGET_S:.0f}, ratio {result['page_p99_s'] / PAGE_P99_TARGET_S:.2f}) "
-            f"over {result['paged_incidents']} paged incidents"
+            f"over {result['paged_incidents']} paged incidents; CPU per request: "
+            + ", ".join(f"{ms:.2f} ms" for ms in result["cpu_ms"])
+            + f" in the server processes (first: web{'' if args.worker_proc else ' + worker'}"
+            + (", last: worker" if args.worker_proc else "")
+            + f"), {result['client_cpu_ms']:.2f} ms in the load generator"
         )
     if args.alerta:
         alerta = bench_alerta(args.rate, args.seconds, args.new_share)

@@ -1,6 +1,7 @@
 """The desk's features, and the parts each may offer, found by convention.
 
-A feature `zhiban.<name>` may have: `store` (tables), `api` / `views` (a `router`), `cli` (a Typer
+A feature `zhiban.<name>` may have: `store` (tables), `api` / `views` (a `router`; `api` may add an
+`asgi_middleware` that answers a hot path before routing), `cli` (a Typer
 `app`, mounted as `zhiban <name> …`), `jobs` (a `registry` of job handlers), `hooks` (imported so
 it can subscribe to other features' events), and `messages/{zh,en}.json` (its UI strings).
 Adding a feature means adding its name here; nothing else in the core changes.

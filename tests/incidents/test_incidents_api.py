@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
@@ -12,9 +14,10 @@ from tests.tenancy import bearer, build_world
 from zhiban.core.clock import FrozenClock
 from zhiban.desk import Desk
 from zhiban.incidents import api as incidents_api
-from zhiban.incidents import service
+from zhiban.incidents import enqueue, service
 from zhiban.incidents.store import IncidentRow
 from zhiban.notify.store import NotificationRow
+from zhiban.web.observability import REGISTRY
 
 
 def test_events_v2_shapes(client: TestClient, desk: Desk) -> None:
@@ -35,14 +38,46 @@ def test_events_v2_shapes(client: TestClient, desk: Desk) -> None:
     assert unknown.status_code == 400 and "routing_key" in unknown.json()["errors"][0]
 
 
-def test_events_v2_throttles_per_routing_key(client: TestClient, desk: Desk) -> None:
+def test_events_v2_fast_path_bounds_the_body_and_keeps_ids_and_metrics(client: TestClient, desk: Desk) -> None:
     world = build(desk)
-    bucket = incidents_api.TokenBucket(rate=0.001, burst=2)
-    incidents_api.EVENTS_THROTTLE = bucket
-    try:
-        codes = [client.post("/v2/enqueue", json=trigger(world.integration_key, "k")).status_code for _ in range(3)]
-    finally:
-        incidents_api.EVENTS_THROTTLE = incidents_api.TokenBucket(rate=2_000, burst=4_000)
+
+    def count(status: str) -> float:
+        labels = {"method": "POST", "route": "/v2/enqueue", "status": status}
+        return REGISTRY.get_sample_value("zhiban_http_requests_total", labels) or 0.0
+
+    before = count("202"), count("400")
+    huge = b'{"routing_key": "' + b"x" * (enqueue.MAX_EVENT_BYTES + 1) + b'"}'
+    refused = client.post("/v2/enqueue", content=huge)
+    assert refused.status_code == 400 and "larger than" in refused.json()["errors"][0]
+    ok = client.post("/v2/enqueue", json=trigger(world.integration_key, "k"), headers={"X-Request-Id": "req-42"})
+    assert ok.status_code == 202 and ok.headers["x-request-id"] == "req-42"
+    assert re.fullmatch(r"[0-9a-f]{32}", client.post("/v2/enqueue", content=b"[]").headers["x-request-id"])
+    assert (count("202") - before[0], count("400") - before[1]) == (1, 2)
+    assert 'route="/v2/enqueue",status="202"}' in client.get("/metrics").text
+    # Other methods and paths go on to the router as before.
+    assert client.get("/v2/enqueue").status_code == 405
+
+
+def test_events_v2_route_answers_alike_without_the_fast_path(desk: Desk) -> None:
+    world = build(desk)
+    bare = FastAPI()
+    bare.state.desk = desk
+    bare.include_router(incidents_api.router)
+    with TestClient(bare) as plain:
+        ok = plain.post("/v2/enqueue", json=trigger(world.integration_key, "routed"))
+        bad = plain.post("/v2/enqueue", content=b"{not json")
+    assert ok.status_code == 202 and ok.json() == {
+        "status": "success",
+        "message": "Event processed",
+        "dedup_key": "routed",
+    }
+    assert bad.status_code == 400 and bad.json()["status"] == "invalid event"
+
+
+def test_events_v2_throttles_per_routing_key(client: TestClient, desk: Desk, monkeypatch: pytest.MonkeyPatch) -> None:
+    world = build(desk)
+    monkeypatch.setattr(enqueue, "EVENTS_THROTTLE", enqueue.TokenBucket(rate=0.001, burst=2))
+    codes = [client.post("/v2/enqueue", json=trigger(world.integration_key, "k")).status_code for _ in range(3)]
     assert codes == [202, 202, 429]
 
 

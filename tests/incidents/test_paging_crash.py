@@ -213,5 +213,8 @@ def test_sigkill_mid_send_loses_no_page_and_doubles_none(
     assert receiver.bad_signatures == 0
     assert set(receiver.keys) == expected_keys  # none skipped
     repeats = {k: c for k, c in receiver.keys.items() if c > 1}
-    assert repeats == {receiver.first_key: 2}  # only the page cut by the kill came again, with its key
+    # At least once, never under a new key: the page cut by the kill came again, and so may the pages other
+    # job threads had handed over but not yet marked sent (at most the worker's 4 at once), each just once more.
+    assert repeats.get(receiver.first_key) == 2
+    assert len(repeats) <= 4 and set(repeats.values()) == {2}
     engine.dispose()

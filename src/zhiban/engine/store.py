@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     JSON,
@@ -12,6 +12,7 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Table,
     Text,
     and_,
     delete,
@@ -24,6 +25,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from zhiban.store.db import Base, UTCDateTime, id_column_type, new_id
@@ -61,6 +63,15 @@ class Job(Base):
         Index("ix_jobs_state_due_at", "state", "due_at"),
         Index("ix_jobs_state_lease_until", "state", "lease_until"),
     )
+
+
+JOBS = cast(Table, Job.__table__)
+
+
+def _core(session: Session) -> Connection:
+    # The session's connection, in its transaction: the hot statements below run as plain SQL, without the
+    # ORM's bulk-statement machinery (autoflush, session synchronization), which costs more than the SQL.
+    return session.connection()
 
 
 @dataclass(frozen=True)
@@ -102,15 +113,15 @@ def insert_job(
     }
     dialect = session.get_bind().dialect.name
     if dedup_key is None:
-        session.execute(insert(Job).values(**values))
+        _core(session).execute(insert(JOBS).values(**values))
         return job_id
     if dialect == "postgresql":
-        stmt: Any = postgresql.insert(Job).values(**values).on_conflict_do_nothing(index_elements=["dedup_key"])
+        stmt: Any = postgresql.insert(JOBS).values(**values).on_conflict_do_nothing(index_elements=["dedup_key"])
     elif dialect == "sqlite":
-        stmt = sqlite.insert(Job).values(**values).on_conflict_do_nothing(index_elements=["dedup_key"])
+        stmt = sqlite.insert(JOBS).values(**values).on_conflict_do_nothing(index_elements=["dedup_key"])
     else:  # pragma: no cover - only the two supported databases
         raise RuntimeError(f"unsupported database dialect {dialect}")
-    inserted = session.execute(stmt.returning(Job.id)).scalar_one_or_none()
+    inserted = _core(session).execute(stmt.returning(Job.id)).scalar_one_or_none()
     return job_id if inserted is not None else None
 
 
@@ -127,8 +138,8 @@ def bury_expired(session: Session, now: datetime) -> int:
     victims = select(Job.id).where(_expired(now), Job.attempts >= Job.max_attempts).limit(100)
     if session.get_bind().dialect.name == "postgresql":
         victims = victims.with_for_update(skip_locked=True)
-    result = session.execute(
-        update(Job)
+    result = _core(session).execute(
+        update(JOBS)
         .where(Job.id.in_(victims))
         .values(
             state=JobState.DEAD.value,
@@ -138,9 +149,8 @@ def bury_expired(session: Session, now: datetime) -> int:
             locked_by=None,
             updated_at=_wall_now(),
         )
-        .execution_options(synchronize_session=False)
     )
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return int(result.rowcount or 0)
 
 
 def claim_due(
@@ -167,19 +177,22 @@ def claim_due(
     candidates = select(Job.id).where(Job.kind.in_(sorted(kinds)), claimable).order_by(Job.due_at).limit(limit)
     if session.get_bind().dialect.name == "postgresql":
         candidates = candidates.with_for_update(skip_locked=True)
-    rows = session.execute(
-        update(Job)
-        .where(Job.id.in_(candidates))
-        .values(
-            state=JobState.RUNNING.value,
-            attempts=Job.attempts + 1,
-            lease_until=lease_until,
-            locked_by=worker_id,
-            updated_at=_wall_now(),
+    rows = (
+        _core(session)
+        .execute(
+            update(JOBS)
+            .where(Job.id.in_(candidates))
+            .values(
+                state=JobState.RUNNING.value,
+                attempts=Job.attempts + 1,
+                lease_until=lease_until,
+                locked_by=worker_id,
+                updated_at=_wall_now(),
+            )
+            .returning(Job.id, Job.kind, Job.payload, Job.attempts, Job.max_attempts, Job.dedup_key, Job.due_at)
         )
-        .returning(Job.id, Job.kind, Job.payload, Job.attempts, Job.max_attempts, Job.dedup_key, Job.due_at)
-        .execution_options(synchronize_session=False)
-    ).all()
+        .all()
+    )
     claimed = [ClaimedJob(r[0], r[1], r[2], r[3], r[4], r[5], r[6]) for r in rows]
     claimed.sort(key=lambda job: job.due_at)
     return claimed
@@ -197,8 +210,8 @@ def _held(job_id: str, worker_id: str, attempt: int) -> ColumnElement[bool]:
 
 def mark_done(session: Session, *, job_id: str, worker_id: str, attempt: int, now: datetime) -> bool:
     """Finish the job if this run still holds it; False means the lease was lost (nothing changed)."""
-    result = session.execute(
-        update(Job)
+    result = _core(session).execute(
+        update(JOBS)
         .where(_held(job_id, worker_id, attempt))
         .values(
             state=JobState.DONE.value,
@@ -207,9 +220,8 @@ def mark_done(session: Session, *, job_id: str, worker_id: str, attempt: int, no
             last_error=None,
             updated_at=_wall_now(),
         )
-        .execution_options(synchronize_session=False)
     )
-    return int(result.rowcount or 0) == 1  # type: ignore[attr-defined]
+    return int(result.rowcount or 0) == 1
 
 
 def mark_failed(
@@ -227,13 +239,12 @@ def mark_failed(
         values: dict[str, Any] = {"state": JobState.DEAD.value, "finished_at": now}
     else:
         values = {"state": JobState.PENDING.value, "due_at": retry_at}
-    result = session.execute(
-        update(Job)
+    result = _core(session).execute(
+        update(JOBS)
         .where(_held(job_id, worker_id, attempt))
         .values(last_error=error, lease_until=None, locked_by=None, updated_at=_wall_now(), **values)
-        .execution_options(synchronize_session=False)
     )
-    return int(result.rowcount or 0) == 1  # type: ignore[attr-defined]
+    return int(result.rowcount or 0) == 1
 
 
 def extend_leases(
@@ -242,17 +253,20 @@ def extend_leases(
     """Push the lease of the runs (job id, attempt) this worker still holds; return the runs still held."""
     if not runs:
         return set()
-    held = session.execute(
-        update(Job)
-        .where(
-            tuple_(Job.id, Job.attempts).in_(runs),
-            Job.state == JobState.RUNNING.value,
-            Job.locked_by == worker_id,
+    held = (
+        _core(session)
+        .execute(
+            update(JOBS)
+            .where(
+                tuple_(Job.id, Job.attempts).in_(runs),
+                Job.state == JobState.RUNNING.value,
+                Job.locked_by == worker_id,
+            )
+            .values(lease_until=lease_until, updated_at=_wall_now())
+            .returning(Job.id, Job.attempts)
         )
-        .values(lease_until=lease_until, updated_at=_wall_now())
-        .returning(Job.id, Job.attempts)
-        .execution_options(synchronize_session=False)
-    ).all()
+        .all()
+    )
     return {(str(job_id), int(attempt)) for job_id, attempt in held}
 
 
@@ -260,8 +274,8 @@ def release(session: Session, *, worker_id: str, runs: list[tuple[str, int]], no
     """Hand back runs interrupted by a shutdown: pending again, due now, the attempt refunded."""
     if not runs:
         return 0
-    result = session.execute(
-        update(Job)
+    result = _core(session).execute(
+        update(JOBS)
         .where(
             tuple_(Job.id, Job.attempts).in_(runs),
             Job.state == JobState.RUNNING.value,
@@ -275,9 +289,8 @@ def release(session: Session, *, worker_id: str, runs: list[tuple[str, int]], no
             locked_by=None,
             updated_at=_wall_now(),
         )
-        .execution_options(synchronize_session=False)
     )
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return int(result.rowcount or 0)
 
 
 def delete_pending_by_dedup_key(session: Session, dedup_key: str) -> bool:

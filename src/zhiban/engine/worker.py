@@ -74,14 +74,20 @@ class Worker:
         self._held: dict[tuple[str, int], JobContext] = {}  # (job id, attempt) of each run in progress
         self._lost: set[tuple[str, int]] = set()
         self._inflight = 0
+        self._queued: set[tuple[str, int]] = set()  # claimed runs waiting for a thread: their leases are kept too
         self._wake = threading.Event()
+        self._next_bury: datetime | None = None  # when _claim next runs bury_expired (engine clock)
 
     # --- claiming -----------------------------------------------------------------------------
 
     def _claim(self, limit: int) -> list[ClaimedJob]:
         now = self.clock.now()
+        # Burying is housekeeping (the claim below already skips what it would bury): once a second will do.
+        bury = self._next_bury is None or now >= self._next_bury
+        if bury:
+            self._next_bury = now + timedelta(seconds=1)
         with transaction(self.session_factory) as session:
-            buried = store.bury_expired(session, now)
+            buried = store.bury_expired(session, now) if bury else 0
             claimed = store.claim_due(
                 session,
                 worker_id=self.worker_id,
@@ -120,7 +126,7 @@ class Worker:
 
     def _heartbeat_all(self) -> None:
         with self._lock:
-            runs = [run for run in self._held if run not in self._lost]
+            runs = [run for run in [*self._held, *self._queued] if run not in self._lost]
         try:
             self._extend(runs)
         except Exception:
@@ -143,6 +149,7 @@ class Worker:
             heartbeat=lambda: self._heartbeat_one(job.id, job.attempt),
         )
         with self._lock:
+            self._queued.discard((job.id, job.attempt))
             self._held[(job.id, job.attempt)] = ctx
         started = time.monotonic()
         try:
@@ -258,7 +265,9 @@ class Worker:
             while not stop.is_set():
                 self._wake.clear()
                 with self._lock:
-                    free = self.concurrency - self._inflight
+                    # Claimed jobs wait in a queue as deep as the pool, refilled once at most `concurrency`
+                    # remain: one claim transaction then takes many jobs, not one per finished job.
+                    free = 2 * self.concurrency - self._inflight if self._inflight <= self.concurrency else 0
                 claimed: list[ClaimedJob] = []
                 if free > 0:
                     try:
@@ -268,9 +277,10 @@ class Worker:
                 for job in claimed:
                     with self._lock:
                         self._inflight += 1
+                        self._queued.add((job.id, job.attempt))
                     jobs.put(job)
                 if len(claimed) < free or free == 0:
-                    # Nothing more is due, or every slot is busy: sleep until a poll, a finished job or notify().
+                    # Nothing more is due, or the queue is full: sleep until a poll, a finished job or notify().
                     self._wake.wait(self.poll.total_seconds())
         finally:
             unsubscribe()
@@ -290,6 +300,7 @@ class Worker:
                 unstarted.append(job)
         with self._lock:
             self._inflight -= len(unstarted)
+            self._queued.difference_update((job.id, job.attempt) for job in unstarted)
         for _ in threads:
             jobs.put(None)
         for thread in threads:

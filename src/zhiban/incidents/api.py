@@ -1,15 +1,10 @@
 """Incident API: alert intake (Events v2, Alertmanager, webhook, heartbeats), incidents, services, policies.
 
-`POST /v2/enqueue` answers in PagerDuty's own shape, not problem JSON: monitoring tools that speak
-Events API v2 (Grafana, Datadog, Zabbix, pdagent…) read `status`/`message`/`errors` and the 202/400/429
-codes exactly as PagerDuty sends them, so zhiban can stand in for PagerDuty without changing them.
+`POST /v2/enqueue` answers in PagerDuty's own shape (see enqueue.py, which serves it).
 """
 
 from __future__ import annotations
 
-import threading
-import time
-import uuid
 from datetime import datetime
 from typing import Any, Literal
 
@@ -21,42 +16,15 @@ from pydantic import BaseModel, Field
 from zhiban.core.errors import InvalidInput, TooLarge
 from zhiban.identity.model import Principal
 from zhiban.incidents import integrations, service
-from zhiban.incidents.intake import EventsIntake, IntakeFull, intake_for
-from zhiban.incidents.model import EventRejected, parse_events_v2
+from zhiban.incidents.enqueue import MAX_EVENT_BYTES, EnqueueEndpoint, accept_event, intake_of
 from zhiban.incidents.store import EscalationPolicyRow, IncidentRow, IntegrationRow, ServiceRow
-from zhiban.web.deps import DB, ClockDep, CurrentPrincipal, desk_of
+from zhiban.web.deps import DB, ClockDep, CurrentPrincipal
 from zhiban.web.fields import Ident, Limit, LongText, Offset, ShortText
 
 router = APIRouter(tags=["incidents"])
+asgi_middleware = EnqueueEndpoint  # POST /v2/enqueue is answered before routing: alert storms are its load
 
-MAX_EVENT_BYTES = 512 * 1024
 MAX_WEBHOOK_BYTES = 2 * 1024 * 1024
-
-
-class TokenBucket:
-    """Per routing key: `rate` events a second with bursts of `burst` (bounded number of keys)."""
-
-    def __init__(self, rate: float, burst: float, max_keys: int = 10_000) -> None:
-        self.rate, self.burst, self.max_keys = rate, burst, max_keys
-        self._buckets: dict[str, tuple[float, float]] = {}
-        self._lock = threading.Lock()
-
-    def take(self, key: str) -> bool:
-        now = time.monotonic()
-        with self._lock:
-            tokens, last = self._buckets.get(key, (self.burst, now))
-            tokens = min(self.burst, tokens + (now - last) * self.rate)
-            if tokens < 1:
-                self._buckets[key] = (tokens, now)
-                return False
-            if len(self._buckets) >= self.max_keys and key not in self._buckets:
-                self._buckets.clear()
-            self._buckets[key] = (tokens - 1, now)
-            return True
-
-
-# PagerDuty throttles per routing key; ours is generous enough for a real alert storm.
-EVENTS_THROTTLE = TokenBucket(rate=2_000, burst=4_000)
 
 
 async def _json_body(request: Request, limit: int) -> Any:
@@ -69,33 +37,11 @@ async def _json_body(request: Request, limit: int) -> Any:
         raise InvalidInput(f"the body is not JSON: {exc}") from exc
 
 
-def _pd(status: int, body: dict[str, Any]) -> Response:
-    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
-
-
-def _intake(request: Request) -> EventsIntake:
-    desk = desk_of(request)
-    return intake_for(request.app.state, lambda: EventsIntake(desk.sessions, desk.clock))
-
-
 @router.post("/v2/enqueue", status_code=202, summary="PagerDuty Events API v2: trigger, acknowledge, resolve")
 async def enqueue_event(request: Request) -> Response:
-    try:
-        doc = await _json_body(request, MAX_EVENT_BYTES)
-    except (InvalidInput, TooLarge) as exc:
-        return _pd(400, {"status": "invalid event", "message": "Event object is invalid", "errors": [exc.detail]})
-    key = doc.get("routing_key") if isinstance(doc, dict) else None
-    if isinstance(key, str) and not EVENTS_THROTTLE.take(key[:64]):
-        return _pd(429, {"status": "throttle event", "message": "Requests for this routing key are throttled"})
-    try:
-        routing_key, event = parse_events_v2(doc, uuid.uuid4().hex)
-        # Group commit: answered once the batch holding this event is committed (intake.py).
-        await _intake(request).submit(routing_key, event)
-    except EventRejected as exc:
-        return _pd(400, {"status": "invalid event", "message": "Event object is invalid", "errors": exc.errors})
-    except IntakeFull:
-        return _pd(429, {"status": "throttle event", "message": "Too many events are waiting; retry shortly"})
-    return _pd(202, {"status": "success", "message": "Event processed", "dedup_key": event.dedup_key})
+    # Documents the endpoint: in the app, EnqueueEndpoint answers this path before routing (enqueue.py).
+    status, answer = await accept_event(intake_of(request.app), await request.body())
+    return Response(orjson.dumps(answer), status_code=status, media_type="application/json")
 
 
 @router.post("/api/v1/integrations/alertmanager/{key}", summary="Prometheus Alertmanager webhook (version 4)")

@@ -33,4 +33,9 @@ def create_app(desk: Desk) -> FastAPI:
     for part in ("api", "views"):
         for module in feature_modules(part):
             app.include_router(module.router)
+    # A feature may answer a hot path before routing (plain ASGI); added last, so it runs first.
+    for module in feature_modules("api"):
+        middleware = getattr(module, "asgi_middleware", None)
+        if middleware is not None:
+            app.add_middleware(middleware)
     return app
