@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import math
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -109,6 +110,7 @@ BAD_REPORTS: list[tuple[dict[str, Any], str]] = [
     (report(v=True), "v must be 1"),
     (report(ts="2026-11-21T19:00:10"), "ts must be"),
     (report(ts=1_795_287_610), "ts is out of range"),
+    (report(ts="1999-12-31T23:59:59Z"), "ts is out of range"),
     (report(session_id=""), "session_id must not be empty"),
     (report(session_id="x" * 129), "session_id is longer"),
     (report(region=7), "region must be a string"),
@@ -126,10 +128,13 @@ BAD_REPORTS: list[tuple[dict[str, Any], str]] = [
 ]
 
 
+@pytest.mark.parametrize("encode", [orjson.dumps, ndjson], ids=["array", "ndjson"])
 @pytest.mark.parametrize(("bad", "reason"), BAD_REPORTS, ids=[r for _, r in BAD_REPORTS])
-def test_bad_report_is_rejected_with_index_and_reason_and_good_ones_kept(bad: dict[str, Any], reason: str) -> None:
+def test_bad_report_is_rejected_with_index_and_reason_and_good_ones_kept(
+    bad: dict[str, Any], reason: str, encode: Callable[[list[Any]], bytes]
+) -> None:
     items = [report(session_id="good-0"), bad, report(session_id="good-2")]
-    result = parse_batch(orjson.dumps(items))
+    result = parse_batch(encode(items))
     assert [r.session_id for r in result.reports] == ["good-0", "good-2"]
     assert result.accepted_index.tolist() == [0, 2]
     (rejection,) = result.rejected
@@ -201,17 +206,19 @@ _changes = st.lists(_mutations.flatmap(lambda m: st.tuples(st.just(m[0]), m[1]))
     st.lists(st.lists(_mutations.flatmap(lambda m: st.tuples(st.just(m[0]), m[1])), max_size=3), min_size=1, max_size=6)
 )
 def test_column_checks_agree_with_validate_report(mutations: list[list[tuple[str, Any]]]) -> None:
+    # A JSON array takes the column checks; NDJSON the typed decoder, and the column checks for what it refuses.
     items = [report(**{"session_id": f"s{i}", **dict(changes)}) for i, changes in enumerate(mutations)]
-    result = parse_batch(orjson.dumps(items))
     expected_ok = []
     for i, item in enumerate(items):
         with contextlib.suppress(InvalidInput):
             expected_ok.append((i, validate_report(item)))
-    assert sorted(result.accepted_index.tolist()) == [i for i, _ in expected_ok]
-    by_index = dict(zip(result.accepted_index.tolist(), result.reports, strict=True))
-    for i, expected in expected_ok:
-        assert by_index[i] == expected
-    assert {r.index for r in result.rejected} == set(range(len(items))) - {i for i, _ in expected_ok}
+    for body in (orjson.dumps(items), ndjson(items)):
+        result = parse_batch(body)
+        assert result.accepted_index.tolist() == [i for i, _ in expected_ok]
+        by_index = dict(zip(result.accepted_index.tolist(), result.reports, strict=True))
+        for i, expected in expected_ok:
+            assert by_index[i] == expected
+        assert {r.index for r in result.rejected} == set(range(len(items))) - {i for i, _ in expected_ok}
 
 
 def test_indices_stay_right_across_the_internal_chunks() -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from itertools import compress, repeat
 from math import nan
@@ -14,13 +14,13 @@ import orjson
 from numpy.typing import NDArray
 
 from zhiban.core.errors import InvalidInput, TooLarge
+from zhiban.telemetry import typed
 from zhiban.telemetry.batch import ReportBatch
 from zhiban.telemetry.model import (
     MAX_DIMENSION_LEN,
     MAX_ID_LEN,
     MAX_TS_MS,
     MIN_TS_MS,
-    NUMERIC_FIELDS,
     RANGES,
     STRING_FIELDS,
     Event,
@@ -28,6 +28,7 @@ from zhiban.telemetry.model import (
     QualityReport,
     Rejection,
 )
+from zhiban.telemetry.typed import FREEZE_ACTIVE, MATRIX, NUMERIC_ROW, join_columns
 from zhiban.telemetry.validate import (
     BLOCK_FIELDS,
     KNOWN_FIELDS,
@@ -47,22 +48,10 @@ _NUMBER_TYPES: Final = frozenset({int, float})
 _EMPTY: Final[dict[str, Any]] = {}
 
 
-# The numeric fields in the order _Columns._blocks reads them (column name, name of its range), and their
-# ranges as (field, 1) arrays so that one comparison checks every field of a chunk.
-_MATRIX: Final = (
-    *((f"{block}_{name}", name) for block, names in BLOCK_FIELDS.items() for name in names),
-    ("interval_ms", "interval_ms"),
-    ("av_sync_ms", "av_sync_ms"),
-)
-_MATRIX_FIELDS: Final = tuple(column for column, _ in _MATRIX)
-_NUMERIC_ROW: Final = {name: _MATRIX_FIELDS.index(name) for name in NUMERIC_FIELDS}
-_LOW: Final = np.array([[RANGES[range_name][0]] for _, range_name in _MATRIX], dtype=np.float64)
-_HIGH: Final = np.array([[RANGES[range_name][1]] for _, range_name in _MATRIX], dtype=np.float64)
-_FREEZE_ACTIVE: Final = tuple(
-    (_MATRIX_FIELDS.index(f"{block}_freeze_ms"), _MATRIX_FIELDS.index(f"{block}_active_ms"))
-    for block, names in BLOCK_FIELDS.items()
-    if "freeze_ms" in names
-)
+# The numeric fields' ranges as (field, 1) arrays, rows in typed.MATRIX order, so that one comparison checks
+# every field of a chunk.
+_LOW: Final = np.array([[RANGES[range_name][0]] for _, range_name in MATRIX], dtype=np.float64)
+_HIGH: Final = np.array([[RANGES[range_name][1]] for _, range_name in MATRIX], dtype=np.float64)
 
 
 def _to_float(value: Any) -> float:
@@ -170,46 +159,89 @@ def parse_batch(
     max_reports: int = MAX_REPORTS,
     max_bytes: int = MAX_BYTES,
     max_decompressed: int = MAX_DECOMPRESSED,
+    typed_decode: bool = True,
 ) -> BatchResult:
-    """Parse and validate a batch; bad reports are rejected one by one, limits refuse the whole batch."""
+    """Parse and validate a batch; bad reports are rejected one by one, limits refuse the whole batch.
+
+    NDJSON lines go through the typed decoder (typed.py) and only the lines it refuses through orjson and
+    the column checks; typed_decode=False sends every line the reference way (the result is the same).
+    """
     if len(data) > max_bytes:
         raise TooLarge(f"batch is larger than {max_bytes} bytes")
     body = decompress(data, max_decompressed=max_decompressed) if data[:2] == _GZIP_MAGIC else data
     if len(body) > max_decompressed:
         raise TooLarge(f"batch is larger than {max_decompressed} bytes")
-    # The cyclic GC stays on. Pausing it while decoding saved ~2 % here (number-only blocks decode to
-    # untracked dicts), but the pause is process-wide: in a threaded server the other threads' young
-    # objects piled up meanwhile and re-enabling it set off a collection walking all of them (~13 % of
-    # ingest time, profiled under the HTTP benchmark).
+    # The cyclic GC stays on. Pausing it while decoding with orjson saved ~2 % here (number-only blocks
+    # decode to untracked dicts; the typed structs are untracked anyway), but the pause is process-wide:
+    # in a threaded server the other threads' young objects piled up meanwhile and re-enabling it set off
+    # a collection walking all of them (~13 % of ingest time, profiled under the HTTP benchmark).
     entries = split_items(body, max_reports=max_reports)
     encoded = bool(entries) and type(entries[0]) is bytes  # JSON arrays never decode to bytes
     parts: list[BatchResult] = []
     any_object = False
     for offset in range(0, len(entries), _CHUNK):
         chunk = entries[offset : offset + _CHUNK]
-        items = decode_lines(chunk) if encoded else chunk
-        any_object = any_object or any(type(item) is dict for item in items)
-        parts.append(_Columns(items, offset).result())
+        if not encoded:
+            any_object = any_object or any(type(item) is dict for item in chunk)
+            parts.append(_Columns(chunk, range(offset, offset + len(chunk))).result())
+            continue
+        refused: Sequence[int] = range(len(chunk))
+        if typed_decode:
+            rows, kept, refused = typed.decode(chunk)
+            if rows:
+                any_object = True
+                part, refused = _typed_part(rows, kept, refused, offset)
+                parts.append(part)
+            # Mostly refused (labels on every report, say): the rest of the batch goes the reference way
+            # at once rather than being decoded twice.
+            typed_decode = 2 * len(refused) <= len(chunk)
+        if refused:
+            items = decode_lines([chunk[i] for i in refused])
+            any_object = any_object or any(type(item) is dict for item in items)
+            parts.append(_Columns(items, [offset + i for i in refused]).result())
     if not any_object:
         raise InvalidInput("batch holds no report objects")
+    result = _joined(parts)
+    result.entries = entries
+    return result
+
+
+def _typed_part(rows: list[Any], kept: list[int], refused: list[int], offset: int) -> tuple[BatchResult, list[int]]:
+    """The typed reports as columns, and the lines for the reference path: those the typed decoder refused
+    and those a cross-field rule refuses (the reference path words their rejection)."""
+    batch, bad = typed.report_batch(rows)
+    if bad.any():
+        refused = sorted([*refused, *(kept[i] for i in np.flatnonzero(bad).tolist())])
+        batch = batch.take(~bad)
+        kept = list(compress(kept, (~bad).tolist()))
+    return BatchResult(batch=batch, rejected=[], accepted_index=np.array(kept, dtype=np.int64) + offset), refused
+
+
+def _joined(parts: list[BatchResult]) -> BatchResult:
+    """One result from the parts, rows in submission order (a chunk's typed and reference rows interleave)."""
     if len(parts) == 1:
-        parts[0].entries = entries
-        return parts[0]
-    return BatchResult(
-        batch=ReportBatch.concat([p.batch for p in parts]),
-        rejected=[r for p in parts for r in p.rejected],
-        webrtc=[w for p in parts for w in p.webrtc],
-        accepted_index=np.concatenate([p.accepted_index for p in parts]),
-        entries=entries,
-    )
+        result = parts[0]
+    else:
+        result = BatchResult(
+            batch=ReportBatch.concat([p.batch for p in parts]),
+            rejected=sorted((r for p in parts for r in p.rejected), key=lambda r: r.index),
+            webrtc=[w for p in parts for w in p.webrtc],
+            accepted_index=np.concatenate([p.accepted_index for p in parts]),
+        )
+    index = result.accepted_index
+    if len(index) > 1 and not bool((index[1:] > index[:-1]).all()):
+        order = np.argsort(index, kind="stable")
+        result.batch = result.batch.take(order)
+        result.accepted_index = index[order]
+    return result
 
 
 class _Columns:
     """Applies validate.py's rules to whole columns at once; rows that fail go through validate_report."""
 
-    def __init__(self, items: list[Any], offset: int = 0) -> None:
+    def __init__(self, items: list[Any], positions: Sequence[int]) -> None:
         self.items = items
-        self.offset = offset
+        self.positions = positions  # of each item in the submitted batch
         self.n = len(items)
         self.bad = np.zeros(self.n, dtype=bool)
         self.webrtc_rows: list[int] = []
@@ -276,7 +308,7 @@ class _Columns:
         out = np.zeros(self.n, dtype=np.int64)
         if kinds == {str}:
             parsed = {text: parse_rfc3339_ms(text) for text in set(column)}
-            if None not in parsed.values():
+            if all(ms is not None and MIN_TS_MS <= ms < MAX_TS_MS for ms in parsed.values()):
                 out[:] = np.fromiter(map(parsed.__getitem__, column), dtype=np.int64, count=self.n)
                 return out
         elif kinds <= _NUMBER_TYPES:
@@ -337,9 +369,9 @@ class _Columns:
             matrix = np.array([[_to_float(v) for v in column] for column in columns], dtype=np.float64)
         with np.errstate(invalid="ignore"):  # NaN (not measured) is never out of range
             self.bad |= ((matrix < _LOW) | (matrix > _HIGH)).any(axis=0)
-            for freeze, active in _FREEZE_ACTIVE:
+            for freeze, active in FREEZE_ACTIVE:
                 self.bad |= matrix[freeze] > matrix[active]
-        return {name: matrix[row] for name, row in _NUMERIC_ROW.items()}
+        return {name: matrix[row] for name, row in NUMERIC_ROW.items()}
 
     def _events(self) -> dict[int, tuple[Event, ...]]:
         column = self._column(self.objs, "events")
@@ -374,19 +406,7 @@ class _Columns:
         strings = {name: self._strings(name) for name in STRING_FIELDS}
         values = self._blocks()
         events, labels = self._events(), self._labels()
-        attempts = np.zeros(self.n, np.int64)
-        successes = np.zeros(self.n, np.int64)
-        latency_row: list[int] = []
-        latency_ms: list[float] = []
-        for i, row_events in events.items():
-            for event in row_events:
-                if event.type == "join":
-                    attempts[i] += 1
-                    if event.ok:
-                        successes[i] += 1
-                        if event.latency_ms is not None:
-                            latency_row.append(i)
-                            latency_ms.append(event.latency_ms)
+        attempts, successes, latency_row, latency_ms = join_columns(events, self.n)
         batch = ReportBatch(
             app_id=app_id,
             session_id=session_id,
@@ -395,12 +415,12 @@ class _Columns:
             values=values,
             join_attempts=attempts,
             join_successes=successes,
-            join_latency_row=np.array(latency_row, dtype=np.int64),
-            join_latency_ms=np.array(latency_ms, dtype=np.float64),
+            join_latency_row=latency_row,
+            join_latency_ms=latency_ms,
             events=events,
             labels=labels,
         )
-        accepted = np.arange(self.offset, self.offset + self.n, dtype=np.int64)
+        accepted = np.array(self.positions, dtype=np.int64)
         if not self.bad.any():
             return BatchResult(batch=batch, rejected=[], accepted_index=accepted)
         good = ~self.bad
@@ -425,9 +445,9 @@ class _Columns:
                     continue
                 # The column checks and validate_report agree (tested); should they not, the report wins.
                 rescued.append(validate_report(item))
-                rescued_index.append(self.offset + i)
+                rescued_index.append(self.positions[i])
             except InvalidInput as exc:
-                rejected.append(Rejection(self.offset + i, exc.detail))
+                rejected.append(Rejection(self.positions[i], exc.detail))
         if rescued:
             batch = ReportBatch.concat([batch, ReportBatch.from_reports(rescued)])
             accepted = np.concatenate([accepted, np.array(rescued_index, dtype=np.int64)])
