@@ -117,3 +117,33 @@ def test_intake_commits_concurrent_requests_together_and_pages(desk: Desk) -> No
             paged = s.scalar(select(func.count(func.distinct(NotificationRow.subject_id))))
         assert paged == 10
         assert len(receiver.keys) == 10 and max(receiver.keys.values()) == 1
+
+
+def test_intake_keeps_its_connection_and_survives_losing_it(desk: Desk) -> None:
+    world = build(desk)
+    key = world.integration_key
+    intake = EventsIntake(desk.sessions, desk.clock, idle_exit=5)
+
+    def send(dedup: str) -> None:
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            pool.submit(asyncio.run, intake.submit(*_parsed(trigger(key, dedup)))).result()
+
+    send("edge-07")
+    first = intake._connection
+    send("edge-07")
+    assert first is not None and intake._connection is first  # no checkout (and no ping) per batch
+    # The database drops the writer's connection (a restart, a failover): that batch fails and is retried on a
+    # fresh connection, nothing is lost.
+    if desk.db.dialect.name == "postgresql":
+        pid = first.exec_driver_sql("select pg_backend_pid()").scalar()
+        first.rollback()
+        with desk.db.connect() as other:
+            other.exec_driver_sql(f"select pg_terminate_backend({int(str(pid))})")
+    else:
+        first.invalidate()  # SQLite: the same Connection object reconnects by itself
+    send("edge-07")
+    send("edge-08")
+    if desk.db.dialect.name == "postgresql":
+        assert intake._connection is not None and intake._connection is not first
+    alerts = _alerts(desk)
+    assert (alerts["edge-07/triggered"][0], alerts["edge-08/triggered"][0]) == (3, 1)
