@@ -6,10 +6,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
+import pytest
 
 from tests.detect.test_detect_faults import simulate
 from zhiban.desk import Desk
 from zhiban.detect import service
+from zhiban.detect.detections import Detection
 from zhiban.detect.engine import DetectionEngine, EngineOptions
 from zhiban.detect.seasonal import DetectorOptions
 from zhiban.detect.store import DetectionRow
@@ -75,6 +77,68 @@ def test_an_evening_that_is_always_worse_is_not_news_once_history_shows_it() -> 
     day(engine, 1)
     day(engine, 2)  # Monday to Wednesday teach the hour
     assert day(engine, 3) == []  # Thursday: same kind of day, same hour, nothing new
+
+
+def join_windows(start: datetime, failure: dict[str, float], *, rng: np.random.Generator) -> list[WindowAggregate]:
+    """One window of an app whose ~15 joins split 60/40 over two releases and evenly over two platforms."""
+    n = int(rng.poisson(15.0))
+    columns = {
+        "sdk_version": np.where(rng.random(n) < 0.6, "new", "old"),
+        "platform": np.where(rng.random(n) < 0.5, "android", "ios"),
+    }
+    failed = rng.random(n) < np.array([failure[v] for v in columns["sdk_version"]])
+    shares = {("sdk_version", "new"): 0.6, ("sdk_version", "old"): 0.4, ("platform", "android"): 0.5,
+              ("platform", "ios"): 0.5}  # fmt: skip
+    rows = {SliceKey("hiyo"): (np.ones(n, dtype=bool), 1.0)}
+    rows |= {SliceKey("hiyo", d, v): (columns[d] == v, share) for (d, v), share in shares.items()}
+    windows = []
+    for key, (mine, share) in rows.items():
+        sessions = int(400 * share)
+        counters = dict.fromkeys(COUNTED, 0.0)
+        counters.update(reports=float(sessions), join_attempts=float(mine.sum()),
+                        join_successes=float((mine & ~failed).sum()))  # fmt: skip
+        registers = hll_registers(rng.integers(0, 2**63, sessions, dtype=np.uint64))
+        windows.append(
+            WindowAggregate(key, start, 10, counters, dict.fromkeys(SKETCHED, QuantileSketch.empty()), registers)
+        )
+    return windows
+
+
+def run_joins(fault: dict[str, float], seed: int) -> list[tuple[int, str, dict[str, str], Detection]]:
+    """4 minutes of 0.5 % failed joins, 2 minutes of `fault` per release, then 3 minutes clean again: per event,
+    its window, kind and the slice as it was then (the engine updates its detections in place)."""
+    rng = np.random.default_rng(seed)
+    clean = {"new": 0.005, "old": 0.005}
+    engine = DetectionEngine()
+    events = []
+    for n, failure in enumerate([clean] * 24 + [fault] * 12 + [clean] * 18):
+        for e in engine.process(join_windows(T0 + timedelta(seconds=10 * n), failure, rng=rng)):
+            events.append((n, e.kind, dict(e.detection.slice), e.detection))
+    return events
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_sparse_join_failures_of_a_release_are_found_app_wide_then_sharpened_to_it(seed: int) -> None:
+    # 60 % of the joins on the broken release, ~3 failures a window: enough to detect, too few to name the
+    # release at once (that all of 6 failures fall on 60 % of the joins happens by chance 5 % of the time).
+    events = run_joins({"new": 0.35, "old": 0.005}, seed)
+    assert [kind for _, kind, _, _ in events] == ["opened", "updated", "closed"]
+    (opened, _, first_slice, detection), (sharpened, _, sharper, _) = events[0], events[1]
+    assert 24 <= opened <= 30 and first_slice == {}  # found within a minute, not yet localized
+    assert sharper == detection.slice == {"sdk_version": "new"} and sharpened - opened <= 9  # within 90 s more
+    # The time to detect stays that of the first detection; the refinement has its own time.
+    assert detection.detected_at == T0 + timedelta(seconds=10 * (opened + 1))
+    assert detection.refined_at == T0 + timedelta(seconds=10 * (sharpened + 1))
+    assert detection.sessions < 300 and detection.observed < 0.8  # the release's sessions and join rate now
+    assert detection.closed_at is not None
+
+
+@pytest.mark.parametrize("fault", [{"new": 0.35, "old": 0.35}, {"new": 0.2, "old": 0.1}])
+def test_a_release_that_only_carries_the_joins_is_never_named(fault: dict[str, float]) -> None:
+    # Every release fails alike (or the bigger one merely somewhat more): no slice, however long it lasts.
+    for seed in range(3):
+        events = run_joins(fault, seed)
+        assert events and all(slice_ == {} and d.refined_at is None for _, _, slice_, d in events)
 
 
 def test_key_state_is_bounded() -> None:

@@ -25,6 +25,7 @@ from fastapi.testclient import TestClient
 from tests.tenancy import bearer, build_world
 from zhiban.apps import service as apps
 from zhiban.core.clock import FrozenClock
+from zhiban.core.errors import NotFound
 from zhiban.desk import Desk
 from zhiban.detect import service
 from zhiban.detect.detections import Detection, DetectionEvent
@@ -215,6 +216,34 @@ def test_app_fault_opens_the_customers_own_incident_and_a_basic_customer_is_not_
         assert len(integrations) == 1
     assert mailbox.messages == []
     assert INTEGRATION_NAME == "zhiban telemetry detector"
+
+
+def test_a_slice_sharpened_after_the_alert_keeps_it_in_its_incident(
+    desk: Desk, clock: FrozenClock, world: Desked, mailbox: Mailbox
+) -> None:
+    # Found app-wide first; a minute later the engine names the edge (refined_at): the alert stays in the
+    # app's incident and resolves there, rather than opening an edge incident that nothing would resolve.
+    found = detection("hiyo", clock.now(), {})
+    record(desk, DetectionEvent("opened", found))
+    drain(desk, clock)
+    found.slice = {"region": "us-east", "edge": "nyc-edge-01"}
+    found.refined_at = clock.now() + timedelta(minutes=1)
+    found.severity = "major"  # a new stage of the detection, so its sync runs again
+    record(desk, DetectionEvent("updated", found))
+    drain(desk, clock)
+    with desk.transaction() as s:
+        row = service.list_detections(s, service.SYSTEM)[0]
+        assert row.slice == {"region": "us-east", "edge": "nyc-edge-01"}
+        view = incidents.get_incident(s, service.SYSTEM, row.incident_id)
+        assert view.service_name == "app hiyo" and len(view.alerts) == 1
+        with pytest.raises(NotFound):
+            incidents.get_service(s, "edge nyc-edge-01")
+        incident_id = row.incident_id
+    found.closed_at = clock.now()
+    record(desk, DetectionEvent("closed", found))
+    drain(desk, clock)
+    with desk.transaction() as s:
+        assert incidents.get_incident(s, service.SYSTEM, incident_id).incident.status == "resolved"
 
 
 def test_customers_read_only_their_own_detections(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -11,7 +12,7 @@ from typing import Any
 import pytest
 
 from zhiban.core.errors import InvalidInput
-from zhiban.detect.localize import SliceStats, localize
+from zhiban.detect.localize import SliceStats, binomial_tail_z, localize
 from zhiban.telemetry.simulator import Simulator, demo_apps
 from zhiban.telemetry.simulator_faults import Fault
 
@@ -88,6 +89,33 @@ def test_a_new_value_without_baseline_borrows_the_overall_rate() -> None:
     assert localize(stats(healthy)).slice == {}
     broken = healthy | {("sdk_version", "4.4.0"): (0.0, 0.0, 60.0, 300.0)}
     assert localize(stats(broken)).slice == {"sdk_version": "4.4.0"}
+
+
+def test_a_release_on_most_of_the_joins_is_named_once_its_failures_are_evidence_enough() -> None:
+    # Joins split 60/40 over two releases and evenly over two platforms; every failure falls on 5.1.0.
+    def joins(new_failed: float, old_failed: float) -> list[SliceStats]:
+        half = (new_failed + old_failed) / 2
+        return stats({
+            ("sdk_version", "5.1.0"): (1.0, 200.0, new_failed, 60.0),
+            ("sdk_version", "5.0.3"): (1.0, 140.0, old_failed, 40.0),
+            ("platform", "android"): (1.0, 170.0, half, 50.0),
+            ("platform", "ios"): (1.0, 170.0, half, 50.0),
+        })  # fmt: skip
+
+    # A handful of failures all on 60 % of the joins happens by chance (0.6⁶ ≈ 5 %): not yet a cause.
+    assert localize(joins(6.0, 0.0)).slice == {}
+    assert localize(joins(15.0, 0.0)).slice == {"sdk_version": "5.1.0"}
+    assert localize(joins(15.0, 0.0), "down").slice == {}  # fewer failures is not the departure
+    # The other release failing too, even somewhat less: the bigger one only carries more of the joins.
+    assert localize(joins(30.0, 20.0)).slice == {}
+
+
+def test_binomial_tail_in_standard_deviations() -> None:
+    assert binomial_tail_z(10, 10, 0.5) == pytest.approx(3.097, abs=1e-3)  # P = 1/1024
+    assert binomial_tail_z(3, 10, 0.5) == 0.0  # not above its expectation
+    # The exact sum and the normal approximation beyond EXACT_EVENTS trials agree at the seam.
+    assert binomial_tail_z(240, 400, 0.5) == pytest.approx(binomial_tail_z(240.6, 401, 0.5), abs=0.05)
+    assert binomial_tail_z(1, 1000, 0.0) == math.inf
 
 
 def test_down_and_additive() -> None:

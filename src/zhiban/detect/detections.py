@@ -43,7 +43,8 @@ class MetricSpec:
 
 
 CONTRACT_METRICS: Final = (
-    MetricSpec("join_success_rate", "down", "rate", 1.0, 0.01, 1.0, 1.0, 1.0, "join_failures", "join_attempts"),
+    # A failed join is retried (by the SDK, by the user) and may fail again: ~1.5 failures per event.
+    MetricSpec("join_success_rate", "down", "rate", 1.0, 0.01, 1.0, 1.0, 1.5, "join_failures", "join_attempts"),
     MetricSpec(
         "video_freeze_rate", "up", "rate", 0.5, 0.005, 1500.0, 100.0, 3000.0, "video_freeze_ms", "video_active_ms"
     ),
@@ -111,6 +112,8 @@ class Detection:
     rule: str | None = None  # the explicit rule that fired it, if any
     trigger: str = ""  # the key that fired it, e.g. "liveco edge=sh-edge-07"
     candidates: list[dict[str, Any]] = field(default_factory=list)
+    # Event time: end of the window whose evidence last sharpened `slice` (None: as first localized).
+    refined_at: datetime | None = None
 
     @property
     def key(self) -> str:

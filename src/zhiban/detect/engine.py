@@ -2,14 +2,18 @@
 
 `DetectionEngine.process(windows)` takes closed WindowAggregates (any grouping; every window of one app
 and one start must arrive together, as the aggregator closes them) and returns what happened: detections
-opened, made worse, closed. Event time only: the same windows give the same detections, live or replayed.
+opened, made worse or sharper, closed. Event time only: the same windows give the same detections, live or replayed.
 
 Per app and window: every key (the app, and each app × dimension value) is tested per contract metric
 (seasonal.KeyState). A detection of (app, metric) opens when the app-wide key alarms, or a slice key
 alarms (a fault too small to move the whole app); it is localized from the same windows (base = each
-slice's baseline, obs = the alarming windows). It closes after `clear_windows` clean windows in a row on
-the keys it watches (hysteresis), or after a long silence. Explicit rules (rules.py) run beside it.
-Key state is bounded: least recently seen keys are forgotten past `max_keys`.
+slice's baseline, obs = the alarming windows). Rare events give too little evidence for that at first
+(join failures of a release on 59 % of the joins), so for its first `refine_windows` windows the
+detection gathers every slice's counts and localizes again each window: a sharper slice found on two
+windows in a row replaces its slice (never a different one), and the detection says when (`refined_at`;
+`opened_at` and `detected_at` stay those of the first detection). It closes after `clear_windows` clean
+windows in a row on the keys it watches (hysteresis), or after a long silence. Explicit rules (rules.py)
+run beside it. Key state is bounded: least recently seen keys are forgotten past `max_keys`.
 """
 
 from __future__ import annotations
@@ -61,12 +65,15 @@ class EngineOptions:
     silence_windows: int = 30  # windows without traffic on the watched keys that close it anyway
     max_keys: int = 8192
     max_localize_windows: int = 9
+    refine_windows: int = 30  # windows after opening during which the slice may sharpen (5 minutes)
 
     def __post_init__(self) -> None:
         if not 1 <= self.clear_windows <= 360 or not 1 <= self.silence_windows <= 10_000:
             raise InvalidInput("clear_windows within 1..360 and silence_windows within 1..10000")
         if not 16 <= self.max_keys <= 1_000_000:
             raise InvalidInput("max_keys within 16..1000000")
+        if not 0 <= self.refine_windows <= 360:
+            raise InvalidInput("refine_windows within 0..360")
 
 
 @dataclass
@@ -75,13 +82,23 @@ class _Open:
 
     detection: Detection
     watch: list[KeyId]
-    report: KeyId
+    report: KeyId  # the key whose windows say when it is over
     num: float = 0.0
     den: float = 0.0
     values: list[float] = field(default_factory=list)
     clean: int = 0
     clean_since: datetime | None = None
     silent: int = 0
+    # Per slice key, badness and denominator since the first window of the detection (for refining), and
+    # its baseline as it was at opening: slices keep learning meanwhile (small ones learn every window
+    # while they warm up), so their baseline would soon hold the fault itself.
+    evidence: dict[KeyId, list[float]] = field(default_factory=dict)
+    baselines: dict[KeyId, tuple[float, float]] = field(default_factory=dict)
+    age: int = 0  # windows followed since it opened
+    pending: dict[str, str] | None = None  # a sharper slice found once, to be confirmed by the next window
+    # The sharper slice's key once refined: the detection reports its numbers, but still closes on `report`
+    # (a region an outage emptied must not hold open a detection that the whole app saw recover).
+    shown: KeyId | None = None
 
 
 def _key_id(key: SliceKey) -> KeyId:
@@ -90,6 +107,15 @@ def _key_id(key: SliceKey) -> KeyId:
 
 def _label(key: KeyId) -> str:
     return key[0] if key[1] is None else f"{key[0]} {key[1]}={key[2]}"
+
+
+def _baseline(state: KeyState, i: int, threshold: int) -> tuple[float, float]:
+    """A slice's baseline badness and denominator; for a quantile metric, its reports above the app's p95 bin."""
+    spec = CONTRACT_METRICS[i]
+    if spec.kind == "quantile":
+        hist = state.hist[QUANTILE_INDEX[spec.name]]
+        return float(hist[threshold + 1 :].sum()), float(hist.sum())
+    return float(state.base_num[i]), float(state.base_den[i])
 
 
 class DetectionEngine:
@@ -263,7 +289,7 @@ class DetectionEngine:
             if not alarmed:
                 return []
             return [self._open(app_id, i, spec, start, end, alarmed, states)]
-        return self._continue(current, app_id, i, spec, start, states, measured)
+        return self._continue(current, app_id, i, spec, start, end, states, measured)
 
     def _open(
         self,
@@ -307,7 +333,13 @@ class DetectionEngine:
             candidates=candidates,
         )
         watch = sorted({app_key, report}, key=lambda k: (k[1] or "", k[2] or ""))
+        threshold = states[app_key].p95_threshold(i) if spec.kind == "quantile" else 0
         opened = _Open(detection, watch, report, float(pooled[0]), float(pooled[1]), list(values))
+        for key, key_state in states.items():
+            if key[1] is not None:
+                seen = key_state.pooled(i, run)
+                opened.evidence[key] = [float(seen[3]), float(seen[1])]
+                opened.baselines[key] = _baseline(key_state, i, threshold)
         self.open[(app_id, spec.name)] = opened
         for key in watch:
             if key in self.keys:
@@ -321,11 +353,16 @@ class DetectionEngine:
         i: int,
         spec: MetricSpec,
         start: datetime,
+        end: datetime,
         states: dict[KeyId, KeyState],
         measured: dict[KeyId, list[tuple[MetricWindow, np.ndarray | None]]],
     ) -> list[DetectionEvent]:
-        """Follow an open detection: worse, still on, clean (three in a row close it), or silent."""
+        """Follow an open detection: worse, sharper, still on, clean (three in a row close it), or silent."""
         options = self.options.detector
+        current.age += 1
+        refining = current.age <= self.options.refine_windows
+        if refining:
+            self._gather(current, i, measured)
         watch_z = options.watch_z
         report_row = measured.get(current.report)
         report = report_row[i][0] if report_row is not None else None
@@ -351,21 +388,76 @@ class DetectionEngine:
             return []
         current.clean, current.clean_since = 0, None
         detection = current.detection
-        state = states[current.report]
-        current.num += report.num
-        current.den += report.den
-        if spec.kind == "quantile" and len(current.values) < 2000:
-            current.values.append(report.value)
-        observed = statistics.median(current.values) if spec.kind == "quantile" else current.num / current.den
+        refined = refining and self._refine(current, app_id, i, spec, end, states)
+        shown = current.shown or current.report
+        state = states.get(shown) or self.keys.get(shown) or states[current.report]
+        shown_row = measured.get(shown)
+        now = shown_row[i][0] if shown_row is not None else None
+        if now is not None and now.den > 0 and not refined:  # (refined: its counts already hold this window)
+            current.num += now.num
+            current.den += now.den
+            if spec.kind == "quantile" and len(current.values) < 2000:
+                current.values.append(now.value)
+        if spec.kind == "quantile":
+            observed = statistics.median(current.values) if current.values else state.baseline_value(i)
+        else:
+            observed = current.num / current.den if current.den > 0 else 0.0
         baseline = state.baseline_value(i)
         detection.observed = metric_value(spec, observed)
-        sessions = max(detection.sessions, int(state.recent[i, state.recent_at % RECENT, 4]))
+        if refined:
+            detection.baseline = metric_value(spec, baseline)
+        sessions_now = int(state.recent[i, state.recent_at % RECENT, 4]) if now is not None else 0
+        sessions = max(detection.sessions, sessions_now)
         detection.sessions = sessions
         severity = worse(detection.severity, severity_for(spec, sessions, baseline, observed))
-        if severity != detection.severity:
+        if severity != detection.severity or refined:
             detection.severity = severity
             return [DetectionEvent("updated", detection)]
         return []
+
+    def _gather(
+        self, current: _Open, i: int, measured: dict[KeyId, list[tuple[MetricWindow, np.ndarray | None]]]
+    ) -> None:
+        """Add this window's counts of every slice key to the detection's evidence."""
+        for key, row in measured.items():
+            mw = row[i][0]
+            if key[1] is None or mw.den <= 0:
+                continue
+            cell = current.evidence.setdefault(key, [0.0, 0.0])
+            cell[0] += mw.num_app
+            cell[1] += mw.den
+
+    def _refine(
+        self, current: _Open, app_id: str, i: int, spec: MetricSpec, at: datetime, states: dict[KeyId, KeyState]
+    ) -> bool:
+        """Sharpen the slice from the evidence gathered since the detection opened. Only a slice that contains
+        the current one is taken (evidence that grows narrows the cause, it does not move it), and only once
+        the same slice is found on two windows in a row (the evidence is looked at every window)."""
+        detection = current.detection
+        found, candidates = self._localize(app_id, spec.name, RECENT, states, current)
+        if not found or not set(detection.slice.items()) < set(found.items()):
+            current.pending = None
+            return False
+        if found != current.pending:
+            current.pending = found
+            return False
+        shown = self._report_key(app_id, found, states, i)
+        if shown is None:
+            return False
+        state = states[shown]
+        current.pending = None
+        current.shown = shown
+        if shown not in current.watch:
+            current.watch.append(shown)
+        state.frozen[i] = True  # the slice's departure must not become its baseline
+        current.num, current.den = current.evidence.get(shown, [0.0, 0.0])
+        if spec.kind == "quantile":
+            current.values = state.last_values(i, min(current.age + 1, RECENT))
+        detection.slice = found
+        detection.candidates = candidates
+        detection.refined_at = at
+        detection.sessions = int(max(state.recent[i, :, 4].max(), 0))
+        return True
 
     def _close(self, app_id: str, i: int, spec: MetricSpec, at: datetime) -> DetectionEvent:
         current = self.open.pop((app_id, spec.name))
@@ -382,28 +474,31 @@ class DetectionEngine:
 
     # -- localization ------------------------------------------------------------------------------------
     def _localize(
-        self, app_id: str, metric: str, windows: int, states: dict[KeyId, KeyState]
+        self, app_id: str, metric: str, windows: int, states: dict[KeyId, KeyState], opened: _Open | None = None
     ) -> tuple[dict[str, str], list[dict[str, object]]]:
-        """The slice that explains the departure of `metric` over the last `windows` windows."""
+        """The slice that explains the departure of `metric` over the last `windows` windows; for an open
+        detection, over the evidence it gathered, against the slices' baselines as they were at opening."""
         i = next(n for n, s in enumerate(CONTRACT_METRICS) if s.name == metric)
         spec = CONTRACT_METRICS[i]
         app_state = states.get((app_id, None, None))
         if app_state is None:
             return {}, []
         stats: list[SliceStats] = []
-        threshold = app_state.p95_threshold(i) if spec.kind == "quantile" else 0
-        for key, state in states.items():
-            if key[1] is None or key[2] is None:
-                continue
-            pooled = state.pooled(i, windows)
-            if spec.kind == "quantile":
-                hist = state.hist[QUANTILE_INDEX[spec.name]]
-                base_num, base_den = float(hist[threshold + 1 :].sum()), float(hist.sum())
-                obs_num = float(pooled[3])
-            else:
-                base_num, base_den = float(state.base_num[i]), float(state.base_den[i])
-                obs_num = float(pooled[0])
-            stats.append(SliceStats(key[1], key[2], base_num, base_den, obs_num, float(pooled[1])))
+        if opened is None:
+            threshold = app_state.p95_threshold(i) if spec.kind == "quantile" else 0
+            for key, state in states.items():
+                if key[1] is None or key[2] is None:
+                    continue
+                pooled = state.pooled(i, windows)
+                base_num, base_den = _baseline(state, i, threshold)
+                stats.append(SliceStats(key[1], key[2], base_num, base_den, float(pooled[3]), float(pooled[1])))
+        else:
+            for key, (obs_num, obs_den) in opened.evidence.items():
+                if key[1] is None or key[2] is None:
+                    continue
+                # A slice first seen since the opening has no baseline: it borrows its dimension's rate.
+                base_num, base_den = opened.baselines.get(key, (0.0, 0.0))
+                stats.append(SliceStats(key[1], key[2], base_num, base_den, obs_num, obs_den))
         if not stats:
             return {}, []
         found = localize(stats, "up", kind="ratio", event_size=spec.event_size)

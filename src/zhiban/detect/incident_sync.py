@@ -33,6 +33,17 @@ def cause_of(row: DetectionRow) -> tuple[str, str]:
     return ("edge", edge) if edge else ("app", row.app_id)
 
 
+def _joined_cause(session: Session, row: DetectionRow) -> tuple[str, str]:
+    """The cause of the incident the detection's alert already joined, else its own. The engine may sharpen
+    a slice after the alert went out (an edge named a minute later): the alert stays where it is, so that
+    its recovery resolves it there rather than on a service it never reached."""
+    if row.incident_id is not None:
+        joined = session.get(TelemetryIncidentRow, row.incident_id)
+        if joined is not None:
+            return joined.scope, joined.cause
+    return cause_of(row)
+
+
 def _service(session: Session, clock: Clock, scope: str, cause: str, organization_id: str | None) -> Any:
     from zhiban.incidents import service as incidents
     from zhiban.incidents.integrations import DEMO_POLICY
@@ -77,7 +88,7 @@ def open_or_join(session: Session, clock: Clock, row: DetectionRow) -> str | Non
     from zhiban.incidents import service as incidents
     from zhiban.incidents.model import AlertEvent
 
-    scope, cause = cause_of(row)
+    scope, cause = _joined_cause(session, row)
     service = _service(session, clock, scope, cause, row.organization_id)
     integration = _integration(session, clock, service.id)
     event = AlertEvent(
@@ -113,7 +124,7 @@ def recovered(session: Session, clock: Clock, row: DetectionRow) -> None:
     from zhiban.incidents import service as incidents
     from zhiban.incidents.model import AlertEvent
 
-    scope, cause = cause_of(row)
+    scope, cause = _joined_cause(session, row)
     try:
         service = incidents.get_service(session, f"{scope} {cause}")
     except NotFound:

@@ -11,7 +11,9 @@ Per dimension, values are taken by decreasing surprise until they explain `thres
 excess (Adtributor's explanatory sets, returned as candidates). The localized slice is built from
 *focused* values: one value that alone explains `threshold` and whose relative excess is at least
 `concentration` times that of the rest of its dimension (this rejects a value that merely carries
-most of the traffic, like country=CN for a Chinese app). Two focused values of different
+most of the traffic, like country=CN for a Chinese app), and for which "value and rest departed
+alike" fails an exact conditional binomial test (a dozen join failures, all on a release that carries
+59 % of the joins, are evidence enough; a fair share of them is not). Two focused values of different
 dimensions are ANDed, whether one is nested in the other (edge in region) or they cross (region ×
 ISP): if each explains EP_a and EP_b of the excess, their intersection explains at least
 EP_a + EP_b − 1 of it, and that bound must reach `threshold` too.
@@ -23,11 +25,14 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 from itertools import combinations
-from typing import Literal
+from statistics import NormalDist
+from typing import Final, Literal
 
 from zhiban.core.errors import InvalidInput
 
 MAX_SLICE_STATS = 100_000
+EXACT_EVENTS: Final = 400  # binomial tails summed exactly up to this many trials, normal beyond
+_NORMAL: Final = NormalDist()
 Direction = Literal["up", "down"]
 MetricKind = Literal["ratio", "additive"]
 
@@ -68,7 +73,7 @@ class ValueScore:
     rest_expected: float  # the same for the other values of the dimension
     rest_excess: float
     expected_rate: float = 0.0  # expected / observed denominator, for a ratio metric
-    rest_rate: float = 0.0
+    rest_observed: float = 0.0
 
     @property
     def relative_change(self) -> float:
@@ -93,7 +98,7 @@ class Localization:
     explanatory_power: float
     surprise: float
     candidates: list[Candidate] = field(default_factory=list)
-    relative_change: float = 0.0  # of the whole metric, observed vs expected
+    relative_change: float = 0.0  # of the whole metric, observed vs expected (of the failures, for a falling ratio)
 
     @property
     def found(self) -> bool:
@@ -190,7 +195,7 @@ def score_values(
                     rest_expected=rest_e,
                     rest_excess=rest_x,
                     expected_rate=e / r.obs_den if kind == "ratio" and r.obs_den > 0 else 0.0,
-                    rest_rate=rest_e / (obs_den - r.obs_den) if kind == "ratio" and obs_den > r.obs_den else 0.0,
+                    rest_observed=max(0.0, obs_sum - r.obs_num),
                 )
             )
         scores[dim] = dim_scores
@@ -211,12 +216,51 @@ def _significant(excess: float, expected: float, event_size: float, z: float, ra
     return excess / event_size >= z * math.sqrt(variance)
 
 
-def _spares_the_rest(v: ValueScore, event_size: float, z: float) -> bool:
-    """Is the rest of the dimension significantly less hit than the value? Else the value only carries the traffic."""
+def _spares_the_rest(v: ValueScore, sign: float, event_size: float, z: float) -> bool:
+    """Is the rest of the dimension significantly less hit than the value? Else the value only carries the traffic.
+
+    The hypothesis to reject: value and rest departed alike (observed / expected the same on both sides).
+    Given the total of events seen, the value's share of them is then binomial with the value's share of
+    the expected events (the conditional test of two Poisson rates), whatever the common departure is: so
+    an exact tail needs no estimate of it and stays honest with a handful of join failures, even when
+    the value carries most of the traffic (a release on 59 % of the sessions).
+    """
     if v.expected <= 0 or v.rest_expected <= 0:
         return v.rest_expected > 0  # a value with no baseline at all is new: the rest is the evidence
-    as_hit = v.rest_expected * v.excess / v.expected  # the rest's excess, had it departed like the value
-    return _significant(as_hit - v.rest_excess, v.rest_expected + abs(as_hit), event_size, z, v.rest_rate)
+    share = v.expected / (v.expected + v.rest_expected)
+    events = (v.observed + v.rest_observed) / event_size
+    count = v.observed / event_size
+    if sign < 0:  # fewer events than expected is the departure: count the rest's instead
+        count, share = events - count, 1.0 - share
+    return binomial_tail_z(count, events, share) >= z
+
+
+def binomial_tail_z(k: float, n: float, p: float) -> float:
+    """z of P(X ≥ k) for X ~ Binomial(n, p): exact for up to EXACT_EVENTS trials, else normal (continuity-corrected).
+
+    Counts in events may be fractional (frozen ms / event size): they are rounded to whole trials.
+    """
+    if n <= 0 or k <= n * p:
+        return 0.0
+    if p <= 0:
+        return math.inf
+    if p >= 1:
+        return 0.0
+    if n > EXACT_EVENTS:
+        return (k - 0.5 - n * p) / math.sqrt(n * p * (1 - p))
+    trials, hits = round(n), min(round(n), math.ceil(k - 1e-9))
+    log_p, log_q = math.log(p), math.log1p(-p)
+    log_terms = [
+        math.lgamma(trials + 1) - math.lgamma(j + 1) - math.lgamma(trials - j + 1) + j * log_p + (trials - j) * log_q
+        for j in range(hits, trials + 1)
+    ]
+    top = max(log_terms)
+    log_tail = top + math.log(sum(math.exp(t - top) for t in log_terms))
+    if log_tail >= 0:
+        return 0.0
+    if log_tail < -690:  # beyond double precision: far tail, log Q(z) ≈ -z²/2
+        return math.sqrt(-2.0 * log_tail)
+    return max(0.0, -_NORMAL.inv_cdf(math.exp(log_tail)))
 
 
 def explanatory_sets(
@@ -258,8 +302,9 @@ def localize(
 
     `event_size` is the numerator's amount per independent event: 1 for counts; for freeze ms,
     which come clustered by session, a few seconds (3000 passes the simulator's benign cases).
-    An excess must stand `min_significance` standard deviations above its expectation, and so
-    must the gap between a value and the rest of its dimension.
+    An excess must stand `min_significance` standard deviations above its expectation, and the
+    hypothesis that the rest of the dimension departed alike must fail at that level too (exact
+    binomial tail). A falling ratio (join successes) is scored as its rising complement (failures).
     """
     if not 0 < threshold <= 1:
         raise InvalidInput("threshold must be within (0, 1]")
@@ -267,6 +312,15 @@ def localize(
         raise InvalidInput("event_size must be positive")
     if max_dimensions not in (1, 2):
         raise InvalidInput("max_dimensions must be 1 or 2")
+    if kind == "ratio" and direction == "down":
+        # A falling success rate is a rising failure rate: score the failures, the rare side, where the
+        # baseline's prior and the count tests belong (a clean history expects a few failures, not none).
+        stats = [
+            SliceStats(s.dimension, s.value, max(0.0, s.base_den - s.base_num), s.base_den,
+                       max(0.0, s.obs_den - s.obs_num), s.obs_den)
+            for s in stats
+        ]  # fmt: skip
+        direction = "up"
     scored = score_values(stats, direction, kind)
     scores, expected, excess = scored.by_dimension, scored.expected, scored.excess
     relative = excess / expected if expected > 0 else (math.inf if excess > 0 else 0.0)
@@ -282,7 +336,7 @@ def localize(
         and v.concentration >= concentration
         and v.surprise >= min_surprise
         and _significant(v.excess, v.expected, event_size, min_significance, v.expected_rate)
-        and _spares_the_rest(v, event_size, min_significance)
+        and _spares_the_rest(v, 1.0 if direction == "up" else -1.0, event_size, min_significance)
     ]
     if not focused:
         return Localization({}, 0.0, 0.0, candidates, relative)
