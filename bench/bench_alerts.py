@@ -163,6 +163,20 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def postgres_cpu_seconds() -> float:
+    """CPU time used so far by every PostgreSQL server process (its backends do the SQL work of the desk)."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # the process ended meanwhile
+            continue
+        if "(postgres)" in text:
+            fields = text.rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 def wait_http(port: int, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -278,6 +292,7 @@ def bench_zhiban(
         time.sleep(1)
         load_before = os.getloadavg()[0]
         cpu_before = [cpu_seconds(server.pid) for server in servers]
+        postgres_before = postgres_cpu_seconds()
         client_before = time.process_time()
         latencies, codes, elapsed = run_load(port, "/v2/enqueue", body, rate, seconds)
         client_cpu = time.process_time() - client_before
@@ -288,6 +303,7 @@ def bench_zhiban(
             (cpu_seconds(server.pid) - before) * 1000 / max(1, len(latencies))
             for server, before in zip(servers, cpu_before, strict=True)
         ]
+        postgres_ms = (postgres_cpu_seconds() - postgres_before) * 1000 / max(1, len(latencies))
         counts = count_zhiban(db_url)
     finally:
         listener.close()
@@ -316,6 +332,7 @@ def bench_zhiban(
         "lost_events": accepted + 1 - counts["events_in_db"],  # + the warm-up alert
         "cpu_ms": cpu_ms,
         "client_cpu_ms": client_cpu * 1000 / max(1, len(latencies)),
+        "postgres_cpu_ms": postgres_ms if kind == "postgres" else None,
     }
 
 
@@ -479,6 +496,7 @@ def main() -> None:
             + f" in the server processes (first: web{'' if args.worker_proc else ' + worker'}"
             + (", last: worker" if args.worker_proc else "")
             + f"), {result['client_cpu_ms']:.2f} ms in the load generator"
+            + (f", {result['postgres_cpu_ms']:.2f} ms in PostgreSQL" if result["postgres_cpu_ms"] is not None else "")
         )
     if args.alerta:
         alerta = bench_alerta(args.rate, args.seconds, args.new_share)

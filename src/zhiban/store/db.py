@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
+import sqlite3
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -69,11 +72,34 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+BUSY_WAIT_SECONDS = 60.0
+_BUSY_NAPS = (0.0005, 0.001, 0.002)  # then 2 ms each
+
+
 def _sqlite_begin_immediate(conn: Any) -> None:
     # A deferred transaction that reads and then writes fails at once with "database is locked" when
     # another process writes meanwhile (the busy timeout does not apply to that upgrade). Taking the
     # write lock at BEGIN makes every transaction wait its turn instead.
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    #
+    # The wait is ours, not SQLite's: its busy handler sleeps 1, 2, 5, 10, 15, 20, 25, 25, 25, 50, 50,
+    # 100 ms between tries, so a writer arriving while others hold the lock for a few milliseconds at a
+    # time can sleep tens of milliseconds past its turn (an alert intake's latency). Trying again every
+    # 2 ms at most keeps the wait close to the lock's real hold time.
+    cursor = conn.connection.dbapi_connection.cursor()
+    cursor.execute("PRAGMA busy_timeout=0")
+    try:
+        deadline = time.monotonic() + BUSY_WAIT_SECONDS
+        for attempt in itertools.count():
+            try:
+                cursor.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if ("locked" not in str(exc) and "busy" not in str(exc)) or time.monotonic() > deadline:
+                    raise
+            time.sleep(_BUSY_NAPS[min(attempt, len(_BUSY_NAPS) - 1)])
+    finally:
+        cursor.execute("PRAGMA busy_timeout=60000")
+        cursor.close()
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
