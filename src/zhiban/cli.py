@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from zhiban.core.errors import ZhibanError
+from zhiban.core.heap import settle_heap
 from zhiban.core.settings import Settings, get_settings
 from zhiban.desk import Desk
 
@@ -158,8 +159,10 @@ def serve(
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     bind_host, bind_port = host or settings.host, port or settings.port
     console.print(f"zhiban is on duty at http://{bind_host}:{bind_port}  (API docs: /docs)")
+    web_app = create_app(desk)
+    settle_heap()
     try:
-        uvicorn.run(create_app(desk), host=bind_host, port=bind_port, log_config=None, access_log=False)
+        uvicorn.run(web_app, host=bind_host, port=bind_port, log_config=None, access_log=False)
     finally:
         # Let running jobs finish or be released now, rather than waiting for their leases to expire.
         stop.set()
@@ -191,8 +194,40 @@ def worker(
         lease=timedelta(seconds=settings.job_lease_seconds),
     )
     install_signal_handlers(stop, w)  # SIGTERM wakes the worker at once, not at its next poll
+    settle_heap()
     console.print(f"worker {w.worker_id} running; Ctrl-C to stop")
     w.run_forever(stop)
+
+
+@app.command()
+@clean_errors
+def web(
+    host: Annotated[str | None, typer.Option(help="address to bind (ZHIBAN_HOST)")] = None,
+    port: Annotated[int | None, typer.Option(help="port to bind (ZHIBAN_PORT)")] = None,
+) -> None:
+    """Run the web app and API without a job worker (scale-out: beside `zhiban worker`; `zhiban migrate` first)."""
+    import uvicorn
+
+    from zhiban.core.logging import configure
+    from zhiban.telemetry.live import start_telemetry
+    from zhiban.web.app import create_app
+
+    settings = get_settings()
+    configure(settings.log_level)
+    desk = _desk(settings)
+    stop = threading.Event()
+    telemetry = start_telemetry(desk, stop)  # telemetry ingest needs its pipeline in the process that takes it
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    bind_host, bind_port = host or settings.host, port or settings.port
+    web_app = create_app(desk)
+    settle_heap()
+    console.print(f"zhiban web at http://{bind_host}:{bind_port}; jobs run in `zhiban worker` processes")
+    try:
+        uvicorn.run(web_app, host=bind_host, port=bind_port, log_config=None, access_log=False)
+    finally:
+        stop.set()
+        if telemetry.thread:
+            telemetry.thread.join(timeout=30)
 
 
 @user_app.command("create")
