@@ -11,6 +11,8 @@ import pytest
 from zhiban.core.errors import InvalidInput
 from zhiban.detect.context import ContextMemory, ContextNovelty
 from zhiban.detect.core import Detector, DetectorParams
+from zhiban.detect.extremes import SeenRange
+from zhiban.detect.rest import AlarmRest
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 FIVE_MIN = timedelta(minutes=5)
@@ -40,11 +42,13 @@ def test_step_change_scores_high_at_once_and_only_once() -> None:
     values = noisy(1500, sigma=0.5)
     values[1000:] = [v + 15.0 for v in values[1000:]]
     scores = feed(Detector(), values)
-    quiet_max = max(scores[300:1000])
-    # Within a few rows the step scores above every score of the quiet stretch, and alarms.
-    first = next(i for i in range(1000, 1500) if scores[i] > quiet_max)
+    level = DetectorParams().alarm_level
+    # Within a few rows the step reaches the top score and alarms.
+    first = next(i for i in range(1000, 1500) if scores[i] >= level)
     assert first - 1000 < 5
-    assert scores[first] >= DetectorParams().alarm_level
+    assert scores[first] == max(scores)
+    # The quiet stretch alarms seldom: only on the odd new record of the noise.
+    assert sum(s >= level for s in scores[300:1000]) <= 3
     # The rest period keeps the new level from being reported again and again.
     rest = DetectorParams().rest_rows
     assert all(s == 0.0 for s in scores[first + 1 : first + rest + 1])
@@ -70,6 +74,50 @@ def test_scores_of_a_prefix_do_not_depend_on_later_rows() -> None:
     full = feed(Detector(), values)
     prefix = feed(Detector(), values[:700])
     assert prefix == full[:700]
+
+
+def test_prefix_scores_hold_across_refits_and_new_extremes() -> None:
+    # The range widens twice after the cut (refits, new extremes): nothing of it leaks backwards.
+    values = noisy(1500, seed=5)
+    values[600:] = [10.0 + 3.0 * (v - 10.0) for v in values[600:]]
+    values[1100:] = [v + 40.0 for v in values[1100:]]
+    detector = Detector()
+    full = feed(detector, values)
+    assert detector.refits >= 2
+    for cut in (599, 601, 1100):
+        assert feed(Detector(), values[:cut]) == full[:cut]
+
+
+def test_a_spike_beyond_the_seen_range_scores_one_unless_the_rule_is_off() -> None:
+    values = daily(1000)
+    values[800] = 20.0  # the cycle spans 5..15: 50 % of its range above it
+    # Without the tail tests, which would also call this spike extreme, only the rule differs.
+    scores = feed(Detector(DetectorParams(surprise_scale=0.0)), values)
+    assert scores[800] == 1.0
+    assert max(scores[400:800]) < DetectorParams().alarm_level
+    off = Detector(DetectorParams(surprise_scale=0.0, extreme_margin=-1.0))
+    assert feed(off, values[:801])[800] < 1.0  # only its contextual novelty
+    assert not off.extreme
+
+
+def test_seen_range_flags_values_beyond_its_margin_on_either_side() -> None:
+    seen = SeenRange(margin=0.1)
+    assert not seen.beyond(5.0)  # nothing seen: no scale yet
+    seen.add(5.0)
+    assert not seen.beyond(500.0)  # a flat history has no scale either
+    seen.add(15.0)
+    assert not seen.beyond(15.9) and not seen.beyond(4.1)  # within 10 % of the span of 10
+    assert seen.beyond(16.1) and seen.beyond(3.9)
+    seen.add(16.1)
+    assert seen.span == pytest.approx(11.1)
+
+
+def test_rest_counts_from_every_high_raw_score_reported_or_not() -> None:
+    rest = AlarmRest(rows=3, level=0.75)
+    raws = [0.9, 0.8, 0.2, 0.2, 0.2, 0.3, 0.2, 0.2, 0.2, 0.95]
+    reported = [rest.report(row, raw) for row, raw in enumerate(raws, start=1)]
+    # Row 1 alarms; row 2 is high but resting and extends the rest to row 5; row 6 is reported.
+    assert reported == [0.9, 0.0, 0.0, 0.0, 0.0, 0.3, 0.2, 0.2, 0.2, 0.95]
 
 
 def test_same_input_gives_the_same_scores() -> None:

@@ -17,7 +17,7 @@ WINDOW = (10, 13)  # width 4
 
 def s_hand(y: float) -> float:
     """NAB's scaled sigmoid written another way: 2/(1+e^(5y)) - 1 == tanh(-5y/2)."""
-    return -1.0 if y > 3 else math.tanh(-2.5 * y)
+    return -1.0 if y >= 3 else math.tanh(-2.5 * y)
 
 
 def scores_with(*rows: int, value: float = 1.0) -> np.ndarray:
@@ -58,6 +58,14 @@ def test_false_positive_after_window_costs_sigmoid_of_distance() -> None:
     assert tally.raw == pytest.approx(-1.0 + 0.11 * s_hand(2 / 3))
     # Far past the window (y = 20/3 > 3): the full -fpWeight.
     assert tally_file(layout, scores_with(33), 0.5, LOW_FP).raw == pytest.approx(-1.0 - 0.22)
+
+
+def test_false_positive_exactly_three_widths_past_a_window_costs_full_fp_weight() -> None:
+    # Row 22 of a file whose window ends at 13 with width 4: y = 9 / 3 = 3, where NAB's S gives -1.
+    layout = layout_file(N_ROWS, [WINDOW])
+    assert layout.worth[22] == -1.0
+    assert -1.0 < layout.worth[21] < -0.999  # y = 8/3: still the sigmoid
+    assert tally_file(layout, scores_with(10, 22), 0.5, STANDARD).raw == pytest.approx(1.0 - 0.11, rel=0, abs=1e-12)
 
 
 def test_false_positive_before_any_window_costs_full_fp_weight() -> None:

@@ -34,8 +34,8 @@ PROFILES: tuple[Profile, ...] = (
 
 
 def scaled_sigmoid(y: float) -> float:
-    """NAB's S(y) = 2/(1+e^(5y)) - 1, and -1 beyond three widths past a window."""
-    if y > 3.0:
+    """NAB's S(y) = 2/(1+e^(5y)) - 1, and -1 from three widths past a window on (NAB: y >= 3)."""
+    if y >= 3.0:
         return -1.0
     return 2.0 / (1.0 + math.exp(5.0 * y)) - 1.0
 
