@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from prometheus_client import Histogram
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
@@ -27,8 +28,22 @@ from zhiban.core.clock import Clock
 from zhiban.core.errors import InvalidInput, RateLimited
 from zhiban.incidents import integrations
 from zhiban.incidents.model import AlertEvent
+from zhiban.web.observability import REGISTRY
 
 log = logging.getLogger("zhiban.incidents.intake")
+
+BATCH_EVENTS = Histogram(
+    "zhiban_alert_intake_batch_events",
+    "Alert events committed together in one intake transaction",
+    registry=REGISTRY,
+    buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500),
+)
+COMMIT_SECONDS = Histogram(
+    "zhiban_alert_intake_commit_seconds",
+    "Wall time of one intake transaction, from BEGIN to COMMIT",
+    registry=REGISTRY,
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
+)
 
 MAX_BATCH = 500
 MAX_QUEUE = 20_000
@@ -129,7 +144,10 @@ class EventsIntake:
     def _apply(self, batch: list[_Waiting]) -> list[Outcome]:
         items = [(w.routing_key, w.event) for w in batch]
         try:
+            started = time.perf_counter()
             found = self._commit(items)
+            COMMIT_SECONDS.observe(time.perf_counter() - started)
+            BATCH_EVENTS.observe(len(batch))
             self.batches += 1
             self.events += len(batch)
             return found
