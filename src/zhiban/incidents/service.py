@@ -132,9 +132,44 @@ def _normalize_levels(session: Session, levels: Any) -> list[dict[str, Any]]:
                 if team is None:
                     raise InvalidInput(f"no team {ref!r}")
                 ref = team.id
+            elif target["kind"] == TargetKind.SCHEDULE:
+                ref = _schedule_id(session, ref)
             targets.append({"kind": target["kind"], "ref": ref, "round_robin": bool(target.get("round_robin", False))})
         cleaned.append({**level, "targets": targets})
     return cleaned
+
+
+def _schedule_id(session: Session, ref: str) -> str:
+    """A schedule's id from its id or name: a level must not page a schedule that does not exist."""
+    from zhiban.oncall.store import ScheduleRow
+
+    row = session.get(ScheduleRow, ref) or session.scalar(select(ScheduleRow).where(ScheduleRow.name == ref))
+    if row is None:
+        raise InvalidInput(f"no on-call schedule {ref!r}")
+    return row.id
+
+
+def _checked_policy(
+    session: Session,
+    *,
+    name: str,
+    levels: list[dict[str, Any]],
+    repeats: int,
+    calendar_country: str,
+    calendar_zone: str,
+    policy_id: str | None = None,
+) -> tuple[str, list[dict[str, Any]]]:
+    """(name, normalized levels) of a policy about to be saved; `policy_id` is the one being edited."""
+    name = name.strip()
+    if not 1 <= len(name) <= 200:
+        raise InvalidInput("policy name must be 1-200 characters")
+    other = session.scalar(select(EscalationPolicyRow.id).where(EscalationPolicyRow.name == name))
+    if other is not None and other != policy_id:
+        raise Conflict(f"escalation policy {name!r} exists")
+    cleaned = _normalize_levels(session, levels)
+    policy_from_spec("check", name, cleaned, repeats)
+    _business_calendar(calendar_country, calendar_zone)
+    return name, cleaned
 
 
 def create_policy(
@@ -148,14 +183,14 @@ def create_policy(
     calendar_zone: str = "Asia/Shanghai",
 ) -> EscalationPolicyRow:
     """Store an escalation policy (levels as JSON: see model.level_from_spec)."""
-    name = name.strip()
-    if not 1 <= len(name) <= 200:
-        raise InvalidInput("policy name must be 1-200 characters")
-    if session.scalar(select(EscalationPolicyRow.id).where(EscalationPolicyRow.name == name)):
-        raise Conflict(f"escalation policy {name!r} exists")
-    cleaned = _normalize_levels(session, levels)
-    policy_from_spec("check", name, cleaned, repeats)
-    _business_calendar(calendar_country, calendar_zone)
+    name, cleaned = _checked_policy(
+        session,
+        name=name,
+        levels=levels,
+        repeats=repeats,
+        calendar_country=calendar_country,
+        calendar_zone=calendar_zone,
+    )
     row = EscalationPolicyRow(
         name=name,
         levels=cleaned,
@@ -167,6 +202,61 @@ def create_policy(
     session.add(row)
     session.flush()
     return row
+
+
+def update_policy(
+    session: Session,
+    ref: str,
+    *,
+    name: str,
+    levels: list[dict[str, Any]],
+    repeats: int,
+    calendar_country: str,
+    calendar_zone: str,
+) -> EscalationPolicyRow:
+    """Replace a policy's name, levels, repeats and calendar; incidents paging by it take the new levels next step."""
+    row = get_policy(session, ref)
+    name, cleaned = _checked_policy(
+        session,
+        name=name,
+        levels=levels,
+        repeats=repeats,
+        calendar_country=calendar_country,
+        calendar_zone=calendar_zone,
+        policy_id=row.id,
+    )
+    row.name = name
+    row.levels = cleaned
+    row.repeats = repeats
+    row.calendar_country = calendar_country.upper()
+    row.calendar_zone = calendar_zone
+    session.flush()
+    return row
+
+
+def delete_policy(session: Session, ref: str) -> None:
+    """Delete a policy no service uses (a service without one pages nobody, so that is never done silently)."""
+    row = get_policy(session, ref)
+    users = list(
+        session.scalars(select(ServiceRow.name).where(ServiceRow.policy_id == row.id).order_by(ServiceRow.name))
+    )
+    if users:
+        raise Conflict(f"services use this policy: {', '.join(users[:10])}; give them another one first")
+    session.delete(row)
+    session.flush()
+
+
+def policies_targeting_schedule(session: Session, schedule_id: str) -> list[str]:
+    """Names of the policies with a level that pages this schedule."""
+    return [
+        row.name
+        for row in list_policies(session)
+        if any(
+            t.get("kind") == TargetKind.SCHEDULE and t.get("ref") == schedule_id
+            for level in row.levels
+            for t in level.get("targets", ())
+        )
+    ]
 
 
 def get_policy(session: Session, ref: str) -> EscalationPolicyRow:
@@ -188,6 +278,38 @@ def policy_of(row: EscalationPolicyRow) -> EscalationPolicy:
     return policy_from_spec(row.id, row.name, row.levels, row.repeats)
 
 
+def _check_service(
+    session: Session,
+    *,
+    name: str,
+    urgency_rule: str,
+    support_country: str,
+    support_zone: str,
+    ack_timeout_minutes: int,
+    description: str,
+    organization_id: str | None,
+    service_id: str | None = None,
+) -> str:
+    """The trimmed name of a service about to be saved; `service_id` is the one being edited."""
+    name = name.strip()
+    if not 1 <= len(name) <= 200 or len(description) > 1000:
+        raise InvalidInput("service name must be 1-200 characters, description at most 1000")
+    if urgency_rule not in URGENCY_RULES:
+        raise InvalidInput(f"urgency rule must be one of {URGENCY_RULES}")
+    if not 0 <= ack_timeout_minutes <= 24 * 60:
+        raise InvalidInput("ack timeout is 0 (never) to 1440 minutes")
+    other = session.scalar(select(ServiceRow.id).where(ServiceRow.name == name))
+    if other is not None and other != service_id:
+        raise Conflict(f"service {name!r} exists")
+    if organization_id is not None:
+        from zhiban.identity.store import OrganizationRow
+
+        if session.get(OrganizationRow, organization_id) is None:
+            raise InvalidInput(f"no organization {organization_id!r}")
+    _business_calendar(support_country, support_zone)
+    return name
+
+
 def create_service(
     session: Session,
     clock: Clock,
@@ -202,16 +324,16 @@ def create_service(
     description: str = "",
 ) -> ServiceRow:
     """Store a service that alerts come in on, with its escalation policy and urgency rule."""
-    name = name.strip()
-    if not 1 <= len(name) <= 200 or len(description) > 1000:
-        raise InvalidInput("service name must be 1-200 characters, description at most 1000")
-    if urgency_rule not in URGENCY_RULES:
-        raise InvalidInput(f"urgency rule must be one of {URGENCY_RULES}")
-    if not 0 <= ack_timeout_minutes <= 24 * 60:
-        raise InvalidInput("ack timeout is 0 (never) to 1440 minutes")
-    if session.scalar(select(ServiceRow.id).where(ServiceRow.name == name)):
-        raise Conflict(f"service {name!r} exists")
-    _business_calendar(support_country, support_zone)
+    name = _check_service(
+        session,
+        name=name,
+        urgency_rule=urgency_rule,
+        support_country=support_country,
+        support_zone=support_zone,
+        ack_timeout_minutes=ack_timeout_minutes,
+        description=description,
+        organization_id=organization_id,
+    )
     row = ServiceRow(
         name=name,
         description=description,
@@ -224,6 +346,45 @@ def create_service(
         created_at=clock.now(),
     )
     session.add(row)
+    session.flush()
+    return row
+
+
+def update_service(
+    session: Session,
+    ref: str,
+    *,
+    name: str,
+    policy: str | None,
+    urgency_rule: str,
+    support_country: str,
+    support_zone: str,
+    ack_timeout_minutes: int,
+    organization_id: str | None,
+    description: str,
+) -> ServiceRow:
+    """Replace a service's settings (no `policy`: it pages nobody); open incidents keep their urgency."""
+    row = get_service(session, ref)
+    checked = _check_service(
+        session,
+        name=name,
+        urgency_rule=urgency_rule,
+        support_country=support_country,
+        support_zone=support_zone,
+        ack_timeout_minutes=ack_timeout_minutes,
+        description=description,
+        organization_id=organization_id,
+        service_id=row.id,
+    )
+    policy_id = get_policy(session, policy).id if policy else None
+    row.name = checked
+    row.policy_id = policy_id
+    row.urgency_rule = urgency_rule
+    row.support_country = support_country.upper()
+    row.support_zone = support_zone
+    row.ack_timeout_minutes = ack_timeout_minutes
+    row.organization_id = organization_id
+    row.description = description
     session.flush()
     return row
 
@@ -561,7 +722,11 @@ def _resolver(session: Session, incident: IncidentRow) -> Any:
         except ImportError:
             log.warning("schedule target %s: on-call schedules are not available", target.ref)
             return []
-        found: list[str] = on_call_now(session, target.ref, at)
+        try:
+            found: list[str] = on_call_now(session, target.ref, at)
+        except NotFound:
+            log.warning("schedule target %s: no such schedule", target.ref)
+            return []
         return found
 
     return resolve

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from zhiban.core.errors import ZhibanError
 from zhiban.identity.store import PersonRow
-from zhiban.incidents import service
+from zhiban.incidents import policy_views, service, service_views
 from zhiban.incidents.model import read_ack_token
 from zhiban.incidents.store import IncidentRow, ServiceRow
 from zhiban.web.deps import DB, ClockDep, CurrentPrincipal, desk_of
@@ -18,6 +18,9 @@ from zhiban.web.fields import Ident
 from zhiban.web.templating import render
 
 router = APIRouter(include_in_schema=False)
+# Escalation policies and services are set up in the on-call area (/oncall/policies, /oncall/services).
+router.include_router(policy_views.router)
+router.include_router(service_views.router)
 
 
 @router.get("/incidents", response_class=HTMLResponse)

@@ -18,7 +18,7 @@ from zhiban.web.fields import Ident
 router = APIRouter(prefix="/api/v1", tags=["notify"])
 
 
-def _person(principal: Principal, person_id: str | None) -> str:
+def paged_person(principal: Principal, person_id: str | None) -> str:
     """Staff manage their own methods; admins anyone's; customers none (they are never paged)."""
     principal.require_staff()
     if person_id and person_id != principal.person_id:
@@ -48,12 +48,12 @@ class ContactMethodOut(BaseModel):
 
 @router.get("/contact-methods", response_model=list[ContactMethodOut], summary="Your contact methods")
 def list_methods(session: DB, principal: CurrentPrincipal, person_id: Ident | None = None) -> list[ContactMethodOut]:
-    return [ContactMethodOut.of(r) for r in service.contact_methods_of(session, _person(principal, person_id))]
+    return [ContactMethodOut.of(r) for r in service.contact_methods_of(session, paged_person(principal, person_id))]
 
 
 @router.post("/contact-methods", status_code=201, response_model=ContactMethodOut, summary="Add a contact method")
 def add_method(body: ContactMethodIn, session: DB, clock: ClockDep, principal: CurrentPrincipal) -> ContactMethodOut:
-    person = _person(principal, body.person_id)
+    person = paged_person(principal, body.person_id)
     row = service.add_contact_method(
         session, clock, person_id=person, channel=body.channel, config=body.config, label=body.label
     )
@@ -76,7 +76,7 @@ class RuleOut(BaseModel):
 
 @router.get("/notification-rules", response_model=list[RuleOut], summary="Your notification rules")
 def list_rules(session: DB, principal: CurrentPrincipal, person_id: Ident | None = None) -> list[RuleOut]:
-    rows = service.rules_of(session, _person(principal, person_id))
+    rows = service.rules_of(session, paged_person(principal, person_id))
     return [
         RuleOut(id=r.id, contact_method_id=r.contact_method_id, delay_minutes=r.delay_minutes, urgency=r.urgency)
         for r in rows
@@ -85,7 +85,7 @@ def list_rules(session: DB, principal: CurrentPrincipal, person_id: Ident | None
 
 @router.post("/notification-rules", status_code=201, response_model=RuleOut, summary="Add a notification rule")
 def add_rule(body: RuleIn, session: DB, clock: ClockDep, principal: CurrentPrincipal) -> RuleOut:
-    person = _person(principal, body.person_id)
+    person = paged_person(principal, body.person_id)
     r = service.add_notification_rule(
         session,
         clock,

@@ -15,7 +15,7 @@ from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -87,6 +87,29 @@ def add_notification_rule(
     session.add(row)
     session.flush()
     return row
+
+
+def remove_contact_method(session: Session, *, person_id: str, contact_method_id: str) -> None:
+    """Delete one of a person's contact methods and the rules that use it (pages already queued still go)."""
+    method = session.get(ContactMethodRow, contact_method_id)
+    if method is None or method.person_id != person_id:
+        raise NotFound(f"person {person_id} has no contact method {contact_method_id}")
+    session.execute(
+        delete(NotificationRuleRow)
+        .where(NotificationRuleRow.contact_method_id == method.id)
+        .execution_options(synchronize_session="fetch")
+    )
+    session.delete(method)
+    session.flush()
+
+
+def remove_notification_rule(session: Session, *, person_id: str, rule_id: str) -> None:
+    """Delete one of a person's notification rules."""
+    rule = session.get(NotificationRuleRow, rule_id)
+    if rule is None or rule.person_id != person_id:
+        raise NotFound(f"person {person_id} has no notification rule {rule_id}")
+    session.delete(rule)
+    session.flush()
 
 
 def contact_methods_of(session: Session, person_id: str) -> list[ContactMethodRow]:

@@ -368,6 +368,24 @@ def update_schedule(
     return row
 
 
+def delete_schedule(session: Session, principal: Principal, schedule_id: str) -> None:
+    """Delete a schedule with its layers, overrides and notices (admins); refused while a policy pages it."""
+    row = _editable(session, principal, schedule_id)
+    try:
+        from zhiban.incidents.service import policies_targeting_schedule
+    except ImportError:  # a desk without incidents has no policies to break
+        users: list[str] = []
+    else:
+        users = policies_targeting_schedule(session, row.id)
+    if users:
+        # A policy left pointing at a deleted schedule would page nobody at that level.
+        raise Conflict(f"escalation policies page this schedule: {', '.join(users[:10])}; take it out of them first")
+    session.delete(row)
+    session.flush()
+    with _cache_lock:
+        _cache.pop(schedule_id, None)
+
+
 @dataclass(frozen=True)
 class LayerSpec:
     """What a layer is made of, as the edges receive it."""

@@ -13,13 +13,15 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from zhiban.core.errors import InvalidInput, ZhibanError
 from zhiban.identity.model import Principal
-from zhiban.oncall import service
+from zhiban.oncall import editor, service
 from zhiban.oncall.model import Shift, wall_to_utc, zone_of
 from zhiban.oncall.store import ScheduleRow
 from zhiban.web.deps import DB, ClockDep, CurrentPrincipal
 from zhiban.web.templating import render
 
 router = APIRouter(include_in_schema=False)
+# The editor's fixed paths (/oncall/schedules/new) must be matched before /oncall/schedules/{schedule_id}.
+router.include_router(editor.router)
 
 ScheduleId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 Token = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
