@@ -575,8 +575,9 @@ def main() -> None:
             )
             if "postgres" in results:
                 ours = results["postgres"]
+                rate_ratio = ours["achieved_rate"] / alerta["achieved_rate"]
                 print(
-                    f"zhiban/alerta on PostgreSQL: rate reached ratio {ours['achieved_rate'] / alerta['achieved_rate']:.2f} "
+                    f"zhiban/alerta on PostgreSQL: rate reached ratio {rate_ratio:.2f} "
                     f"(above 1: zhiban takes more), p99 ratio {ours['p99_ms'] / alerta['p99_ms']:.4f}, "
                     f"p50 ratio {ours['p50_ms'] / alerta['p50_ms']:.4f} (below 1: zhiban answers faster)"
                 )
