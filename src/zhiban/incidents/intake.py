@@ -168,8 +168,8 @@ class EventsIntake:
     def _commit(self, items: list[tuple[str, AlertEvent]]) -> list[Outcome]:
         """Apply events in one transaction on the writer's own connection.
 
-        The writer keeps its connection while busy: a pool checkout pings PostgreSQL first (pool_pre_ping),
-        a round trip per batch otherwise. A failed batch gives the connection up; the next one checks out anew.
+        The writer keeps its connection while busy (no pool round trip per batch). A failed batch gives the
+        connection up; the next one checks out anew.
         """
         for retry in (True, False):
             if self._connection is None:
