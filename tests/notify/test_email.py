@@ -215,3 +215,30 @@ def test_parse_smtp_url(url: str, expected: SmtpServer) -> None:
 def test_bad_smtp_urls_are_refused(url: str) -> None:
     with pytest.raises(InvalidInput):
         parse_smtp_url(url)
+
+
+def test_mails_share_one_session_and_a_dropped_session_is_replaced(page_zh: Message) -> None:
+    peers: list[Any] = []
+
+    class Counting(Mailbox):
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+            peers.append(session.peer)
+            return await super().handle_DATA(server, session, envelope)
+
+    mailbox, port = Counting(), unused_port()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    channel = EmailChannel(parse_smtp_url(f"smtp://127.0.0.1:{port}"), FrozenClock(SINCE))
+    try:
+        for _ in range(3):
+            channel.send(page_zh, to("oncall@vendor.test"))
+        assert len(peers) == 3 and len(set(peers)) == 1  # one SMTP session for the three mails
+        # The relay restarts: the kept session is dead, and the next mail goes on a new one.
+        controller.stop()
+        controller = Controller(mailbox, hostname="127.0.0.1", port=port)
+        controller.start()
+        result = channel.send(page_zh, to("oncall@vendor.test"))
+        assert result.detail == "accepted" and len(mailbox.received) == 4 and peers[-1] != peers[0]
+    finally:
+        channel.close()
+        controller.stop()

@@ -6,6 +6,8 @@ import hashlib
 import logging
 import smtplib
 import ssl
+import threading
+import time
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import format_datetime
@@ -28,6 +30,8 @@ from zhiban.notify.ratelimit import Rate
 log = logging.getLogger(__name__)
 
 CONTENT_LANGUAGE = {"zh": "zh-CN", "en": "en"}
+MAX_IDLE = 4  # kept SMTP sessions (one per delivering thread)
+IDLE_SECONDS = 30.0  # relays drop idle sessions after a few minutes; ours go well before
 
 
 @dataclass(frozen=True)
@@ -123,6 +127,8 @@ class EmailChannel:
         self._server = server
         self._clock: Clock = clock or SystemClock()
         self._tls_context = tls_context or ssl.create_default_context()
+        self._idle: list[tuple[smtplib.SMTP, float]] = []  # (session, time.monotonic() it was kept)
+        self._idle_lock = threading.Lock()
 
     def send(self, message: Message, destination: Destination) -> DeliveryResult:
         """Deliver the mail; refused recipients are named in the result's detail."""
@@ -158,16 +164,78 @@ class EmailChannel:
     def _deliver(self, mail: EmailMessage, recipients: list[str]) -> dict[str, tuple[int, bytes]]:
         server = self._server
         assert server is not None
+        kept = self._take_idle()
+        if kept is not None:
+            try:
+                refused = kept.send_message(mail, from_addr=server.from_address, to_addrs=recipients)
+            except (smtplib.SMTPServerDisconnected, OSError):
+                _quit(kept)  # the relay closed it while it idled: once more on a new connection
+            except smtplib.SMTPResponseException as exc:
+                _quit(kept)
+                if exc.smtp_code != 421:  # 421: the relay is closing this session; a new one may do
+                    raise
+            except BaseException:
+                _quit(kept)
+                raise
+            else:
+                self._keep(kept)
+                return refused
+        smtp = self._connect(server)
+        try:
+            refused = smtp.send_message(mail, from_addr=server.from_address, to_addrs=recipients)
+        except BaseException:
+            _quit(smtp)
+            raise
+        self._keep(smtp)
+        return refused
+
+    def _connect(self, server: SmtpServer) -> smtplib.SMTP:
         smtp: smtplib.SMTP
         if server.security == "tls":
             smtp = smtplib.SMTP_SSL(server.host, server.port, timeout=server.timeout, context=self._tls_context)
         else:
             smtp = smtplib.SMTP(server.host, server.port, timeout=server.timeout)
-        with smtp:
+        try:
             smtp.ehlo()
             if server.security == "starttls":
                 smtp.starttls(context=self._tls_context)
                 smtp.ehlo()
             if server.username:
                 smtp.login(server.username, server.password or "")
-            return smtp.send_message(mail, from_addr=server.from_address, to_addrs=recipients)
+        except BaseException:
+            _quit(smtp)
+            raise
+        return smtp
+
+    # A page storm sends hundreds of mails a minute: each would otherwise pay a TCP (and TLS) handshake,
+    # EHLO and login. Sessions are kept a little while for the next mail, as relays expect of a sender.
+    def _take_idle(self) -> smtplib.SMTP | None:
+        now = time.monotonic()
+        with self._idle_lock:
+            while self._idle:
+                smtp, since = self._idle.pop()
+                if now - since < IDLE_SECONDS:
+                    return smtp
+                _quit(smtp)
+        return None
+
+    def _keep(self, smtp: smtplib.SMTP) -> None:
+        with self._idle_lock:
+            if len(self._idle) < MAX_IDLE:
+                self._idle.append((smtp, time.monotonic()))
+                return
+        _quit(smtp)
+
+    def close(self) -> None:
+        """End the kept SMTP sessions."""
+        with self._idle_lock:
+            idle, self._idle = self._idle, []
+        for smtp, _ in idle:
+            _quit(smtp)
+
+
+def _quit(smtp: smtplib.SMTP) -> None:
+    try:
+        smtp.quit()
+    except (smtplib.SMTPException, OSError):
+        smtp.close()
