@@ -27,7 +27,7 @@ def env(tmp_path: Path) -> dict[str, str]:
     url = f"sqlite:///{tmp_path / 'cli.db'}"
     engine = make_engine(url)
     Base.metadata.create_all(engine)  # the lead's migration will carry these tables; tests need no wait for it
-    # An incident opened 10 minutes ago whose first page no worker has sent: the audit must see it.
+    # An incident opened 10 minutes ago whose next escalation no worker has fired: the audit must see it.
     clock = FrozenClock(datetime.now(UTC) - timedelta(minutes=10))
     with transaction(session_factory(engine)) as s:
         seed_demo(s, clock)
@@ -68,7 +68,8 @@ def test_audit_then_ack_from_the_command_line(env: dict[str, str]) -> None:
     audit = run(env, "incidents", "audit", "--json")
     assert audit.returncode == 1, audit.stderr
     [late] = json.loads(audit.stdout)
-    assert late["step"] == 0 and late["late_seconds"] >= 590
+    # The first level paged with the trigger; the second was due 5 minutes later.
+    assert late["step"] == 1 and late["late_seconds"] >= 290
     refused = run(env, "ack", "1", "--as", "dev@liveco.demo")  # a customer cannot acknowledge
     assert refused.returncode == 2
     acked = run(env, "ack", "1", "--as", "li.na@zhiban.demo")

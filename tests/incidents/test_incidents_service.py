@@ -273,11 +273,16 @@ def test_auditor_reports_steps_no_worker_fired(desk: Desk, clock: FrozenClock) -
     world = build(desk)
     with desk.transaction() as s:
         integrations.receive_events_v2(s, clock, trigger(world.integration_key, "x"))
+        # The first level was due at once: it paged within the trigger's own transaction.
+        steps = {row.step_no: row for row in s.scalars(select(EscalationStepRow))}
+        assert steps[0].state == "done" and steps[0].paged == [world.primary]
+        assert steps[1].state == "scheduled"
+        assert s.scalar(select(func.count()).select_from(NotificationRow)) == 1
         assert overdue_steps(s, clock) == []
-    clock.advance(timedelta(minutes=3))
+    clock.advance(timedelta(minutes=8))  # the second level was due after 5 minutes; no worker ran
     with desk.transaction() as s:
         [late] = overdue_steps(s, clock)
-        assert late.step_no == 0 and late.late_by == timedelta(minutes=3)
+        assert late.step_no == 1 and late.late_by == timedelta(minutes=3)
     drain(worker(desk))
     with desk.transaction() as s:
         assert overdue_steps(s, clock) == []

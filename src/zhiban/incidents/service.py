@@ -761,20 +761,22 @@ def _escalate_key(incident_id: str, generation: int, step_no: int) -> str:
     return f"esc:{incident_id}:{generation}:{step_no}"
 
 
-def _schedule(session: Session, clock: Clock, incident: IncidentRow, step: EscalationStep) -> None:
-    session.add(
-        EscalationStepRow(
-            incident_id=incident.id,
-            generation=incident.generation,
-            step_no=step.step_no,
-            level_index=step.level_index,
-            repeat=step.repeat,
-            due_at=step.due_at,
-            state="scheduled",
-            planned_targets=list(step.targets),
-            paged=[],
-        )
+def _step_row(incident: IncidentRow, step: EscalationStep) -> EscalationStepRow:
+    return EscalationStepRow(
+        incident_id=incident.id,
+        generation=incident.generation,
+        step_no=step.step_no,
+        level_index=step.level_index,
+        repeat=step.repeat,
+        due_at=step.due_at,
+        state="scheduled",
+        planned_targets=list(step.targets),
+        paged=[],
     )
+
+
+def _schedule(session: Session, clock: Clock, incident: IncidentRow, step: EscalationStep) -> None:
+    session.add(_step_row(incident, step))
     enqueue(
         session,
         ESCALATE_JOB,
@@ -803,7 +805,14 @@ def start_escalation(
     if step is None:
         _event(session, incident.id, "nobody_to_page", clock.now(), body="the policy resolves to nobody")
         return
-    _schedule(session, clock, incident, step)
+    if step.due_at > clock.now():
+        _schedule(session, clock, incident, step)
+        return
+    # A first step due now (high urgency, no delay) pages in this very transaction: the pages are queued
+    # as durably as the incident itself, without a timer to claim and the incident to load again first.
+    step_row = _step_row(incident, step)
+    session.add(step_row)
+    _fire(session, clock, incident, service, policy_row, step_row)
 
 
 def fire_step(ctx: JobContext, payload: dict[str, Any]) -> None:
@@ -823,7 +832,6 @@ def fire_step(ctx: JobContext, payload: dict[str, Any]) -> None:
         if incident is None or step_row is None or step_row.state != "scheduled":
             ctx.finish(session)
             return
-        now = clock.now()
         if incident.status != IncidentStatus.TRIGGERED or incident.generation != step_row.generation:
             step_row.state = "cancelled"
             ctx.finish(session)
@@ -831,38 +839,51 @@ def fire_step(ctx: JobContext, payload: dict[str, Any]) -> None:
         service = session.get(ServiceRow, incident.service_id)
         assert service is not None
         policy_row = session.get(EscalationPolicyRow, service.policy_id) if service.policy_id else None
-        people = list(step_row.planned_targets)
-        if policy_row is not None and step_row.level_index < len(policy_row.levels):
-            # Whoever is on call now, not when the step was planned.
-            level = policy_of(policy_row).levels[step_row.level_index]
-            current: list[str] = []
-            resolve = _resolver(session, incident)
-            for target in level.targets:
-                found = list(resolve(target, now))
-                if target.round_robin and found:
-                    found = [found[(incident.round_robin_offset + step_row.repeat) % len(found)]]
-                current.extend(p for p in found if p not in current)
-            people = current or people
-        paged = [p for p in people if page_person(session, clock, incident, service, p, step_row.step_no)]
-        step_row.state = "done"
-        step_row.fired_at = now
-        step_row.paged = people
-        _event(
-            session,
-            incident.id,
-            "escalated",
-            now,
-            body=f"level {step_row.level_index + 1}" + (f", pass {step_row.repeat + 1}" if step_row.repeat else ""),
-            data={"step": step_row.step_no, "people": people, "paged": paged},
-        )
-        if policy_row is not None:
-            previous = EscalationStep(
-                step_row.step_no, step_row.level_index, step_row.repeat, step_row.due_at, tuple(people)
-            )
-            following = _plan_next(session, incident, service, policy_row, previous)
-            if following is not None:
-                _schedule(session, clock, incident, following)
+        _fire(session, clock, incident, service, policy_row, step_row)
         ctx.finish(session)
+
+
+def _fire(
+    session: Session,
+    clock: Clock,
+    incident: IncidentRow,
+    service: ServiceRow,
+    policy_row: EscalationPolicyRow | None,
+    step_row: EscalationStepRow,
+) -> None:
+    """Page a due step's people now and arm the policy's next step, in the caller's transaction."""
+    now = clock.now()
+    people = list(step_row.planned_targets)
+    if policy_row is not None and step_row.level_index < len(policy_row.levels):
+        # Whoever is on call now, not when the step was planned.
+        level = policy_of(policy_row).levels[step_row.level_index]
+        current: list[str] = []
+        resolve = _resolver(session, incident)
+        for target in level.targets:
+            found = list(resolve(target, now))
+            if target.round_robin and found:
+                found = [found[(incident.round_robin_offset + step_row.repeat) % len(found)]]
+            current.extend(p for p in found if p not in current)
+        people = current or people
+    paged = [p for p in people if page_person(session, clock, incident, service, p, step_row.step_no)]
+    step_row.state = "done"
+    step_row.fired_at = now
+    step_row.paged = people
+    _event(
+        session,
+        incident.id,
+        "escalated",
+        now,
+        body=f"level {step_row.level_index + 1}" + (f", pass {step_row.repeat + 1}" if step_row.repeat else ""),
+        data={"step": step_row.step_no, "people": people, "paged": paged},
+    )
+    if policy_row is not None:
+        previous = EscalationStep(
+            step_row.step_no, step_row.level_index, step_row.repeat, step_row.due_at, tuple(people)
+        )
+        following = _plan_next(session, incident, service, policy_row, previous)
+        if following is not None:
+            _schedule(session, clock, incident, following)
 
 
 def page_person(
