@@ -353,9 +353,9 @@ def insert_jobs(session: Session, rows: list[dict[str, Any]]) -> int:
         return 0
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
-        stmt: Any = postgresql.insert(Job).on_conflict_do_nothing(index_elements=["dedup_key"])
+        stmt: Any = postgresql.insert(JOBS).on_conflict_do_nothing(index_elements=["dedup_key"])
     elif dialect == "sqlite":
-        stmt = sqlite.insert(Job).on_conflict_do_nothing(index_elements=["dedup_key"])
+        stmt = sqlite.insert(JOBS).on_conflict_do_nothing(index_elements=["dedup_key"])
     else:  # pragma: no cover - only the two supported databases
         raise RuntimeError(f"unsupported database dialect {dialect}")
     now = _wall_now()
@@ -364,7 +364,7 @@ def insert_jobs(session: Session, rows: list[dict[str, Any]]) -> int:
         for row in rows
     ]
     # Inserted ids come back through RETURNING, batched into multi-row statements by SQLAlchemy.
-    return len(session.execute(stmt.returning(Job.id), values).all())
+    return len(_core(session).execute(stmt.returning(Job.id), values).all())
 
 
 def delete_pending_by_dedup_keys(session: Session, dedup_keys: list[str]) -> int:

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from zhiban.core.clock import Clock
 from zhiban.core.errors import Conflict, Forbidden, InvalidInput, NotFound
-from zhiban.engine import JobContext, cancel, enqueue
+from zhiban.engine import JobContext, cancel, enqueue, enqueue_many
 from zhiban.identity.model import Principal
 from zhiban.identity.store import PersonRow, TeamRow
 from zhiban.incidents.escalation import (
@@ -810,9 +810,7 @@ def start_escalation(
         return
     # A first step due now (high urgency, no delay) pages in this very transaction: the pages are queued
     # as durably as the incident itself, without a timer to claim and the incident to load again first.
-    step_row = _step_row(incident, step)
-    session.add(step_row)
-    _fire(session, clock, incident, service, policy_row, step_row)
+    _fire(session, clock, incident, service, policy_row, _step_row(incident, step))
 
 
 def fire_step(ctx: JobContext, payload: dict[str, Any]) -> None:
@@ -877,6 +875,7 @@ def _fire(
         body=f"level {step_row.level_index + 1}" + (f", pass {step_row.repeat + 1}" if step_row.repeat else ""),
         data={"step": step_row.step_no, "people": people, "paged": paged},
     )
+    session.add(step_row)  # a step fired as it was planned is new here: one INSERT of the finished step
     if policy_row is not None:
         previous = EscalationStep(
             step_row.step_no, step_row.level_index, step_row.repeat, step_row.due_at, tuple(people)
@@ -927,7 +926,7 @@ def page_person(
         target = f"{target_prefix}{person.id}.{method_id or channel}"
         key = step_key(incident.id, step_no, target, incident.generation)
         message = render_incident(notice, language, key)
-        _row, new = notify.queue_message(
+        _, new = notify.queue_message(
             session,
             clock,
             message=message,
@@ -962,7 +961,8 @@ def _stop_paging(session: Session, clock: Clock, incident: IncidentRow, reason: 
 def ensure_auditor(session: Session, clock: Clock) -> None:
     now = clock.now()
     bucket = int(now.timestamp() // AUDIT_EVERY.total_seconds())
-    enqueue(session, AUDIT_JOB, {}, due_at=now + AUDIT_EVERY, dedup_key=f"incident.audit:{bucket + 1}")
+    # Insert-if-absent in one statement: every batch that opens an incident passes here.
+    enqueue_many(session, [(AUDIT_JOB, {}, now + AUDIT_EVERY, f"incident.audit:{bucket + 1}")])
 
 
 # --- acknowledge, resolve, re-trigger -------------------------------------------------------------

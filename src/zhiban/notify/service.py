@@ -13,14 +13,15 @@ import threading
 from collections.abc import Callable
 from dataclasses import asdict
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, func, select, text, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Table, delete, func, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from zhiban.core.clock import Clock
-from zhiban.core.errors import InvalidInput, NotFound
+from zhiban.core.errors import Conflict, InvalidInput, NotFound
 from zhiban.engine import JobContext, enqueue
 from zhiban.engine.model import bounded_error
 from zhiban.incidents.escalation import NotificationRule
@@ -34,6 +35,7 @@ from zhiban.notify.model import (
 )
 from zhiban.notify.registry import ChannelDeps, channel_for, parse_destination, rate_limits_for
 from zhiban.notify.store import ContactMethodRow, NotificationRow, NotificationRuleRow
+from zhiban.store.db import new_id
 
 log = logging.getLogger("zhiban.notify")
 
@@ -169,47 +171,51 @@ def queue_message(
     person_id: str | None = None,
     contact_method_id: str | None = None,
     destination_name: str = "",
-) -> tuple[NotificationRow, bool]:
-    """Store one message and arm its delivery job; (row, False) when its idempotency key was queued before."""
-    existing = session.scalar(select(NotificationRow).where(NotificationRow.idempotency_key == message.idempotency_key))
-    if existing is not None:
-        return existing, False
+) -> tuple[str, bool]:
+    """Store one message and arm its delivery job; (id, False) when its idempotency key was queued before.
+
+    One INSERT … ON CONFLICT DO NOTHING: a page storm queues many messages inside alert transactions, and
+    a look-up, a savepoint and an insert per message were most of their round trips. A concurrent step run
+    that queued the same key first wins; ours is then a repeat.
+    """
     destination = parse_destination(channel, config, destination_name)
-    row = NotificationRow(
-        idempotency_key=message.idempotency_key,
-        subject_kind=subject_kind,
-        subject_id=subject_id,
-        person_id=person_id,
-        contact_method_id=contact_method_id,
-        channel=channel,
-        destination={"config": dict(config), "name": destination_name},
-        rate_key=destination.rate_key if destination_name else f"{channel}:{_config_identity(config)}",
-        message=message_to_json(message),
-        state="pending",
-        due_at=due_at,
-        created_at=clock.now(),
-    )
-    try:
-        with session.begin_nested():
-            session.add(row)
-            session.flush()
-    except IntegrityError:
-        # A concurrent step run queued the same key first: theirs stands.
-        found = session.scalar(
-            select(NotificationRow).where(NotificationRow.idempotency_key == message.idempotency_key)
+    values = {
+        "id": new_id(),
+        "idempotency_key": message.idempotency_key,
+        "subject_kind": subject_kind,
+        "subject_id": subject_id,
+        "person_id": person_id,
+        "contact_method_id": contact_method_id,
+        "channel": channel,
+        "destination": {"config": dict(config), "name": destination_name},
+        "rate_key": destination.rate_key if destination_name else f"{channel}:{_config_identity(config)}",
+        "message": message_to_json(message),
+        "state": "pending",
+        "due_at": due_at,
+        "attempts": 0,
+        "job_seq": 0,
+        "created_at": clock.now(),
+    }
+    table = cast(Table, NotificationRow.__table__)
+    insert = pg_insert(table) if session.get_bind().dialect.name == "postgresql" else sqlite_insert(table)
+    statement = insert.values(values).on_conflict_do_nothing(index_elements=["idempotency_key"])
+    inserted = session.connection().execute(statement.returning(table.c.id)).scalar_one_or_none()
+    if inserted is None:
+        existing = session.scalar(
+            select(NotificationRow.id).where(NotificationRow.idempotency_key == message.idempotency_key)
         )
-        if found is None:
-            raise
-        return found, False
+        if existing is None:  # pragma: no cover - the conflicting row was deleted meanwhile
+            raise Conflict(f"message {message.idempotency_key!r} was being changed concurrently; try again")
+        return existing, False
     enqueue(
         session,
         DELIVER_JOB,
-        {"id": row.id, "seq": 0},
+        {"id": inserted, "seq": 0},
         due_at=due_at,
-        dedup_key=f"notify:{row.id}:0",
+        dedup_key=f"notify:{inserted}:0",
         max_attempts=DELIVERY_ATTEMPTS,
     )
-    return row, True
+    return inserted, True
 
 
 def _config_identity(config: dict[str, Any]) -> str:
