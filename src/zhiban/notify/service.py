@@ -63,6 +63,7 @@ def add_contact_method(
     )
     session.add(row)
     session.flush()
+    session.info.pop(_RULES_MEMO, None)  # paging_rules must see the change
     return row
 
 
@@ -88,6 +89,7 @@ def add_notification_rule(
     )
     session.add(row)
     session.flush()
+    session.info.pop(_RULES_MEMO, None)  # paging_rules must see the change
     return row
 
 
@@ -103,6 +105,7 @@ def remove_contact_method(session: Session, *, person_id: str, contact_method_id
     )
     session.delete(method)
     session.flush()
+    session.info.pop(_RULES_MEMO, None)  # paging_rules must see the change
 
 
 def remove_notification_rule(session: Session, *, person_id: str, rule_id: str) -> None:
@@ -112,6 +115,7 @@ def remove_notification_rule(session: Session, *, person_id: str, rule_id: str) 
         raise NotFound(f"person {person_id} has no notification rule {rule_id}")
     session.delete(rule)
     session.flush()
+    session.info.pop(_RULES_MEMO, None)  # paging_rules must see the change
 
 
 def contact_methods_of(session: Session, person_id: str) -> list[ContactMethodRow]:
@@ -126,8 +130,27 @@ def rules_of(session: Session, person_id: str) -> list[NotificationRuleRow]:
     return list(session.scalars(query.order_by(NotificationRuleRow.delay_minutes, NotificationRuleRow.id)))
 
 
+_RULES_MEMO = "zhiban.notify.paging_rules"  # session.info: (transaction, {(person, urgency): rules})
+
+
 def paging_rules(session: Session, person_id: str, urgency: str) -> list[tuple[NotificationRule, ContactMethodRow]]:
-    """The rules that apply to a page of this urgency, each with its contact method."""
+    """The rules that apply to a page of this urgency, each with its contact method.
+
+    Remembered for the rest of the transaction: an alert storm opens many incidents in one transaction,
+    and they all page the same few people on call.
+    """
+    transaction = session.get_transaction()
+    kept = session.info.get(_RULES_MEMO)
+    if kept is None or kept[0] is not transaction:
+        kept = session.info[_RULES_MEMO] = (transaction, {})
+    memo: dict[tuple[str, str], list[tuple[NotificationRule, ContactMethodRow]]] = kept[1]
+    found = memo.get((person_id, urgency))
+    if found is None:
+        found = memo[(person_id, urgency)] = _paging_rules(session, person_id, urgency)
+    return found
+
+
+def _paging_rules(session: Session, person_id: str, urgency: str) -> list[tuple[NotificationRule, ContactMethodRow]]:
     methods = {m.id: m for m in contact_methods_of(session, person_id)}
     found = []
     for rule in rules_of(session, person_id):
