@@ -199,6 +199,23 @@ def intake_figures(port: int) -> str:
     )
 
 
+def postgres_background(db_url: str) -> tuple[int, int]:
+    """(checkpoints, autovacuum runs on the bench's tables) so far: PostgreSQL's own work that can stall a run."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(db_url)
+    with engine.connect() as conn:
+        checkpoints = conn.execute(text("select checkpoints_timed + checkpoints_req from pg_stat_bgwriter")).scalar()
+        vacuums = conn.execute(
+            text(
+                "select coalesce(sum(autovacuum_count + autoanalyze_count), 0) from pg_stat_user_tables "
+                "where schemaname = current_schema()"
+            )
+        ).scalar()
+    engine.dispose()
+    return int(checkpoints or 0), int(vacuums or 0)
+
+
 def postgres_cpu_seconds() -> float:
     """CPU time used so far by every PostgreSQL server process (its backends do the SQL work of the desk)."""
     total = 0.0
@@ -352,9 +369,11 @@ def bench_zhiban(
         load_before = os.getloadavg()[0]
         cpu_before = [cpu_seconds(server.pid) for server in servers]
         postgres_before = postgres_cpu_seconds()
+        background_before = postgres_background(db_url) if kind == "postgres" else (0, 0)
         client_before = time.process_time()
         latencies, codes, elapsed = run_load(port, "/v2/enqueue", body, rate, seconds)
         client_cpu = time.process_time() - client_before
+        background_after = postgres_background(db_url) if kind == "postgres" else (0, 0)
         load_after = os.getloadavg()[0]
         time.sleep(3)  # let the worker hand out the last pages
         intake = intake_figures(port)
@@ -396,6 +415,9 @@ def bench_zhiban(
         "cpu_ms": cpu_ms,
         "client_cpu_ms": client_cpu * 1000 / max(1, len(latencies)),
         "postgres_cpu_ms": postgres_ms if kind == "postgres" else None,
+        "postgres_background": [
+            after - before for before, after in zip(background_before, background_after, strict=True)
+        ],
     }
 
 
@@ -562,6 +584,12 @@ def main() -> None:
             + f"), {result['client_cpu_ms']:.2f} ms in the load generator"
             + (f", {result['postgres_cpu_ms']:.2f} ms in PostgreSQL" if result["postgres_cpu_ms"] is not None else "")
             + f"; {result['intake']}"
+            + (
+                f"; during the load PostgreSQL ran {result['postgres_background'][0]} checkpoint(s) and "
+                f"{result['postgres_background'][1]} autovacuum/autoanalyze pass(es) on these tables"
+                if kind == "postgres"
+                else ""
+            )
         )
     if args.alerta:
         alerta = bench_alerta(args.rate, args.seconds, args.new_share)
