@@ -94,10 +94,6 @@ class ReportBatch:
         rows = list(reports)
         n = len(rows)
         values = {name: np.full(n, np.nan) for name in NUMERIC_FIELDS}
-        attempts = np.zeros(n, np.int64)
-        successes = np.zeros(n, np.int64)
-        latency_row: list[int] = []
-        latency_ms: list[float] = []
         events: dict[int, tuple[Event, ...]] = {}
         labels: dict[int, dict[str, LabelValue]] = {}
         for i, report in enumerate(rows):
@@ -115,17 +111,9 @@ class ReportBatch:
                         values[f"{block_name}_{name}"][i] = value
             if report.events:
                 events[i] = report.events
-                for event in report.events:
-                    if event.type != "join":
-                        continue
-                    attempts[i] += 1
-                    if event.ok:
-                        successes[i] += 1
-                        if event.latency_ms is not None:
-                            latency_row.append(i)
-                            latency_ms.append(event.latency_ms)
             if report.labels:
                 labels[i] = dict(report.labels)
+        attempts, successes, latency_row, latency_ms = join_columns(events, n)
         return cls(
             app_id=[r.app_id for r in rows],
             session_id=[r.session_id for r in rows],
@@ -134,8 +122,8 @@ class ReportBatch:
             values=values,
             join_attempts=attempts,
             join_successes=successes,
-            join_latency_row=np.array(latency_row, dtype=np.int64),
-            join_latency_ms=np.array(latency_ms, dtype=np.float64),
+            join_latency_row=latency_row,
+            join_latency_ms=latency_ms,
             events=events,
             labels=labels,
         )
@@ -234,3 +222,23 @@ class ReportBatch:
             events=events,
             labels=labels,
         )
+
+
+def join_columns(
+    events: dict[int, tuple[Event, ...]], n: int
+) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]:
+    """Join attempts and successes per row, and the latencies of successful joins with their rows."""
+    attempts = np.zeros(n, np.int64)
+    successes = np.zeros(n, np.int64)
+    latency_row: list[int] = []
+    latency_ms: list[float] = []
+    for i, row_events in events.items():
+        for event in row_events:
+            if event.type == "join":
+                attempts[i] += 1
+                if event.ok:
+                    successes[i] += 1
+                    if event.latency_ms is not None:
+                        latency_row.append(i)
+                        latency_ms.append(event.latency_ms)
+    return attempts, successes, np.array(latency_row, dtype=np.int64), np.array(latency_ms, dtype=np.float64)

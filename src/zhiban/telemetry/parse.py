@@ -15,7 +15,7 @@ from numpy.typing import NDArray
 
 from zhiban.core.errors import InvalidInput, TooLarge
 from zhiban.telemetry import typed
-from zhiban.telemetry.batch import ReportBatch
+from zhiban.telemetry.batch import ReportBatch, join_columns
 from zhiban.telemetry.model import (
     MAX_DIMENSION_LEN,
     MAX_ID_LEN,
@@ -28,7 +28,7 @@ from zhiban.telemetry.model import (
     QualityReport,
     Rejection,
 )
-from zhiban.telemetry.typed import FREEZE_ACTIVE, MATRIX, NUMERIC_ROW, join_columns
+from zhiban.telemetry.typed import FREEZE_ACTIVE, MATRIX, NUMERIC_ROW
 from zhiban.telemetry.validate import (
     BLOCK_FIELDS,
     KNOWN_FIELDS,

@@ -19,7 +19,7 @@ from msgspec import UNSET, Meta, UnsetType, defstruct
 from msgspec.structs import astuple
 from numpy.typing import NDArray
 
-from zhiban.telemetry.batch import ReportBatch
+from zhiban.telemetry.batch import ReportBatch, join_columns
 from zhiban.telemetry.model import (
     EVENT_TYPES,
     MAX_DIMENSION_LEN,
@@ -181,26 +181,6 @@ def _numbers(columns: list[tuple[Any, ...]], n: int) -> NDArray[np.float64]:
     rows.append(columns[_AT["interval_ms"]])
     rows.append(columns[_AT["av_sync_ms"]])
     return np.array(rows, dtype=np.float64).reshape(len(MATRIX), n)  # (a null number becomes NaN)
-
-
-def join_columns(
-    events: dict[int, tuple[Event, ...]], n: int
-) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]:
-    """Join attempts and successes per row, and the latencies of successful joins with their rows."""
-    attempts = np.zeros(n, np.int64)
-    successes = np.zeros(n, np.int64)
-    latency_row: list[int] = []
-    latency_ms: list[float] = []
-    for i, row_events in events.items():
-        for event in row_events:
-            if event.type == "join":
-                attempts[i] += 1
-                if event.ok:
-                    successes[i] += 1
-                    if event.latency_ms is not None:
-                        latency_row.append(i)
-                        latency_ms.append(event.latency_ms)
-    return attempts, successes, np.array(latency_row, dtype=np.int64), np.array(latency_ms, dtype=np.float64)
 
 
 def report_batch(rows: list[Any]) -> tuple[ReportBatch, NDArray[np.bool_]]:
