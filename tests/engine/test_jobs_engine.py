@@ -10,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from prometheus_client import REGISTRY
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -18,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from tests.engine.proc_handlers import effects, insert_effect, metadata
 from zhiban.core.clock import FrozenClock
 from zhiban.core.errors import Conflict, InvalidInput, NotFound
+from zhiban.core.metrics import REGISTRY
 from zhiban.engine import (
     JobContext,
     JobRegistry,

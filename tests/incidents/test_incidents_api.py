@@ -175,3 +175,12 @@ def test_staff_pages_render_and_forms_act(client: TestClient, desk: Desk) -> Non
     assert page.status_code == 200 and "/acknowledge" in page.text
     assert client.get("/incidents", headers=bearer(tenants.alice_token)).status_code == 403
     assert client.post(f"/incidents/{iid}/acknowledge", headers=staff, follow_redirects=False).status_code == 303
+
+
+def test_metrics_show_the_job_engine_beside_the_requests(client: TestClient, desk: Desk) -> None:
+    world = build(desk)
+    assert client.post("/v2/enqueue", json=trigger(world.integration_key, "edge-07")).status_code == 202
+    drain(worker(desk))  # delivers the page queued by the trigger
+    metrics = client.get("/metrics").text
+    assert 'zhiban_jobs_finished_total{kind="notify.deliver",outcome="done"}' in metrics
+    assert 'zhiban_http_requests_total{method="POST",route="/v2/enqueue",status="202"}' in metrics

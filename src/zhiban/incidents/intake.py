@@ -26,9 +26,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from zhiban.core.clock import Clock
 from zhiban.core.errors import InvalidInput, RateLimited
+from zhiban.core.metrics import REGISTRY
 from zhiban.incidents import integrations
 from zhiban.incidents.model import AlertEvent
-from zhiban.web.observability import REGISTRY
 
 log = logging.getLogger("zhiban.incidents.intake")
 

@@ -7,13 +7,13 @@ import uuid
 
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from sqlalchemy import text
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from zhiban.core import logging as zlog
+from zhiban.core.metrics import REGISTRY
 
-REGISTRY = CollectorRegistry(auto_describe=True)
 REQUESTS = Counter("zhiban_http_requests_total", "HTTP requests", ["method", "route", "status"], registry=REGISTRY)
 LATENCY = Histogram(
     "zhiban_http_request_seconds",
