@@ -160,7 +160,23 @@ ISOLATION_CASES = [
             {"name": "p", "levels": [{"delay_minutes": 5, "targets": [{"kind": "person", "ref": f.world.agent_id}]}]},
         ),
     ),
+    Case(
+        "PUT",
+        "/api/v1/escalation-policies/{policy_id}",
+        lambda f: (
+            "/api/v1/escalation-policies/" + "a" * 32,
+            {"name": "p", "levels": [{"delay_minutes": 5, "targets": [{"kind": "person", "ref": f.world.agent_id}]}]},
+        ),
+    ),
+    Case(
+        "DELETE", "/api/v1/escalation-policies/{policy_id}", lambda f: ("/api/v1/escalation-policies/" + "a" * 32, None)
+    ),
     Case("GET", "/api/v1/incident-services", lambda f: ("/api/v1/incident-services", None)),
+    Case(
+        "PUT",
+        "/api/v1/incident-services/{service_id}",
+        lambda f: ("/api/v1/incident-services/" + "a" * 32, {"name": "s"}),
+    ),
     Case("POST", "/api/v1/incident-services", lambda f: ("/api/v1/incident-services", {"name": "s"})),
     Case("GET", "/api/v1/integrations", lambda f: ("/api/v1/integrations", None)),
     Case(
@@ -240,6 +256,7 @@ ISOLATION_CASES = [
         lambda c, f, r: __import__("tests.oncall.oncall_kit", fromlist=["x"]).no_schedules(c, f, r),
     ),
     Case("GET", "/api/v1/schedules/{schedule_id}", lambda f: ("/api/v1/schedules/" + "a" * 32, None)),
+    Case("DELETE", "/api/v1/schedules/{schedule_id}", lambda f: ("/api/v1/schedules/" + "a" * 32, None)),
     Case(
         "PATCH",
         "/api/v1/schedules/{schedule_id}",

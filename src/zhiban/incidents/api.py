@@ -249,6 +249,28 @@ def create_policy(body: PolicyIn, session: DB, clock: ClockDep, principal: Curre
     return PolicyOut.of(row)
 
 
+@router.put("/api/v1/escalation-policies/{policy_id}", response_model=PolicyOut, summary="Replace a policy (admins)")
+def replace_policy(body: PolicyIn, policy_id: Ident, session: DB, principal: CurrentPrincipal) -> PolicyOut:
+    principal.require_admin()
+    row = service.update_policy(
+        session,
+        policy_id,
+        name=body.name,
+        levels=[level.model_dump(exclude_none=True) for level in body.levels],
+        repeats=body.repeats,
+        calendar_country=body.calendar_country,
+        calendar_zone=body.calendar_zone,
+    )
+    return PolicyOut.of(row)
+
+
+@router.delete("/api/v1/escalation-policies/{policy_id}", status_code=204, summary="Delete an unused policy (admins)")
+def delete_policy(policy_id: Ident, session: DB, principal: CurrentPrincipal) -> Response:
+    principal.require_admin()
+    service.delete_policy(session, policy_id)
+    return Response(status_code=204)
+
+
 class ServiceIn(BaseModel):
     name: ShortText
     policy: ShortText | None = None
@@ -290,6 +312,12 @@ def list_services(session: DB, principal: CurrentPrincipal) -> list[ServiceOut]:
 def create_service(body: ServiceIn, session: DB, clock: ClockDep, principal: CurrentPrincipal) -> ServiceOut:
     principal.require_admin()
     return ServiceOut.of(service.create_service(session, clock, **body.model_dump()))
+
+
+@router.put("/api/v1/incident-services/{service_id}", response_model=ServiceOut, summary="Replace a service (admins)")
+def replace_service(body: ServiceIn, service_id: Ident, session: DB, principal: CurrentPrincipal) -> ServiceOut:
+    principal.require_admin()
+    return ServiceOut.of(service.update_service(session, service_id, **body.model_dump()))
 
 
 class IntegrationIn(BaseModel):

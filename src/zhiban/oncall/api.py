@@ -256,6 +256,13 @@ def patch_schedule(
     return _out(session, row, clock.now())
 
 
+@router.delete("/schedules/{schedule_id}", status_code=204, summary="Delete a schedule no policy pages (admins)")
+def delete_schedule(session: DB, principal: CurrentPrincipal, schedule_id: ScheduleId) -> Response:
+    _write(principal)
+    service.delete_schedule(session, principal, schedule_id)
+    return Response(status_code=204)
+
+
 @router.post(
     "/schedules/{schedule_id}/layers", status_code=201, response_model=LayerOut, summary="Add a layer on top (admins)"
 )
