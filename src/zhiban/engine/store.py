@@ -23,12 +23,11 @@ from sqlalchemy import (
     tuple_,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from zhiban.store.db import Base, UTCDateTime, id_column_type, new_id
+from zhiban.store.db import Base, UTCDateTime, id_column_type, insert_or_skip, new_id
 
 from .model import JobState
 
@@ -111,16 +110,10 @@ def insert_job(
         "created_at": now,
         "updated_at": now,
     }
-    dialect = session.get_bind().dialect.name
     if dedup_key is None:
         _core(session).execute(insert(JOBS).values(**values))
         return job_id
-    if dialect == "postgresql":
-        stmt: Any = postgresql.insert(JOBS).values(**values).on_conflict_do_nothing(index_elements=["dedup_key"])
-    elif dialect == "sqlite":
-        stmt = sqlite.insert(JOBS).values(**values).on_conflict_do_nothing(index_elements=["dedup_key"])
-    else:  # pragma: no cover - only the two supported databases
-        raise RuntimeError(f"unsupported database dialect {dialect}")
+    stmt = insert_or_skip(session, JOBS, ["dedup_key"]).values(**values)
     inserted = _core(session).execute(stmt.returning(Job.id)).scalar_one_or_none()
     return job_id if inserted is not None else None
 
@@ -351,13 +344,7 @@ def insert_jobs(session: Session, rows: list[dict[str, Any]]) -> int:
     """
     if not rows:
         return 0
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        stmt: Any = postgresql.insert(JOBS).on_conflict_do_nothing(index_elements=["dedup_key"])
-    elif dialect == "sqlite":
-        stmt = sqlite.insert(JOBS).on_conflict_do_nothing(index_elements=["dedup_key"])
-    else:  # pragma: no cover - only the two supported databases
-        raise RuntimeError(f"unsupported database dialect {dialect}")
+    stmt = insert_or_skip(session, JOBS, ["dedup_key"])
     now = _wall_now()
     values = [
         {**row, "id": new_id(), "state": JobState.PENDING.value, "attempts": 0, "created_at": now, "updated_at": now}

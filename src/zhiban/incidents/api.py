@@ -216,6 +216,16 @@ class PolicyIn(BaseModel):
     calendar_country: str = Field("CN", min_length=2, max_length=3)
     calendar_zone: str = Field("Asia/Shanghai", max_length=64)
 
+    def fields(self) -> dict[str, Any]:
+        """The policy as service.create_policy / update_policy take it."""
+        return {
+            "name": self.name,
+            "levels": [level.model_dump(exclude_none=True) for level in self.levels],
+            "repeats": self.repeats,
+            "calendar_country": self.calendar_country,
+            "calendar_zone": self.calendar_zone,
+        }
+
 
 class PolicyOut(BaseModel):
     id: str
@@ -237,31 +247,13 @@ def list_policies(session: DB, principal: CurrentPrincipal) -> list[PolicyOut]:
 @router.post("/api/v1/escalation-policies", status_code=201, response_model=PolicyOut, summary="Create a policy")
 def create_policy(body: PolicyIn, session: DB, clock: ClockDep, principal: CurrentPrincipal) -> PolicyOut:
     principal.require_admin()
-    row = service.create_policy(
-        session,
-        clock,
-        name=body.name,
-        levels=[level.model_dump(exclude_none=True) for level in body.levels],
-        repeats=body.repeats,
-        calendar_country=body.calendar_country,
-        calendar_zone=body.calendar_zone,
-    )
-    return PolicyOut.of(row)
+    return PolicyOut.of(service.create_policy(session, clock, **body.fields()))
 
 
 @router.put("/api/v1/escalation-policies/{policy_id}", response_model=PolicyOut, summary="Replace a policy (admins)")
 def replace_policy(body: PolicyIn, policy_id: Ident, session: DB, principal: CurrentPrincipal) -> PolicyOut:
     principal.require_admin()
-    row = service.update_policy(
-        session,
-        policy_id,
-        name=body.name,
-        levels=[level.model_dump(exclude_none=True) for level in body.levels],
-        repeats=body.repeats,
-        calendar_country=body.calendar_country,
-        calendar_zone=body.calendar_zone,
-    )
-    return PolicyOut.of(row)
+    return PolicyOut.of(service.update_policy(session, policy_id, **body.fields()))
 
 
 @router.delete("/api/v1/escalation-policies/{policy_id}", status_code=204, summary="Delete an unused policy (admins)")

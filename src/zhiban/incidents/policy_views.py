@@ -178,14 +178,7 @@ class PolicyFields:
 
     def saved(self) -> dict[str, Any]:
         """The keyword arguments of service.create_policy / update_policy, as the API passes them."""
-        body = self.to_api()
-        return {
-            "name": body.name,
-            "levels": [level.model_dump(exclude_none=True) for level in body.levels],
-            "repeats": body.repeats,
-            "calendar_country": body.calendar_country,
-            "calendar_zone": body.calendar_zone,
-        }
+        return self.to_api().fields()
 
 
 @dataclass(frozen=True)

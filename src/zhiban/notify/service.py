@@ -16,8 +16,6 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import Table, delete, func, select, text, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from zhiban.core.clock import Clock
@@ -35,7 +33,7 @@ from zhiban.notify.model import (
 )
 from zhiban.notify.registry import ChannelDeps, channel_for, parse_destination, rate_limits_for
 from zhiban.notify.store import ContactMethodRow, NotificationRow, NotificationRuleRow
-from zhiban.store.db import new_id
+from zhiban.store.db import insert_or_skip, new_id
 
 log = logging.getLogger("zhiban.notify")
 
@@ -220,9 +218,8 @@ def queue_message(
         "created_at": clock.now(),
     }
     table = cast(Table, NotificationRow.__table__)
-    insert = pg_insert(table) if session.get_bind().dialect.name == "postgresql" else sqlite_insert(table)
-    statement = insert.values(values).on_conflict_do_nothing(index_elements=["idempotency_key"])
-    inserted = session.connection().execute(statement.returning(table.c.id)).scalar_one_or_none()
+    statement = insert_or_skip(session, table, ["idempotency_key"]).values(values).returning(table.c.id)
+    inserted = session.connection().execute(statement).scalar_one_or_none()
     if inserted is None:
         existing = session.scalar(
             select(NotificationRow.id).where(NotificationRow.idempotency_key == message.idempotency_key)

@@ -30,7 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from zhiban.store.db import Base, UTCDateTime
+from zhiban.store.db import Base, UTCDateTime, insert_or_skip
 
 _PARTS_VERSION: Final = 1
 METRIC_COLUMNS: Final = (
@@ -309,15 +309,7 @@ def save_raw(session: Session, rows: Iterable[dict[str, Any]]) -> None:
     batch = list(rows)
     if not batch:
         return
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects import postgresql
-
-        stmt: Any = postgresql.insert(_raw_table()).on_conflict_do_nothing()
-    else:
-        from sqlalchemy.dialects import sqlite
-
-        stmt = sqlite.insert(_raw_table()).on_conflict_do_nothing()
+    stmt = insert_or_skip(session, _raw_table())
     # Core, not the ORM: these rows are never loaded as objects here (several times faster in bulk).
     session.connection().execute(stmt, batch)
 
