@@ -23,7 +23,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from zhiban.incidents.intake import EventsIntake, IntakeFull, intake_for
 from zhiban.incidents.model import EventRejected, parse_events_v2
-from zhiban.web.observability import LATENCY, REQUESTS
+from zhiban.web.observability import observe, request_id_of
 
 PATH: Final = "/v2/enqueue"
 MAX_EVENT_BYTES: Final = 512 * 1024
@@ -116,11 +116,7 @@ class EnqueueEndpoint:
             await self.app(scope, receive, send)
             return
         start = time.perf_counter()
-        rid = ""
-        for name, value in scope["headers"]:
-            if name == b"x-request-id":
-                rid = value.decode("latin-1")[:64]
-                break
+        rid = request_id_of(scope)
         body = await _read_body(receive, MAX_EVENT_BYTES)
         if body is None:
             status, answer = 400, _TOO_LARGE
@@ -130,9 +126,8 @@ class EnqueueEndpoint:
         headers = [
             _JSON_HEADERS,
             (b"content-length", str(len(payload)).encode()),
-            (b"x-request-id", (rid or uuid.uuid4().hex).encode("latin-1")),
+            (b"x-request-id", rid.encode("latin-1")),
         ]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": payload})
-        LATENCY.labels("POST", PATH).observe(time.perf_counter() - start)
-        REQUESTS.labels("POST", PATH, str(status)).inc()
+        observe("POST", PATH, status, start)

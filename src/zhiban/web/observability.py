@@ -24,6 +24,20 @@ LATENCY = Histogram(
 )
 
 
+def request_id_of(scope: Scope) -> str:
+    """The caller's X-Request-Id (bounded), or a new one."""
+    for name, value in scope.get("headers", ()):
+        if name == b"x-request-id":
+            return value.decode("latin-1")[:64] or uuid.uuid4().hex
+    return uuid.uuid4().hex
+
+
+def observe(method: str, route: str, status: int, started: float) -> None:
+    """Count a request answered, and its latency since `started` (time.perf_counter())."""
+    LATENCY.labels(method, route).observe(time.perf_counter() - started)
+    REQUESTS.labels(method, route, str(status)).inc()
+
+
 class ObserveMiddleware:
     """Request ids and metrics for every HTTP request, as plain ASGI (cheaper than BaseHTTPMiddleware)."""
 
@@ -34,12 +48,7 @@ class ObserveMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        rid = ""
-        for name, value in scope.get("headers", ()):
-            if name == b"x-request-id":
-                rid = value.decode("latin-1")[:64]
-                break
-        rid = rid or uuid.uuid4().hex
+        rid = request_id_of(scope)
         status = 500
 
         async def send_with_id(message: Message) -> None:
@@ -58,10 +67,7 @@ class ObserveMiddleware:
             zlog.request_id.reset(token)
             # Label by route template, not raw path, so ids do not explode the metric's cardinality.
             route = scope.get("route")
-            name = getattr(route, "path", "unmatched")
-            method = scope.get("method", "")
-            LATENCY.labels(method, name).observe(time.perf_counter() - start)
-            REQUESTS.labels(method, name, str(status)).inc()
+            observe(scope.get("method", ""), getattr(route, "path", "unmatched"), status, start)
 
 
 def install(app: FastAPI) -> None:
