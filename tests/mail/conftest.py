@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from aiosmtpd.controller import Controller
 
-from tests.mail.mail_kit import BASE_URL, DESK_ADDRESS, Outbox, unused_port
+from tests.mail.mail_kit import AUTHSERV, BASE_URL, DESK_ADDRESS, Outbox, unused_port
 from tests.tenancy import World, build_world
 from zhiban.core.clock import FrozenClock
 from zhiban.core.settings import get_settings
@@ -31,6 +31,13 @@ def outbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[Outbox]:
     finally:
         controller.stop()
         get_settings.cache_clear()
+
+
+@pytest.fixture
+def desk(desk: Desk) -> Desk:
+    """The desk, trusting the Authentication-Results of its MTA (AUTHSERV), as a deployment behind one does."""
+    desk.settings = desk.settings.model_copy(update={"mail_authserv_id": AUTHSERV})
+    return desk
 
 
 @pytest.fixture(autouse=True)

@@ -12,6 +12,12 @@ from typing import Any
 
 DESK_ADDRESS = "support@desk.test"
 BASE_URL = "https://desk.test"
+AUTHSERV = "mx.desk.test"  # the desk's receiving MTA, trusted by the `desk` fixture of these tests
+
+
+def dmarc_pass(sender: str) -> str:
+    """The Authentication-Results header the desk's MTA adds to mail that passed DMARC for its From: domain."""
+    return f"{AUTHSERV}; dmarc=pass (p=reject) header.from={sender.rpartition('@')[2].rstrip('>')}"
 
 
 def unused_port() -> int:
@@ -77,10 +83,13 @@ def customer_mail(
     message_id: str,
     in_reply_to: str | None = None,
     references: list[str] | None = None,
+    authenticated: bool = True,
     **headers: str,
 ) -> bytes:
-    """A plain-text mail as a customer's client writes it."""
+    """A plain-text mail as a customer's client writes it, with the MTA's DMARC pass unless not `authenticated`."""
     msg = EmailMessage()
+    if authenticated:
+        msg["Authentication-Results"] = dmarc_pass(sender)
     msg["From"] = sender
     msg["To"] = DESK_ADDRESS
     msg["Subject"] = subject

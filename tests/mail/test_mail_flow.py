@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from tests.mail.mail_kit import BASE_URL, DESK_ADDRESS, Outbox, customer_mail, smtp_send
+from tests.mail.mail_kit import BASE_URL, DESK_ADDRESS, Outbox, customer_mail, dmarc_pass, smtp_send
 from tests.tenancy import World, bearer
 from zhiban.core.clock import FrozenClock
 from zhiban.core.settings import get_settings
@@ -108,18 +108,28 @@ def test_reply_threads_by_in_reply_to_and_drops_the_quote(
     assert [c.author_id for c in view.comments] == [world.alice_id, world.alice_id]
 
 
-def test_reply_threads_by_subject_tag_for_anyone_of_the_organization(
-    desk: Desk, world: World, inbound: InboundListener, clock: FrozenClock
+def test_reply_threads_by_reply_token_for_anyone_of_the_organization(
+    desk: Desk, world: World, inbound: InboundListener, outbox: Outbox, worker: Worker, clock: FrozenClock
 ) -> None:
     tid = file_by_mail(inbound, desk).ticket.id
+    worker.run_once()
+    confirmation = outbox.received[0]
     with desk.transaction() as s:
         carol = identity.create_person(
             s, clock, email="carol@liveco.test", name="Carol", role=Role.CUSTOMER, organization_id=world.liveco
         )
         carol_id = carol.id
+    # Carol writes to the confirmation's Reply-To address; Alice answers it (In-Reply-To).
+    reply_to = confirmation["Reply-To"]
     raw = customer_mail("Carol <carol@liveco.test>", f"RE: [zhiban #{tid}] x", "Log attached.", message_id="<c1@l>")
-    assert smtp_send(inbound.port, raw, mail_from="carol@liveco.test").code == 250
-    raw = customer_mail(ALICE, f"Re: [#{tid}] Video freezes", "And the app id is 42.", message_id="<m3@l>")
+    assert smtp_send(inbound.port, raw, mail_from="carol@liveco.test", to=reply_to).code == 250
+    raw = customer_mail(
+        ALICE,
+        f"Re: [#{tid}] Video freezes",
+        "And the app id is 42.",
+        message_id="<m3@l>",
+        in_reply_to=confirmation["Message-ID"],
+    )
     assert smtp_send(inbound.port, raw, mail_from=ALICE).code == 250
     [view] = all_tickets(desk)
     assert [(c.author_id, c.body) for c in view.comments[1:]] == [
@@ -227,6 +237,7 @@ def test_chinese_mail_in_gbk_is_stored_as_written(desk: Desk, world: World, inbo
         return f"=?{charset}?B?{base64.b64encode(text.encode(charset)).decode()}?="
 
     raw = (
+        f"Authentication-Results: {dmarc_pass(ALICE)}\r\n"
         f"From: {word('王小明', 'gbk')} <{ALICE}>\r\nTo: {DESK_ADDRESS}\r\n"
         f"Subject: {word(subject[:8], 'gbk')}\r\n {word(subject[8:], 'gbk')}\r\n"
         "Message-ID: <gbk1@liveco.test>\r\nMIME-Version: 1.0\r\n"

@@ -17,6 +17,10 @@ class Settings(BaseSettings):
     bus_url: str = Field("memory://", description="memory:// (in-process) or nats://host:port")
     smtp_url: str = Field("", description="smtp://user:pass@host:port for outgoing mail; empty: mail is logged")
     inbound_smtp_port: int = Field(0, description="port of the inbound SMTP listener; 0: off")
+    mail_authserv_id: str = Field(
+        "", description="authserv-ids (comma-separated) of the MTA whose Authentication-Results inbound mail trusts"
+    )
+    mail_verify_dkim: bool = Field(True, description="verify DKIM signatures of inbound mail itself (DNS lookups)")
     host: str = Field("127.0.0.1", description="address the web server binds")
     port: int = Field(8000, description="port the web server binds")
     base_url: str = Field("http://127.0.0.1:8000", description="public URL used in links (mail, pages)")

@@ -55,6 +55,9 @@ def listen(
 def ingest(
     path: Annotated[str, typer.Argument(help="an .eml file, or - for standard input")] = "-",
     sender: Annotated[str | None, typer.Option(help="the envelope sender (MAIL FROM), if known")] = None,
+    recipient: Annotated[
+        list[str] | None, typer.Option(help="an envelope recipient (RCPT TO), e.g. $ORIGINAL_RECIPIENT; repeatable")
+    ] = None,
 ) -> None:
     """Take one raw mail (e.g. from an MTA's pipe transport); exits 65 if refused, 75 to retry later."""
     from zhiban.features import load_hooks
@@ -64,7 +67,7 @@ def ingest(
     stream = sys.stdin.buffer if path == "-" else Path(path).open("rb")  # noqa: SIM115
     with stream:
         raw = stream.read(MAX_INBOUND_BYTES + 1)
-    reply = deliver(Desk(settings=get_settings()), raw, sender)
+    reply = deliver(Desk(settings=get_settings()), raw, sender, recipient or [])
     console.print(reply, highlight=False)
     if reply.startswith("4"):
         raise typer.Exit(EX_TEMPFAIL)

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from sqlalchemy.orm import Session
 
 from zhiban.core.clock import Clock
 from zhiban.core.settings import get_settings
+from zhiban.mail.reply_token import configure_reply_key
 from zhiban.mail.service import queue_agent_reply
 from zhiban.tickets import events
 from zhiban.tickets.store import TicketEventRow, TicketRow
+
+if TYPE_CHECKING:
+    from zhiban.desk import Desk
 
 
 def on_ticket_event(session: Session, clock: Clock, ticket: TicketRow, event: TicketEventRow) -> None:
@@ -31,3 +37,8 @@ def on_ticket_event(session: Session, clock: Clock, ticket: TicketRow, event: Ti
 
 
 events.subscribe(on_ticket_event)
+
+
+def configure(desk: Desk) -> None:
+    """Sign reply tokens with this desk's secret key."""
+    configure_reply_key(desk.secret_key)

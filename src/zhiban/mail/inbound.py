@@ -2,14 +2,17 @@
 
 Refusals happen inside the SMTP conversation, so the sending server bounces to its own user and the
 desk never sends backscatter: 550 for senders that are not customer users of the desk, 554 for mail
-too broken to read, 552 for mail over MAX_INBOUND_BYTES (aiosmtpd's SIZE limit), 451 for the desk's
-own trouble (the sender retries). Bounces and auto-replies are accepted (250) and dropped.
+too broken to read (it never will be: a permanent refusal), 552 for mail over MAX_INBOUND_BYTES
+(aiosmtpd's SIZE limit), 451 for the desk's own trouble (the sender retries), 452 while the held-mail
+queue is full. Bounces and auto-replies are accepted (250) and dropped; mail from a customer's
+address that is not authenticated is accepted (250) and held for an agent.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,19 +23,34 @@ from aiosmtpd.smtp import Session as SmtpSession
 from zhiban.core.errors import Forbidden, InvalidInput, TooLarge
 from zhiban.desk import Desk
 from zhiban.features import load_hooks
+from zhiban.mail.auth import DnsTxt
 from zhiban.mail.model import MAX_INBOUND_BYTES
-from zhiban.mail.service import receive_mail
+from zhiban.mail.service import HeldQueueFull, receive_mail
 
 log = logging.getLogger("zhiban.mail")
 
 IDENT = "zhiban inbound mail"
 
 
-def deliver(desk: Desk, raw: bytes, envelope_sender: str | None) -> str:
+def deliver(
+    desk: Desk,
+    raw: bytes,
+    envelope_sender: str | None,
+    recipients: Sequence[str] = (),
+    dkim_dns: DnsTxt | None = None,
+) -> str:
     """Take one mail into the desk in its own transaction; returns the SMTP reply line."""
     try:
         with desk.transaction() as session:
-            outcome = receive_mail(session, desk.clock, raw, envelope_sender=envelope_sender, settings=desk.settings)
+            outcome = receive_mail(
+                session,
+                desk.clock,
+                raw,
+                envelope_sender=envelope_sender,
+                settings=desk.settings,
+                recipients=recipients,
+                dkim_dns=dkim_dns,
+            )
     except TooLarge as exc:
         log.warning("inbound mail refused: %s", exc.detail)
         return "552 5.3.4 message too large"
@@ -41,6 +59,8 @@ def deliver(desk: Desk, raw: bytes, envelope_sender: str | None) -> str:
     except InvalidInput as exc:
         log.warning("inbound mail refused as malformed: %s", exc.detail)
         return f"554 5.6.0 message refused: {exc.detail[:200]}"
+    except HeldQueueFull as exc:
+        return f"452 4.3.1 {exc}"
     except Exception:
         log.exception("inbound mail could not be stored; the sender will retry")
         return "451 4.3.0 temporary failure, try again later"
@@ -50,14 +70,15 @@ def deliver(desk: Desk, raw: bytes, envelope_sender: str | None) -> str:
 class InboundHandler:
     """aiosmtpd handler: any recipient is accepted (this listener is the desk's own mailbox)."""
 
-    def __init__(self, desk: Desk) -> None:
+    def __init__(self, desk: Desk, dkim_dns: DnsTxt | None = None) -> None:
         self.desk = desk
+        self.dkim_dns = dkim_dns  # dkimpy's DNS lookup; None: its own resolver
 
     async def handle_DATA(self, server: SMTP, session: SmtpSession, envelope: Envelope) -> str:
         raw = envelope.original_content or b""
         # The desk's database calls block: run them off the listener's event loop.
         return await asyncio.get_running_loop().run_in_executor(
-            None, deliver, self.desk, bytes(raw), envelope.mail_from
+            None, deliver, self.desk, bytes(raw), envelope.mail_from, list(envelope.rcpt_tos), self.dkim_dns
         )
 
 
@@ -98,7 +119,12 @@ class InboundListener:
 
 
 def start_inbound(
-    desk: Desk, *, host: str | None = None, port: int | None = None, max_bytes: int = MAX_INBOUND_BYTES
+    desk: Desk,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    max_bytes: int = MAX_INBOUND_BYTES,
+    dkim_dns: DnsTxt | None = None,
 ) -> InboundListener:
     """Start the listener on ZHIBAN_INBOUND_SMTP_PORT (or `port`) in a thread; port 0 returns a disabled handle."""
     bind_host = host or desk.settings.host
@@ -113,7 +139,7 @@ def start_inbound(
     # aiosmtpd logs every SMTP command at INFO; our own log line per mail says what matters.
     logging.getLogger("mail.log").setLevel(logging.WARNING)
     controller = _Controller(
-        InboundHandler(desk),
+        InboundHandler(desk, dkim_dns),
         hostname=bind_host,
         port=bind_port,
         data_size_limit=max_bytes,

@@ -19,6 +19,12 @@ MAX_SUBJECT = 200  # as tickets.model.MAX_SUBJECT
 MAX_BODY = 100_000  # as tickets.model.MAX_BODY
 MAX_HEADER_IDS = 50  # Message-IDs read from In-Reply-To/References; more is a broken or hostile client
 MAX_SENT_REFERENCES = 20  # what we put in References: the thread's first message and the latest ones
+# MIME bounds: real mail nests a few levels (mixed > alternative > related); deeper is hostile, and
+# the standard library's parser recurses per level (a thousand levels raise RecursionError).
+MAX_MIME_DEPTH = 20
+MAX_MIME_PARTS = 500
+MAX_ADDRESSES = 100  # To/Cc addresses read
+MAX_AUTH_RESULTS = 20  # Authentication-Results headers read
 NO_SUBJECT = "(no subject)"
 TRUNCATED = "\n\n[… message truncated]"
 
@@ -56,6 +62,16 @@ class InboundMail:
     references: tuple[str, ...]
     text: str
     auto_reason: str | None = None
+    # Addresses in To and Cc (a reply to the desk's Reply-To names the ticket's token there).
+    addressed_to: tuple[str, ...] = ()
+    # Authentication-Results headers as received (only a trusted authserv-id's are believed).
+    auth_results: tuple[str, ...] = ()
+    dkim_signed: bool = False
+
+    @property
+    def sender_domain(self) -> str:
+        """The domain of the From: address."""
+        return self.sender.rpartition("@")[2]
 
     def thread_ids(self) -> tuple[str, ...]:
         """Message-IDs this mail answers, the most direct first (In-Reply-To, then References newest first)."""
@@ -304,6 +320,32 @@ def auto_reason(msg: Message, envelope_sender: str | None, from_address: str) ->
     return None
 
 
+def _header_values(msg: Message, name: str, limit: int) -> tuple[str, ...]:
+    values = [str(value) for key, value in msg.raw_items() if key.lower() == name.lower()]
+    return tuple(values[:limit])
+
+
+def _addresses(msg: Message) -> tuple[str, ...]:
+    raw = [decode_header_value(v) for name in ("To", "Cc") for v in _header_values(msg, name, MAX_ADDRESSES)]
+    return tuple(addr.strip().lower() for _, addr in getaddresses(raw)[:MAX_ADDRESSES] if addr)
+
+
+def check_mime_shape(msg: Message) -> None:
+    """Refuse mail nested deeper than MAX_MIME_DEPTH or with more than MAX_MIME_PARTS parts (no recursion)."""
+    stack: list[tuple[Message, int]] = [(msg, 1)]
+    parts = 0
+    while stack:
+        part, depth = stack.pop()
+        parts += 1
+        if depth > MAX_MIME_DEPTH:
+            raise InvalidInput(f"MIME nesting deeper than {MAX_MIME_DEPTH} levels")
+        if parts > MAX_MIME_PARTS:
+            raise InvalidInput(f"more than {MAX_MIME_PARTS} MIME parts")
+        payload = part.get_payload()
+        if isinstance(payload, list):
+            stack.extend((child, depth + 1) for child in payload if isinstance(child, Message))
+
+
 def _from_address(msg: Message) -> tuple[str, int]:
     raw = _raw_header(msg, "From")
     if raw is None:
@@ -318,7 +360,11 @@ def parse_mail(raw: bytes, envelope_sender: str | None = None) -> InboundMail:
         raise InvalidInput("empty message")
     if len(raw) > MAX_INBOUND_BYTES:
         raise InvalidInput(f"message larger than {MAX_INBOUND_BYTES} bytes")
-    msg = email.message_from_bytes(raw)
+    try:
+        msg = email.message_from_bytes(raw)
+    except RecursionError as exc:
+        raise InvalidInput(f"MIME nesting deeper than {MAX_MIME_DEPTH} levels") from exc
+    check_mime_shape(msg)
     sender, count = _from_address(msg)
     subject = decode_header_value(_raw_header(msg, "Subject") or "")
     message_id = next(iter(message_ids(_raw_header(msg, "Message-ID"))), None)
@@ -329,9 +375,19 @@ def parse_mail(raw: bytes, envelope_sender: str | None = None) -> InboundMail:
         return InboundMail(sender, subject, message_id, in_reply_to, references, "", reason)
     if count == 0 or "@" not in sender:
         raise InvalidInput("no sender address in From")
-    if count > 1:
+    if count > 1 or len(_header_values(msg, "From", 2)) > 1:
         raise InvalidInput("more than one address in From")
     for part in msg.walk():
         if any(isinstance(defect, _BROKEN_MULTIPART) for defect in part.defects):
             raise InvalidInput("broken MIME structure (multipart without its boundaries)")
-    return InboundMail(sender, subject, message_id, in_reply_to, references, body_text(msg))
+    return InboundMail(
+        sender,
+        subject,
+        message_id,
+        in_reply_to,
+        references,
+        body_text(msg),
+        addressed_to=_addresses(msg),
+        auth_results=_header_values(msg, "Authentication-Results", MAX_AUTH_RESULTS),
+        dkim_signed=_raw_header(msg, "DKIM-Signature") is not None,
+    )

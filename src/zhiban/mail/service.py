@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import urlsplit
@@ -12,15 +12,17 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from zhiban.core.clock import Clock
-from zhiban.core.errors import Forbidden, InvalidInput, NotFound, TooLarge
+from zhiban.core.errors import Conflict, Forbidden, InvalidInput, NotFound, TooLarge
 from zhiban.core.i18n import translate
 from zhiban.core.settings import Settings
 from zhiban.engine import JobContext, PermanentFailure, enqueue
 from zhiban.identity.model import Principal, Role
 from zhiban.identity.service import principal_of
-from zhiban.identity.store import person_by_email
+from zhiban.identity.store import PersonRow, person_by_email
 from zhiban.mail import store
+from zhiban.mail.auth import DnsTxt, check_sender, trusted_ids
 from zhiban.mail.model import (
+    MAX_HEADER_IDS,
     MAX_INBOUND_BYTES,
     InboundMail,
     bounded_body,
@@ -33,7 +35,8 @@ from zhiban.mail.model import (
     ticket_token,
     trim_quoted,
 )
-from zhiban.mail.store import MailMessageRow
+from zhiban.mail.reply_token import reply_key, ticket_addressing, tickets_named
+from zhiban.mail.store import HeldMailRow, MailMessageRow
 from zhiban.notify import Destination, Link, Message, PermanentDeliveryError, RetryableDeliveryError
 from zhiban.notify.channels.email import EmailChannel, parse_smtp_url
 from zhiban.notify.config import EmailConfig
@@ -50,7 +53,8 @@ MAX_MAIL_TEXT = 30_000  # notify.Message holds 32,000 characters; the rest is in
 # Reads tickets on the desk's behalf when it writes to a customer (never used to write).
 _DESK = Principal(person_id="desk", role=Role.AGENT, organization_id=None, name="zhiban")
 
-Action = Literal["created", "replied", "ignored", "duplicate"]
+Action = Literal["created", "replied", "ignored", "duplicate", "held"]
+MAX_HELD = 1_000  # mail waiting for an agent; past it unauthenticated mail is deferred (452)
 
 
 @dataclass(frozen=True)
@@ -65,19 +69,45 @@ class Outcome:
     def smtp_reply(self) -> str:
         """The SMTP answer for it: always 250, so machines that wrote it do not retry or bounce."""
         where = f" (ticket #{self.ticket_id})" if self.ticket_id is not None else ""
+        if self.action == "held":
+            return "250 2.0.0 held for review by an agent"
         return f"250 2.0.0 {self.action}{where}"
+
+
+class HeldQueueFull(Exception):
+    """The held-mail queue is full: the sender should try later (a temporary refusal)."""
 
 
 # --- inbound ----------------------------------------------------------------------------------
 
 
-def receive_mail(
-    session: Session, clock: Clock, raw: bytes, *, envelope_sender: str | None, settings: Settings
-) -> Outcome:
-    """File a customer's mail as a new ticket or a reply; raises TooLarge, InvalidInput or Forbidden to refuse it."""
+def read_mail(raw: bytes, envelope_sender: str | None) -> InboundMail:
+    """parse_mail, with any failure to read the bytes as InvalidInput: it will never succeed on a retry."""
     if len(raw) > MAX_INBOUND_BYTES:
         raise TooLarge(f"message of {len(raw)} bytes is larger than {MAX_INBOUND_BYTES}")
-    mail = parse_mail(raw, envelope_sender)
+    try:
+        return parse_mail(raw, envelope_sender)
+    except (InvalidInput, MemoryError):
+        raise
+    except Exception as exc:  # the parser's own errors, RecursionError, codec errors: the mail, not us
+        raise InvalidInput(f"unreadable message ({type(exc).__name__})") from exc
+
+
+def receive_mail(
+    session: Session,
+    clock: Clock,
+    raw: bytes,
+    *,
+    envelope_sender: str | None,
+    settings: Settings,
+    recipients: Sequence[str] = (),
+    dkim_dns: DnsTxt | None = None,
+) -> Outcome:
+    """File a customer's mail as a new ticket or a reply, or hold it when its sender is not authenticated.
+
+    Raises TooLarge, InvalidInput or Forbidden to refuse it, HeldQueueFull to defer it.
+    """
+    mail = read_mail(raw, envelope_sender)
     if mail.auto_reason is not None:
         log.info("inbound mail ignored: %s (from %s, subject %r)", mail.auto_reason, mail.sender, mail.subject[:80])
         return Outcome("ignored", None, mail.auto_reason)
@@ -86,12 +116,42 @@ def receive_mail(
     if seen is not None:
         log.info("inbound mail %s already received for ticket #%s; ignored", message_id, seen.ticket_id)
         return Outcome("duplicate", seen.ticket_id, "already received")
-    person = person_by_email(session, mail.sender)
+    person = _customer(session, mail.sender)
+    verdict = check_sender(
+        raw,
+        mail.sender_domain,
+        mail.auth_results,
+        trusted=trusted_ids(settings.mail_authserv_id),
+        dkim_signed=mail.dkim_signed,
+        verify=settings.mail_verify_dkim,
+        dnsfunc=dkim_dns,
+    )
+    if not verdict.authenticated:
+        return _hold(session, clock, raw, mail, message_id, person, envelope_sender, recipients, verdict.reason)
+    log.info("inbound mail from %s authenticated: %s", mail.sender, verdict.reason)
+    return _file(session, clock, mail, message_id, person, recipients, settings)
+
+
+def _customer(session: Session, address: str) -> PersonRow:
+    person = person_by_email(session, address)
     if person is None or not person.active or person.role != Role.CUSTOMER or person.organization_id is None:
-        log.warning("inbound mail refused: %s is not a customer user of this desk", mail.sender)
+        log.warning("inbound mail refused: %s is not a customer user of this desk", address)
         raise Forbidden("the sender is not a customer user of this desk")
+    return person
+
+
+def _file(
+    session: Session,
+    clock: Clock,
+    mail: InboundMail,
+    message_id: str,
+    person: PersonRow,
+    recipients: Sequence[str],
+    settings: Settings,
+) -> Outcome:
+    """File an authenticated (or agent-released) mail as the customer: a reply if it carries a ticket's token."""
     principal = principal_of(person)
-    ticket_id = _thread_target(session, principal, mail)
+    ticket_id = _thread_target(session, principal, mail, recipients)
     if ticket_id is not None:
         comment = tickets.add_comment(
             session, clock, principal, ticket_id, body=bounded_body(trim_quoted(mail.text)), public=True
@@ -114,13 +174,12 @@ def receive_mail(
     return Outcome("created", ticket.id, "new ticket")
 
 
-def _thread_target(session: Session, principal: Principal, mail: InboundMail) -> int | None:
-    """The open ticket this mail answers, found by its headers, then by its subject tag, within the sender's tenant."""
-    known = store.tickets_of_message_ids(session, mail.thread_ids())
-    candidates = [known[mid] for mid in mail.thread_ids() if mid in known]
-    token = ticket_token(mail.subject)
-    if token is not None:
-        candidates.append(token)
+def _thread_target(session: Session, principal: Principal, mail: InboundMail, recipients: Sequence[str]) -> int | None:
+    """The open ticket this mail answers, named by a valid reply token (never by subject), in the sender's tenant."""
+    candidates = tickets_named(reply_key(), [*recipients, *mail.addressed_to, *mail.thread_ids()])
+    # Mail the desk sent before reply tokens existed had random, unguessable Message-IDs: those still thread.
+    sent = store.tickets_of_message_ids(session, mail.thread_ids(), direction=store.OUTBOUND)
+    candidates += [sent[mid] for mid in mail.thread_ids() if mid in sent]
     for ticket_id in dict.fromkeys(candidates):
         try:
             view = tickets.get_ticket(session, principal, ticket_id)
@@ -132,7 +191,103 @@ def _thread_target(session: Session, principal: Principal, mail: InboundMail) ->
             log.info("inbound mail from %s answers closed ticket #%s: filed as a new ticket", mail.sender, ticket_id)
             continue
         return ticket_id
+    if ticket_token(mail.subject) is not None:
+        log.info("inbound mail from %s has a ticket tag but no valid reply token: not threaded", mail.sender)
     return None
+
+
+# --- held mail --------------------------------------------------------------------------------
+
+
+def _hold(
+    session: Session,
+    clock: Clock,
+    raw: bytes,
+    mail: InboundMail,
+    message_id: str,
+    person: PersonRow,
+    envelope_sender: str | None,
+    recipients: Sequence[str],
+    reason: str,
+) -> Outcome:
+    """Keep an unauthenticated customer mail for an agent; nothing is filed as the customer."""
+    if store.held_by_message_id(session, message_id) is not None:
+        return Outcome("duplicate", None, "already held")
+    if store.count_held(session) >= MAX_HELD:
+        log.warning("held-mail queue full (%s); mail from %s deferred", MAX_HELD, mail.sender)
+        raise HeldQueueFull(f"{MAX_HELD} mails already wait for an agent")
+    row = HeldMailRow(
+        message_id=message_id,
+        sender=mail.sender,
+        envelope_sender=(envelope_sender or "")[:254] or None,
+        recipients="\n".join(r[:254] for r in recipients[:MAX_HEADER_IDS]),
+        person_id=person.id,
+        organization_id=person.organization_id,
+        subject=ticket_subject(mail.subject),
+        reason=reason[:300],
+        raw=raw,
+        state=store.HELD,
+        received_at=clock.now(),
+    )
+    session.add(row)
+    session.flush()
+    log.warning("inbound mail from %s held for an agent (#%s): %s", mail.sender, row.id, reason)
+    return Outcome("held", None, reason)
+
+
+def list_held_mail(
+    session: Session, principal: Principal, *, state: str = store.HELD, limit: int = 100
+) -> list[HeldMailRow]:
+    """Held mail for agents, newest first."""
+    principal.require_staff()
+    if state not in (store.HELD, store.RELEASED, store.DISCARDED):
+        raise InvalidInput("state must be held, released or discarded")
+    return store.list_held(session, state, max(1, min(limit, 500)))
+
+
+def _undecided(session: Session, principal: Principal, held_id: int) -> HeldMailRow:
+    principal.require_staff()
+    row = session.get(HeldMailRow, held_id)
+    if row is None:
+        raise NotFound(f"no held mail {held_id}")
+    if row.state != store.HELD:
+        raise Conflict(f"held mail {held_id} was already {row.state}")
+    return row
+
+
+def release_held_mail(
+    session: Session, clock: Clock, principal: Principal, held_id: int, settings: Settings
+) -> Outcome:
+    """An agent vouches for a held mail: it is filed as its sender, as if it had been authenticated."""
+    row = _undecided(session, principal, held_id)
+    mail = read_mail(row.raw, row.envelope_sender)
+    if store.by_message_id(session, row.message_id) is not None:
+        raise Conflict("a mail with this Message-ID was filed since; discard this copy")
+    try:
+        person = _customer(session, mail.sender)
+    except Forbidden as exc:
+        raise Conflict(f"{mail.sender} is no longer an active customer user") from exc
+    recipients = [r for r in row.recipients.split("\n") if r]
+    outcome = _file(session, clock, mail, row.message_id, person, recipients, settings)
+    _decide(row, clock, principal, store.RELEASED)
+    row.ticket_id = outcome.ticket_id
+    log.info("held mail %s released by %s: %s ticket #%s", held_id, principal.person_id, outcome.action, row.ticket_id)
+    return outcome
+
+
+def discard_held_mail(session: Session, clock: Clock, principal: Principal, held_id: int) -> HeldMailRow:
+    """An agent judges a held mail forged or unwanted: it is dropped, and its bytes with it."""
+    row = _undecided(session, principal, held_id)
+    _decide(row, clock, principal, store.DISCARDED)
+    log.info("held mail %s from %s discarded by %s", held_id, row.sender, principal.person_id)
+    return row
+
+
+def _decide(row: HeldMailRow, clock: Clock, principal: Principal, state: str) -> None:
+    row.state = state
+    row.decided_at = clock.now()
+    row.decided_by = principal.person_id
+    row.raw = b""  # the ticket keeps what was filed; a discarded mail is not kept
 
 
 def _record_inbound(
@@ -167,9 +322,14 @@ def mail_domain(settings: Settings) -> str:
     return urlsplit(settings.base_url).hostname or "localhost"
 
 
-def _new_message_id(ticket_id: int, domain: str) -> str:
-    # Random, so that a Message-ID cannot be guessed to thread into someone else's ticket.
-    return f"<zhiban.{ticket_id}.{secrets.token_hex(12)}@{domain}>"
+def desk_address(settings: Settings) -> str:
+    """The address the desk's mail comes from: the SMTP sender's, else zhiban@ the portal's host."""
+    if settings.smtp_url:
+        try:
+            return parse_smtp_url(settings.smtp_url).from_address
+        except InvalidInput:
+            pass
+    return f"zhiban@{mail_domain(settings)}"
 
 
 def _queue(
@@ -188,7 +348,8 @@ def _queue(
         return existing
     row = MailMessageRow(
         ticket_id=ticket_id,
-        message_id=_new_message_id(ticket_id, mail_domain(settings)),
+        # Carries the ticket's secret reply token, so In-Reply-To/References of a reply bring it back.
+        message_id=ticket_addressing(reply_key(), ticket_id, desk_address(settings)).message_id,
         direction=store.OUTBOUND,
         comment_id=comment_id,
         address=recipient,
@@ -250,7 +411,9 @@ def _compose(session: Session, row: MailMessageRow, settings: Settings) -> tuple
         message_id=row.message_id,
         references=tuple(row.thread_refs.split()),
     )
-    return message, Destination(channel="email", config=EmailConfig(to=[row.address]), name="ticket-mail")
+    reply_to = ticket_addressing(reply_key(), row.ticket_id, desk_address(settings)).reply_to
+    config = EmailConfig(to=[row.address], reply_to=reply_to)
+    return message, Destination(channel="email", config=config, name="ticket-mail")
 
 
 def _mark(ctx: JobContext, mail_id: int, state: str, error: str | None, *, finish: bool) -> None:

@@ -1,13 +1,14 @@
-"""The mail_messages table: every Message-ID the desk sent or received for a ticket, for threading."""
+"""The mail tables: every Message-ID the desk sent or received for a ticket, and mail held for an agent."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Integer, String, Text, select
+from sqlalchemy import ForeignKey, Integer, LargeBinary, String, Text, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+import zhiban.identity.store
 import zhiban.tickets.store  # noqa: F401  (the tables our foreign keys point at)
 from zhiban.store.db import Base, UTCDateTime
 
@@ -51,14 +52,17 @@ def by_dedup_key(session: Session, dedup_key: str) -> MailMessageRow | None:
     return session.scalar(select(MailMessageRow).where(MailMessageRow.dedup_key == dedup_key))
 
 
-def tickets_of_message_ids(session: Session, message_ids: Iterable[str]) -> dict[str, int]:
-    """The ticket each known Message-ID belongs to."""
+def tickets_of_message_ids(
+    session: Session, message_ids: Iterable[str], *, direction: str | None = None
+) -> dict[str, int]:
+    """The ticket each known Message-ID belongs to (only those of one direction, if given)."""
     ids = list(message_ids)
     if not ids:
         return {}
-    rows = session.execute(
-        select(MailMessageRow.message_id, MailMessageRow.ticket_id).where(MailMessageRow.message_id.in_(ids))
-    )
+    query = select(MailMessageRow.message_id, MailMessageRow.ticket_id).where(MailMessageRow.message_id.in_(ids))
+    if direction is not None:
+        query = query.where(MailMessageRow.direction == direction)
+    rows = session.execute(query)
     return {message_id: ticket_id for message_id, ticket_id in rows}
 
 
@@ -72,3 +76,49 @@ def messages_of(session: Session, ticket_id: int) -> list[MailMessageRow]:
     """Every mail row of a ticket, oldest first."""
     query = select(MailMessageRow).where(MailMessageRow.ticket_id == ticket_id)
     return list(session.scalars(query.order_by(MailMessageRow.id)))
+
+
+# States of a held mail.
+HELD = "held"
+RELEASED = "released"
+DISCARDED = "discarded"
+
+
+class HeldMailRow(Base):
+    """Mail from a customer's address that did not prove it came from there: kept for an agent to judge."""
+
+    __tablename__ = "held_mail"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    # Not unique: a forged copy must never block the real mail with the same Message-ID.
+    message_id: Mapped[str] = mapped_column(String(255), index=True)
+    sender: Mapped[str] = mapped_column(String(254))  # the From: address
+    envelope_sender: Mapped[str | None] = mapped_column(String(254), nullable=True)
+    recipients: Mapped[str] = mapped_column(Text, default="")  # envelope recipients, one a line
+    person_id: Mapped[str | None] = mapped_column(ForeignKey("people.id", ondelete="SET NULL"), nullable=True)
+    organization_id: Mapped[str | None] = mapped_column(
+        ForeignKey("organizations.id", ondelete="SET NULL"), index=True, nullable=True
+    )
+    subject: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(String(300))
+    raw: Mapped[bytes] = mapped_column(LargeBinary)  # emptied once decided
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    decided_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="SET NULL"), nullable=True)
+
+
+def held_by_message_id(session: Session, message_id: str) -> HeldMailRow | None:
+    query = select(HeldMailRow).where(HeldMailRow.message_id == message_id, HeldMailRow.state == HELD)
+    return session.scalar(query.limit(1))
+
+
+def count_held(session: Session) -> int:
+    return int(session.scalar(select(func.count()).select_from(HeldMailRow).where(HeldMailRow.state == HELD)) or 0)
+
+
+def list_held(session: Session, state: str, limit: int) -> list[HeldMailRow]:
+    """Held mail in one state, newest first."""
+    query = select(HeldMailRow).where(HeldMailRow.state == state).order_by(HeldMailRow.id.desc())
+    return list(session.scalars(query.limit(limit)))
