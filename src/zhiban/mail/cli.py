@@ -1,20 +1,28 @@
-"""`zhiban mail …`: run the inbound SMTP listener alone, or take one mail from a file or a pipe."""
+"""`zhiban mail …`: run the inbound SMTP listener alone, take one mail from a file or a pipe, judge held mail."""
 
 from __future__ import annotations
 
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.table import Table
+from sqlalchemy.orm import Session
 
+from zhiban.core.errors import NotFound, ZhibanError
 from zhiban.core.settings import get_settings
 from zhiban.desk import Desk
+from zhiban.identity.model import Principal
 from zhiban.mail.model import MAX_INBOUND_BYTES
 
-app = typer.Typer(help="Ticket e-mail: the inbound SMTP listener, and ingesting one mail.", no_args_is_help=True)
+app = typer.Typer(
+    help="Ticket e-mail: the inbound SMTP listener, ingesting one mail, and held mail.", no_args_is_help=True
+)
 console = Console()
 err = Console(stderr=True)
 
@@ -73,3 +81,66 @@ def ingest(
         raise typer.Exit(EX_TEMPFAIL)
     if not reply.startswith("2"):
         raise typer.Exit(EX_DATAERR)
+
+
+@contextmanager
+def _as_agent(email: str) -> Iterator[tuple[Desk, Session, Principal]]:
+    """A transaction acting as the agent with this e-mail; domain errors become one line and exit 2."""
+    from zhiban.identity.service import principal_of
+    from zhiban.identity.store import person_by_email
+
+    desk = Desk(settings=get_settings())
+    try:
+        with desk.transaction() as session:
+            person = person_by_email(session, email)
+            if person is None or not person.active:
+                raise NotFound(f"no active person {email!r}")
+            principal = principal_of(person)
+            principal.require_staff()
+            yield desk, session, principal
+    except ZhibanError as exc:
+        err.print(f"error: {exc.detail}", highlight=False, markup=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+
+
+AgentOpt = Annotated[str, typer.Option("--as", help="e-mail address of the agent")]
+
+
+@app.command("held")
+def held(
+    as_: AgentOpt,
+    state: Annotated[str, typer.Option(help="held, released or discarded")] = "held",
+    limit: Annotated[int, typer.Option(min=1, max=500)] = 100,
+) -> None:
+    """Mail held because its sender was not authenticated, newest first."""
+    from zhiban.mail.service import list_held_mail
+
+    with _as_agent(as_) as (_, session, principal):
+        rows = list_held_mail(session, principal, state=state, limit=limit)
+        table = Table("id", "received", "from", "subject", "reason", "ticket")
+        for row in rows:
+            ticket = f"#{row.ticket_id}" if row.ticket_id else ""
+            table.add_row(str(row.id), str(row.received_at), row.sender, row.subject, row.reason, ticket)
+        console.print(table)
+
+
+@app.command("release")
+def release(held_id: Annotated[int, typer.Argument(min=1)], as_: AgentOpt) -> None:
+    """File a held mail as its sender (you vouch that it is genuine)."""
+    from zhiban.features import load_hooks
+    from zhiban.mail.service import release_held_mail
+
+    load_hooks()
+    with _as_agent(as_) as (desk, session, principal):
+        outcome = release_held_mail(session, desk.clock, principal, held_id, desk.settings)
+        console.print(f"held mail {held_id} released: {outcome.action} ticket #{outcome.ticket_id}", highlight=False)
+
+
+@app.command("discard")
+def discard(held_id: Annotated[int, typer.Argument(min=1)], as_: AgentOpt) -> None:
+    """Drop a held mail (forged or unwanted)."""
+    from zhiban.mail.service import discard_held_mail
+
+    with _as_agent(as_) as (desk, session, principal):
+        discard_held_mail(session, desk.clock, principal, held_id)
+        console.print(f"held mail {held_id} discarded", highlight=False)
