@@ -230,7 +230,8 @@ def test_mail_with_a_valid_dkim_signature_of_the_from_domain_is_filed(
 
 def nested_mime(levels: int) -> bytes:
     """A mail whose multiparts nest `levels` deep around one text part."""
-    head = f"From: {BOB}\r\nTo: {DESK_ADDRESS}\r\nSubject: nested\r\nMessage-ID: <n{levels}@cm>\r\nMIME-Version: 1.0\r\n"
+    head = f"From: {BOB}\r\nTo: {DESK_ADDRESS}\r\nSubject: nested\r\nMessage-ID: <n{levels}@cm>\r\n"
+    head += "MIME-Version: 1.0\r\n"
     opening = "".join(f'Content-Type: multipart/mixed; boundary="b{i}"\r\n\r\n--b{i}\r\n' for i in range(levels))
     closing = "".join(f"\r\n--b{i}--\r\n" for i in reversed(range(levels)))
     return (head + opening + "Content-Type: text/plain\r\n\r\nhello\r\n" + closing).encode()
