@@ -254,3 +254,27 @@ def test_deeply_nested_mime_is_refused_for_good(desk: Desk, world: World, inboun
     shallow = f"Authentication-Results: {AUTHSERV}; dmarc=pass header.from=classmate.test\r\n".encode()
     assert "created" in send(inbound, shallow + nested_mime(5), BOB)
     assert [c.body for v in all_tickets(desk) for c in v.comments] == ["hello"]
+
+
+def test_a_full_held_queue_defers_new_unauthenticated_mail(
+    desk: Desk, world: World, inbound: InboundListener, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("zhiban.mail.service.MAX_HELD", 2)
+    for i in range(2):
+        send(inbound, customer_mail(BOB, "x", "y", message_id=f"<q{i}@cm>", authenticated=False), BOB)
+    full = smtp_send(
+        inbound.port, customer_mail(BOB, "x", "y", message_id="<q9@cm>", authenticated=False), mail_from=BOB
+    )
+    assert (full.code, full.stage) == (452, "data") and "already wait for an agent" in full.text
+    # Authenticated mail is not held, so it still gets through.
+    assert "created" in send(inbound, customer_mail(BOB, "Real", "Hello.", message_id="<q10@cm>"), BOB)
+
+
+def test_nul_characters_are_dropped_not_retried_forever(desk: Desk, world: World, inbound: InboundListener) -> None:
+    # PostgreSQL text cannot hold NUL: storing it failed with 451 and the sender retried for days.
+    for authenticated in (True, False):
+        raw = customer_mail(BOB, "x", "y", message_id=f"<nul{authenticated}@cm>", authenticated=authenticated)
+        raw = raw.replace(b"Subject: x", b"Subject: =?utf-8?q?Stream=00_down?=").replace(b"\ny\n", b"\nCut\x00 off\n")
+        assert send(inbound, raw, BOB).split()[1] == ("created" if authenticated else "held")
+    [view] = all_tickets(desk)
+    assert (view.ticket.subject, [c.body for c in view.comments]) == ("Stream down", ["Cut off"])

@@ -40,7 +40,8 @@ _CHARSET_ALIASES = {
     "x-euc-cn": "gb18030",
     "csgb2312": "gb18030",
 }
-_MESSAGE_ID = re.compile(r"<[^<>\s]{3,250}>")
+# Visible ASCII only (RFC 5322 msg-id): a NUL or a control character could never be stored.
+_MESSAGE_ID = re.compile(r"<[\x21-\x3b\x3d\x3f-\x7e]{3,250}>")
 _TOKEN = re.compile(r"\[\s*(?:zhiban\s*)?#(\d{1,12})\s*\]", re.IGNORECASE)
 _BOUNCE_SENDERS = frozenset({"mailer-daemon"})
 _LIST_PRECEDENCE = frozenset({"bulk", "junk", "list"})
@@ -84,6 +85,15 @@ class InboundMail:
 
 def decode_bytes(data: bytes, charset: str | None) -> str:
     """Bytes as text in the declared charset; undeclared or wrong charsets fall back to UTF-8, then GB18030."""
+    return without_nul(_decode_bytes(data, charset))
+
+
+def without_nul(text: str) -> str:
+    """The text without NUL characters, which mean nothing in mail and which PostgreSQL text cannot hold."""
+    return text.replace("\x00", "")
+
+
+def _decode_bytes(data: bytes, charset: str | None) -> str:
     name = (charset or "").strip().strip('"').lower()
     name = _CHARSET_ALIASES.get(name, name)
     candidates = [name] if name else []
@@ -107,9 +117,9 @@ def decode_header_value(value: str) -> str:
     try:
         parts = decode_header(value)
     except email.errors.HeaderParseError:
-        return " ".join(value.split())
+        return without_nul(" ".join(value.split()))
     text = "".join(part if isinstance(part, str) else decode_bytes(part, charset) for part, charset in parts)
-    return " ".join(text.split())
+    return without_nul(" ".join(text.split()))
 
 
 def _raw_header(msg: Message, name: str) -> str | None:

@@ -34,6 +34,7 @@ from zhiban.mail.model import (
     ticket_subject,
     ticket_token,
     trim_quoted,
+    without_nul,
 )
 from zhiban.mail.reply_token import reply_key, ticket_addressing, tickets_named
 from zhiban.mail.store import HeldMailRow, MailMessageRow
@@ -219,8 +220,8 @@ def _hold(
     row = HeldMailRow(
         message_id=message_id,
         sender=mail.sender,
-        envelope_sender=(envelope_sender or "")[:254] or None,
-        recipients="\n".join(r[:254] for r in recipients[:MAX_HEADER_IDS]),
+        envelope_sender=without_nul(envelope_sender or "")[:254] or None,
+        recipients="\n".join(without_nul(r)[:254] for r in recipients[:MAX_HEADER_IDS]),
         person_id=person.id,
         organization_id=person.organization_id,
         subject=ticket_subject(mail.subject),
