@@ -494,6 +494,20 @@ ISOLATION_CASES = [
         lambda f: ("/api/v1/simulator/faults", {"spec": "app_outage:liveco::+0s:10m"}),
         frozenset({403}),
     ),
+    # Held mail (unauthenticated mail in a customer's name) is for agents only.
+    Case("GET", "/api/v1/mail/held", lambda f: ("/api/v1/mail/held", None), frozenset({403})),
+    Case(
+        "POST",
+        "/api/v1/mail/held/{held_id}/release",
+        lambda f: ("/api/v1/mail/held/1/release", None),
+        frozenset({403}),
+    ),
+    Case(
+        "POST",
+        "/api/v1/mail/held/{held_id}/discard",
+        lambda f: ("/api/v1/mail/held/1/discard", None),
+        frozenset({403}),
+    ),
 ]
 
 # Routes that carry no tenant data at all.
