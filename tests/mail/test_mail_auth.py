@@ -6,6 +6,7 @@ smtplib → the real inbound listener (aiosmtpd) → the desk; runs on SQLite an
 from __future__ import annotations
 
 import base64
+import re
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.mail.mail_kit import AUTHSERV, DESK_ADDRESS, Outbox, customer_mail, smtp_send, unused_port
-from tests.tenancy import World, bearer
+from tests.tenancy import PASSWORD, World, bearer, build_world
 from zhiban.desk import Desk
 from zhiban.engine import Worker
 from zhiban.identity.model import Principal, Role
@@ -278,3 +279,31 @@ def test_nul_characters_are_dropped_not_retried_forever(desk: Desk, world: World
         assert send(inbound, raw, BOB).split()[1] == ("created" if authenticated else "held")
     [view] = all_tickets(desk)
     assert (view.ticket.subject, [c.body for c in view.comments]) == ("Stream down", ["Cut off"])
+
+
+def test_held_mail_page_for_agents(desk: Desk, inbound: InboundListener, client: TestClient) -> None:
+    build_world(desk, passwords=True)
+    send(
+        inbound, customer_mail(BOB, "Refund now", "Pay to this account.", message_id="<p1@e>", authenticated=False), BOB
+    )
+    send(inbound, customer_mail(BOB, "Stream down", "Since 10:00.", message_id="<p2@e>", authenticated=False), BOB)
+    client.post("/login", data={"email": BOB, "password": PASSWORD})
+    assert client.get("/agent/mail/held", headers={"accept": "text/html"}).status_code == 403
+    client.post("/logout")
+    client.cookies.clear()
+    client.post("/login", data={"email": "agent@vendor.test", "password": PASSWORD})
+    page = client.get("/agent/mail/held")
+    assert page.status_code == 200 and "Refund now" in page.text and "no aligned DMARC" in page.text
+    assert "held.title" not in page.text and "held.release" not in page.text  # every label translated
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert token
+    ids = [int(i) for i in re.findall(r'action="/agent/mail/held/(\d+)/discard"', page.text)]
+    real, spam = ids  # newest first
+    assert client.post(f"/agent/mail/held/{spam}/discard", follow_redirects=False).status_code == 403  # no CSRF
+    r = client.post(f"/agent/mail/held/{spam}/discard", data={"csrf_token": token.group(1)}, follow_redirects=False)
+    assert (r.status_code, r.headers["location"]) == (303, "/agent/mail/held")
+    r = client.post(f"/agent/mail/held/{real}/release", data={"csrf_token": token.group(1)}, follow_redirects=False)
+    [view] = all_tickets(desk)
+    assert (r.status_code, r.headers["location"]) == (303, f"/tickets/{view.ticket.id}")
+    assert (view.ticket.subject, view.comments[0].body) == ("Stream down", "Since 10:00.")
+    assert "Refund now" not in client.get("/agent/mail/held").text
