@@ -161,6 +161,8 @@ def test_reply_with_the_token_of_the_sent_mail_threads(
         ("mx.attacker.test; dmarc=pass header.from=classmate.test", False),  # untrusted authserv-id
         (f"{AUTHSERV}.evil.test; dkim=pass header.d=classmate.test", False),
         (f"{AUTHSERV}; dmarc=pass header.from=classmate.test;;;=", False),  # unreadable: ignored
+        # Longer than any MTA writes (the parser is slow on those): ignored, not parsed.
+        (f"{AUTHSERV}; dmarc=pass header.from=classmate.test (" + "padding\r\n " * 1000 + ")", False),
     ],
 )
 def test_authentication_results_are_honoured_only_from_the_trusted_mta(

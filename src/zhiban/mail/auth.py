@@ -10,6 +10,7 @@ authenticated domain is the From: domain or a parent of it (no public-suffix lis
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -19,6 +20,9 @@ import dkim
 log = logging.getLogger("zhiban.mail")
 
 MAX_DKIM_SIGNATURES = 3  # DKIM signatures verified per mail (each may cost a DNS lookup)
+# An MTA's Authentication-Results is a few hundred characters; the parser is slow on huge ones.
+MAX_RESULTS_CHARS = 8_000
+_COMMENT = re.compile(r"\([^()]*\)")
 
 # dkimpy's DNS lookup: (name: bytes, timeout=...) -> the TXT record as bytes, or None.
 DnsTxt = Callable[..., bytes | None]
@@ -70,8 +74,17 @@ def _passes(result: authres.AuthenticationResult, from_domain: str) -> str | Non
 def check_results_headers(values: Iterable[str], from_domain: str, trusted: frozenset[str]) -> SenderCheck | None:
     """A pass from a trusted Authentication-Results header, or None."""
     for value in values:
+        value = " ".join(value.split())
+        # Only the trusted MTA's headers are parsed: a cheap look at the authserv-id first.
+        named = _COMMENT.sub(" ", value.partition(";")[0]).split()
+        if not named or named[0].lower() not in trusted:
+            log.info("Authentication-Results from untrusted authserv-id %r ignored", (named or [""])[0][:80])
+            continue
+        if len(value) > MAX_RESULTS_CHARS:
+            log.info("Authentication-Results of %s characters ignored", len(value))
+            continue
         try:
-            header = authres.AuthenticationResultsHeader.parse_value(" ".join(value.split()))
+            header = authres.AuthenticationResultsHeader.parse_value(value)
         except Exception as exc:  # authres raises its own errors, and others on odd input
             log.info("unreadable Authentication-Results ignored: %s", exc)
             continue

@@ -16,6 +16,7 @@ import re
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
+from email.utils import parseaddr
 
 from itsdangerous import Signer
 from itsdangerous.encoding import base64_decode
@@ -66,7 +67,7 @@ class TicketAddressing:
 
 def ticket_addressing(secret_key: str, ticket_id: int, desk_address: str) -> TicketAddressing:
     """Reply-To and a fresh Message-ID for one outgoing mail of the ticket, both carrying its token."""
-    local, _, domain = desk_address.rpartition("@")
+    local, _, domain = parseaddr(desk_address)[1].rpartition("@")
     local, domain = (local or "zhiban").partition("+")[0], domain or "localhost"
     token = reply_token(secret_key, ticket_id)
     return TicketAddressing(
