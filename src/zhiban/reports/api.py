@@ -11,8 +11,9 @@ from pydantic import BaseModel
 
 from zhiban.reports import service
 from zhiban.web.deps import DB, ClockDep, CurrentPrincipal
+from zhiban.web.scopes import needs
 
-router = APIRouter(prefix="/api/v1/reports", tags=["reports"])
+router = APIRouter(prefix="/api/v1/reports", tags=["reports"], dependencies=[needs("reports:read")])
 
 FigureName = Annotated[str, Path(pattern=r"^[a-z_]{1,40}$", description=f"one of {', '.join(service.FIGURES)}")]
 Text = Annotated[str | None, Query(max_length=100)]
