@@ -204,7 +204,7 @@ def get(session: DB, principal: Reader, article_id: ArticleId) -> ArticleOut:
 def create(
     body: ArticleIn, session: DB, clock: ClockDep, principal: CurrentPrincipal, response: Response
 ) -> ArticleOut:
-    principal.require_scope("tickets:write")
+    principal.require_scope("kb:write")
     article = service.create_article(session, clock, principal, body.as_input())
     response.headers["Location"] = f"/api/v1/kb/articles/{article.id}"
     return _article_out(session, principal, article)
@@ -219,7 +219,7 @@ def create(
 def update(
     body: ArticleIn, session: DB, clock: ClockDep, principal: CurrentPrincipal, article_id: ArticleId
 ) -> ArticleOut:
-    principal.require_scope("tickets:write")
+    principal.require_scope("kb:write")
     article = service.update_article(session, clock, principal, article_id, body.as_input())
     return _article_out(session, principal, article)
 

@@ -29,12 +29,12 @@ MAX_SHIFT_WINDOW = timedelta(days=92)
 
 def _read(principal: Principal) -> None:
     principal.require_staff()
-    principal.require_scope("tickets:read")
+    principal.require_scope("oncall:read")
 
 
 def _write(principal: Principal) -> None:
     principal.require_staff()
-    principal.require_scope("tickets:write")
+    principal.require_scope("oncall:write")
 
 
 class ShiftOut(BaseModel):

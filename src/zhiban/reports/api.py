@@ -46,7 +46,7 @@ def report_filters(
     tz: Text = None,
 ) -> service.Filters:
     """The filters every figure takes (period, plan, priority, team, organization, zone), parsed once."""
-    principal.require_scope("tickets:read")
+    principal.require_scope("reports:read")
     return service.parse_filters(
         clock,
         start=start,
