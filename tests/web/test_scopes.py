@@ -60,6 +60,14 @@ def test_the_guard_catches_a_route_without_a_declaration(app: FastAPI) -> None:
     assert _undeclared(app) == [("POST", "/api/v1/sneaky")]
 
 
+def test_the_api_accepts_every_scope_and_only_those() -> None:
+    from typing import get_args
+
+    from zhiban.identity.api import Scope
+
+    assert set(get_args(Scope)) == SCOPES
+
+
 def test_public_routes_are_exactly_the_known_ones(app: FastAPI) -> None:
     only_public = {
         (m, r.path)

@@ -6,6 +6,8 @@ token at all (it is open, or it has its own key). A browser session holds every 
 the role checks in the handlers and services still apply on top.
 """
 
+# No `from __future__ import annotations` here: FastAPI resolves a callable object's string annotations against no
+# module globals, so the dependencies' annotations must be real objects.
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
