@@ -127,6 +127,10 @@ def test_an_admin_token_without_the_admin_scope_acts_as_an_agent(client: TestCli
     alice_tok_id = client.post("/api/v1/tokens", json={"name": "x"}, headers=bearer(alice_tok)).json()["id"]
     assert client.delete(f"/api/v1/tokens/{alice_tok_id}", headers=bearer(narrow)).status_code == 404
     assert client.delete(f"/api/v1/tokens/{alice_tok_id}", headers=bearer(w.admin_token)).status_code == 204
+    # Managing another organization's app is an admin's power too: telemetry:write alone does not reach it.
+    _register_app(client, w)
+    assert client.post("/api/v1/apps/liveco-live/rotate-key", headers=bearer(narrow)).status_code == 403
+    assert client.post("/api/v1/apps/liveco-live/rotate-key", headers=bearer(w.admin_token)).status_code == 200
 
 
 def _register_app(client: TestClient, w: World) -> None:
