@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from zhiban.desk import Desk
 from zhiban.identity import service as identity
-from zhiban.identity.model import Role
+from zhiban.identity.model import DEFAULT_SCOPES, Role
 
 PASSWORD = "correct horse battery"
 
@@ -63,7 +63,7 @@ def build_world(desk: Desk, *, passwords: bool = False) -> World:
                 clock,
                 person_id=p.id,
                 name="test",
-                scopes=("admin",) if p is admin else ("tickets:read", "tickets:write"),
+                scopes=("admin",) if p is admin else DEFAULT_SCOPES,
             ).plain
             for p in (admin, agent, alice, bob)
         }

@@ -272,7 +272,7 @@ def user_create(
 def token_create(
     email: Annotated[str, typer.Option(help="whose token")],
     name: Annotated[str, typer.Option(help="what the token is for")] = "cli",
-    scope: Annotated[list[str] | None, typer.Option(help="repeat for several scopes")] = None,
+    scope: Annotated[list[str] | None, typer.Option(help="repeat for several scopes; none: all but admin")] = None,
 ) -> None:
     """Mint an API token; it is printed once."""
     from zhiban.identity import service

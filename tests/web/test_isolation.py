@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from fastapi import FastAPI
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.testclient import TestClient
 
 from tests.tenancy import World, bearer, build_world
@@ -516,9 +516,10 @@ PUBLIC_ROUTES = {"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/
 
 def _api_routes(app: FastAPI) -> set[tuple[str, str]]:
     found = set()
-    for route in app.routes:
-        if isinstance(route, APIRoute) and route.include_in_schema and route.path not in PUBLIC_ROUTES:
-            for method in route.methods - {"HEAD", "OPTIONS"}:
+    # app.routes holds included routers, not their routes: iter_route_contexts flattens them.
+    for route in iter_route_contexts(app.routes):
+        if isinstance(route.original_route, APIRoute) and route.include_in_schema and route.path not in PUBLIC_ROUTES:
+            for method in (route.methods or set()) - {"HEAD", "OPTIONS"}:
                 found.add((method, route.path))
     return found
 

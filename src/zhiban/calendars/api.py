@@ -14,8 +14,9 @@ from zhiban.core.errors import Forbidden, TooLarge
 from zhiban.identity.model import Principal, Role
 from zhiban.web.deps import DB, ClockDep, CurrentPrincipal
 from zhiban.web.fields import Ident, ShortText
+from zhiban.web.scopes import by_method
 
-router = APIRouter(prefix="/api/v1/calendars", tags=["calendars"])
+router = APIRouter(prefix="/api/v1/calendars", tags=["calendars"], dependencies=[by_method("tickets:read", "admin")])
 
 Hours = dict[str, str]
 Dates = list[date]

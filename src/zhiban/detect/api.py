@@ -12,8 +12,9 @@ from zhiban.detect import service
 from zhiban.detect.rules import RULE_METRICS
 from zhiban.web.deps import DB, ClockDep, CurrentPrincipal, desk_of
 from zhiban.web.fields import Ident, Limit, ShortText
+from zhiban.web.scopes import by_method, needs
 
-router = APIRouter(tags=["detection"])
+router = APIRouter(tags=["detection"], dependencies=[by_method("telemetry:read", "telemetry:write")])
 
 Metric = Annotated[str, Field(min_length=1, max_length=64, description=f"one of {', '.join(RULE_METRICS)}")]
 PlanKey = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
@@ -69,13 +70,13 @@ def list_rules(session: DB, principal: CurrentPrincipal) -> list[dict[str, Any]]
     return [service.rule_json(r) for r in service.list_rules(session, principal)]
 
 
-@router.post("/api/v1/detect/rules", status_code=201)
+@router.post("/api/v1/detect/rules", status_code=201, dependencies=[needs("admin")])
 def create_rule(body: RuleIn, session: DB, clock: ClockDep, principal: CurrentPrincipal) -> dict[str, Any]:
     """Add a rule, e.g. join_success_rate below 0.99 for 2 windows of 60 s on the enterprise plan (admins)."""
     return service.rule_json(service.create_rule(session, clock, principal, body.model_dump()))
 
 
-@router.patch("/api/v1/detect/rules/{rule_id}")
+@router.patch("/api/v1/detect/rules/{rule_id}", dependencies=[needs("admin")])
 def update_rule(
     rule_id: Ident, body: RulePatch, session: DB, clock: ClockDep, principal: CurrentPrincipal
 ) -> dict[str, Any]:
@@ -84,7 +85,7 @@ def update_rule(
     return service.rule_json(service.update_rule(session, clock, principal, rule_id, changes))
 
 
-@router.delete("/api/v1/detect/rules/{rule_id}", status_code=204)
+@router.delete("/api/v1/detect/rules/{rule_id}", status_code=204, dependencies=[needs("admin")])
 def delete_rule(rule_id: Ident, session: DB, principal: CurrentPrincipal) -> Response:
     service.delete_rule(session, principal, rule_id)
     return Response(status_code=204)
@@ -129,7 +130,7 @@ class FaultIn(BaseModel):
     ]
 
 
-@router.post("/api/v1/simulator/faults", status_code=201)
+@router.post("/api/v1/simulator/faults", status_code=201, dependencies=[needs("admin")])
 def inject_fault(body: FaultIn, request: Request, principal: CurrentPrincipal) -> dict[str, Any]:
     """Inject a named fault into this desk's live simulation (admins; the demo path)."""
     principal.require_admin()

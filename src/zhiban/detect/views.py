@@ -7,9 +7,10 @@ from fastapi.responses import HTMLResponse, Response
 
 from zhiban.detect import service
 from zhiban.web.deps import DB, CurrentPrincipal
+from zhiban.web.scopes import needs
 from zhiban.web.templating import render
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, dependencies=[needs("telemetry:read")])
 
 
 @router.get("/agent/detections", response_class=HTMLResponse)

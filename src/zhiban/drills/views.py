@@ -10,9 +10,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from zhiban.core.errors import ZhibanError
 from zhiban.drills import service
 from zhiban.web.deps import DB, ClockDep, CurrentPrincipal
+from zhiban.web.scopes import by_method
 from zhiban.web.templating import render
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, dependencies=[by_method("incidents:read", "incidents:write")])
 
 
 def _page(request: Request, session: DB, principal: CurrentPrincipal, status: int = 200, **extra: object) -> Response:

@@ -10,9 +10,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from zhiban.engine import service
 from zhiban.engine.model import JobState
 from zhiban.web.deps import DB, ClockDep, CurrentPrincipal
+from zhiban.web.scopes import needs
 from zhiban.web.templating import render
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, dependencies=[needs("admin")])
 STATES = [s.value for s in JobState]
 
 

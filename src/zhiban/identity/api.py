@@ -9,16 +9,30 @@ from fastapi import APIRouter, Path, Response
 from pydantic import BaseModel, Field
 
 from zhiban.identity import service
-from zhiban.identity.model import DEFAULT_SCOPES
+from zhiban.identity.model import DEFAULT_SCOPES, SCOPES, effective_scopes
 from zhiban.identity.store import OrganizationRow, PersonRow
 from zhiban.web.deps import DB, ClockDep, CurrentPrincipal
 from zhiban.web.fields import Ident, ShortText
+from zhiban.web.scopes import AUTHENTICATED, needs
 
 router = APIRouter(prefix="/api/v1", tags=["identity"])
 PathId = Annotated[str, Path(max_length=64)]
 
 Language = Literal["zh", "en"]
-Scope = Literal["tickets:read", "tickets:write", "admin", "telemetry:write", "incidents:write"]
+Scope = Literal[
+    "tickets:read",
+    "tickets:write",
+    "incidents:read",
+    "incidents:write",
+    "oncall:read",
+    "oncall:write",
+    "kb:read",
+    "kb:write",
+    "telemetry:read",
+    "telemetry:write",
+    "reports:read",
+    "admin",
+]
 
 
 class Me(BaseModel):
@@ -98,7 +112,9 @@ class PersonOut(BaseModel):
 
 class TokenIn(BaseModel):
     name: ShortText
-    scopes: list[Scope] = Field(default_factory=lambda: list(DEFAULT_SCOPES), max_length=10)  # type: ignore[arg-type]
+    scopes: list[Scope] | None = Field(
+        None, max_length=len(SCOPES), description="absent: the caller's own scopes (a session's: all but admin)"
+    )
 
 
 class TokenOut(BaseModel):
@@ -107,7 +123,7 @@ class TokenOut(BaseModel):
     scopes: list[str]
 
 
-@router.get("/me", response_model=Me, summary="Who the caller is")
+@router.get("/me", response_model=Me, summary="Who the caller is", dependencies=[AUTHENTICATED])
 def me(principal: CurrentPrincipal) -> Me:
     return Me(
         person_id=principal.person_id,
@@ -120,12 +136,23 @@ def me(principal: CurrentPrincipal) -> Me:
     )
 
 
-@router.get("/organizations", response_model=list[OrganizationOut], summary="Organizations the caller may see")
+@router.get(
+    "/organizations",
+    response_model=list[OrganizationOut],
+    summary="Organizations the caller may see",
+    dependencies=[needs("tickets:read")],
+)
 def organizations(session: DB, principal: CurrentPrincipal) -> list[OrganizationOut]:
     return [OrganizationOut.of(o) for o in service.list_organizations(session, principal)]
 
 
-@router.post("/organizations", status_code=201, response_model=OrganizationOut, summary="Add an organization")
+@router.post(
+    "/organizations",
+    status_code=201,
+    response_model=OrganizationOut,
+    summary="Add an organization",
+    dependencies=[needs("admin")],
+)
 def create_organization(
     body: OrganizationIn, session: DB, clock: ClockDep, principal: CurrentPrincipal
 ) -> OrganizationOut:
@@ -134,31 +161,57 @@ def create_organization(
     return OrganizationOut.of(org)
 
 
-@router.get("/organizations/{organization_id}", response_model=OrganizationOut, summary="One organization")
+@router.get(
+    "/organizations/{organization_id}",
+    response_model=OrganizationOut,
+    summary="One organization",
+    dependencies=[needs("tickets:read")],
+)
 def organization(session: DB, principal: CurrentPrincipal, organization_id: PathId) -> OrganizationOut:
     return OrganizationOut.of(service.get_organization(session, principal, organization_id))
 
 
-@router.get("/people", response_model=list[PersonOut], summary="People the caller may see")
+@router.get(
+    "/people", response_model=list[PersonOut], summary="People the caller may see", dependencies=[needs("tickets:read")]
+)
 def people(session: DB, principal: CurrentPrincipal) -> list[PersonOut]:
     return [PersonOut.of(p) for p in service.list_people(session, principal)]
 
 
-@router.post("/people", status_code=201, response_model=PersonOut, summary="Add a person (admins)")
+@router.post(
+    "/people", status_code=201, response_model=PersonOut, summary="Add a person (admins)", dependencies=[needs("admin")]
+)
 def create_person(body: PersonIn, session: DB, clock: ClockDep, principal: CurrentPrincipal) -> PersonOut:
     principal.require_admin()
     return PersonOut.of(service.create_person(session, clock, **body.model_dump()))
 
 
-@router.post("/tokens", status_code=201, response_model=TokenOut, summary="Mint an API token for yourself")
+@router.post(
+    "/tokens",
+    status_code=201,
+    response_model=TokenOut,
+    summary="Mint an API token for yourself",
+    dependencies=[AUTHENTICATED],
+)
 def create_token(body: TokenIn, session: DB, clock: ClockDep, principal: CurrentPrincipal) -> TokenOut:
+    scopes = (
+        tuple(body.scopes)
+        if body.scopes is not None
+        else tuple(sorted(set(DEFAULT_SCOPES) & effective_scopes(principal.scopes)))
+    )
     issued = service.create_token(
-        session, clock, person_id=principal.person_id, name=body.name, scopes=tuple(body.scopes)
+        session, clock, person_id=principal.person_id, name=body.name, scopes=scopes, minted_by=principal
     )
     return TokenOut(id=issued.id, token=issued.plain, scopes=list(issued.scopes))
 
 
-@router.delete("/tokens/{token_id}", status_code=204, summary="Revoke a token", response_class=Response)
+@router.delete(
+    "/tokens/{token_id}",
+    status_code=204,
+    summary="Revoke a token",
+    response_class=Response,
+    dependencies=[AUTHENTICATED],
+)
 def revoke_token(session: DB, clock: ClockDep, principal: CurrentPrincipal, token_id: PathId) -> Response:
     service.revoke_token(session, clock, principal, token_id)
     return Response(status_code=204)

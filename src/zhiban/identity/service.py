@@ -16,7 +16,14 @@ from sqlalchemy.orm import Session
 from zhiban.core.clock import Clock
 from zhiban.core.errors import Conflict, InvalidInput, NotFound, Unauthorized
 from zhiban.identity import secrets as zsecrets
-from zhiban.identity.model import DEFAULT_SCOPES, Principal, Role, validate_scopes
+from zhiban.identity.model import (
+    DEFAULT_SCOPES,
+    MissingScope,
+    Principal,
+    Role,
+    effective_scopes,
+    validate_scopes,
+)
 from zhiban.identity.store import (
     ApiTokenRow,
     OrganizationRow,
@@ -47,10 +54,16 @@ def _check_language(lang: str) -> str:
 
 
 def principal_of(person: PersonRow, scopes: frozenset[str] | None = None) -> Principal:
-    """The principal acting as this person (a token narrows the scopes)."""
+    """The principal acting as this person (a token narrows the scopes).
+
+    An admin's token without the admin scope acts as an agent: every admin check, wherever it is, then needs the scope.
+    """
+    role = Role(person.role)
+    if scopes is not None and role is Role.ADMIN and "admin" not in scopes:
+        role = Role.AGENT
     p = Principal(
         person_id=person.id,
-        role=Role(person.role),
+        role=role,
         organization_id=person.organization_id,
         name=person.name,
         language=person.language,
@@ -271,9 +284,18 @@ class IssuedToken:
 
 
 def create_token(
-    session: Session, clock: Clock, *, person_id: str, name: str, scopes: tuple[str, ...] = DEFAULT_SCOPES
+    session: Session,
+    clock: Clock,
+    *,
+    person_id: str,
+    name: str,
+    scopes: tuple[str, ...] = DEFAULT_SCOPES,
+    minted_by: Principal | None = None,
 ) -> IssuedToken:
-    """Mint a token for a person; the plain text is returned once and never stored."""
+    """Mint a token for a person; the plain text is returned once and never stored.
+
+    `minted_by` is the caller over the API: a token mints only within its own scopes (the CLI operator passes none).
+    """
     person = session.get(PersonRow, person_id)
     if person is None:
         raise NotFound("no such person")
@@ -282,6 +304,12 @@ def create_token(
     scopes = validate_scopes(scopes)
     if "admin" in scopes and person.role != Role.ADMIN:
         raise InvalidInput("only an admin's token may carry the admin scope")
+    if minted_by is not None:
+        wider = sorted(set(scopes) - effective_scopes(minted_by.scopes))
+        if wider:
+            raise MissingScope(
+                f"a token cannot mint one with scopes it lacks: {', '.join(wider)}", scope=wider[0], scopes=wider
+            )
     plain, prefix, digest = zsecrets.mint_token()
     row = ApiTokenRow(
         person_id=person.id,

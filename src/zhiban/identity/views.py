@@ -12,6 +12,7 @@ from zhiban.core.i18n import translate
 from zhiban.identity import service
 from zhiban.identity.service import SESSION_LIFETIME
 from zhiban.web.deps import DB, LANG_COOKIE, SESSION_COOKIE, ClockDep, OptionalPrincipal, desk_of, viewer_language
+from zhiban.web.scopes import AUTHENTICATED, PUBLIC
 from zhiban.web.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -28,14 +29,14 @@ def home_for(is_staff: bool) -> str:
     return "/agent/queue" if is_staff else "/portal"
 
 
-@router.get("/")
+@router.get("/", dependencies=[AUTHENTICATED])
 def home(principal: OptionalPrincipal) -> RedirectResponse:
     if principal is None:
         return RedirectResponse("/login", status_code=303)
     return RedirectResponse(home_for(principal.is_staff), status_code=303)
 
 
-@router.get("/login", response_class=HTMLResponse)
+@router.get("/login", response_class=HTMLResponse, dependencies=[PUBLIC])
 def login_page(request: Request, next: str | None = None) -> Response:
     response = render(request, "login.html", next=_safe_next(next))
     lang = request.query_params.get("lang")
@@ -44,7 +45,7 @@ def login_page(request: Request, next: str | None = None) -> Response:
     return response
 
 
-@router.post("/login")
+@router.post("/login", dependencies=[PUBLIC])
 def login(
     request: Request,
     session: DB,
@@ -84,7 +85,7 @@ def login(
     return response
 
 
-@router.post("/logout")
+@router.post("/logout", dependencies=[AUTHENTICATED])
 def logout(request: Request, session: DB, principal: OptionalPrincipal) -> RedirectResponse:
     cookie = request.cookies.get(SESSION_COOKIE)
     if cookie and principal is not None:

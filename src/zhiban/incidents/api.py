@@ -20,6 +20,7 @@ from zhiban.incidents.enqueue import MAX_EVENT_BYTES, EnqueueEndpoint, accept_ev
 from zhiban.incidents.store import EscalationPolicyRow, IncidentRow, IntegrationRow, ServiceRow
 from zhiban.web.deps import DB, ClockDep, CurrentPrincipal
 from zhiban.web.fields import Ident, Limit, LongText, Offset, ShortText
+from zhiban.web.scopes import PUBLIC, needs
 
 router = APIRouter(tags=["incidents"])
 asgi_middleware = EnqueueEndpoint  # POST /v2/enqueue is answered before routing: alert storms are its load
@@ -37,27 +38,40 @@ async def _json_body(request: Request, limit: int) -> Any:
         raise InvalidInput(f"the body is not JSON: {exc}") from exc
 
 
-@router.post("/v2/enqueue", status_code=202, summary="PagerDuty Events API v2: trigger, acknowledge, resolve")
+@router.post(
+    "/v2/enqueue",
+    status_code=202,
+    summary="PagerDuty Events API v2: trigger, acknowledge, resolve",
+    dependencies=[PUBLIC],
+)
 async def enqueue_event(request: Request) -> Response:
     # Documents the endpoint: in the app, EnqueueEndpoint answers this path before routing (enqueue.py).
     status, answer = await accept_event(intake_of(request.app), await request.body())
     return Response(orjson.dumps(answer), status_code=status, media_type="application/json")
 
 
-@router.post("/api/v1/integrations/alertmanager/{key}", summary="Prometheus Alertmanager webhook (version 4)")
+@router.post(
+    "/api/v1/integrations/alertmanager/{key}",
+    summary="Prometheus Alertmanager webhook (version 4)",
+    dependencies=[PUBLIC],
+)
 async def alertmanager(request: Request, key: Ident, session: DB, clock: ClockDep) -> dict[str, Any]:
     doc = await _json_body(request, MAX_WEBHOOK_BYTES)
     count = integrations.receive_alertmanager(session, clock, key, doc)
     return {"status": "success", "alerts": count}
 
 
-@router.post("/api/v1/integrations/webhook/{key}", status_code=202, summary="Generic JSON webhook alert")
+@router.post(
+    "/api/v1/integrations/webhook/{key}", status_code=202, summary="Generic JSON webhook alert", dependencies=[PUBLIC]
+)
 async def generic_webhook(request: Request, key: Ident, session: DB, clock: ClockDep) -> dict[str, Any]:
     doc = await _json_body(request, MAX_EVENT_BYTES)
     return {"status": "success", "dedup_key": integrations.receive_webhook(session, clock, key, doc)}
 
 
-@router.post("/api/v1/heartbeats/{key}", summary="Heartbeat ping: an incident opens when pings stop")
+@router.post(
+    "/api/v1/heartbeats/{key}", summary="Heartbeat ping: an incident opens when pings stop", dependencies=[PUBLIC]
+)
 def heartbeat(key: Ident, session: DB, clock: ClockDep) -> dict[str, Any]:
     row = integrations.ping(session, clock, key)
     return {"status": "success", "next_ping_due_within_seconds": row.heartbeat_seconds}
@@ -126,7 +140,12 @@ def _detail(session: Any, principal: Principal, incident_id: str) -> IncidentDet
     )
 
 
-@router.get("/api/v1/incidents", response_model=list[IncidentOut], summary="Incidents the caller may see")
+@router.get(
+    "/api/v1/incidents",
+    response_model=list[IncidentOut],
+    summary="Incidents the caller may see",
+    dependencies=[needs("incidents:read")],
+)
 def list_incidents(
     session: DB,
     principal: CurrentPrincipal,
@@ -139,18 +158,33 @@ def list_incidents(
     ]
 
 
-@router.get("/api/v1/incidents/{incident_id}", response_model=IncidentDetail, summary="One incident and its timeline")
+@router.get(
+    "/api/v1/incidents/{incident_id}",
+    response_model=IncidentDetail,
+    summary="One incident and its timeline",
+    dependencies=[needs("incidents:read")],
+)
 def get_incident(incident_id: Ident, session: DB, principal: CurrentPrincipal) -> IncidentDetail:
     return _detail(session, principal, incident_id)
 
 
-@router.post("/api/v1/incidents/{incident_id}/acknowledge", response_model=IncidentOut, summary="Acknowledge")
+@router.post(
+    "/api/v1/incidents/{incident_id}/acknowledge",
+    response_model=IncidentOut,
+    summary="Acknowledge",
+    dependencies=[needs("incidents:write")],
+)
 def acknowledge(incident_id: Ident, session: DB, clock: ClockDep, principal: CurrentPrincipal) -> IncidentOut:
     principal.require_scope("incidents:write")
     return IncidentOut.of(service.acknowledge(session, clock, principal, incident_id, via="api"))
 
 
-@router.post("/api/v1/incidents/{incident_id}/resolve", response_model=IncidentOut, summary="Resolve")
+@router.post(
+    "/api/v1/incidents/{incident_id}/resolve",
+    response_model=IncidentOut,
+    summary="Resolve",
+    dependencies=[needs("incidents:write")],
+)
 def resolve(incident_id: Ident, session: DB, clock: ClockDep, principal: CurrentPrincipal) -> IncidentOut:
     principal.require_scope("incidents:write")
     return IncidentOut.of(service.resolve(session, clock, principal, incident_id, via="api"))
@@ -160,7 +194,12 @@ class NoteIn(BaseModel):
     body: LongText
 
 
-@router.post("/api/v1/incidents/{incident_id}/notes", status_code=201, summary="Add an internal note")
+@router.post(
+    "/api/v1/incidents/{incident_id}/notes",
+    status_code=201,
+    summary="Add an internal note",
+    dependencies=[needs("incidents:write")],
+)
 def add_note(
     incident_id: Ident, body: NoteIn, session: DB, clock: ClockDep, principal: CurrentPrincipal
 ) -> dict[str, Any]:
@@ -173,7 +212,12 @@ class ResponderIn(BaseModel):
     person: ShortText = Field(description="person id or e-mail address of an agent or admin")
 
 
-@router.post("/api/v1/incidents/{incident_id}/responders", status_code=201, summary="Add a responder (paged at once)")
+@router.post(
+    "/api/v1/incidents/{incident_id}/responders",
+    status_code=201,
+    summary="Add a responder (paged at once)",
+    dependencies=[needs("incidents:write")],
+)
 def add_responder(
     incident_id: Ident, body: ResponderIn, session: DB, clock: ClockDep, principal: CurrentPrincipal
 ) -> dict[str, Any]:
@@ -238,25 +282,46 @@ class PolicyOut(BaseModel):
         return cls(id=row.id, name=row.name, levels=row.levels, repeats=row.repeats)
 
 
-@router.get("/api/v1/escalation-policies", response_model=list[PolicyOut], summary="Escalation policies")
+@router.get(
+    "/api/v1/escalation-policies",
+    response_model=list[PolicyOut],
+    summary="Escalation policies",
+    dependencies=[needs("incidents:read")],
+)
 def list_policies(session: DB, principal: CurrentPrincipal) -> list[PolicyOut]:
     principal.require_staff()
     return [PolicyOut.of(r) for r in service.list_policies(session)]
 
 
-@router.post("/api/v1/escalation-policies", status_code=201, response_model=PolicyOut, summary="Create a policy")
+@router.post(
+    "/api/v1/escalation-policies",
+    status_code=201,
+    response_model=PolicyOut,
+    summary="Create a policy",
+    dependencies=[needs("admin")],
+)
 def create_policy(body: PolicyIn, session: DB, clock: ClockDep, principal: CurrentPrincipal) -> PolicyOut:
     principal.require_admin()
     return PolicyOut.of(service.create_policy(session, clock, **body.fields()))
 
 
-@router.put("/api/v1/escalation-policies/{policy_id}", response_model=PolicyOut, summary="Replace a policy (admins)")
+@router.put(
+    "/api/v1/escalation-policies/{policy_id}",
+    response_model=PolicyOut,
+    summary="Replace a policy (admins)",
+    dependencies=[needs("admin")],
+)
 def replace_policy(body: PolicyIn, policy_id: Ident, session: DB, principal: CurrentPrincipal) -> PolicyOut:
     principal.require_admin()
     return PolicyOut.of(service.update_policy(session, policy_id, **body.fields()))
 
 
-@router.delete("/api/v1/escalation-policies/{policy_id}", status_code=204, summary="Delete an unused policy (admins)")
+@router.delete(
+    "/api/v1/escalation-policies/{policy_id}",
+    status_code=204,
+    summary="Delete an unused policy (admins)",
+    dependencies=[needs("admin")],
+)
 def delete_policy(policy_id: Ident, session: DB, principal: CurrentPrincipal) -> Response:
     principal.require_admin()
     service.delete_policy(session, policy_id)
@@ -294,19 +359,35 @@ class ServiceOut(BaseModel):
         )
 
 
-@router.get("/api/v1/incident-services", response_model=list[ServiceOut], summary="Services")
+@router.get(
+    "/api/v1/incident-services",
+    response_model=list[ServiceOut],
+    summary="Services",
+    dependencies=[needs("incidents:read")],
+)
 def list_services(session: DB, principal: CurrentPrincipal) -> list[ServiceOut]:
     principal.require_staff()
     return [ServiceOut.of(r) for r in service.list_services(session)]
 
 
-@router.post("/api/v1/incident-services", status_code=201, response_model=ServiceOut, summary="Create a service")
+@router.post(
+    "/api/v1/incident-services",
+    status_code=201,
+    response_model=ServiceOut,
+    summary="Create a service",
+    dependencies=[needs("admin")],
+)
 def create_service(body: ServiceIn, session: DB, clock: ClockDep, principal: CurrentPrincipal) -> ServiceOut:
     principal.require_admin()
     return ServiceOut.of(service.create_service(session, clock, **body.model_dump()))
 
 
-@router.put("/api/v1/incident-services/{service_id}", response_model=ServiceOut, summary="Replace a service (admins)")
+@router.put(
+    "/api/v1/incident-services/{service_id}",
+    response_model=ServiceOut,
+    summary="Replace a service (admins)",
+    dependencies=[needs("admin")],
+)
 def replace_service(body: ServiceIn, service_id: Ident, session: DB, principal: CurrentPrincipal) -> ServiceOut:
     principal.require_admin()
     return ServiceOut.of(service.update_service(session, service_id, **body.model_dump()))
@@ -338,13 +419,24 @@ class IntegrationOut(BaseModel):
         return cls(id=row.id, type=row.type, name=row.name, service_id=row.service_id, key=row.key, url=paths[row.type])
 
 
-@router.get("/api/v1/integrations", response_model=list[IntegrationOut], summary="Integrations (with their keys)")
+@router.get(
+    "/api/v1/integrations",
+    response_model=list[IntegrationOut],
+    summary="Integrations (with their keys)",
+    dependencies=[needs("admin")],
+)
 def list_integrations(session: DB, principal: CurrentPrincipal) -> list[IntegrationOut]:
     principal.require_admin()
     return [IntegrationOut.of(r) for r in integrations.list_integrations(session)]
 
 
-@router.post("/api/v1/integrations", status_code=201, response_model=IntegrationOut, summary="Create an integration")
+@router.post(
+    "/api/v1/integrations",
+    status_code=201,
+    response_model=IntegrationOut,
+    summary="Create an integration",
+    dependencies=[needs("admin")],
+)
 def create_integration(
     body: IntegrationIn, session: DB, clock: ClockDep, principal: CurrentPrincipal
 ) -> IntegrationOut:

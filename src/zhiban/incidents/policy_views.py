@@ -26,9 +26,10 @@ from zhiban.oncall.editor import zone_names
 from zhiban.web.deps import DB, ClockDep, CurrentPrincipal
 from zhiban.web.fields import Ident
 from zhiban.web.forms import RawForm, change, text, texts
+from zhiban.web.scopes import by_method
 from zhiban.web.templating import render
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, dependencies=[by_method("incidents:read", "admin")])
 
 TARGET_KINDS = ("person", "schedule", "team")
 SPARE_TARGETS = 2

@@ -25,9 +25,10 @@ from zhiban.oncall.editor import zone_names
 from zhiban.web.deps import DB, ClockDep, CurrentPrincipal
 from zhiban.web.fields import Ident
 from zhiban.web.forms import RawForm, change, text
+from zhiban.web.scopes import by_method
 from zhiban.web.templating import render
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, dependencies=[by_method("incidents:read", "admin")])
 
 
 def _default(name: str) -> str:

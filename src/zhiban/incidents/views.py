@@ -15,9 +15,10 @@ from zhiban.incidents.model import read_ack_token
 from zhiban.incidents.store import IncidentRow, ServiceRow
 from zhiban.web.deps import DB, ClockDep, CurrentPrincipal, desk_of
 from zhiban.web.fields import Ident
+from zhiban.web.scopes import by_method
 from zhiban.web.templating import render
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, dependencies=[by_method("incidents:read", "incidents:write")])
 # Escalation policies and services are set up in the on-call area (/oncall/policies, /oncall/services).
 router.include_router(policy_views.router)
 router.include_router(service_views.router)

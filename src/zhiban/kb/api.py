@@ -14,6 +14,7 @@ from zhiban.kb import service
 from zhiban.kb.store import ArticleRow
 from zhiban.web.deps import DB, ClockDep, CurrentPrincipal, OptionalPrincipal, check_csrf
 from zhiban.web.fields import LongText, ShortText
+from zhiban.web.scopes import needs
 
 router = APIRouter(prefix="/api/v1/kb", tags=["knowledge base"])
 
@@ -154,7 +155,12 @@ def _article_out(session: DB, principal: Principal | None, article: ArticleRow) 
     )
 
 
-@router.get("/search", response_model=SearchOut, summary="Search the articles the caller may read")
+@router.get(
+    "/search",
+    response_model=SearchOut,
+    summary="Search the articles the caller may read",
+    dependencies=[needs("kb:read")],
+)
 def search(
     session: DB,
     principal: Reader,
@@ -183,38 +189,58 @@ def search(
     )
 
 
-@router.get("/articles/{article_id}", response_model=ArticleOut, summary="One article")
+@router.get("/articles/{article_id}", response_model=ArticleOut, summary="One article", dependencies=[needs("kb:read")])
 def get(session: DB, principal: Reader, article_id: ArticleId) -> ArticleOut:
     return _article_out(session, principal, service.get_article(session, principal, article_id))
 
 
-@router.post("/articles", status_code=201, response_model=ArticleOut, summary="Write an article (agents)")
+@router.post(
+    "/articles",
+    status_code=201,
+    response_model=ArticleOut,
+    summary="Write an article (agents)",
+    dependencies=[needs("kb:write")],
+)
 def create(
     body: ArticleIn, session: DB, clock: ClockDep, principal: CurrentPrincipal, response: Response
 ) -> ArticleOut:
-    principal.require_scope("tickets:write")
+    principal.require_scope("kb:write")
     article = service.create_article(session, clock, principal, body.as_input())
     response.headers["Location"] = f"/api/v1/kb/articles/{article.id}"
     return _article_out(session, principal, article)
 
 
-@router.put("/articles/{article_id}", response_model=ArticleOut, summary="Edit an article; a change adds a version")
+@router.put(
+    "/articles/{article_id}",
+    response_model=ArticleOut,
+    summary="Edit an article; a change adds a version",
+    dependencies=[needs("kb:write")],
+)
 def update(
     body: ArticleIn, session: DB, clock: ClockDep, principal: CurrentPrincipal, article_id: ArticleId
 ) -> ArticleOut:
-    principal.require_scope("tickets:write")
+    principal.require_scope("kb:write")
     article = service.update_article(session, clock, principal, article_id, body.as_input())
     return _article_out(session, principal, article)
 
 
-@router.post("/articles/{article_id}/vote", response_model=VoteOut, summary="Was this article helpful?")
+@router.post(
+    "/articles/{article_id}/vote",
+    response_model=VoteOut,
+    summary="Was this article helpful?",
+    dependencies=[needs("kb:read")],
+)
 def vote(body: VoteIn, session: DB, clock: ClockDep, principal: Reader, article_id: ArticleId) -> VoteOut:
     article = service.vote(session, clock, principal, article_id, body.helpful)
     return VoteOut(article_id=article.id, helpful=article.helpful_count, not_helpful=article.not_helpful_count)
 
 
 @router.post(
-    "/deflections", status_code=201, response_model=DeflectionOut, summary="A ticket draft answered by an article"
+    "/deflections",
+    status_code=201,
+    response_model=DeflectionOut,
+    summary="A ticket draft answered by an article",
+    dependencies=[needs("kb:read")],
 )
 def deflect(body: DeflectionIn, session: DB, clock: ClockDep, principal: Reader) -> DeflectionOut:
     row = service.record_deflection(session, clock, principal, query=body.query, article_id=body.article_id)

@@ -15,9 +15,10 @@ from zhiban.kb import service
 from zhiban.kb.api import ArticleId, Reader
 from zhiban.web.deps import DB, ClockDep, CurrentPrincipal, desk_of, viewer_language
 from zhiban.web.fields import TicketId
+from zhiban.web.scopes import needs
 from zhiban.web.templating import render
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, dependencies=[needs("kb:read")])
 
 # Raw HTML off: an article's Markdown can never inject markup or scripts; links are checked by
 # markdown-it's own validator (no javascript: or data: URLs).
@@ -175,7 +176,7 @@ def _edit_form(
 ArticleForm = Annotated[service.ArticleInput, Depends(_edit_form)]
 
 
-@router.post("/agent/kb/new")
+@router.post("/agent/kb/new", dependencies=[needs("kb:write")])
 def editor_create(
     request: Request,
     session: DB,
@@ -198,7 +199,7 @@ def editor_edit(request: Request, session: DB, principal: CurrentPrincipal, arti
     return render(request, "kb/editor.html", article=article, versions=versions, form=None, error=None)
 
 
-@router.post("/agent/kb/{article_id}")
+@router.post("/agent/kb/{article_id}", dependencies=[needs("kb:write")])
 def editor_update(
     request: Request,
     session: DB,

@@ -14,8 +14,9 @@ from zhiban.notify import service
 from zhiban.notify.store import ContactMethodRow, NotificationRow
 from zhiban.web.deps import DB, ClockDep, CurrentPrincipal
 from zhiban.web.fields import Ident
+from zhiban.web.scopes import by_method
 
-router = APIRouter(prefix="/api/v1", tags=["notify"])
+router = APIRouter(prefix="/api/v1", tags=["notify"], dependencies=[by_method("oncall:read", "oncall:write")])
 
 
 def paged_person(principal: Principal, person_id: str | None) -> str:

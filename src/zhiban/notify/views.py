@@ -23,9 +23,10 @@ from zhiban.oncall.service import staff_people
 from zhiban.web.deps import DB, ClockDep, CurrentPrincipal, viewer_language
 from zhiban.web.fields import Ident
 from zhiban.web.forms import RawForm, change, text
+from zhiban.web.scopes import by_method
 from zhiban.web.templating import render
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, dependencies=[by_method("oncall:read", "oncall:write")])
 
 PAGE = "/oncall/notifications"
 

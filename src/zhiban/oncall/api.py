@@ -16,8 +16,9 @@ from zhiban.oncall.model import Shift, require_aware, zone_of
 from zhiban.oncall.store import LayerRow, OverrideRow, ScheduleRow
 from zhiban.web.deps import DB, ClockDep, CurrentPrincipal
 from zhiban.web.fields import Ident, ShortText
+from zhiban.web.scopes import by_method, needs
 
-router = APIRouter(prefix="/api/v1", tags=["on-call"])
+router = APIRouter(prefix="/api/v1", tags=["on-call"], dependencies=[by_method("oncall:read", "oncall:write")])
 
 ScheduleId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 LayerId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
@@ -28,12 +29,12 @@ MAX_SHIFT_WINDOW = timedelta(days=92)
 
 def _read(principal: Principal) -> None:
     principal.require_staff()
-    principal.require_scope("tickets:read")
+    principal.require_scope("oncall:read")
 
 
 def _write(principal: Principal) -> None:
     principal.require_staff()
-    principal.require_scope("tickets:write")
+    principal.require_scope("oncall:write")
 
 
 class ShiftOut(BaseModel):
@@ -211,7 +212,13 @@ def list_schedules(session: DB, clock: ClockDep, principal: CurrentPrincipal) ->
     return [_out(session, row, now) for row in service.list_schedules(session, principal)]
 
 
-@router.post("/schedules", status_code=201, response_model=ScheduleOut, summary="Create a schedule (admins)")
+@router.post(
+    "/schedules",
+    status_code=201,
+    response_model=ScheduleOut,
+    summary="Create a schedule (admins)",
+    dependencies=[needs("admin")],
+)
 def create_schedule(
     body: ScheduleIn, session: DB, clock: ClockDep, principal: CurrentPrincipal, response: Response
 ) -> ScheduleOut:
@@ -238,7 +245,12 @@ def get_schedule(session: DB, clock: ClockDep, principal: CurrentPrincipal, sche
     )
 
 
-@router.patch("/schedules/{schedule_id}", response_model=ScheduleOut, summary="Rename, re-zone or re-own (admins)")
+@router.patch(
+    "/schedules/{schedule_id}",
+    response_model=ScheduleOut,
+    summary="Rename, re-zone or re-own (admins)",
+    dependencies=[needs("admin")],
+)
 def patch_schedule(
     body: SchedulePatch, session: DB, clock: ClockDep, principal: CurrentPrincipal, schedule_id: ScheduleId
 ) -> ScheduleOut:
@@ -256,7 +268,12 @@ def patch_schedule(
     return _out(session, row, clock.now())
 
 
-@router.delete("/schedules/{schedule_id}", status_code=204, summary="Delete a schedule no policy pages (admins)")
+@router.delete(
+    "/schedules/{schedule_id}",
+    status_code=204,
+    summary="Delete a schedule no policy pages (admins)",
+    dependencies=[needs("admin")],
+)
 def delete_schedule(session: DB, principal: CurrentPrincipal, schedule_id: ScheduleId) -> Response:
     _write(principal)
     service.delete_schedule(session, principal, schedule_id)
@@ -264,7 +281,11 @@ def delete_schedule(session: DB, principal: CurrentPrincipal, schedule_id: Sched
 
 
 @router.post(
-    "/schedules/{schedule_id}/layers", status_code=201, response_model=LayerOut, summary="Add a layer on top (admins)"
+    "/schedules/{schedule_id}/layers",
+    status_code=201,
+    response_model=LayerOut,
+    summary="Add a layer on top (admins)",
+    dependencies=[needs("admin")],
 )
 def add_layer(
     body: LayerIn, session: DB, clock: ClockDep, principal: CurrentPrincipal, schedule_id: ScheduleId
@@ -273,7 +294,12 @@ def add_layer(
     return LayerOut.of(service.add_layer(session, clock, principal, schedule_id, body.spec()))
 
 
-@router.put("/schedules/{schedule_id}/layers/{layer_id}", response_model=LayerOut, summary="Replace a layer (admins)")
+@router.put(
+    "/schedules/{schedule_id}/layers/{layer_id}",
+    response_model=LayerOut,
+    summary="Replace a layer (admins)",
+    dependencies=[needs("admin")],
+)
 def put_layer(
     body: LayerIn,
     session: DB,
@@ -286,7 +312,12 @@ def put_layer(
     return LayerOut.of(service.update_layer(session, clock, principal, schedule_id, layer_id, body.spec()))
 
 
-@router.delete("/schedules/{schedule_id}/layers/{layer_id}", status_code=204, summary="Remove a layer (admins)")
+@router.delete(
+    "/schedules/{schedule_id}/layers/{layer_id}",
+    status_code=204,
+    summary="Remove a layer (admins)",
+    dependencies=[needs("admin")],
+)
 def delete_layer(
     session: DB, clock: ClockDep, principal: CurrentPrincipal, schedule_id: ScheduleId, layer_id: LayerId
 ) -> Response:

@@ -24,9 +24,10 @@ from zhiban.oncall.model import MAX_RESTRICTIONS, wall_to_utc, zone_of
 from zhiban.oncall.store import LayerRow, ScheduleRow
 from zhiban.web.deps import DB, ClockDep, CurrentPrincipal
 from zhiban.web.forms import RawForm, change, text, texts
+from zhiban.web.scopes import by_method
 from zhiban.web.templating import render
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, dependencies=[by_method("oncall:read", "admin")])
 
 LOCAL_FORMAT = "%Y-%m-%dT%H:%M"
 # How a rotation is offered in the form, as (turn length, turn unit); "days"/"hours" take the length typed.

@@ -17,9 +17,10 @@ from zhiban.oncall import editor, service
 from zhiban.oncall.model import Shift, wall_to_utc, zone_of
 from zhiban.oncall.store import ScheduleRow
 from zhiban.web.deps import DB, ClockDep, CurrentPrincipal
+from zhiban.web.scopes import by_method
 from zhiban.web.templating import render
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, dependencies=[by_method("oncall:read", "oncall:write")])
 # The editor's fixed paths (/oncall/schedules/new) must be matched before /oncall/schedules/{schedule_id}.
 router.include_router(editor.router)
 

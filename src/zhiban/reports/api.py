@@ -11,8 +11,9 @@ from pydantic import BaseModel
 
 from zhiban.reports import service
 from zhiban.web.deps import DB, ClockDep, CurrentPrincipal
+from zhiban.web.scopes import needs
 
-router = APIRouter(prefix="/api/v1/reports", tags=["reports"])
+router = APIRouter(prefix="/api/v1/reports", tags=["reports"], dependencies=[needs("reports:read")])
 
 FigureName = Annotated[str, Path(pattern=r"^[a-z_]{1,40}$", description=f"one of {', '.join(service.FIGURES)}")]
 Text = Annotated[str | None, Query(max_length=100)]
@@ -45,7 +46,7 @@ def report_filters(
     tz: Text = None,
 ) -> service.Filters:
     """The filters every figure takes (period, plan, priority, team, organization, zone), parsed once."""
-    principal.require_scope("tickets:read")
+    principal.require_scope("reports:read")
     return service.parse_filters(
         clock,
         start=start,

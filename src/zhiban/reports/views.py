@@ -15,9 +15,10 @@ from zhiban.reports import service
 from zhiban.reports.pdf import render_pdf
 from zhiban.reports.render import render_html
 from zhiban.web.deps import DB, ClockDep, CurrentPrincipal, viewer_language
+from zhiban.web.scopes import needs
 from zhiban.web.templating import local_time, render
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, dependencies=[needs("reports:read")])
 
 Text = Annotated[str | None, Query(max_length=100)]
 OrgRef = Annotated[str, Path(max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]

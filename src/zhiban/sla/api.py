@@ -13,6 +13,7 @@ from zhiban.sla import service
 from zhiban.sla.store import ClockChangeRow, ClockRow, NotificationRow, PlanRow, PolicyRuleRow
 from zhiban.web.deps import DB, ClockDep, CurrentPrincipal
 from zhiban.web.fields import Ident, ShortText, TicketId
+from zhiban.web.scopes import needs
 
 router = APIRouter(tags=["sla"])
 
@@ -76,7 +77,12 @@ class TicketSlaOut(BaseModel):
     history: list[ClockChangeOut]
 
 
-@router.get("/api/v1/tickets/{ticket_id}/sla", response_model=TicketSlaOut, summary="A ticket's SLA clocks")
+@router.get(
+    "/api/v1/tickets/{ticket_id}/sla",
+    response_model=TicketSlaOut,
+    summary="A ticket's SLA clocks",
+    dependencies=[needs("tickets:read")],
+)
 def ticket_sla(session: DB, clock: ClockDep, principal: CurrentPrincipal, ticket_id: TicketId) -> TicketSlaOut:
     principal.require_scope("tickets:read")
     view = service.ticket_sla(session, principal, clock, ticket_id)
@@ -103,7 +109,9 @@ class PreviewIn(BaseModel):
     category: Ident | None = None
 
 
-@router.post("/api/v1/sla/preview", summary="What-if: due times of a ticket filed at `at`")
+@router.post(
+    "/api/v1/sla/preview", summary="What-if: due times of a ticket filed at `at`", dependencies=[needs("tickets:read")]
+)
 def preview(body: PreviewIn, session: DB, principal: CurrentPrincipal) -> dict[str, str | None]:
     if body.at.tzinfo is None:
         raise InvalidInput("`at` needs a UTC offset, e.g. 2026-10-09T17:50:00+08:00")
@@ -137,19 +145,29 @@ def _targets(items: list[TargetIn] | None) -> list[dict[str, Any]] | None:
     return None if items is None else [t.model_dump() for t in items]
 
 
-@router.get("/api/v1/sla/plans", response_model=list[PlanOut], summary="Support plans and their targets")
+@router.get(
+    "/api/v1/sla/plans",
+    response_model=list[PlanOut],
+    summary="Support plans and their targets",
+    dependencies=[needs("tickets:read")],
+)
 def list_plans(session: DB, principal: CurrentPrincipal) -> list[PlanOut]:
     principal.require_staff()
     return [PlanOut.of(p) for p in service.list_plans(session)]
 
 
-@router.get("/api/v1/sla/plans/{key}", response_model=PlanOut, summary="One plan")
+@router.get("/api/v1/sla/plans/{key}", response_model=PlanOut, summary="One plan", dependencies=[needs("tickets:read")])
 def get_plan(session: DB, principal: CurrentPrincipal, key: str = PlanKey) -> PlanOut:
     principal.require_staff()
     return PlanOut.of(service.get_plan(session, key))
 
 
-@router.put("/api/v1/sla/plans/{key}", response_model=PlanOut, summary="Create or change a plan (admins)")
+@router.put(
+    "/api/v1/sla/plans/{key}",
+    response_model=PlanOut,
+    summary="Create or change a plan (admins)",
+    dependencies=[needs("admin")],
+)
 def put_plan(body: PlanIn, session: DB, clock: ClockDep, principal: CurrentPrincipal, key: str = PlanKey) -> PlanOut:
     service.require_admin(principal)
     targets = None if body.targets is None else {str(p): _targets(ts) or [] for p, ts in body.targets.items()}
@@ -165,7 +183,9 @@ def put_plan(body: PlanIn, session: DB, clock: ClockDep, principal: CurrentPrinc
     return PlanOut.of(row)
 
 
-@router.delete("/api/v1/sla/plans/{key}", status_code=204, summary="Remove a plan (admins)")
+@router.delete(
+    "/api/v1/sla/plans/{key}", status_code=204, summary="Remove a plan (admins)", dependencies=[needs("admin")]
+)
 def delete_plan(session: DB, clock: ClockDep, principal: CurrentPrincipal, key: str = PlanKey) -> Response:
     service.require_admin(principal)
     service.delete_plan(session, clock, key)
@@ -220,14 +240,25 @@ class PolicyOut(BaseModel):
     rules: list[RuleOut] = Field(description="checked in order before the plans' own targets")
 
 
-@router.get("/api/v1/sla/policy", response_model=PolicyOut, summary="Policy rules in the order they apply")
+@router.get(
+    "/api/v1/sla/policy",
+    response_model=PolicyOut,
+    summary="Policy rules in the order they apply",
+    dependencies=[needs("tickets:read")],
+)
 def get_policy(session: DB, principal: CurrentPrincipal) -> PolicyOut:
     principal.require_staff()
     version = service.current_policy_version(session)
     return PolicyOut(version=version, rules=[RuleOut.of(r) for r in service.list_rules(session)])
 
 
-@router.post("/api/v1/sla/policy/rules", status_code=201, response_model=RuleOut, summary="Add a rule (admins)")
+@router.post(
+    "/api/v1/sla/policy/rules",
+    status_code=201,
+    response_model=RuleOut,
+    summary="Add a rule (admins)",
+    dependencies=[needs("admin")],
+)
 def add_rule(body: RuleIn, session: DB, clock: ClockDep, principal: CurrentPrincipal) -> RuleOut:
     service.require_admin(principal)
     row = service.add_rule(
@@ -247,7 +278,12 @@ def add_rule(body: RuleIn, session: DB, clock: ClockDep, principal: CurrentPrinc
 RuleId = Path(ge=1, le=2**31 - 1)
 
 
-@router.patch("/api/v1/sla/policy/rules/{rule_id}", response_model=RuleOut, summary="Change a rule (admins)")
+@router.patch(
+    "/api/v1/sla/policy/rules/{rule_id}",
+    response_model=RuleOut,
+    summary="Change a rule (admins)",
+    dependencies=[needs("admin")],
+)
 def patch_rule(
     body: RulePatch, session: DB, clock: ClockDep, principal: CurrentPrincipal, rule_id: int = RuleId
 ) -> RuleOut:
@@ -266,7 +302,12 @@ def patch_rule(
     return RuleOut.of(row)
 
 
-@router.delete("/api/v1/sla/policy/rules/{rule_id}", status_code=204, summary="Remove a rule (admins)")
+@router.delete(
+    "/api/v1/sla/policy/rules/{rule_id}",
+    status_code=204,
+    summary="Remove a rule (admins)",
+    dependencies=[needs("admin")],
+)
 def delete_rule(session: DB, clock: ClockDep, principal: CurrentPrincipal, rule_id: int = RuleId) -> Response:
     service.require_admin(principal)
     service.delete_rule(session, clock, rule_id)
@@ -277,7 +318,12 @@ class OrderIn(BaseModel):
     rule_ids: list[int] = Field(max_length=service.MAX_RULES)
 
 
-@router.put("/api/v1/sla/policy/order", response_model=list[RuleOut], summary="Reorder the rules (admins)")
+@router.put(
+    "/api/v1/sla/policy/order",
+    response_model=list[RuleOut],
+    summary="Reorder the rules (admins)",
+    dependencies=[needs("admin")],
+)
 def order_rules(body: OrderIn, session: DB, clock: ClockDep, principal: CurrentPrincipal) -> list[RuleOut]:
     service.require_admin(principal)
     return [RuleOut.of(r) for r in service.reorder_rules(session, clock, body.rule_ids)]
@@ -287,7 +333,11 @@ class CalendarAssignIn(BaseModel):
     calendar_id: Ident
 
 
-@router.put("/api/v1/sla/organizations/{organization_id}/calendar", summary="Set an organization's calendar")
+@router.put(
+    "/api/v1/sla/organizations/{organization_id}/calendar",
+    summary="Set an organization's calendar",
+    dependencies=[needs("admin")],
+)
 def assign_calendar(
     body: CalendarAssignIn, session: DB, principal: CurrentPrincipal, organization_id: Ident
 ) -> dict[str, str]:
@@ -313,13 +363,21 @@ class NotificationOut(BaseModel):
         return cls(**{name: getattr(r, name) for name in cls.model_fields})
 
 
-@router.get("/api/v1/sla/notifications", response_model=list[NotificationOut], summary="My SLA alerts")
+@router.get(
+    "/api/v1/sla/notifications",
+    response_model=list[NotificationOut],
+    summary="My SLA alerts",
+    dependencies=[needs("tickets:read")],
+)
 def notifications(session: DB, principal: CurrentPrincipal, unread: bool = False) -> list[NotificationOut]:
     return [NotificationOut.of(n) for n in service.list_notifications(session, principal, unread_only=unread)]
 
 
 @router.post(
-    "/api/v1/sla/notifications/{notification_id}/read", response_model=NotificationOut, summary="Mark an alert read"
+    "/api/v1/sla/notifications/{notification_id}/read",
+    response_model=NotificationOut,
+    summary="Mark an alert read",
+    dependencies=[needs("tickets:write")],
 )
 def read_notification(
     session: DB, clock: ClockDep, principal: CurrentPrincipal, notification_id: int = Path(ge=1, le=2**31 - 1)

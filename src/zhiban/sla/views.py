@@ -12,9 +12,10 @@ from zhiban.core.i18n import translate
 from zhiban.sla import service
 from zhiban.web.deps import DB, ClockDep, CurrentPrincipal
 from zhiban.web.fields import TicketId
+from zhiban.web.scopes import by_method
 from zhiban.web.templating import render, templates
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, dependencies=[by_method("tickets:read", "tickets:write")])
 
 
 def _zone(tz: str) -> ZoneInfo:

@@ -12,6 +12,7 @@ from zhiban.status import service
 from zhiban.status.model import StatusIncident
 from zhiban.web.deps import DB, ClockDep, CurrentPrincipal, OptionalPrincipal, check_csrf, viewer_language
 from zhiban.web.fields import Ident, ShortText
+from zhiban.web.scopes import PUBLIC, needs
 
 router = APIRouter(prefix="/api/v1/status", tags=["status"])
 
@@ -88,13 +89,20 @@ def _page_out(page: service.StatusPage) -> PageOut:
     )
 
 
-@router.get("", response_model=PageOut, summary="The public status page of the platform (no sign-in)")
+@router.get(
+    "", response_model=PageOut, summary="The public status page of the platform (no sign-in)", dependencies=[PUBLIC]
+)
 def public_page(request: Request, session: DB, clock: ClockDep, principal: OptionalPrincipal) -> PageOut:
     page = service.build_page(session, clock, None, lang=viewer_language(request), tz="UTC")
     return _page_out(page)
 
 
-@router.get("/organizations/{slug}", response_model=PageOut, summary="An organization's private status page")
+@router.get(
+    "/organizations/{slug}",
+    response_model=PageOut,
+    summary="An organization's private status page",
+    dependencies=[needs("incidents:read")],
+)
 def organization_page(
     request: Request, session: DB, clock: ClockDep, principal: CurrentPrincipal, slug: Slug
 ) -> PageOut:
@@ -120,7 +128,13 @@ class SubscriptionOut(BaseModel):
     confirmed: bool
 
 
-@router.post("/subscriptions", status_code=201, response_model=SubscriptionOut, summary="Subscribe to a page")
+@router.post(
+    "/subscriptions",
+    status_code=201,
+    response_model=SubscriptionOut,
+    summary="Subscribe to a page",
+    dependencies=[needs("incidents:read")],
+)
 async def subscribe(
     request: Request, body: SubscriptionIn, session: DB, clock: ClockDep, principal: OptionalPrincipal
 ) -> SubscriptionOut:
@@ -155,7 +169,11 @@ class UpdateCreated(BaseModel):
 
 
 @router.post(
-    "/incidents/{incident_id}/updates", status_code=201, response_model=UpdateCreated, summary="Post a public update"
+    "/incidents/{incident_id}/updates",
+    status_code=201,
+    response_model=UpdateCreated,
+    summary="Post a public update",
+    dependencies=[needs("incidents:write")],
 )
 def post_update(
     body: UpdateIn, session: DB, clock: ClockDep, principal: CurrentPrincipal, incident_id: Ident

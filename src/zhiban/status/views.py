@@ -11,9 +11,10 @@ from zhiban.core.errors import ZhibanError
 from zhiban.identity.model import Principal
 from zhiban.status import service
 from zhiban.web.deps import DB, ClockDep, CurrentPrincipal, OptionalPrincipal, check_csrf, viewer_language
+from zhiban.web.scopes import needs
 from zhiban.web.templating import render
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, dependencies=[needs("incidents:read")])
 
 Slug = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$")]
 Token = Annotated[str, Path(min_length=16, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]

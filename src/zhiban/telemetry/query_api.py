@@ -15,8 +15,9 @@ from sqlalchemy.orm import Session
 from zhiban.core.errors import InvalidInput
 from zhiban.identity.model import Principal
 from zhiban.web.deps import DB, ClockDep, CurrentPrincipal
+from zhiban.web.scopes import needs
 
-router = APIRouter(prefix="/api/v1/apps", tags=["telemetry"])
+router = APIRouter(prefix="/api/v1/apps", tags=["telemetry"], dependencies=[needs("telemetry:read")])
 
 AppIdPath = Annotated[str, Path(min_length=2, max_length=64, pattern=r"^[a-z0-9][a-z0-9_-]{1,63}$")]
 SessionIdPath = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f]+$")]

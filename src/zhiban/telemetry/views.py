@@ -16,9 +16,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from zhiban.telemetry import query_api
 from zhiban.web.deps import DB, ClockDep, CurrentPrincipal
 from zhiban.web.fields import TicketId
+from zhiban.web.scopes import needs
 from zhiban.web.templating import render
 
-router = APIRouter()
+router = APIRouter(dependencies=[needs("telemetry:read")])
 pages = APIRouter(include_in_schema=False)
 
 # The dashboard's charts, in order: (metric, unit kind the chart formats by).

@@ -13,8 +13,11 @@ from zhiban.tickets.model import Channel
 from zhiban.tickets.store import CommentRow, TicketRow
 from zhiban.web.deps import DB, ClockDep, CurrentPrincipal
 from zhiban.web.fields import Ident, Limit, LongText, Offset, ShortText, TicketId
+from zhiban.web.scopes import by_method
 
-router = APIRouter(prefix="/api/v1/tickets", tags=["tickets"])
+router = APIRouter(
+    prefix="/api/v1/tickets", tags=["tickets"], dependencies=[by_method("tickets:read", "tickets:write")]
+)
 
 PriorityIn = Literal["P1", "P2", "P3", "P4"]
 StatusIn = Literal["new", "open", "pending", "on_hold", "solved", "closed"]

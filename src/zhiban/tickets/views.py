@@ -15,9 +15,10 @@ from zhiban.tickets import service
 from zhiban.tickets.model import AGENT_MOVES, CUSTOMER_MOVES, Channel, Status
 from zhiban.web.deps import DB, ClockDep, CurrentPrincipal
 from zhiban.web.fields import TicketId
+from zhiban.web.scopes import by_method
 from zhiban.web.templating import render
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, dependencies=[by_method("tickets:read", "tickets:write")])
 
 
 @router.get("/agent/queue", response_class=HTMLResponse)

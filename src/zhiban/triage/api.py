@@ -10,8 +10,9 @@ from pydantic import BaseModel
 from zhiban.triage import service
 from zhiban.web.deps import DB, ClockDep, CurrentPrincipal
 from zhiban.web.fields import TicketId
+from zhiban.web.scopes import by_method
 
-router = APIRouter(prefix="/api/v1/tickets", tags=["triage"])
+router = APIRouter(prefix="/api/v1/tickets", tags=["triage"], dependencies=[by_method("tickets:read", "tickets:write")])
 
 DomainIn = Literal[
     "network",

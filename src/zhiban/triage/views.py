@@ -11,9 +11,10 @@ from zhiban.triage import service
 from zhiban.triage.model import DOMAINS
 from zhiban.web.deps import DB, ClockDep, CurrentPrincipal
 from zhiban.web.fields import TicketId
+from zhiban.web.scopes import by_method
 from zhiban.web.templating import render
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, dependencies=[by_method("tickets:read", "tickets:write")])
 
 
 @router.get("/agent/triage/tickets/{ticket_id}", response_class=HTMLResponse)

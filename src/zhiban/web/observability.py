@@ -75,7 +75,9 @@ def install(app: FastAPI) -> None:
 
     app.add_middleware(ObserveMiddleware)
 
-    router = APIRouter(tags=["operations"])
+    from zhiban.web.scopes import PUBLIC
+
+    router = APIRouter(tags=["operations"], dependencies=[PUBLIC])
 
     @router.get("/healthz", summary="Liveness: the process answers")
     def healthz() -> dict[str, str]:
