@@ -22,12 +22,13 @@ from zhiban.core.clock import Clock
 from zhiban.core.errors import Conflict, InvalidInput, NotFound
 from zhiban.engine import JobContext, enqueue
 from zhiban.engine.model import bounded_error
-from zhiban.incidents.escalation import NotificationRule
 from zhiban.notify.channels.base import Channel
 from zhiban.notify.model import (
+    MAX_RULES,
     DeliveryResult,
     Link,
     Message,
+    NotificationRule,
     PermanentDeliveryError,
     RetryableDeliveryError,
 )
@@ -76,8 +77,8 @@ def add_notification_rule(
         raise InvalidInput(f"urgency must be one of {URGENCIES}")
     NotificationRule(method.channel, method.id, delay_minutes)  # validates the delay
     count = session.scalar(select(func.count()).where(NotificationRuleRow.person_id == person_id)) or 0
-    if count >= 20:
-        raise InvalidInput("a person has at most 20 notification rules")
+    if count >= MAX_RULES:
+        raise InvalidInput(f"a person has at most {MAX_RULES} notification rules")
     row = NotificationRuleRow(
         person_id=person_id,
         contact_method_id=contact_method_id,
