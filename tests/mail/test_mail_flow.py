@@ -24,7 +24,8 @@ from zhiban.identity.store import PersonRow
 from zhiban.mail import store as mail_store
 from zhiban.mail.inbound import InboundListener
 from zhiban.mail.model import MAX_INBOUND_BYTES
-from zhiban.mail.service import SEND_JOB, queue_agent_reply
+from zhiban.mail.service import queue_agent_reply
+from zhiban.notify.service import DELIVER_JOB as SEND_JOB
 from zhiban.tickets import service as tickets
 from zhiban.tickets.service import TicketView
 from zhiban.tickets.store import TicketRow

@@ -1,21 +1,12 @@
-"""Job handlers of ticket mail."""
+"""Ticket mail is sent by notify's delivery job; this registry includes it, and the outbound rows follow it."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from zhiban.core.errors import InvalidInput
-from zhiban.core.settings import get_settings
-from zhiban.engine import JobContext, JobRegistry, PermanentFailure
-from zhiban.mail.service import SEND_JOB, send_queued
+from zhiban.engine import JobRegistry
+from zhiban.mail.service import record_result
+from zhiban.notify import jobs as notify_jobs
+from zhiban.notify import service as notify
 
 registry = JobRegistry()
-
-
-@registry.handler(SEND_JOB)
-def send_mail(ctx: JobContext, payload: dict[str, Any]) -> None:
-    """Send one queued outbound mail (payload: {"mail_id": int}); safe to run more than once."""
-    mail_id = payload.get("mail_id")
-    if not isinstance(mail_id, int) or isinstance(mail_id, bool):
-        raise PermanentFailure(InvalidInput("mail.send needs an integer mail_id").detail)
-    send_queued(ctx, mail_id, get_settings())
+registry.include(notify_jobs.registry)
+notify.on_result(record_result)
