@@ -52,7 +52,7 @@ class NotificationRow(Base):
     subject_kind: Mapped[str] = mapped_column(String(32))
     subject_id: Mapped[str] = mapped_column(String(64))
     # What sort of message it is (the Message's event: incident.page, sla.breach, ticket.reply, ...).
-    kind: Mapped[str] = mapped_column(String(64), default="notification")
+    kind: Mapped[str] = mapped_column(String(64), default="notification", server_default="notification")
     # The ticket it concerns, when it concerns one (SLA notices, replies by mail); no foreign key: kept for audit.
     ticket_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     person_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
