@@ -198,6 +198,12 @@ def _queue(
     )
     session.add(row)
     session.flush()
+    hand_to_outbox(session, clock, row)
+    return row
+
+
+def hand_to_outbox(session: Session, clock: Clock, row: MailMessageRow) -> None:
+    """Queue a recorded outbound mail in notify's outbox; a mail that cannot be made is marked failed."""
     try:
         outbox.queue_email(
             session,
@@ -212,7 +218,6 @@ def _queue(
         # The reply itself stands; only its mail cannot be made (e.g. a requester address the channel refuses).
         log.warning("mail %s cannot be sent: %s", row.id, exc)
         row.state, row.error = store.FAILED, str(exc)[:500]
-    return row
 
 
 def queue_agent_reply(

@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from sqlalchemy import select
+
 from zhiban.engine import JobContext, JobRegistry
 from zhiban.notify import jobs as notify_jobs
 from zhiban.notify import service as notify
@@ -20,6 +22,7 @@ log = logging.getLogger("zhiban.oncall")
 registry = JobRegistry()
 registry.include(notify_jobs.registry)
 notify.on_result(gap_mail.record_result)
+LEGACY_EMAIL_JOB = "oncall.gap_email"  # queued by a desk before the one outbox (0002_outbox); drop after a release
 
 
 @registry.handler(service.GAP_CHECK_JOB)
@@ -34,4 +37,19 @@ def gap_check(ctx: JobContext, payload: dict[str, Any]) -> None:
             gap_mail.queue_mail(session, ctx.clock, notes)
             log.info("on-call gaps: %d new hole(s) in schedule %s for %s", len(notes), schedule_id, person_id)
         service.schedule_next_gap_check(session, ctx.clock)
+        ctx.finish(session)
+
+
+@registry.handler(LEGACY_EMAIL_JOB)
+def hand_over_legacy_email(ctx: JobContext, payload: dict[str, Any]) -> None:
+    """An `oncall.gap_email` job left from before the upgrade: its notices not yet mailed go to notify's outbox."""
+    ids = payload.get("notice_ids")
+    wanted = [i for i in ids if isinstance(i, int)][: gap_mail.MAX_NOTICES_PER_MAIL] if isinstance(ids, list) else []
+    with ctx.session_factory() as session, session.begin():
+        query = select(GapNoticeRow).where(
+            GapNoticeRow.id.in_(wanted), GapNoticeRow.emailed_at.is_(None), GapNoticeRow.email_error.is_(None)
+        )
+        notes = list(session.scalars(query))
+        if notes:
+            gap_mail.queue_mail(session, ctx.clock, notes)
         ctx.finish(session)

@@ -13,17 +13,19 @@ from typing import Any
 
 from zhiban.core.clock import Clock
 from zhiban.engine import JobContext, JobRegistry, PermanentFailure
+from zhiban.identity.store import PersonRow
 from zhiban.notify import jobs as notify_jobs
 from zhiban.notify import service as notify
 from zhiban.sla import notices, service
 from zhiban.sla.model import ClockState, Metric
-from zhiban.sla.store import ClockRow
+from zhiban.sla.store import ClockRow, NotificationRow
 from zhiban.tickets.store import TicketRow
 
 log = logging.getLogger("zhiban.sla")
 registry = JobRegistry()
 registry.include(notify_jobs.registry)
 notify.on_result(notices.record_result)
+LEGACY_EMAIL_JOB = "sla.email"  # queued by a desk before the one outbox (0002_outbox); drop after a release
 
 
 def _timer_payload(payload: dict[str, Any]) -> tuple[int, str, int]:
@@ -63,3 +65,16 @@ def on_warning(ctx: JobContext, payload: dict[str, Any]) -> None:
 @registry.handler(service.BREACH_JOB)
 def on_breach(ctx: JobContext, payload: dict[str, Any]) -> None:
     fire(ctx, payload, "breach")
+
+
+@registry.handler(LEGACY_EMAIL_JOB)
+def hand_over_legacy_email(ctx: JobContext, payload: dict[str, Any]) -> None:
+    """An `sla.email` job left from before the upgrade: its notice's mail goes to notify's outbox."""
+    note_id = payload.get("notification_id")
+    with ctx.session_factory() as session, session.begin():
+        note = session.get(NotificationRow, note_id) if isinstance(note_id, int) else None
+        if note is not None and note.emailed_at is None and note.email_error is None:
+            person, ticket = session.get(PersonRow, note.person_id), session.get(TicketRow, note.ticket_id)
+            if person is not None and ticket is not None:
+                notices.queue_mail(session, ctx.clock, note, person, ticket)
+        ctx.finish(session)
