@@ -365,3 +365,16 @@ def test_a_send_job_queued_before_the_outbox_is_handed_to_it_and_sent_once(
     assert [m["Message-ID"] for m in outbox.received][1:] == [legacy]
     assert outbox.received[1]["In-Reply-To"] == "<m1@liveco.test>"
     assert mail_rows(desk)[-1] == (view.ticket.id, "out", "reply", legacy, "sent")
+
+
+def test_ticket_mail_is_in_the_one_outbox(
+    desk: Desk, world: World, inbound: InboundListener, outbox: Outbox, worker: Worker
+) -> None:
+    from zhiban.notify import outbox as notify_outbox
+
+    tid = file_by_mail(inbound, desk).ticket.id
+    assert worker.run_once() == 1
+    with desk.transaction() as s:
+        [row] = notify_outbox.recent(s, ticket_id=tid)
+        assert (row.kind, row.state, row.destination["config"]["to"]) == ("ticket.confirmation", "sent", [ALICE])
+        assert row.message["message_id"] == outbox.received[0]["Message-ID"]

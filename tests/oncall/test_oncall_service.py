@@ -288,3 +288,17 @@ def test_a_gap_email_job_queued_before_the_outbox_is_handed_to_it(
     assert len(smtp.received) == 1 and smtp.received[0]["To"] == "admin@vendor.test"
     with desk.transaction() as s:
         assert s.scalar(select(func.count()).where(GapNoticeRow.emailed_at.is_not(None))) == 1
+
+
+def test_the_gap_mail_is_in_the_one_outbox(desk: Desk, clock: FrozenClock, smtp: Mailbox) -> None:
+    from zhiban.notify import outbox
+
+    w = build_world(desk)
+    with desk.transaction() as s:
+        service.create_schedule(s, clock, admin_of(w), name="Empty", zone="UTC", owner_id=w.admin_id)
+    worker = Worker(desk.sessions, registry, clock)
+    worker.run_once(limit=10)
+    worker.run_once(limit=10)
+    with desk.transaction() as s:
+        [row] = outbox.recent(s, kind="oncall")
+        assert (row.kind, row.state, row.person_id) == ("oncall.gap", "sent", w.admin_id)
