@@ -1287,7 +1287,12 @@ def _team_lead(session: Session, ticket: TicketRow, assignee: PersonRow | None) 
 
 
 def escalation_chain(session: Session, ticket: TicketRow, kind: str) -> list[tuple[PersonRow, str]]:
-    """Who hears of a warning (the assignee, else the team lead) or a breach (assignee → team lead → manager)."""
+    """Who hears of a warning (the assignee, else the team lead) or a breach (assignee → team lead → manager).
+
+    Not an incidents escalation policy, on purpose: this chain is fixed and told all at once when the clock
+    breaches (no timed levels, no acknowledgement, no repeats), and its people come from the ticket (its
+    assignee and team), which no policy target names. Delivery is the same as pages': notify's outbox.
+    """
     assignee = _active_person(session, ticket.assignee_id)
     lead = _team_lead(session, ticket, assignee)
     chain: list[tuple[PersonRow, str]] = []
