@@ -25,10 +25,8 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("ticket_id", sa.Integer(), nullable=True))
         batch_op.create_index("ix_notifications_kind_created", ["kind", "created_at"], unique=False)
         batch_op.create_index("ix_notifications_ticket", ["ticket_id"], unique=False)
-    if op.get_bind().dialect.name == "postgresql":
-        event = "message ->> 'event'"
-    else:
-        event = "json_extract(message, '$.event')"
+    postgresql = op.get_bind().dialect.name == "postgresql"
+    event = "message ->> 'event'" if postgresql else "json_extract(message, '$.event')"
     op.execute(f"UPDATE notifications SET kind = COALESCE({event}, 'notification')")
 
 
