@@ -88,6 +88,15 @@ def engine(db_url: str) -> Iterator[Engine]:
     eng.dispose()
 
 
+@pytest.fixture(autouse=True)
+def fresh_notify_channels() -> Iterator[None]:
+    """Channel dependencies a test set (its FrozenClock, no SMTP) must not reach the next test's mail."""
+    yield
+    from zhiban.notify import service as notify
+
+    notify.set_channel_deps(None)
+
+
 @pytest.fixture
 def clock() -> FrozenClock:
     """A test clock starting on a Saturday at 03:00 Asia/Shanghai (19:00 UTC Friday)."""

@@ -9,7 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from zhiban.core.errors import InvalidInput
-from zhiban.incidents.escalation import NotificationRule, notification_plan, step_key
+from zhiban.incidents.escalation import step_key
+from zhiban.notify.model import NotificationRule, notification_plan
 
 Key = tuple[str, int, str, int]
 PAGED = datetime(2026, 1, 3, 19, 0, tzinfo=UTC)

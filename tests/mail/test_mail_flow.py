@@ -24,7 +24,8 @@ from zhiban.identity.store import PersonRow
 from zhiban.mail import store as mail_store
 from zhiban.mail.inbound import InboundListener
 from zhiban.mail.model import MAX_INBOUND_BYTES
-from zhiban.mail.service import SEND_JOB, queue_agent_reply
+from zhiban.mail.service import queue_agent_reply
+from zhiban.notify.service import DELIVER_JOB as SEND_JOB
 from zhiban.tickets import service as tickets
 from zhiban.tickets.service import TicketView
 from zhiban.tickets.store import TicketRow
@@ -351,3 +352,40 @@ def test_without_an_smtp_server_mail_is_logged_not_sent(
         assert s.scalar(select(func.count()).select_from(mail_store.MailMessageRow)) == 2
         assert [job.state for job in list_jobs(s, kind=SEND_JOB)] == ["done"]
     get_settings.cache_clear()
+
+
+def test_a_send_job_queued_before_the_outbox_is_handed_to_it_and_sent_once(
+    desk: Desk, world: World, inbound: InboundListener, outbox: Outbox, worker: Worker
+) -> None:
+    view = file_by_mail(inbound, desk)
+    assert worker.run_once() == 1  # the confirmation
+    legacy = "<zhiban.legacy.1@desk.test>"
+    with desk.transaction() as s:
+        row = mail_store.MailMessageRow(
+            ticket_id=view.ticket.id, message_id=legacy, direction="out", comment_id=view.comments[0].id,
+            address=ALICE, purpose="reply", dedup_key=f"mail:reply:{view.comments[0].id}",
+            thread_refs="<m1@liveco.test>", state="queued", created_at=desk.clock.now(),
+        )  # fmt: skip
+        s.add(row)
+        s.flush()
+        for _ in range(2):  # a lost lease ran the old job twice
+            enqueue(s, "mail.send", {"mail_id": row.id}, due_at=desk.clock.now())
+    assert worker.run_once() == 2  # both old jobs hand the mail over; the outbox keeps it once
+    assert worker.run_once() == 1
+    assert worker.run_once() == 0
+    assert [m["Message-ID"] for m in outbox.received][1:] == [legacy]
+    assert outbox.received[1]["In-Reply-To"] == "<m1@liveco.test>"
+    assert mail_rows(desk)[-1] == (view.ticket.id, "out", "reply", legacy, "sent")
+
+
+def test_ticket_mail_is_in_the_one_outbox(
+    desk: Desk, world: World, inbound: InboundListener, outbox: Outbox, worker: Worker
+) -> None:
+    from zhiban.notify import outbox as notify_outbox
+
+    tid = file_by_mail(inbound, desk).ticket.id
+    assert worker.run_once() == 1
+    with desk.transaction() as s:
+        [row] = notify_outbox.recent(s, ticket_id=tid)
+        assert (row.kind, row.state, row.destination["config"]["to"]) == ("ticket.confirmation", "sent", [ALICE])
+        assert row.message["message_id"] == outbox.received[0]["Message-ID"]

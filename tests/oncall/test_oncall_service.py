@@ -22,7 +22,7 @@ from zhiban.core.clock import FrozenClock
 from zhiban.core.errors import Forbidden, InvalidInput, NotFound
 from zhiban.demo.seed import seed_demo
 from zhiban.desk import Desk
-from zhiban.engine import Worker, list_jobs
+from zhiban.engine import Worker, enqueue, list_jobs
 from zhiban.identity.model import Principal, Role
 from zhiban.identity.store import PersonRow
 from zhiban.oncall import Layer, Override, Schedule, TurnUnit, service, who_is_on_call
@@ -272,3 +272,33 @@ def test_demo_schedules(desk: Desk, clock: FrozenClock) -> None:
         assert service.on_call_now(s, duty, clock.now().astimezone(UTC) + timedelta(days=40)) == [
             ids["admin@zhiban.demo"]
         ]
+
+
+def test_a_gap_email_job_queued_before_the_outbox_is_handed_to_it(
+    desk: Desk, clock: FrozenClock, smtp: Mailbox
+) -> None:
+    w = build_world(desk)
+    with desk.transaction() as s:
+        service.create_schedule(s, clock, admin_of(w), name="Empty", zone="UTC", owner_id=w.admin_id)
+        made = service.record_gap_notices(s, clock)
+        enqueue(s, "oncall.gap_email", {"notice_ids": [n.id for n in made]}, due_at=clock.now())
+    worker = Worker(desk.sessions, registry, clock)
+    worker.run_once(limit=10)
+    worker.run_once(limit=10)
+    assert len(smtp.received) == 1 and smtp.received[0]["To"] == "admin@vendor.test"
+    with desk.transaction() as s:
+        assert s.scalar(select(func.count()).where(GapNoticeRow.emailed_at.is_not(None))) == 1
+
+
+def test_the_gap_mail_is_in_the_one_outbox(desk: Desk, clock: FrozenClock, smtp: Mailbox) -> None:
+    from zhiban.notify import outbox
+
+    w = build_world(desk)
+    with desk.transaction() as s:
+        service.create_schedule(s, clock, admin_of(w), name="Empty", zone="UTC", owner_id=w.admin_id)
+    worker = Worker(desk.sessions, registry, clock)
+    worker.run_once(limit=10)
+    worker.run_once(limit=10)
+    with desk.transaction() as s:
+        [row] = outbox.recent(s, kind="oncall")
+        assert (row.kind, row.state, row.person_id) == ("oncall.gap", "sent", w.admin_id)

@@ -363,3 +363,43 @@ def test_targeted_calendar_edit_leaves_nothing_for_a_full_recompute(world: Desk1
     with world.desk.transaction() as s:
         report = sla.recompute_open_tickets(s, world.clock)
     assert report.tickets == 2 and report.changed == 0
+
+
+def test_an_email_job_queued_before_the_outbox_is_handed_to_it(world: Desk1, smtp: Mailbox) -> None:
+    from zhiban.engine import enqueue
+
+    tid = file_ticket(world, sh(2026, 10, 9, 17, 50))
+    with world.desk.transaction() as s:
+        note = NotificationRow(
+            person_id=world.agent.person_id, ticket_id=tid, metric="first_response", cycle=1, kind="breach",
+            level="assignee", due_at=sh(2026, 10, 10, 12, 50), created_at=world.clock.now(),
+        )  # fmt: skip
+        s.add(note)
+        s.flush()
+        enqueue(s, "sla.email", {"notification_id": note.id}, due_at=world.clock.now())
+    world.worker.run_once(limit=50)  # the old job hands the notice to notify
+    world.worker.run_once(limit=50)  # notify sends it
+    [mail] = smtp.received
+    assert mail["To"] == "wang@vendor.test" and mail["Subject"].startswith("[SLA 超时]")
+    with world.desk.transaction() as s:
+        assert s.scalar(select(func.count()).where(NotificationRow.emailed_at.is_(None))) == 0
+
+
+def test_warning_and_breach_mail_are_in_the_one_outbox(world: Desk1) -> None:
+    from zhiban.notify import outbox
+
+    tid = file_ticket(world, sh(2026, 10, 9, 17, 50))
+    world.clock.set(sh(2026, 10, 10, 11, 50))
+    world.worker.run_once(limit=50)
+    world.clock.set(sh(2026, 10, 10, 12, 50, 1))
+    world.worker.run_once(limit=50)
+    world.worker.run_once(limit=50)
+    with world.desk.transaction() as s:
+        rows = outbox.recent(s, kind="sla", ticket_id=tid)
+        told = sorted((r.kind, r.destination["config"]["to"][0], r.state) for r in rows)
+    assert told == [
+        ("sla.breach", "boss@vendor.test", "sent"),
+        ("sla.breach", "lead@vendor.test", "sent"),
+        ("sla.breach", "wang@vendor.test", "sent"),
+        ("sla.warning", "wang@vendor.test", "sent"),
+    ]

@@ -11,7 +11,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import NamedTuple
 from urllib.parse import quote
 
 from zhiban.core.errors import InvalidInput
@@ -22,7 +21,6 @@ MAX_TARGETS_PER_LEVEL = 50
 MAX_PEOPLE_PER_STEP = 200
 MAX_REPEATS = 9
 MAX_DELAY_MINUTES = 24 * 60
-MAX_RULES = 20
 MAX_CONDITION_WINDOWS = 20
 MAX_REF_LENGTH = 200
 SUPPORT_HOURS_HORIZON = timedelta(days=35)
@@ -298,41 +296,3 @@ def step_key(incident_id: str, step_no: int, target: str, attempt: int) -> str:
             raise InvalidInput(f"{what} must be a non-negative integer")
     # Quoting every ':' inside the parts keeps distinct tuples from sharing a key.
     return f"esc:{quote(incident_id, safe='')}:{step_no}:{quote(target, safe='')}:{attempt}"
-
-
-@dataclass(frozen=True)
-class NotificationRule:
-    """Contact a person on `channel` at `contact`, `delay_minutes` after they are paged."""
-
-    channel: str
-    contact: str
-    delay_minutes: int = 0
-
-    def __post_init__(self) -> None:
-        channel = self.channel
-        if not isinstance(channel, str) or not 1 <= len(channel) <= 32 or not channel.replace("_", "").isalnum():
-            raise InvalidInput("a channel is a name of 1 to 32 letters, digits or underscores")
-        _require_ref(self.contact, "contact")
-        if not isinstance(self.delay_minutes, int) or not 0 <= self.delay_minutes <= MAX_DELAY_MINUTES:
-            raise InvalidInput(f"a notification delay is 0 to {MAX_DELAY_MINUTES} minutes")
-
-
-class PlannedNotification(NamedTuple):
-    channel: str
-    contact: str
-    due_at: datetime
-
-
-def notification_plan(
-    rules: Sequence[NotificationRule], paged_at: datetime, acknowledged_at: datetime | None = None
-) -> list[PlannedNotification]:
-    """When to contact a paged person on each channel, in time order, stopping once they acknowledge."""
-    if len(rules) > MAX_RULES:
-        raise InvalidInput(f"a person has at most {MAX_RULES} notification rules")
-    start = require_aware(paged_at, "paged_at")
-    stop = require_aware(acknowledged_at, "acknowledged_at") if acknowledged_at is not None else None
-    planned = [
-        PlannedNotification(rule.channel, rule.contact, start + timedelta(minutes=rule.delay_minutes)) for rule in rules
-    ]
-    planned.sort(key=lambda item: item.due_at)  # stable: rules due together keep their order
-    return [item for item in planned if stop is None or item.due_at < stop]

@@ -1,4 +1,4 @@
-"""Use cases of ticket mail: file or thread a received mail, queue and send the desk's mail to customers."""
+"""Use cases of ticket mail: file or thread a received mail, queue the desk's mail to customers in notify."""
 
 from __future__ import annotations
 
@@ -14,8 +14,7 @@ from sqlalchemy.orm import Session
 from zhiban.core.clock import Clock
 from zhiban.core.errors import Conflict, Forbidden, InvalidInput, NotFound, TooLarge
 from zhiban.core.i18n import translate
-from zhiban.core.settings import Settings
-from zhiban.engine import JobContext, PermanentFailure, enqueue
+from zhiban.core.settings import Settings, get_settings
 from zhiban.identity.model import Principal, Role
 from zhiban.identity.service import principal_of
 from zhiban.identity.store import PersonRow, person_by_email
@@ -38,18 +37,17 @@ from zhiban.mail.model import (
 )
 from zhiban.mail.reply_token import reply_key, ticket_addressing, tickets_named
 from zhiban.mail.store import HeldMailRow, MailMessageRow
-from zhiban.notify import Destination, Link, Message, PermanentDeliveryError, RetryableDeliveryError
-from zhiban.notify.channels.email import EmailChannel, parse_smtp_url
-from zhiban.notify.config import EmailConfig
+from zhiban.notify import Link, Message, outbox
+from zhiban.notify.channels.email import parse_smtp_url
 from zhiban.notify.model import Language
-from zhiban.store.db import transaction
+from zhiban.notify.store import NotificationRow
 from zhiban.tickets import service as tickets
 from zhiban.tickets.model import Channel, Status
 from zhiban.tickets.store import TicketRow
 
 log = logging.getLogger("zhiban.mail")
 
-SEND_JOB = "mail.send"
+OUTBOX_SUBJECT = "ticket_mail"  # notify messages about an outbound mail_messages row
 MAX_MAIL_TEXT = 30_000  # notify.Message holds 32,000 characters; the rest is in the portal
 # Reads tickets on the desk's behalf when it writes to a customer (never used to write).
 _DESK = Principal(person_id="desk", role=Role.AGENT, organization_id=None, name="zhiban")
@@ -342,7 +340,7 @@ def _queue(
     recipient: str,
     settings: Settings,
 ) -> MailMessageRow:
-    """Record an outbound mail (its Message-ID joins the thread now) and enqueue its sending, once."""
+    """Record an outbound mail (its Message-ID joins the thread now) and queue it in notify's outbox, once."""
     dedup_key = f"mail:{purpose}:{comment_id if comment_id is not None else ticket_id}"
     existing = store.by_dedup_key(session, dedup_key)
     if existing is not None:
@@ -362,8 +360,28 @@ def _queue(
     )
     session.add(row)
     session.flush()
-    enqueue(session, SEND_JOB, {"mail_id": row.id}, due_at=clock.now(), dedup_key=dedup_key)
+    hand_to_outbox(session, clock, row)
     return row
+
+
+def hand_to_outbox(session: Session, clock: Clock, row: MailMessageRow) -> None:
+    """Queue a recorded outbound mail in notify's outbox; a mail that cannot be made is marked failed."""
+    try:
+        outbox.queue_email(
+            session,
+            clock,
+            message=_compose(session, row),
+            to=row.address,
+            subject_kind=OUTBOX_SUBJECT,
+            subject_id=row.id,
+            ticket_id=row.ticket_id,
+            # The ticket's secret reply address: only a reply that carries it threads onto the ticket.
+            reply_to=ticket_addressing(reply_key(), row.ticket_id, desk_address(get_settings())).reply_to,
+        )
+    except (InvalidInput, ValidationError) as exc:
+        # The reply itself stands; only its mail cannot be made (e.g. a requester address the channel refuses).
+        log.warning("mail %s cannot be sent: %s", row.id, exc)
+        row.state, row.error = store.FAILED, str(exc)[:500]
 
 
 def queue_agent_reply(
@@ -387,22 +405,24 @@ def queue_agent_reply(
     return _queue(session, clock, ticket.id, "reply", comment_id, view.requester.email, settings)
 
 
-def _compose(session: Session, row: MailMessageRow, settings: Settings) -> tuple[Message, Destination]:
+def _compose(session: Session, row: MailMessageRow) -> Message:
+    """The mail of an outbound row, threaded by its frozen Message-ID and References."""
     view = tickets.get_ticket(session, _DESK, row.ticket_id)
     language: Language = "zh" if view.requester.language == "zh" else "en"
-    url = f"{settings.base_url.rstrip('/')}/tickets/{row.ticket_id}"
+    # The portal link as the running desk's settings give it (as SLA and on-call notices do).
+    url = f"{get_settings().base_url.rstrip('/')}/tickets/{row.ticket_id}"
     label = translate(language, "mail.view_ticket", id=row.ticket_id)
     hint = translate(language, "mail.reply_hint", id=row.ticket_id)
     if row.purpose == "reply":
         comment = next((c for c in view.comments if c.id == row.comment_id), None)
         if comment is None:
-            raise PermanentDeliveryError("email", f"comment {row.comment_id} of ticket #{row.ticket_id} is gone")
+            raise InvalidInput(f"comment {row.comment_id} of ticket #{row.ticket_id} is gone")
         body = comment.body
     else:
         body = translate(language, "mail.confirmation", id=row.ticket_id, subject=view.ticket.subject)
     if len(body) > MAX_MAIL_TEXT:
         body = body[:MAX_MAIL_TEXT] + "\n[…]"
-    message = Message(
+    return Message(
         subject=outbound_subject(row.ticket_id, view.ticket.subject),
         text=compose_text(body, label, url, hint),
         idempotency_key=row.dedup_key or f"mail:{row.id}",
@@ -412,54 +432,21 @@ def _compose(session: Session, row: MailMessageRow, settings: Settings) -> tuple
         message_id=row.message_id,
         references=tuple(row.thread_refs.split()),
     )
-    reply_to = ticket_addressing(reply_key(), row.ticket_id, desk_address(settings)).reply_to
-    config = EmailConfig(to=[row.address], reply_to=reply_to)
-    return message, Destination(channel="email", config=config, name="ticket-mail")
 
 
-def _mark(ctx: JobContext, mail_id: int, state: str, error: str | None, *, finish: bool) -> None:
-    with transaction(ctx.session_factory) as session:
-        row = session.get(MailMessageRow, mail_id)
-        if row is not None:
-            row.state = state
-            row.error = error[:500] if error else None
-            if state == store.SENT:
-                row.sent_at = ctx.clock.now()
-        if finish:
-            ctx.finish(session)
-
-
-def send_queued(ctx: JobContext, mail_id: int, settings: Settings) -> None:
-    """Send one queued mail; a mail already sent, failed or logged is never sent again."""
-    with transaction(ctx.session_factory) as session:
-        row = session.get(MailMessageRow, mail_id)
-        if row is None or row.direction != store.OUTBOUND or row.state != store.QUEUED:
-            log.info("mail %s: nothing to send (%s)", mail_id, "missing" if row is None else row.state)
-            return
-        try:
-            message, destination = _compose(session, row, settings)
-        except (PermanentDeliveryError, InvalidInput, ValidationError) as exc:
-            compose_error: str | None = str(exc)
-        else:
-            compose_error = None
-    if compose_error is not None:
-        log.warning("mail %s cannot be sent: %s", mail_id, compose_error)
-        _mark(ctx, mail_id, store.FAILED, compose_error, finish=True)
+def record_result(session: Session, clock: Clock, row: NotificationRow) -> None:
+    """notify listener: the outbound row follows its message (sent, logged without SMTP, failed, or retrying)."""
+    if row.subject_kind != OUTBOX_SUBJECT:
         return
-    try:
-        server = parse_smtp_url(settings.smtp_url) if settings.smtp_url else None
-    except InvalidInput as exc:
-        raise PermanentFailure(f"ZHIBAN_SMTP_URL: {exc.detail}") from exc
-    channel = EmailChannel(server, clock=ctx.clock)
-    try:
-        result = channel.send(message, destination)
-    except PermanentDeliveryError as exc:
-        log.warning("mail %s to %s refused for good: %s", mail_id, destination.name, exc.reason)
-        _mark(ctx, mail_id, store.FAILED, exc.reason, finish=True)
+    mail = session.get(MailMessageRow, int(row.subject_id))
+    if mail is None or mail.direction != store.OUTBOUND:
         return
-    except RetryableDeliveryError as exc:
-        # Keep the row queued with the reason; the engine retries with backoff, then dead-letters.
-        _mark(ctx, mail_id, store.QUEUED, exc.reason, finish=False)
-        raise
-    _mark(ctx, mail_id, store.SENT if server is not None else store.LOGGED, None, finish=True)
-    log.info("mail %s %s: %s", mail_id, "sent" if server else "logged", result.detail)
+    if row.state == "sent":
+        # No SMTP server configured: the channel only logged it, and gave no Message-ID back.
+        mail.state = store.SENT if row.provider_id else store.LOGGED
+        mail.error = None
+        mail.sent_at = row.sent_at or clock.now()
+    elif row.state in ("failed", "cancelled"):
+        mail.state, mail.error = store.FAILED, (row.last_error or row.state)[:500]
+    elif row.last_error:
+        mail.state, mail.error = store.QUEUED, row.last_error[:500]

@@ -7,8 +7,10 @@ from zhiban.notify.model import (
     Destination,
     Link,
     Message,
+    NotificationRule,
     PermanentDeliveryError,
     RetryableDeliveryError,
+    notification_plan,
 )
 from zhiban.notify.ratelimit import Rate, RateLimiter
 from zhiban.notify.registry import (
@@ -34,12 +36,14 @@ __all__ = [
     "IncidentNotice",
     "Link",
     "Message",
+    "NotificationRule",
     "PermanentDeliveryError",
     "Rate",
     "RateLimiter",
     "RetryableDeliveryError",
     "channel_for",
     "channel_type",
+    "notification_plan",
     "parse_destination",
     "rate_limits_for",
     "render_incident",

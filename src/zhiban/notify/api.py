@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from zhiban.core.errors import Forbidden
 from zhiban.identity.model import Principal
-from zhiban.notify import service
+from zhiban.notify import outbox, service
 from zhiban.notify.store import ContactMethodRow, NotificationRow
 from zhiban.web.deps import DB, ClockDep, CurrentPrincipal
 from zhiban.web.fields import Ident
@@ -101,39 +101,64 @@ def add_rule(body: RuleIn, session: DB, clock: ClockDep, principal: CurrentPrinc
 class NotificationOut(BaseModel):
     id: str
     idempotency_key: str
+    kind: str
     subject_kind: str
     subject_id: str
+    ticket_id: int | None
     person_id: str | None
     channel: str
+    # E-mail recipients only: other destinations' configs hold secrets (webhook secrets, robot tokens).
+    to: list[str]
     state: str
     attempts: int
     last_error: str | None
+    created_at: datetime
     due_at: datetime
     sent_at: datetime | None
 
     @classmethod
     def of(cls, r: NotificationRow) -> NotificationOut:
+        config = r.destination.get("config") or {}
+        to = [str(a) for a in config.get("to", [])] if r.channel == "email" else []
         return cls(
             id=r.id,
             idempotency_key=r.idempotency_key,
+            kind=r.kind,
             subject_kind=r.subject_kind,
             subject_id=r.subject_id,
+            ticket_id=r.ticket_id,
             person_id=r.person_id,
             channel=r.channel,
+            to=to,
             state=r.state,
             attempts=r.attempts,
             last_error=r.last_error,
+            created_at=r.created_at,
             due_at=r.due_at,
             sent_at=r.sent_at,
         )
 
 
 @router.get(
-    "/notifications", response_model=list[NotificationOut], summary="Delivery state of messages about a subject"
+    "/notifications",
+    response_model=list[NotificationOut],
+    summary="The outbox: delivery state of messages about a subject, or (admins) of every kind",
 )
 def list_notifications(
-    session: DB, principal: CurrentPrincipal, subject_id: Ident, subject_kind: Ident = "incident"
+    session: DB,
+    principal: CurrentPrincipal,
+    subject_id: Ident | None = None,
+    subject_kind: Ident = "incident",
+    kind: str | None = Query(None, max_length=64, description="a kind (sla.breach) or a family (sla)"),
+    state: Literal["pending", "sending", "sent", "failed", "cancelled"] | None = None,
+    ticket_id: int | None = Query(None, ge=1, le=2**31 - 1),
+    limit: int = Query(100, ge=1, le=outbox.MAX_LIST),
 ) -> list[NotificationOut]:
     if not principal.is_staff:
         raise Forbidden("delivery state is for agents and admins")
-    return [NotificationOut.of(r) for r in service.notifications_of(session, subject_kind, subject_id)]
+    if subject_id is not None:
+        return [NotificationOut.of(r) for r in service.notifications_of(session, subject_kind, subject_id)]
+    # Every message of the desk, to customers too: the whole outbox is for admins.
+    principal.require_admin()
+    rows = outbox.recent(session, kind=kind, state=state, ticket_id=ticket_id, limit=limit)
+    return [NotificationOut.of(r) for r in rows]

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
-from typing import Any, Literal
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel
 
@@ -22,6 +22,9 @@ MAX_LINKS = 10
 MAX_METADATA = 50
 MAX_METADATA_VALUE = 1_000
 MAX_REFERENCES = 50
+MAX_RULE_DELAY_MINUTES = 24 * 60
+MAX_RULES = 20
+MAX_CONTACT_LENGTH = 200
 
 _IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,200}$")
 _EVENT = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
@@ -162,3 +165,50 @@ class RetryableDeliveryError(DeliveryError):
 
 class PermanentDeliveryError(DeliveryError):
     """Trying again will fail the same way (4xx, bad config, refused recipient): tell a human instead."""
+
+
+@dataclass(frozen=True)
+class NotificationRule:
+    """Contact a person on `channel` at `contact`, `delay_minutes` after they are paged."""
+
+    channel: str
+    contact: str
+    delay_minutes: int = 0
+
+    def __post_init__(self) -> None:
+        channel = self.channel
+        if not isinstance(channel, str) or not 1 <= len(channel) <= 32 or not channel.replace("_", "").isalnum():
+            raise InvalidInput("a channel is a name of 1 to 32 letters, digits or underscores")
+        if not isinstance(self.contact, str) or not self.contact or len(self.contact) > MAX_CONTACT_LENGTH:
+            raise InvalidInput(f"contact must be a non-empty string of at most {MAX_CONTACT_LENGTH} characters")
+        if not isinstance(self.delay_minutes, int) or not 0 <= self.delay_minutes <= MAX_RULE_DELAY_MINUTES:
+            raise InvalidInput(f"a notification delay is 0 to {MAX_RULE_DELAY_MINUTES} minutes")
+
+
+class PlannedNotification(NamedTuple):
+    channel: str
+    contact: str
+    due_at: datetime
+
+
+def _aware(moment: datetime, what: str) -> datetime:
+    if not isinstance(moment, datetime):
+        raise InvalidInput(f"{what} must be a datetime")
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise InvalidInput(f"{what} must be timezone-aware")
+    return moment.astimezone(UTC)
+
+
+def notification_plan(
+    rules: Sequence[NotificationRule], paged_at: datetime, acknowledged_at: datetime | None = None
+) -> list[PlannedNotification]:
+    """When to contact a paged person on each channel, in time order, stopping once they acknowledge."""
+    if len(rules) > MAX_RULES:
+        raise InvalidInput(f"a person has at most {MAX_RULES} notification rules")
+    start = _aware(paged_at, "paged_at")
+    stop = _aware(acknowledged_at, "acknowledged_at") if acknowledged_at is not None else None
+    planned = [
+        PlannedNotification(rule.channel, rule.contact, start + timedelta(minutes=rule.delay_minutes)) for rule in rules
+    ]
+    planned.sort(key=lambda item: item.due_at)  # stable: rules due together keep their order
+    return [item for item in planned if stop is None or item.due_at < stop]

@@ -22,12 +22,13 @@ from zhiban.core.clock import Clock
 from zhiban.core.errors import Conflict, InvalidInput, NotFound
 from zhiban.engine import JobContext, enqueue
 from zhiban.engine.model import bounded_error
-from zhiban.incidents.escalation import NotificationRule
 from zhiban.notify.channels.base import Channel
 from zhiban.notify.model import (
+    MAX_RULES,
     DeliveryResult,
     Link,
     Message,
+    NotificationRule,
     PermanentDeliveryError,
     RetryableDeliveryError,
 )
@@ -76,8 +77,8 @@ def add_notification_rule(
         raise InvalidInput(f"urgency must be one of {URGENCIES}")
     NotificationRule(method.channel, method.id, delay_minutes)  # validates the delay
     count = session.scalar(select(func.count()).where(NotificationRuleRow.person_id == person_id)) or 0
-    if count >= 20:
-        raise InvalidInput("a person has at most 20 notification rules")
+    if count >= MAX_RULES:
+        raise InvalidInput(f"a person has at most {MAX_RULES} notification rules")
     row = NotificationRuleRow(
         person_id=person_id,
         contact_method_id=contact_method_id,
@@ -192,6 +193,7 @@ def queue_message(
     person_id: str | None = None,
     contact_method_id: str | None = None,
     destination_name: str = "",
+    ticket_id: int | None = None,
 ) -> tuple[str, bool]:
     """Store one message and arm its delivery job; (id, False) when its idempotency key was queued before.
 
@@ -205,6 +207,8 @@ def queue_message(
         "idempotency_key": message.idempotency_key,
         "subject_kind": subject_kind,
         "subject_id": subject_id,
+        "kind": message.event,
+        "ticket_id": ticket_id,
         "person_id": person_id,
         "contact_method_id": contact_method_id,
         "channel": channel,
@@ -293,7 +297,10 @@ def register_guard(subject_kind: str, guard: Guard) -> None:
 
 
 def on_result(listener: ResultListener) -> ResultListener:
-    """Call `listener(session, clock, row)` in the transaction that records a sent, failed or cancelled message."""
+    """Call `listener(session, clock, row)` in the transaction that records how an attempt ended.
+
+    The row is sent, failed or cancelled, or still pending after a retryable failure (its last_error says why).
+    """
     if listener not in _result_listeners:
         _result_listeners.append(listener)
     return listener
@@ -307,7 +314,7 @@ def _announce(session: Session, clock: Clock, row: NotificationRow) -> None:
 # --- channels of this process -------------------------------------------------------------------
 
 _deps_override: ChannelDeps | None = None
-_channels: dict[tuple[str, int], Channel] = {}
+_channels: dict[tuple[str, int, str], Channel] = {}
 _channels_lock = threading.Lock()
 
 
@@ -329,8 +336,11 @@ def _default_deps(clock: Clock) -> ChannelDeps:
 
 
 def _channel(name: str, clock: Clock) -> Channel:
+    from zhiban.core.settings import get_settings
+
     with _channels_lock:
-        key = (name, id(clock))
+        # The SMTP URL is part of the key: a changed ZHIBAN_SMTP_URL must not reuse a session to the old relay.
+        key = (name, id(clock), get_settings().smtp_url if _deps_override is None else "")
         found = _channels.get(key)
         if found is None:
             deps = _deps_override or _default_deps(clock)
@@ -441,9 +451,11 @@ def deliver(ctx: JobContext, payload: dict[str, Any]) -> None:
             row.last_error = reason
             if error.retry_after is not None:
                 _rearm(session, row, clock.now() + error.retry_after)
+                _announce(session, clock, row)  # still pending: listeners may show why it waits
                 ctx.finish(session)
                 return
             row.state = "pending"
+            _announce(session, clock, row)
         else:
             _finish_row(session, clock, row, "failed", reason)
             ctx.finish(session)

@@ -1,6 +1,7 @@
-"""Tables of people's contact methods, their notification rules, and every outgoing message.
+"""Tables of people's contact methods, their notification rules, and every outgoing message (the one outbox).
 
-A notification row is one message to one destination: pending → sending → sent | failed (or
+Pages, SLA warnings and breaches, on-call gap notices, customer notices, status updates and ticket mail
+are all rows here. A notification row is one message to one destination: pending → sending → sent | failed (or
 cancelled when its incident is acknowledged first). Its unique idempotency key is what makes a page
 go out once per escalation step and person and contact method, however often a timer fires.
 """
@@ -50,6 +51,10 @@ class NotificationRow(Base):
     # What it is about: ("incident", id) for pages; kept generic so notices can use it too.
     subject_kind: Mapped[str] = mapped_column(String(32))
     subject_id: Mapped[str] = mapped_column(String(64))
+    # What sort of message it is (the Message's event: incident.page, sla.breach, ticket.reply, ...).
+    kind: Mapped[str] = mapped_column(String(64), default="notification", server_default="notification")
+    # The ticket it concerns, when it concerns one (SLA notices, replies by mail); no foreign key: kept for audit.
+    ticket_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     person_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
     contact_method_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
     channel: Mapped[str] = mapped_column(String(32))
@@ -73,4 +78,6 @@ class NotificationRow(Base):
     __table_args__ = (
         Index("ix_notifications_subject", "subject_kind", "subject_id"),
         Index("ix_notifications_rate_key_handed", "rate_key", "handed_at"),
+        Index("ix_notifications_kind_created", "kind", "created_at"),
+        Index("ix_notifications_ticket", "ticket_id"),
     )

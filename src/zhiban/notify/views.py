@@ -16,7 +16,7 @@ from starlette.datastructures import FormData
 from zhiban.core.errors import InvalidInput, NotFound
 from zhiban.identity.model import Principal, Role
 from zhiban.identity.store import PersonRow
-from zhiban.notify import service
+from zhiban.notify import outbox, service
 from zhiban.notify.api import ContactMethodIn, RuleIn, paged_person
 from zhiban.notify.registry import CHANNEL_TYPES, channel_type
 from zhiban.oncall.service import staff_people
@@ -160,3 +160,21 @@ def remove_rule(session: DB, principal: CurrentPrincipal, rule_id: Ident, form: 
     person = _person(session, principal, text(form, "person_id"))
     service.remove_notification_rule(session, person_id=person.id, rule_id=rule_id)
     return _back(person, principal)
+
+
+OUTBOX_PAGE = "/agent/outbox"
+
+
+@router.get(OUTBOX_PAGE, response_class=HTMLResponse)
+def outbox_page(
+    request: Request,
+    session: DB,
+    principal: CurrentPrincipal,
+    kind: Annotated[str, Query(max_length=64)] = "",
+    state: Annotated[str, Query(max_length=16)] = "",
+) -> Response:
+    """The one outbox (admins): every message of every kind, newest first, with its delivery state."""
+    principal.require_admin()
+    chosen = state if state in outbox.STATES else None
+    rows = outbox.recent(session, kind=kind.strip() or None, state=chosen, limit=200)
+    return render(request, "notify/outbox.html", rows=rows, kind=kind, state=chosen or "", states=outbox.STATES)

@@ -44,7 +44,6 @@ from zhiban.oncall.store import GapNoticeRow, LayerRow, OverrideRow, PersonFeedR
 CACHE_SIZE = 256
 GAP_HORIZON = timedelta(days=14)
 GAP_CHECK_JOB = "oncall.gap_check"
-GAP_EMAIL_JOB = "oncall.gap_email"
 MAX_NEXT_SHIFTS = 50
 # How far back a shift in force may have started, so `next_shifts` reports its real start.
 LOOKBACK = timedelta(days=31)

@@ -30,6 +30,7 @@ from zhiban.core.errors import Forbidden, InvalidInput, NotFound
 from zhiban.engine.service import cancel_many, enqueue_many
 from zhiban.identity.model import Principal, Role
 from zhiban.identity.store import OrganizationRow, PersonRow, TeamRow
+from zhiban.sla import notices
 from zhiban.sla.model import (
     CALENDAR_24X7,
     CALENDAR_BUSINESS,
@@ -82,7 +83,6 @@ MAX_RULES = 500
 MAX_PLANS = 100
 WARNING_JOB = "sla.warning"
 BREACH_JOB = "sla.breach"
-EMAIL_JOB = "sla.email"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _TICK = timedelta(microseconds=1)
 
@@ -1287,7 +1287,12 @@ def _team_lead(session: Session, ticket: TicketRow, assignee: PersonRow | None) 
 
 
 def escalation_chain(session: Session, ticket: TicketRow, kind: str) -> list[tuple[PersonRow, str]]:
-    """Who hears of a warning (the assignee, else the team lead) or a breach (assignee → team lead → manager)."""
+    """Who hears of a warning (the assignee, else the team lead) or a breach (assignee → team lead → manager).
+
+    Not an incidents escalation policy, on purpose: this chain is fixed and told all at once when the clock
+    breaches (no timed levels, no acknowledgement, no repeats), and its people come from the ticket (its
+    assignee and team), which no policy target names. Delivery is the same as pages': notify's outbox.
+    """
     assignee = _active_person(session, ticket.assignee_id)
     lead = _team_lead(session, ticket, assignee)
     chain: list[tuple[PersonRow, str]] = []
@@ -1313,7 +1318,7 @@ def escalation_chain(session: Session, ticket: TicketRow, kind: str) -> list[tup
 
 
 def notify(session: Session, clock: Clock, ticket: TicketRow, row: ClockRow, kind: str) -> list[NotificationRow]:
-    """Record the in-app notifications of a warning or breach (once per person) and queue their e-mails."""
+    """Record the in-app notifications of a warning or breach (once per person) and queue their mail in notify."""
     made = []
     now = clock.now()
     for person, level in escalation_chain(session, ticket, kind):
@@ -1344,9 +1349,7 @@ def notify(session: Session, clock: Clock, ticket: TicketRow, row: ClockRow, kin
                 session.flush()
         except IntegrityError:
             continue  # another run recorded it first
-        jobs_engine.enqueue(
-            session, EMAIL_JOB, {"notification_id": note.id}, due_at=now, dedup_key=f"{EMAIL_JOB}:{note.id}"
-        )
+        notices.queue_mail(session, clock, note, person, ticket)
         made.append(note)
     return made
 

@@ -1,0 +1,83 @@
+"""SLA notices by mail: each warning or breach notice is queued through notify's outbox.
+
+The notice row (sla_notifications) is the in-app alert a person reads and marks read; the mail itself is a
+notify message about it (subject "sla_notification"), and `record_result` stamps its fate back on the notice.
+"""
+
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo
+
+from pydantic import ValidationError
+from sqlalchemy.orm import Session
+
+from zhiban.core.clock import Clock
+from zhiban.core.errors import InvalidInput
+from zhiban.core.i18n import translate
+from zhiban.core.settings import get_settings
+from zhiban.identity.store import PersonRow
+from zhiban.notify import outbox
+from zhiban.notify.model import Language, Message
+from zhiban.notify.store import NotificationRow as OutboxRow
+from zhiban.sla.store import NotificationRow
+from zhiban.tickets.store import TicketRow
+
+SUBJECT = "sla_notification"
+
+
+def compose(note: NotificationRow, person: PersonRow, ticket: TicketRow | None) -> Message:
+    """The notice's mail, in the person's language, with the due time in their zone."""
+    lang: Language = "zh" if person.language == "zh" else "en"
+    try:
+        zone = ZoneInfo(person.timezone)
+    except (KeyError, ValueError):
+        zone = ZoneInfo("UTC")
+    due = note.due_at.astimezone(zone).strftime("%Y-%m-%d %H:%M") + f" ({zone.key})" if note.due_at else "-"
+    values = {
+        "id": note.ticket_id,
+        "subject": ticket.subject if ticket else "",
+        "metric": translate(lang, f"sla.metric.{note.metric}"),
+        "due": due,
+        "level": translate(lang, f"sla.level.{note.level}"),
+    }
+    link = f"{get_settings().base_url.rstrip('/')}/tickets/{note.ticket_id}"
+    subject = translate(lang, f"sla.mail.{note.kind}.subject", **values)
+    text = translate(lang, f"sla.mail.{note.kind}.body", **values) + f"\n\n{link}\n"
+    return Message(
+        subject=subject[:300],
+        text=text,
+        idempotency_key=f"sla-notification-{note.id}",
+        language=lang,
+        event=f"sla.{note.kind}",
+        metadata={"ticket_id": note.ticket_id, "metric": note.metric, "level": note.level},
+    )
+
+
+def queue_mail(session: Session, clock: Clock, note: NotificationRow, person: PersonRow, ticket: TicketRow) -> None:
+    """Queue the notice's mail in the caller's transaction; a mail that cannot be made is noted on the notice."""
+    try:
+        outbox.queue_email(
+            session,
+            clock,
+            message=compose(note, person, ticket),
+            to=person.email,
+            subject_kind=SUBJECT,
+            subject_id=note.id,
+            person_id=person.id,
+            ticket_id=note.ticket_id,
+        )
+    except (InvalidInput, ValidationError) as exc:
+        note.email_error = str(exc)[:500]  # sending cannot help: keep the reason on the notice
+
+
+def record_result(session: Session, clock: Clock, row: OutboxRow) -> None:
+    """notify listener: a mailed notice gets its emailed_at, a failed one its email_error."""
+    if row.subject_kind != SUBJECT or row.state not in ("sent", "failed"):
+        return
+    note = session.get(NotificationRow, int(row.subject_id))
+    if note is None:
+        return
+    if row.state == "sent":
+        note.emailed_at = row.sent_at or clock.now()
+    else:
+        note.email_error = (row.last_error or "failed")[:500]
