@@ -253,3 +253,17 @@ def test_transport_failures_are_classified(page_en: Message) -> None:
 def test_a_channel_refuses_an_unguarded_client() -> None:
     with httpx.Client() as plain, pytest.raises(TypeError, match="guarded_client"):
         WebhookChannel(plain)
+
+
+def test_a_broken_allowlist_fails_closed(page_en: Message, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ZHIBAN_EGRESS_ALLOW", "127.0.0.1, not a host")
+    get_settings.cache_clear()
+    try:
+        with provider_server(_ok) as server:
+            with pytest.raises(InvalidInput, match="ZHIBAN_EGRESS_ALLOW"):
+                check_url(server.url + "/hook")
+            with pytest.raises(PermanentDeliveryError, match="blocked destination"):
+                WebhookChannel().send(page_en, _hook(server.url + "/hook"))
+        assert server.received == []
+    finally:
+        get_settings.cache_clear()

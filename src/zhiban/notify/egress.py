@@ -282,7 +282,12 @@ class GuardedTransport(httpx.BaseTransport):
         self._transport: httpx.HTTPTransport | None = None
 
     def _policy(self) -> EgressPolicy:
-        return self._fixed or current_policy()
+        if self._fixed is not None:
+            return self._fixed
+        try:
+            return current_policy()
+        except InvalidInput as exc:  # a broken allowlist fails closed
+            raise EgressRefused("blocked destination", exc.detail) from exc
 
     def _current(self) -> httpx.HTTPTransport:
         policy = self._policy()
