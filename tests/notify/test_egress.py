@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 import ipaddress
+import shutil
+import ssl
+import subprocess
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import httpx
 import pytest
@@ -179,26 +186,57 @@ def test_the_connection_goes_to_the_address_that_was_checked(page_en: Message) -
     assert server.received[0].headers["host"] == f"receiver.pinned.invalid:{port}"
 
 
+@contextmanager
+def keep_alive_server() -> Iterator[tuple[str, list[int]]]:
+    """An HTTP/1.1 server that keeps connections open; yields its URL and the client port of each request."""
+    ports: list[int] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            ports.append(self.client_address[1])
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/hook", ports
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def test_removing_the_allowlist_stops_sends_to_a_url_saved_while_allowed(
     page_en: Message, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with provider_server(_ok) as server:
-        url = server.url + "/hook"
+    with keep_alive_server() as (url, ports):
         monkeypatch.setenv("ZHIBAN_EGRESS_ALLOW", "127.0.0.0/8")
         get_settings.cache_clear()
+        channel = WebhookChannel()  # the process's own guarded client, reading the settings
         try:
             check_url(url)
-            channel = WebhookChannel()  # the process's own guarded client, reading the settings
             assert channel.send(page_en, _hook(url)).status == 200
+            assert channel.send(page_en, _hook(url)).status == 200
+            assert len(set(ports)) == 1  # one kept-alive connection carried both
             monkeypatch.setenv("ZHIBAN_EGRESS_ALLOW", "")
             get_settings.cache_clear()
-            # The kept-alive connection from the first send must not carry the second one.
+            # That connection was vetted under the old allowlist: it must not carry the next send.
             with pytest.raises(PermanentDeliveryError, match="blocked destination"):
                 channel.send(page_en, _hook(url))
-            channel.close()
         finally:
+            channel.close()
             get_settings.cache_clear()
-        assert len(server.received) == 1
+        assert len(ports) == 2
 
 
 def test_a_redirect_to_an_internal_address_is_not_followed(page_en: Message) -> None:
@@ -267,3 +305,57 @@ def test_a_broken_allowlist_fails_closed(page_en: Message, monkeypatch: pytest.M
         assert server.received == []
     finally:
         get_settings.cache_clear()
+
+
+@pytest.fixture(scope="module")
+def named_certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A self-signed certificate for receiver.pinned.test only (not for its address), made with openssl."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+         "-days", "2", "-subj", "/CN=receiver.pinned.test", "-addext", "subjectAltName=DNS:receiver.pinned.test"],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+def test_https_to_the_pinned_address_still_checks_the_certificate_for_the_name(
+    page_en: Message, named_certificate: tuple[Path, Path]
+) -> None:
+    cert, key = named_certificate
+    hosts: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            hosts.append(self.headers.get("Host", ""))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server_side = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_side.load_cert_chain(cert, key)
+    server.socket = server_side.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+    thread.start()
+    port = server.server_address[1]
+    trusted = ssl.create_default_context(cafile=str(cert))
+    policy = EgressPolicy.parse("127.0.0.1", resolver=lambda host, port: ["127.0.0.1"])
+    try:
+        with guarded_client(policy=policy, timeout=2.0, ssl_context=trusted) as client:
+            sent = WebhookChannel(client).send(page_en, _hook(f"https://receiver.pinned.test:{port}/hook"))
+            assert sent.status == 200 and hosts == [f"receiver.pinned.test:{port}"]
+            # Same address, another name: the certificate does not match, so nothing is sent.
+            with pytest.raises(RetryableDeliveryError) as caught:
+                WebhookChannel(client).send(page_en, _hook(f"https://other.pinned.test:{port}/hook"))
+            assert caught.value.summary == "TLS error" and len(hosts) == 1
+    finally:
+        server.shutdown()
+        server.server_close()

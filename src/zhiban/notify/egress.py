@@ -13,6 +13,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
+import ssl
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -274,8 +275,15 @@ class _GuardedBackend(httpcore.SyncBackend):
 class GuardedTransport(httpx.BaseTransport):
     """An httpx transport whose every connection goes through the egress guard."""
 
-    def __init__(self, policy: EgressPolicy | None = None, *, max_connections: int = 50) -> None:
+    def __init__(
+        self,
+        policy: EgressPolicy | None = None,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        max_connections: int = 50,
+    ) -> None:
         self._fixed = policy
+        self._ssl_context = ssl_context
         self._lock = threading.Lock()
         self._max_connections = max_connections
         self._built_for: EgressPolicy | None = None
@@ -298,7 +306,7 @@ class GuardedTransport(httpx.BaseTransport):
                     self._transport.close()
                 transport = httpx.HTTPTransport(limits=httpx.Limits(max_connections=self._max_connections))
                 transport._pool = httpcore.ConnectionPool(
-                    ssl_context=httpx.create_ssl_context(),
+                    ssl_context=self._ssl_context or httpx.create_ssl_context(),
                     max_connections=self._max_connections,
                     max_keepalive_connections=20,
                     keepalive_expiry=5.0,
@@ -324,11 +332,12 @@ def guarded_client(
     policy: EgressPolicy | None = None,
     timeout: httpx.Timeout | float = 10.0,
     headers: dict[str, str] | None = None,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> httpx.Client:
     """An httpx client for user-given URLs: guarded, no redirects, no proxies from the environment."""
     # A proxy would resolve the name itself, out of the guard's sight; so environment proxies are ignored.
     return httpx.Client(
-        transport=GuardedTransport(policy),
+        transport=GuardedTransport(policy, ssl_context=ssl_context),
         timeout=timeout,
         headers=headers,
         follow_redirects=False,
