@@ -142,7 +142,10 @@ class EgressPolicy:
 
     def vet(self, host: str, port: int, addresses: Iterable[str]) -> list[IPAddress]:
         """The addresses to connect to, or EgressRefused when any of them (or the name) is not allowed."""
-        vetted = [ipaddress.ip_address(a.split("%", 1)[0]) for a in addresses]
+        try:
+            vetted = [ipaddress.ip_address(a.split("%", 1)[0]) for a in addresses]
+        except ValueError as exc:
+            raise EgressRefused("DNS failure", f"{host}: {exc}") from exc
         if self.allows_host(host, port):
             if any(_is_metadata(ip) for ip in vetted):
                 raise EgressRefused("blocked destination", f"{host} resolves to a metadata address")
