@@ -123,3 +123,14 @@ def app(desk: Desk) -> FastAPI:
 def client(app: FastAPI) -> Iterator[TestClient]:
     with TestClient(app) as c:
         yield c
+
+
+@pytest.fixture
+def allow_loopback_egress(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Let webhooks reach the tests' own receivers on 127.0.0.1, as an admin allows a real internal receiver."""
+    from zhiban.core.settings import get_settings
+
+    monkeypatch.setenv("ZHIBAN_EGRESS_ALLOW", "127.0.0.1")
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()

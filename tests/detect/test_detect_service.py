@@ -17,7 +17,6 @@ from email.policy import default as default_policy
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-import httpx
 import pytest
 from aiosmtpd.controller import Controller
 from fastapi.testclient import TestClient
@@ -36,6 +35,7 @@ from zhiban.identity import service as identity
 from zhiban.identity.model import Role
 from zhiban.incidents import service as incidents
 from zhiban.notify import service as notify
+from zhiban.notify.egress import guarded_client
 from zhiban.notify.registry import ChannelDeps
 
 SECRET = "liveco-webhook-secret-0123"
@@ -63,12 +63,12 @@ def _port() -> int:
 
 
 @pytest.fixture
-def mailbox(clock: FrozenClock) -> Iterator[Mailbox]:
+def mailbox(clock: FrozenClock, allow_loopback_egress: None) -> Iterator[Mailbox]:
     box = Mailbox()
     port = _port()
     controller = Controller(box, hostname="127.0.0.1", port=port)
     controller.start()
-    client = httpx.Client(timeout=5.0)
+    client = guarded_client(timeout=5.0)  # reaches the loopback receiver through the allowlist
     notify.set_channel_deps(
         ChannelDeps(client=client, clock=clock, smtp_url=f"smtp://127.0.0.1:{port}?from=desk@zhiban.test")
     )

@@ -25,6 +25,9 @@ from zhiban.notify.store import NotificationRow
 from zhiban.tickets import service as tickets
 from zhiban.tickets.store import TicketRow
 
+# The tests' webhook receivers listen on 127.0.0.1, which only an allowlist lets zhiban reach.
+pytestmark = pytest.mark.usefixtures("allow_loopback_egress")
+
 SAT_0300_SHANGHAI = datetime(2026, 11, 20, 19, 0, tzinfo=UTC)  # the conftest clock
 ADMIN = Principal(person_id="admin", role=Role.ADMIN, organization_id=None)
 

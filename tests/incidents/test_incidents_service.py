@@ -22,6 +22,9 @@ from zhiban.incidents.store import AlertRow, EscalationStepRow, IncidentRow
 from zhiban.notify import service as notify
 from zhiban.notify.store import NotificationRow
 
+# The tests' webhook receivers listen on 127.0.0.1, which only an allowlist lets zhiban reach.
+pytestmark = pytest.mark.usefixtures("allow_loopback_egress")
+
 
 def _incidents(desk: Desk) -> list[IncidentRow]:
     with desk.transaction() as s:

@@ -6,6 +6,7 @@ import asyncio
 import concurrent.futures
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select
 
 from tests.incidents.incident_kit import Receiver, build, drain, trigger, worker
@@ -16,6 +17,9 @@ from zhiban.incidents.intake import EventsIntake
 from zhiban.incidents.model import AlertEvent, EventRejected, parse_events_v2
 from zhiban.incidents.store import AlertRow, EscalationStepRow, IncidentEventRow, IncidentRow
 from zhiban.notify.store import NotificationRow
+
+# The tests' webhook receivers listen on 127.0.0.1, which only an allowlist lets zhiban reach.
+pytestmark = pytest.mark.usefixtures("allow_loopback_egress")
 
 
 def _parsed(doc: dict[str, Any]) -> tuple[str, AlertEvent]:

@@ -38,7 +38,8 @@ from zhiban.notify.signing import verify_webhook_signature
 from zhiban.notify.store import NotificationRow
 from zhiban.store.db import Base, make_engine
 
-pytestmark = pytest.mark.slow
+# The receiver listens on 127.0.0.1, which only an allowlist lets zhiban (and its worker processes) reach.
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("allow_loopback_egress")]
 
 ROOT = Path(__file__).parents[2]
 SECRET = "crash-receiver-secret-0123"

@@ -1,4 +1,4 @@
-"""Fixtures for notify tests: a rendered page, and a short-timeout HTTP client."""
+"""Fixtures for notify tests: a rendered page, and a short-timeout HTTP client allowed to reach loopback."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from tests.notify.notify_fakes import page_notice
+from zhiban.notify.egress import EgressPolicy, guarded_client
 from zhiban.notify.model import Message
 from zhiban.notify.render import render_incident
 
@@ -24,6 +25,7 @@ def page_en() -> Message:
 
 @pytest.fixture
 def http_client() -> Iterator[httpx.Client]:
-    client = httpx.Client(timeout=httpx.Timeout(2.0, connect=1.0))
+    # The fake receivers listen on loopback, which the egress guard refuses unless an admin allows it.
+    client = guarded_client(policy=EgressPolicy.parse("127.0.0.1"), timeout=httpx.Timeout(2.0, connect=1.0))
     yield client
     client.close()

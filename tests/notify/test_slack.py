@@ -13,6 +13,7 @@ from tests.notify.notify_fakes import Received, Reply, provider_server, slack_we
 from zhiban.core.clock import FrozenClock
 from zhiban.notify import Message, PermanentDeliveryError, RetryableDeliveryError, parse_destination
 from zhiban.notify.channels.slack import SlackChannel, slack_escape
+from zhiban.notify.egress import EgressPolicy, guarded_client
 
 NOW = datetime(2026, 11, 20, 19, 0, tzinfo=UTC)
 
@@ -99,7 +100,8 @@ def test_a_slow_endpoint_times_out_as_retryable(page_en: Message) -> None:
         time.sleep(1.0)
         return _fixed(200, body=b"ok")
 
-    with provider_server(slow) as server, httpx.Client(timeout=0.2) as client:
+    loopback = EgressPolicy.parse("127.0.0.1")
+    with provider_server(slow) as server, guarded_client(policy=loopback, timeout=0.2) as client:
         destination = parse_destination("slack", {"webhook_url": server.url_for("/services/T/B/X")})
         with pytest.raises(RetryableDeliveryError, match="timed out"):
             SlackChannel(client).send(page_en, destination)

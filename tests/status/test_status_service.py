@@ -93,7 +93,7 @@ def test_feeds_parse_and_private_feed_needs_its_token(desk: Desk) -> None:
                 service.organization_by_feed_token(s, slug, wrong)
 
 
-def test_each_update_reaches_each_subscriber_once(desk: Desk) -> None:
+def test_each_update_reaches_each_subscriber_once(desk: Desk, allow_loopback_egress: None) -> None:
     world, public_id, private_id = _world(desk)
     clock = desk.clock
     assert isinstance(clock, FrozenClock)

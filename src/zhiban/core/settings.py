@@ -32,6 +32,13 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(4, description="jobs a worker runs at once")
     job_lease_seconds: int = Field(60, description="how long a claimed job is held before another worker may take it")
     cookie_secure: bool = Field(False, description="mark the session cookie Secure (set behind HTTPS)")
+    egress_allow: str = Field(
+        "", description="CIDRs and host[:port] names that webhooks may reach although internal (comma-separated)"
+    )
+    status_subscriptions_per_person: int = Field(20, description="active status-page subscriptions one person may hold")
+    status_subscriptions_per_organization: int = Field(
+        100, description="active status-page subscriptions the people of one organization may hold together"
+    )
 
 
 @lru_cache(maxsize=1)

@@ -263,11 +263,11 @@ def set_notice_webhook(
     session: Session, clock: Clock, principal: Principal, organization_id: str, *, url: str, secret: str
 ) -> NoticeDestinationRow:
     """Send this organization's proactive notices to its webhook too (signed with `secret`)."""
-    from zhiban.notify.registry import parse_destination
+    from zhiban.notify.registry import check_new_destination
 
     _may_manage_org(session, principal, organization_id)
     config = {"url": url.strip(), "secret": secret}
-    parse_destination("webhook", config)  # refuses a bad URL or a short secret before anything is stored
+    check_new_destination("webhook", config)  # refuses a bad or internal URL, a short secret, before storing
     row = destination(session, organization_id, "webhook")
     if row is None:
         row = NoticeDestinationRow(organization_id=organization_id, channel="webhook", config=config)

@@ -144,22 +144,30 @@ class DeliveryResult:
 
 
 class DeliveryError(Exception):
-    """A delivery that did not go through."""
+    """A delivery that did not go through; `reason` is for logs, `summary` the short class users see."""
 
-    def __init__(self, channel: str, reason: str, *, status: int | None = None) -> None:
+    def __init__(self, channel: str, reason: str, *, status: int | None = None, summary: str | None = None) -> None:
         super().__init__(f"{channel}: {reason}")
         self.channel = channel
         self.reason = reason
         self.status = status
+        # Never the endpoint's own words or an exception's text: those turn delivery into a port scanner.
+        self.summary = (summary or (f"HTTP {status}" if status is not None else reason))[:200]
 
 
 class RetryableDeliveryError(DeliveryError):
     """Worth trying again later (timeouts, 5xx, rate limits); `retry_after` is the provider's hint."""
 
     def __init__(
-        self, channel: str, reason: str, *, status: int | None = None, retry_after: timedelta | None = None
+        self,
+        channel: str,
+        reason: str,
+        *,
+        status: int | None = None,
+        retry_after: timedelta | None = None,
+        summary: str | None = None,
     ) -> None:
-        super().__init__(channel, reason, status=status)
+        super().__init__(channel, reason, status=status, summary=summary)
         self.retry_after = retry_after
 
 

@@ -30,6 +30,7 @@ from zhiban.notify.config import (
     WebhookConfig,
     WeComConfig,
 )
+from zhiban.notify.egress import check_url
 from zhiban.notify.model import Destination
 from zhiban.notify.ratelimit import FEISHU_RATES, PER_MINUTE_20, SLACK_RATES, Rate
 
@@ -81,6 +82,25 @@ def parse_destination(type_name: str, config: Mapping[str, Any], name: str = "")
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or type_name}: {e['msg']}" for e in exc.errors())
         raise InvalidInput(f"{type_name} destination: {problems}") from exc
     return Destination(type_name, parsed, name)
+
+
+def destination_url(destination: Destination) -> str | None:
+    """The URL that delivering to this destination POSTs to (webhooks and IM robots), if any."""
+    config = destination.config
+    if isinstance(config, WebhookConfig):
+        return config.url
+    if isinstance(config, SlackConfig | FeishuConfig | DingTalkConfig | WeComConfig):
+        return config.webhook_url
+    return None
+
+
+def check_new_destination(type_name: str, config: Mapping[str, Any], name: str = "") -> Destination:
+    """parse_destination, and refuse (BlockedDestination) a URL that points inside: for configs being saved."""
+    destination = parse_destination(type_name, config, name)
+    url = destination_url(destination)
+    if url is not None:
+        check_url(url)
+    return destination
 
 
 def rate_limits_for(rate_key: str) -> Sequence[Rate]:

@@ -32,7 +32,13 @@ from zhiban.notify.model import (
     PermanentDeliveryError,
     RetryableDeliveryError,
 )
-from zhiban.notify.registry import ChannelDeps, channel_for, parse_destination, rate_limits_for
+from zhiban.notify.registry import (
+    ChannelDeps,
+    channel_for,
+    check_new_destination,
+    parse_destination,
+    rate_limits_for,
+)
 from zhiban.notify.store import ContactMethodRow, NotificationRow, NotificationRuleRow
 from zhiban.store.db import insert_or_skip, new_id
 
@@ -53,7 +59,7 @@ def add_contact_method(
     """Store a validated destination of a person (e.g. their Feishu bot, their phone for SMS)."""
     if len(label) > 200:
         raise InvalidInput("label must be at most 200 characters")
-    parse_destination(channel, config)  # refuses a bad config before anything is stored
+    check_new_destination(channel, config)  # refuses a bad config or an internal URL before anything is stored
     count = session.scalar(select(func.count()).where(ContactMethodRow.person_id == person_id)) or 0
     if count >= MAX_CONTACT_METHODS:
         raise InvalidInput(f"a person has at most {MAX_CONTACT_METHODS} contact methods")
@@ -446,7 +452,10 @@ def deliver(ctx: JobContext, payload: dict[str, Any]) -> None:
             _finish_row(session, clock, row, "sent", None)
             ctx.finish(session)
             return
-        reason = bounded_error(str(error))
+        assert isinstance(error, RetryableDeliveryError | PermanentDeliveryError)
+        # Users see only the short class (timed out, HTTP 500, blocked destination…); the details go to the log.
+        log.warning("notification %s via %s not sent: %s", notification_id, channel_name, bounded_error(str(error)))
+        reason = bounded_error(error.summary)
         if isinstance(error, RetryableDeliveryError) and ctx.attempt < ctx.max_attempts:
             row.last_error = reason
             if error.retry_after is not None:
@@ -460,6 +469,6 @@ def deliver(ctx: JobContext, payload: dict[str, Any]) -> None:
             _finish_row(session, clock, row, "failed", reason)
             ctx.finish(session)
             return
-    # Let the engine retry with its backoff; the row says pending with the last error meanwhile.
-    assert error is not None
-    raise error
+    # Let the engine retry with its backoff; the row says pending with the last error meanwhile. The job row
+    # (shown to agents) gets the short class too.
+    raise RetryableDeliveryError(error.channel, error.summary, status=error.status) from None

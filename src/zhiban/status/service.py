@@ -23,7 +23,7 @@ from zhiban.core.i18n import translate
 from zhiban.drills.store import drill_incident_ids, drill_of_incident
 from zhiban.engine import JobContext, enqueue
 from zhiban.identity.model import Principal
-from zhiban.identity.store import OrganizationRow, organization_by_slug
+from zhiban.identity.store import OrganizationRow, PersonRow, organization_by_slug
 from zhiban.incidents.store import AlertRow, IncidentEventRow, IncidentRow, IncidentTicketRow, ServiceRow
 from zhiban.status.atom import FeedInfo, incident_feed
 from zhiban.status.model import (
@@ -56,6 +56,15 @@ IMPACT = {"critical": "critical", "error": "major", "warning": "minor", "info": 
 EVENT_STATUS = {"triggered": "investigating", "acknowledged": "identified", "retriggered": "investigating",
                 "resolved": "resolved"}  # fmt: skip
 NOTIFY_EVENTS = ("triggered", "resolved")  # automatic notices; engineers post the rest as updates
+
+
+class SubscriptionLimit(InvalidInput):
+    """A person or an organization holds as many status subscriptions as the settings allow."""
+
+    type_ = "subscription-limit"
+    title = "Too many subscriptions"
+
+
 _EDGE = re.compile(r"\b[a-z]{2,4}-edge-\d{1,3}\b")
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,190}\.[A-Za-z0-9-]{2,63}$")
 
@@ -330,6 +339,9 @@ def subscribe(
         if not webhook_secret or not 16 <= len(webhook_secret) <= 200:
             raise InvalidInput("a webhook needs a shared secret of 16-200 characters (bodies are signed with it)")
         channel, address, config = "webhook", url, {"url": url, "secret": webhook_secret}
+        from zhiban.notify.registry import check_new_destination
+
+        check_new_destination("webhook", config)  # BlockedDestination for internal URLs
     org_id = org.id if org else None
     existing = session.scalar(
         select(SubscriptionRow).where(
@@ -349,6 +361,8 @@ def subscribe(
     )
     if (session.scalar(count_query) or 0) >= MAX_SUBSCRIPTIONS:
         raise InvalidInput("this status page has too many subscribers")
+    if principal is not None:
+        _check_subscription_caps(session, principal)
     now = clock.now()
     row = SubscriptionRow(
         organization_id=org_id,
@@ -367,6 +381,35 @@ def subscribe(
         _queue_confirmation(session, clock, row, org)
     ensure_scanner(session, clock)
     return row
+
+
+def _check_subscription_caps(session: Session, principal: Principal) -> None:
+    """Refuse a person's or an organization's subscription beyond the settings' caps (each one may fan out)."""
+    from zhiban.core.settings import get_settings
+
+    settings = get_settings()
+    # Lock the organization (or the person) so that concurrent requests cannot slip past the count together.
+    if principal.organization_id is not None:
+        org_id = principal.organization_id
+        session.execute(select(OrganizationRow.id).where(OrganizationRow.id == org_id).with_for_update())
+    else:
+        session.execute(select(PersonRow.id).where(PersonRow.id == principal.person_id).with_for_update())
+    active = select(func.count()).select_from(SubscriptionRow).where(SubscriptionRow.unsubscribed_at.is_(None))
+    mine = session.scalar(active.where(SubscriptionRow.created_by == principal.person_id)) or 0
+    if mine >= settings.status_subscriptions_per_person:
+        raise SubscriptionLimit(
+            f"you hold {mine} status subscriptions, the most allowed; unsubscribe one first",
+            limit=settings.status_subscriptions_per_person,
+        )
+    if principal.organization_id is None:
+        return
+    people = select(PersonRow.id).where(PersonRow.organization_id == principal.organization_id)
+    ours = session.scalar(active.where(SubscriptionRow.created_by.in_(people))) or 0
+    if ours >= settings.status_subscriptions_per_organization:
+        raise SubscriptionLimit(
+            f"your organization holds {ours} status subscriptions, the most allowed; unsubscribe one first",
+            limit=settings.status_subscriptions_per_organization,
+        )
 
 
 def _page_url(org: OrganizationRow | None) -> str:

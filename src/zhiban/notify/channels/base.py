@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
+import ssl
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -12,13 +15,18 @@ import httpx
 from pydantic import BaseModel
 
 from zhiban.core.clock import Clock, SystemClock
+from zhiban.notify.egress import EgressRefused, guarded_client, is_guarded
 from zhiban.notify.model import DeliveryResult, Destination, Message, PermanentDeliveryError, RetryableDeliveryError
 from zhiban.notify.ratelimit import Rate
 
 DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 MAX_RESPONSE_BYTES = 64 * 1024
+# Per-read timeouts do not stop an endpoint that trickles its answer; this bounds the whole exchange.
+MAX_EXCHANGE_SECONDS = 30.0
 MAX_RETRY_AFTER = timedelta(hours=1)
 USER_AGENT = "zhiban-notify/0.1"
+
+log = logging.getLogger("zhiban.notify")
 
 ConfigT = TypeVar("ConfigT", bound=BaseModel)
 
@@ -78,7 +86,10 @@ class HttpChannel:
 
     def __init__(self, client: httpx.Client | None = None, clock: Clock | None = None) -> None:
         # One pooled client per channel object; the worker's threads share it (httpx.Client is thread-safe).
-        self._client = client or httpx.Client(timeout=DEFAULT_TIMEOUT, headers={"User-Agent": USER_AGENT})
+        # URLs come from users, so every request goes through the egress guard (notify.egress).
+        if client is not None and not is_guarded(client):
+            raise TypeError("channels send only through notify.egress.guarded_client()")
+        self._client = client or guarded_client(timeout=DEFAULT_TIMEOUT, headers={"User-Agent": USER_AGENT})
         self._clock: Clock = clock or SystemClock()
 
     def close(self) -> None:
@@ -88,7 +99,8 @@ class HttpChannel:
     def post(
         self, url: str | httpx.URL, *, content: bytes, headers: dict[str, str], auth: httpx.Auth | None = None
     ) -> HttpReply:
-        """POST and read a bounded answer; transport failures are retryable."""
+        """POST and read a bounded answer; transport failures are retryable, blocked destinations are not."""
+        started = time.monotonic()
         try:
             with self._client.stream("POST", url, content=content, headers=headers, auth=auth) as response:
                 body = bytearray()
@@ -96,11 +108,18 @@ class HttpChannel:
                     body += chunk
                     if len(body) >= MAX_RESPONSE_BYTES:
                         break
+                    if time.monotonic() - started > MAX_EXCHANGE_SECONDS:
+                        raise httpx.ReadTimeout("the answer took too long", request=response.request)
                 return HttpReply(response.status_code, response.headers, bytes(body[:MAX_RESPONSE_BYTES]))
-        except httpx.TimeoutException as exc:
-            raise RetryableDeliveryError(self.type_name, f"timed out: {exc!r}") from exc
+        except EgressRefused as exc:
+            log.warning("%s: not sent: %s", self.type_name, exc.detail)
+            if exc.summary == "DNS failure":
+                raise RetryableDeliveryError(self.type_name, exc.summary) from exc
+            raise PermanentDeliveryError(self.type_name, exc.summary) from exc
         except httpx.TransportError as exc:
-            raise RetryableDeliveryError(self.type_name, f"could not reach the endpoint: {exc!r}") from exc
+            summary = transport_summary(exc)
+            log.warning("%s: %s: %r", self.type_name, summary, exc)
+            raise RetryableDeliveryError(self.type_name, summary) from exc
 
     def post_json(self, url: str | httpx.URL, payload: Any, headers: dict[str, str] | None = None) -> HttpReply:
         """POST a JSON body (UTF-8, not ASCII-escaped, so Chinese text stays readable on the wire)."""
@@ -111,11 +130,32 @@ class HttpChannel:
         """Raise the right delivery error for a non-2xx answer."""
         if 200 <= reply.status < 300:
             return
+        # The body excerpt stays in `reason` (logs); users see only "HTTP <status>".
         reason = f"HTTP {reply.status}: {reply.excerpt()}"
         if reply.status == 429 or reply.status == 408 or reply.status >= 500:
             retry_after = parse_retry_after(reply.headers.get("Retry-After"), self._clock.now())
             raise RetryableDeliveryError(self.type_name, reason, status=reply.status, retry_after=retry_after)
         raise PermanentDeliveryError(self.type_name, reason, status=reply.status)
+
+
+def transport_summary(exc: httpx.TransportError) -> str:
+    """The short class of a transport failure, without the exception's own text."""
+    if isinstance(exc, httpx.TimeoutException):
+        return "timed out"
+    causes: list[BaseException] = []
+    cause: BaseException | None = exc
+    while cause is not None and len(causes) < 5:
+        causes.append(cause)
+        cause = cause.__cause__ or cause.__context__
+    if any(isinstance(c, ConnectionRefusedError) for c in causes) or "refused" in str(exc).lower():
+        return "connection refused"
+    if any(isinstance(c, ssl.SSLError) for c in causes) or "ssl" in str(exc).lower():
+        return "TLS error"
+    if isinstance(exc, httpx.ConnectError):
+        return "connection failed"
+    if isinstance(exc, httpx.RemoteProtocolError | httpx.LocalProtocolError):
+        return "protocol error"
+    return "connection lost"
 
 
 def parse_retry_after(value: str | None, now: datetime) -> timedelta | None:

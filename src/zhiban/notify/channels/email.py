@@ -142,22 +142,30 @@ class EmailChannel:
         except smtplib.SMTPRecipientsRefused as exc:
             codes = [code for code, _ in exc.recipients.values()]
             reason = f"all recipients refused: {exc.recipients!r}"[:500]
+            summary = f"recipients refused (SMTP {max(codes, default=0)})"
             if any(400 <= code < 500 for code in codes):
-                raise RetryableDeliveryError(self.type_name, reason) from exc
-            raise PermanentDeliveryError(self.type_name, reason) from exc
+                raise RetryableDeliveryError(self.type_name, reason, summary=summary) from exc
+            raise PermanentDeliveryError(self.type_name, reason, summary=summary) from exc
         except smtplib.SMTPResponseException as exc:
             # Covers authentication, sender refused and data errors: 4xx is temporary, 5xx is not.
             reason = f"SMTP {exc.smtp_code}: {exc.smtp_error!r}"[:500]
+            summary = f"SMTP {exc.smtp_code}"
             if 400 <= exc.smtp_code < 500:
-                raise RetryableDeliveryError(self.type_name, reason, status=exc.smtp_code) from exc
-            raise PermanentDeliveryError(self.type_name, reason, status=exc.smtp_code) from exc
+                raise RetryableDeliveryError(self.type_name, reason, status=exc.smtp_code, summary=summary) from exc
+            raise PermanentDeliveryError(self.type_name, reason, status=exc.smtp_code, summary=summary) from exc
         except smtplib.SMTPNotSupportedError as exc:
-            raise PermanentDeliveryError(self.type_name, f"server lacks a needed extension: {exc}") from exc
+            raise PermanentDeliveryError(
+                self.type_name, f"server lacks a needed extension: {exc}", summary="SMTP extension missing"
+            ) from exc
         except ssl.SSLCertVerificationError as exc:
-            raise PermanentDeliveryError(self.type_name, f"TLS certificate not trusted: {exc}") from exc
+            raise PermanentDeliveryError(
+                self.type_name, f"TLS certificate not trusted: {exc}", summary="TLS error"
+            ) from exc
         except (smtplib.SMTPException, OSError) as exc:
             # Refused or dropped connections, timeouts, TLS handshakes cut short.
-            raise RetryableDeliveryError(self.type_name, f"SMTP connection failed: {exc!r}") from exc
+            raise RetryableDeliveryError(
+                self.type_name, f"SMTP connection failed: {exc!r}", summary="connection failed"
+            ) from exc
         detail = f"refused: {sorted(refused)}" if refused else "accepted"
         return DeliveryResult(self.type_name, provider_id=str(mail["Message-ID"]), detail=detail)
 

@@ -88,10 +88,15 @@ class FeishuChannel(HttpChannel):
         if reply.status >= 500 or reply.status == 429 or code is None:
             self.raise_for_status(reply)
         if code is None:
-            raise PermanentDeliveryError(self.type_name, f"unexpected answer: {reply.excerpt()}", status=reply.status)
+            raise PermanentDeliveryError(
+                self.type_name,
+                f"unexpected answer: {reply.excerpt()}",
+                status=reply.status,
+                summary="unexpected answer",
+            )
         if code == 0:
             return DeliveryResult(self.type_name, status=reply.status, detail=reply.excerpt())
         reason = f"code {code}: {body.get('msg') or body.get('StatusMessage') or ''}"
         if code in RETRYABLE_CODES:
-            raise RetryableDeliveryError(self.type_name, reason, status=reply.status)
-        raise PermanentDeliveryError(self.type_name, reason, status=reply.status)
+            raise RetryableDeliveryError(self.type_name, reason, status=reply.status, summary=f"code {str(code)[:20]}")
+        raise PermanentDeliveryError(self.type_name, reason, status=reply.status, summary=f"code {str(code)[:20]}")

@@ -122,12 +122,17 @@ class TwilioProvider(HttpChannel):
         body = reply.json()
         if 200 <= reply.status < 300:
             if not isinstance(body, dict) or not isinstance(body.get("sid"), str):
-                raise PermanentDeliveryError(self.type_name, f"answer without a sid: {reply.excerpt()}")
+                raise PermanentDeliveryError(
+                    self.type_name, f"answer without a sid: {reply.excerpt()}", summary="unexpected answer"
+                )
             return ProviderReceipt(body["sid"], str(body.get("status", "")))
         if isinstance(body, dict) and "code" in body and reply.status < 500 and reply.status != 429:
             # Twilio errors: {"code": 21211, "message": "...", "more_info": "...", "status": 400}.
             raise PermanentDeliveryError(
-                self.type_name, f"Twilio {body.get('code')}: {body.get('message', '')}", status=reply.status
+                self.type_name,
+                f"Twilio {body.get('code')}: {body.get('message', '')}",
+                status=reply.status,
+                summary=f"Twilio {str(body.get('code'))[:20]}",
             )
         self.raise_for_status(reply)
         raise RetryableDeliveryError(self.type_name, f"unexpected answer {reply.status}", status=reply.status)

@@ -27,12 +27,19 @@ class ErrcodeRobotChannel(HttpChannel):
         errcode = body.get("errcode") if isinstance(body, dict) else None
         if reply.status >= 500 or reply.status == 429 or not isinstance(errcode, int):
             self.raise_for_status(reply)
-            raise PermanentDeliveryError(self.type_name, f"unexpected answer: {reply.excerpt()}", status=reply.status)
+            raise PermanentDeliveryError(
+                self.type_name,
+                f"unexpected answer: {reply.excerpt()}",
+                status=reply.status,
+                summary="unexpected answer",
+            )
         if errcode == 0:
             return DeliveryResult(self.type_name, status=reply.status, detail=reply.excerpt())
         assert isinstance(body, dict)
         reason = f"errcode {errcode}: {body.get('errmsg', '')}"
         if errcode in self.retryable_codes:
             retry_after = self.retryable_codes[errcode]
-            raise RetryableDeliveryError(self.type_name, reason, status=reply.status, retry_after=retry_after)
-        raise PermanentDeliveryError(self.type_name, reason, status=reply.status)
+            raise RetryableDeliveryError(
+                self.type_name, reason, status=reply.status, retry_after=retry_after, summary=f"errcode {errcode}"
+            )
+        raise PermanentDeliveryError(self.type_name, reason, status=reply.status, summary=f"errcode {errcode}")
