@@ -28,6 +28,12 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(4, description="jobs a worker runs at once")
     job_lease_seconds: int = Field(60, description="how long a claimed job is held before another worker may take it")
     cookie_secure: bool = Field(False, description="mark the session cookie Secure (set behind HTTPS)")
+    # Request bodies are capped as they stream in (web/limits.py holds the table of route families).
+    body_max_api: int = Field(2 * 1024 * 1024, ge=1024, description="largest body for /api/ routes (JSON, iCal)")
+    body_max_pages: int = Field(4 * 1024 * 1024, ge=1024, description="largest body for the UI's form posts")
+    body_max_integrations: int = Field(
+        16 * 1024 * 1024, ge=1024, description="largest body for Alertmanager, webhook and heartbeat integrations"
+    )
 
 
 @lru_cache(maxsize=1)
