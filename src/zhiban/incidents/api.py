@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 import orjson
 from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
@@ -45,7 +46,8 @@ async def enqueue_event(request: Request) -> Response:
 @router.post("/api/v1/integrations/alertmanager/{key}", summary="Prometheus Alertmanager webhook (version 4)")
 async def alertmanager(request: Request, key: Ident, session: DB, clock: ClockDep) -> dict[str, Any]:
     doc = await _json_body(request)
-    count = integrations.receive_alertmanager(session, clock, key, doc)
+    # A storm's group is thousands of alerts: its writes run off the event loop.
+    count = await run_in_threadpool(integrations.receive_alertmanager, session, clock, key, doc)
     return {"status": "success", "alerts": count}
 
 
