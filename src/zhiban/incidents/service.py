@@ -665,14 +665,17 @@ def _open_grouped(session: Session, clock: Clock, fresh: list[tuple[IntegrationR
     every other alert joins it with an "alert" timeline event. A concurrent writer of one of the keys
     makes that group fall back to one at a time.
     """
-    groups: dict[tuple[str, str | None], list[tuple[IntegrationRow, AlertEvent, int]]] = {}
+    groups: dict[tuple[str, str], list[tuple[IntegrationRow, AlertEvent, int]]] = {}
     for item in fresh:
-        groups.setdefault((item[0].service_id, item[1].group_key), []).append(item)
+        integration, event, count = item
+        if event.group_key and event.group_key != event.dedup_key:
+            groups.setdefault((integration.service_id, event.group_key), []).append(item)
+        else:
+            _new_alert(session, clock, integration, event, count)
     now = clock.now()
     for (service_id, group_key), members in groups.items():
-        if len(members) == 1 or not group_key:
-            for integration, event, count in members:
-                _new_alert(session, clock, integration, event, count)
+        if len(members) == 1:
+            _new_alert(session, clock, *members[0])
             continue
         service = session.get(ServiceRow, service_id)
         assert service is not None
