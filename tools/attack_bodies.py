@@ -8,6 +8,10 @@ Events v2 and a UI form. It samples the server's VmRSS every 10 ms and prints, p
 the seconds to the answer and the peak RSS above idle; PASS when every answer is 413 (Events v2: its
 PagerDuty-shaped 400; a form field past Starlette's part limit: 400)
 and the peak stays within the budget. Exit code 0 on PASS.
+
+Measured 2026-12-07 (2 shared cores, SQLite, idle RSS 136 MB): every attack answered in ≤ 0.2 s; worst peak
++14.8 MB (Alertmanager 200 MB chunked: read up to its 16 MiB cap, then 413). Without web/limits.py
+(`--only tickets`): 200 MB unauthenticated +400 MB, the 1.25 GB customer body +2.9 GB, answered after 2-31 s.
 """
 
 from __future__ import annotations
