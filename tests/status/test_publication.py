@@ -168,3 +168,18 @@ def test_the_cli_publishes_and_lists(tmp_path: Path) -> None:
     assert bad.returncode == 2 and bad.stderr.strip().startswith("error: no service")
     with transaction(session_factory(engine)) as s:
         assert s.scalar(select(PublishedServiceRow.title)) == PUBLIC_TITLE
+
+
+def test_the_demo_publishes_its_edges_under_public_titles(desk: Desk) -> None:
+    from zhiban.demo.seed import seed_demo_world
+
+    with desk.transaction() as s:
+        seed_demo_world(s, desk.clock)
+    with desk.transaction() as s:
+        # The telemetry detector raises an edge's incident on the service "edge <node>", made by the demo.
+        edge = incidents.get_service(s, f"edge {NODE}")
+        incidents.open_incident(s, desk.clock, edge, title=f"liveco: loss up (edge={NODE})", severity="critical")
+        page = status.build_page(s, desk.clock, None, lang="en", tz="UTC")
+    (shown,) = page.current
+    assert shown.title.startswith("Degraded audio and video in cn-east") and shown.components == ("cn-east",)
+    assert all(NODE not in u.body for u in shown.updates)
