@@ -21,7 +21,8 @@ def test_public_and_private_pages(client: TestClient, desk: Desk) -> None:
         incidents.open_incident(s, desk.clock, app, title="LiveCo secret outage", severity="critical")
 
     desk.clock.advance(timedelta(minutes=7))  # type: ignore[attr-defined]
-    body = {"status": "identified", "body": "A fibre cut near Tianjin.", "components": ["cn-north"]}
+    body = {"status": "identified", "body": "A fibre cut near Tianjin.", "components": ["cn-north"],
+            "title": "cn-north edge loss"}  # fmt: skip
     update = client.post(f"/api/v1/status/incidents/{public}/updates", headers=bearer(w.admin_token), json=body)
     assert update.status_code == 201
     assert client.post(f"/api/v1/status/incidents/{public}/updates", headers=bearer(w.alice_token),

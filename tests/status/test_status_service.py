@@ -30,13 +30,15 @@ STAFF = Principal(person_id="staff", role=Role.ADMIN, organization_id=None)
 
 
 def _world(desk: Desk) -> tuple[World, str, str]:
-    """A platform incident (edge node in cn-east, no organization) and a LiveCo-only one, both open."""
+    """A published platform incident (edge node in cn-east, no organization) and a LiveCo-only one, both open."""
     load_hooks()
     world = build_world(desk)
     clock = desk.clock
     with desk.transaction() as s:
         edge = incidents.create_service(s, clock, name="media edge")
         app = incidents.create_service(s, clock, name="liveco app", organization_id=world.liveco)
+        # Published by its mapping: pages name it by its public title, never its alert's.
+        service.publish_service(s, clock, STAFF, edge.id, component="cn-east", title="Packet loss in cn-east")
         public = incidents.open_incident(s, clock, edge, title="sh-edge-07 packet loss in cn-east", severity="critical")
         private = incidents.open_incident(s, clock, app, title="LiveCo room joins failing", severity="error")
         return world, public.id, private.id
@@ -56,19 +58,19 @@ def test_pages_show_what_each_audience_may_see(desk: Desk) -> None:
     clock.advance(timedelta(hours=2))
     with desk.transaction() as s:
         page = service.build_page(s, clock, None, lang="en", tz="Asia/Shanghai")
-        assert [i.title for i in page.current] == ["sh-edge-07 packet loss in cn-east"]
+        assert [i.title for i in page.current] == ["Packet loss in cn-east"]
         (incident,) = page.current
-        # Components come from the title: an edge node name means the edge network, and the region.
-        assert incident.components == ("edge network", "cn-east") and incident.severity == "critical"
+        # The component is the mapping's.
+        assert incident.components == ("cn-east",) and incident.severity == "critical"
         assert [u.status for u in incident.updates] == ["investigating"]
         bars = {c.name: c.uptime.bars[-1] for c in page.components}
         # Today (Asia/Shanghai) began at 16:00 UTC; the outage has run 2 h of the 5 h so far: 60 % uptime.
         assert bars["cn-east"].worst_severity == "critical" and round(bars["cn-east"].uptime_pct or 0, 6) == 60.0
         assert bars["cn-north"].uptime_pct == 100.0
         liveco = service.build_page(s, clock, s.get(OrganizationRow, world.liveco), lang="en", tz="Asia/Shanghai")
-        assert {i.title for i in liveco.current} == {"sh-edge-07 packet loss in cn-east", "LiveCo room joins failing"}
+        assert {i.title for i in liveco.current} == {"Packet loss in cn-east", "LiveCo room joins failing"}
         classmate = service.build_page(s, clock, s.get(OrganizationRow, world.classmate), lang="zh", tz="UTC")
-        assert [i.title for i in classmate.current] == ["sh-edge-07 packet loss in cn-east"]
+        assert [i.title for i in classmate.current] == ["Packet loss in cn-east"]
         assert classmate.current[0].updates[0].body.startswith("我们正在调查")
 
 
@@ -79,7 +81,7 @@ def test_feeds_parse_and_private_feed_needs_its_token(desk: Desk) -> None:
         service.post_update(s, clock, STAFF, public_id, status="identified", body="Rerouting around sh-edge-07.")
         doc = ET.fromstring(service.feed(s, clock, None, lang="en", self_url="http://127.0.0.1:8000/status/feed.atom"))
         entries = doc.findall(f"{ATOM}entry")
-        assert [e.findtext(f"{ATOM}title") for e in entries] == ["[ongoing] sh-edge-07 packet loss in cn-east"]
+        assert [e.findtext(f"{ATOM}title") for e in entries] == ["[ongoing] Packet loss in cn-east"]
         assert "Rerouting around sh-edge-07." in (entries[0].findtext(f"{ATOM}content") or "")
         liveco = s.get(OrganizationRow, world.liveco)
         assert liveco is not None

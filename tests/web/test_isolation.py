@@ -420,6 +420,25 @@ ISOLATION_CASES = [
         lambda f: ("/api/v1/status/incidents/x/updates", {"status": "identified", "body": "b"}),
         frozenset({403}),
     ),
+    # Which services the pages publish: staff read it, admins change it.
+    Case(
+        "GET",
+        "/api/v1/status/published-services",
+        lambda f: ("/api/v1/status/published-services", None),
+        frozenset({403}),
+    ),
+    Case(
+        "PUT",
+        "/api/v1/status/published-services/{service_ref}",
+        lambda f: ("/api/v1/status/published-services/x", {"component": "cn-east", "title": "t"}),
+        frozenset({403}),
+    ),
+    Case(
+        "DELETE",
+        "/api/v1/status/published-services/{service_ref}",
+        lambda f: ("/api/v1/status/published-services/x", None),
+        frozenset({403}),
+    ),
     # Telemetry queries: another tenant's app is not found (tests/telemetry/test_dashboard_api.py has real data).
     Case(
         "GET",

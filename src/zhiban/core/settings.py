@@ -39,6 +39,12 @@ class Settings(BaseSettings):
     status_subscriptions_per_organization: int = Field(
         100, description="active status-page subscriptions the people of one organization may hold together"
     )
+    # Request bodies are capped as they stream in (web/limits.py holds the table of route families).
+    body_max_api: int = Field(2 * 1024 * 1024, ge=1024, description="largest body for /api/ routes (JSON, iCal)")
+    body_max_pages: int = Field(4 * 1024 * 1024, ge=1024, description="largest body for the UI's form posts")
+    body_max_integrations: int = Field(
+        16 * 1024 * 1024, ge=1024, description="largest body for Alertmanager, webhook and heartbeat integrations"
+    )
 
 
 @lru_cache(maxsize=1)

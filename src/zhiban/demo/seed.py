@@ -112,4 +112,39 @@ def seed_demo_world(session: Session, clock: Clock) -> list[DemoLogin]:
     if logins:  # a first start: each part below is idempotent, but only worth running once
         seed_demo_schedules(session, clock)
         seed_demo_integrations(session, clock)
+        seed_demo_status(session, clock)
     return logins
+
+
+def seed_demo_status(session: Session, clock: Clock) -> int:
+    """Publish the demo's media network as its admin would: each edge's incidents on its region, under a public title.
+
+    The telemetry detector raises an edge's incidents on the service "edge <name>"; made here first, they are
+    mapped to a public component, so the public page shows "Degraded audio and video in cn-east", never the
+    node. Returns how many services were published.
+    """
+    from zhiban.core.errors import NotFound
+    from zhiban.incidents import service as incidents
+    from zhiban.incidents.integrations import DEMO_POLICY, DEMO_SERVICES
+    from zhiban.status import service as status
+    from zhiban.telemetry.simulator import demo_apps
+
+    admin = Principal(person_id="demo", role=Role.ADMIN, organization_id=None, name="zhiban demo")
+    policy = incidents.get_policy(session, DEMO_POLICY).id
+    edges = {edge: region.name for app in demo_apps() for region in app.regions for edge in region.edges}
+    published = 0
+    for edge, region in sorted(edges.items()):
+        name = f"edge {edge}"
+        try:
+            svc = incidents.get_service(session, name)
+        except NotFound:
+            svc = incidents.create_service(
+                session, clock, name=name, policy=policy, urgency_rule="severity", description=f"Edge node in {region}"
+            )
+        component = region if region in status.PLATFORM_COMPONENTS else "edge network"
+        title = f"Degraded audio and video in {region} · {region} 音视频质量下降"
+        status.publish_service(session, clock, admin, svc.id, component=component, title=title)
+        published += 1
+    status.publish_service(session, clock, admin, DEMO_SERVICES[0], component="cn-east",
+                           title="Media network in East China · 华东媒体网络")  # fmt: skip
+    return published + 1

@@ -133,8 +133,7 @@ def receive_alertmanager(session: Session, clock: Clock, key: str, doc: Any) -> 
     """Apply an Alertmanager webhook; returns how many alerts it carried."""
     row = by_key(session, key, "alertmanager")
     events = parse_alertmanager(doc)
-    for event in events:
-        service.ingest(session, clock, row, event)
+    service.ingest_group(session, clock, row, events)
     return len(events)
 
 

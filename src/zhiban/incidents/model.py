@@ -28,7 +28,6 @@ INTEGRATION_TYPES = ("events-v2", "alertmanager", "webhook", "heartbeat")
 MAX_SUMMARY = 1024
 MAX_SHORT = 255
 MAX_LINKS = 20
-MAX_ALERTS_PER_WEBHOOK = 500
 
 
 class IncidentStatus(StrEnum):
@@ -186,8 +185,10 @@ def parse_alertmanager(doc: Any) -> list[AlertEvent]:
     alerts = doc.get("alerts")
     if not isinstance(group_key, str) or not group_key or len(group_key) > 512:
         raise InvalidInput("'groupKey' must be a string of 1 to 512 characters")
-    if not isinstance(alerts, list) or not 1 <= len(alerts) <= MAX_ALERTS_PER_WEBHOOK:
-        raise InvalidInput(f"'alerts' must be a list of 1 to {MAX_ALERTS_PER_WEBHOOK} alerts")
+    # No count limit: Alertmanager never retries a 4xx, so a storm's large group must be taken whole.
+    # The body's size is bounded at the edge (ZHIBAN_BODY_MAX_INTEGRATIONS).
+    if not isinstance(alerts, list) or not alerts:
+        raise InvalidInput("'alerts' must be a non-empty list of alerts")
     common: dict[str, Any] = doc["commonLabels"] if isinstance(doc.get("commonLabels"), dict) else {}
     events = []
     for index, alert in enumerate(alerts):

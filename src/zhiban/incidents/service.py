@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal, cast
 
-from sqlalchemy import Table, bindparam, exists, func, or_, select, update
+from sqlalchemy import Table, bindparam, exists, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -655,8 +655,156 @@ def ingest_triggers(session: Session, clock: Clock, triggers: Sequence[tuple[Int
         except IntegrityError:
             # Another process opened one of these keys meanwhile: take them one at a time.
             single = together + single
-    for integration, event, count in single:
-        _new_alert(session, clock, integration, event, count)
+    _open_grouped(session, clock, single)
+
+
+def _open_grouped(session: Session, clock: Clock, fresh: list[tuple[IntegrationRow, AlertEvent, int]]) -> None:
+    """New alerts with a group key join their group's open incident (or open one), a group at a time.
+
+    As `_new_alert` would one by one: the group's first alert opens the incident when none is open,
+    every other alert joins it with an "alert" timeline event. A concurrent writer of one of the keys
+    makes that group fall back to one at a time.
+    """
+    groups: dict[tuple[str, str], list[tuple[IntegrationRow, AlertEvent, int]]] = {}
+    for item in fresh:
+        integration, event, count = item
+        if event.group_key and event.group_key != event.dedup_key:
+            groups.setdefault((integration.service_id, event.group_key), []).append(item)
+        else:
+            _new_alert(session, clock, integration, event, count)
+    now = clock.now()
+    for (service_id, group_key), members in groups.items():
+        if len(members) == 1:
+            _new_alert(session, clock, *members[0])
+            continue
+        service = session.get(ServiceRow, service_id)
+        assert service is not None
+        try:
+            with session.begin_nested():
+                incident = _open_incident_of_group(session, service.id, group_key)
+                joining = members
+                if incident is None:
+                    first = members[0][1]
+                    incident = open_incident(
+                        session, clock, service, title=first.summary, severity=first.severity, group_key=group_key
+                    )
+                    joining = members[1:]
+                incident.alert_count += len(members)
+                session.flush()
+                # Thousands of rows for one storm: bulk INSERTs, not ORM objects one by one.
+                alerts = cast(Table, AlertRow.__table__)
+                session.execute(insert(alerts), [_alert_values(i, incident.id, e, n, now) for i, e, n in members])
+                if joining:
+                    session.execute(
+                        insert(cast(Table, IncidentEventRow.__table__)),
+                        [
+                            {
+                                "incident_id": incident.id,
+                                "kind": "alert",
+                                "at": now,
+                                "actor_id": None,
+                                "body": e.summary[:1024],
+                                "data": {"dedup_key": e.dedup_key},
+                                "internal": True,
+                            }
+                            for _, e, _ in joining
+                        ],
+                    )
+        except IntegrityError:
+            for integration, event, count in members:
+                _new_alert(session, clock, integration, event, count)
+
+
+def _alert_values(
+    integration: IntegrationRow, incident_id: str, event: AlertEvent, count: int, now: datetime
+) -> dict[str, Any]:
+    """The columns of `_alert_row`, for a bulk INSERT."""
+    return {
+        "id": new_id(),
+        "integration_id": integration.id,
+        "incident_id": incident_id,
+        "dedup_key": event.dedup_key,
+        "open_key": event.dedup_key,
+        "status": "triggered",
+        "summary": event.summary[:1024],
+        "severity": event.severity,
+        "source": event.source,
+        "component": event.component,
+        "group": event.group,
+        "class": event.class_,
+        "fingerprint": event.fingerprint,
+        "details": dict(event.details),
+        "event_count": count,
+        "created_at": now,
+        "last_event_at": now,
+        "resolved_at": None,
+    }
+
+
+def _open_incident_of_group(session: Session, service_id: str, group_key: str) -> IncidentRow | None:
+    return session.scalar(
+        select(IncidentRow)
+        .where(
+            IncidentRow.service_id == service_id,
+            IncidentRow.group_key == group_key,
+            IncidentRow.status != IncidentStatus.RESOLVED,
+        )
+        .order_by(IncidentRow.triggered_at.desc())
+        .limit(1)
+    )
+
+
+def ingest_group(session: Session, clock: Clock, integration: IntegrationRow, events: Sequence[AlertEvent]) -> None:
+    """Apply a whole group of triggers and resolves (an Alertmanager notification) in a few statements each.
+
+    The alerts of one notification have distinct keys, so triggers go first, then resolves; a key sent
+    twice counts by its last status.
+    """
+    last: dict[str, AlertEvent] = {}
+    for event in events:
+        if event.action not in ("trigger", "resolve"):
+            raise InvalidInput("ingest_group takes trigger and resolve events only")
+        last.pop(event.dedup_key, None)  # in the order of each key's last event
+        last[event.dedup_key] = event
+    triggers = [(integration, e) for e in last.values() if e.action == "trigger"]
+    for start in range(0, len(triggers), MAX_TRIGGER_BATCH):
+        ingest_triggers(session, clock, triggers[start : start + MAX_TRIGGER_BATCH])
+    _resolve_keys(session, clock, integration, [key for key, e in last.items() if e.action == "resolve"])
+
+
+def _resolve_keys(session: Session, clock: Clock, integration: IntegrationRow, keys: list[str]) -> None:
+    """Resolve the open alerts of these keys; an incident left with none open resolves (as `ingest` does)."""
+    now = clock.now()
+    touched: set[str] = set()
+    for start in range(0, len(keys), MAX_TRIGGER_BATCH):
+        chunk = keys[start : start + MAX_TRIGGER_BATCH]
+        found = session.execute(
+            select(AlertRow.id, AlertRow.incident_id).where(
+                AlertRow.integration_id == integration.id, AlertRow.open_key.in_(chunk)
+            )
+        ).all()
+        if not found:
+            continue
+        session.execute(
+            update(AlertRow)
+            .where(AlertRow.id.in_([row.id for row in found]))
+            .values(open_key=None, status="resolved", resolved_at=now, last_event_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        touched.update(row.incident_id for row in found)
+    if not touched:
+        return
+    still_open = set(
+        session.scalars(
+            select(AlertRow.incident_id)
+            .where(AlertRow.incident_id.in_(touched), AlertRow.open_key.is_not(None))
+            .distinct()
+        )
+    )
+    for incident_id in sorted(touched - still_open):
+        incident = session.get(IncidentRow, incident_id)
+        if incident is not None and incident.status != IncidentStatus.RESOLVED:
+            _resolve(session, clock, incident, None, via=f"integration {integration.name}")
 
 
 def _open_alert_ids(session: Session, keys: list[tuple[str, str]]) -> dict[tuple[str, str], str]:

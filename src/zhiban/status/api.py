@@ -6,10 +6,13 @@ from datetime import date, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Request
+from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
+from zhiban.incidents.service import get_service
 from zhiban.status import service
 from zhiban.status.model import StatusIncident
+from zhiban.status.store import PublishedServiceRow
 from zhiban.web.deps import DB, ClockDep, CurrentPrincipal, OptionalPrincipal, check_csrf, viewer_language
 from zhiban.web.fields import Ident, ShortText
 from zhiban.web.scopes import PUBLIC, needs
@@ -159,6 +162,9 @@ class UpdateIn(BaseModel):
     body: Annotated[str, Field(min_length=1, max_length=10_000)]
     components: list[ShortText] = Field(default_factory=list, max_length=20)
     severity: Literal["none", "maintenance", "minor", "major", "critical"] | None = None
+    title: Annotated[str, Field(min_length=1, max_length=300)] | None = Field(
+        None, description="the incident's public title from now on (pages never show its alert's summary)"
+    )
 
 
 class UpdateCreated(BaseModel):
@@ -188,5 +194,55 @@ def post_update(
         body=body.body,
         components=list(body.components),
         severity=body.severity,
+        title=body.title,
     )
     return UpdateCreated(id=row.id, incident_id=row.incident_id, status=row.status, at=row.at)
+
+
+# --- publication: which services the pages show, and how ------------------------------------------
+
+
+class PublishedIn(BaseModel):
+    component: Annotated[str, Field(min_length=1, max_length=64)] = Field(
+        description=f"a public component: {', '.join(service.PLATFORM_COMPONENTS)}"
+    )
+    title: Annotated[str, Field(min_length=1, max_length=300)] = Field(
+        description="what the pages call this service's incidents (never the internal service or alert names)"
+    )
+
+
+class PublishedOut(BaseModel):
+    service_id: str
+    service: str
+    component: str
+    title: str
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, row: PublishedServiceRow, name: str) -> PublishedOut:
+        return cls(
+            service_id=row.service_id, service=name, component=row.component, title=row.title, updated_at=row.updated_at
+        )
+
+
+@router.get("/published-services", response_model=list[PublishedOut], summary="Services the pages show (staff)")
+def published_services(session: DB, principal: CurrentPrincipal) -> list[PublishedOut]:
+    return [PublishedOut.of(r, name) for r, name in service.published_services(session, principal)]
+
+
+@router.put(
+    "/published-services/{service_ref}", response_model=PublishedOut, summary="Publish a service's incidents (admins)"
+)
+def publish_service(
+    body: PublishedIn, session: DB, clock: ClockDep, principal: CurrentPrincipal, service_ref: ShortText
+) -> PublishedOut:
+    principal.require_scope("admin")
+    row = service.publish_service(session, clock, principal, service_ref, component=body.component, title=body.title)
+    return PublishedOut.of(row, get_service(session, row.service_id).name)
+
+
+@router.delete("/published-services/{service_ref}", status_code=204, summary="Stop publishing a service (admins)")
+def unpublish_service(session: DB, principal: CurrentPrincipal, service_ref: ShortText) -> Response:
+    principal.require_scope("admin")
+    service.unpublish_service(session, principal, service_ref)
+    return Response(status_code=204)

@@ -2,7 +2,10 @@
 
 Visibility: an incident of a service that belongs to an organization is private to that organization (and
 to organizations whose tickets are linked to it); an incident with no organization is a platform incident,
-shown on the public page and on every organization's page. Drills never show.
+shown on the public page and on every organization's page only once published: its service is mapped to a
+public component with a public title (`publish_service`), or an agent posted a public update on it. What a
+page shows of a platform incident is that public title and component, never the internal service, alert or
+node names. Drills never show.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import false, func, or_, select
 from sqlalchemy.orm import Session
 
 from zhiban.core.clock import Clock
@@ -28,6 +31,7 @@ from zhiban.incidents.store import AlertRow, IncidentEventRow, IncidentRow, Inci
 from zhiban.status.atom import FeedInfo, incident_feed
 from zhiban.status.model import (
     MAX_BODY,
+    MAX_TITLE,
     UPDATE_STATUSES,
     HistoryDay,
     StatusIncident,
@@ -38,7 +42,13 @@ from zhiban.status.model import (
     history,
     incidents_affecting,
 )
-from zhiban.status.store import FeedTokenRow, ScanCursorRow, StatusUpdateRow, SubscriptionRow
+from zhiban.status.store import (
+    FeedTokenRow,
+    PublishedServiceRow,
+    ScanCursorRow,
+    StatusUpdateRow,
+    SubscriptionRow,
+)
 
 PLATFORM_COMPONENTS = ("edge network", "cn-east", "cn-north", "cn-south", "us-east", "eu-central", "api")
 HISTORY_DAYS = 90
@@ -115,16 +125,43 @@ def _components_of(text: str, known: tuple[str, ...]) -> list[str]:
     return found
 
 
+def _published() -> Any:
+    """Platform incidents published by a mapping of their service or by an agent's public update."""
+    return IncidentRow.organization_id.is_(None) & or_(
+        IncidentRow.service_id.in_(select(PublishedServiceRow.service_id)),
+        IncidentRow.id.in_(select(StatusUpdateRow.incident_id)),
+    )
+
+
 def _visible(organization_id: str | None) -> Any:
-    """Incidents a page shows: platform ones, plus (for an organization) its own and those linked to it."""
+    """Incidents a page shows: published platform ones, plus (for an organization) its own and those linked to it."""
     if organization_id is None:
-        return IncidentRow.organization_id.is_(None)
+        return _published()
     linked = select(IncidentTicketRow.incident_id).where(IncidentTicketRow.organization_id == organization_id)
     return or_(
-        IncidentRow.organization_id.is_(None),
+        _published(),
         IncidentRow.organization_id == organization_id,
+        # Linked to its ticket by an agent: shown to that organization (a platform one under a public title).
         IncidentRow.id.in_(linked),
     )
+
+
+def _public_title(
+    incident: IncidentRow, published: PublishedServiceRow | None, own: list[StatusUpdateRow], lang: str
+) -> str:
+    """What a page calls an incident: the latest update's title, its service's public title, else a plain phrase.
+
+    A platform incident never shows its own title (an alert's summary, naming internal nodes); an
+    organization's own incident shows it to that organization.
+    """
+    chosen = next((u.title for u in reversed(own) if u.title), None)
+    if chosen:
+        return chosen
+    if published is not None:
+        return published.title
+    if incident.organization_id is not None:
+        return incident.title[:300] or "incident"
+    return translate(lang, "status.untitled")
 
 
 def _auto_update(kind: str, at: datetime, title: str, lang: str) -> StatusUpdate:
@@ -151,6 +188,11 @@ def status_incidents(
     )
     rows = list(session.execute(query).all())
     ids = [r[0].id for r in rows]
+    service_ids = {r[0].service_id for r in rows}
+    mapped = {
+        p.service_id: p
+        for p in session.scalars(select(PublishedServiceRow).where(PublishedServiceRow.service_id.in_(service_ids)))
+    }
     events: dict[str, list[IncidentEventRow]] = {}
     updates: dict[str, list[StatusUpdateRow]] = {}
     alerts: dict[str, list[str]] = {}
@@ -186,13 +228,17 @@ def status_incidents(
     services: dict[str, str] = {}
     for incident, service_name in rows:
         own = updates.get(incident.id, [])
+        published = mapped.get(incident.service_id) if incident.organization_id is None else None
+        title = _public_title(incident, published, own, lang)
         chosen = next((u.components for u in reversed(own) if u.components), None)
+        if not chosen and published is not None:
+            chosen = [published.component]
         text = " ".join([incident.title, service_name, *alerts.get(incident.id, [])])
         components = tuple(chosen) if chosen else tuple(_components_of(text, known))
         severity = next((u.severity for u in reversed(own) if u.severity), None) or IMPACT.get(
             incident.severity, "major"
         )
-        timeline = [_auto_update(e.kind, e.at, incident.title, lang) for e in events.get(incident.id, [])]
+        timeline = [_auto_update(e.kind, e.at, title, lang) for e in events.get(incident.id, [])]
         timeline += [StatusUpdate(u.at, u.status, u.body) for u in own]
         orgs = (
             frozenset({incident.organization_id} | linked_orgs.get(incident.id, set()))
@@ -202,7 +248,7 @@ def status_incidents(
         found.append(
             StatusIncident(
                 incident_id=incident.number,
-                title=incident.title[:300] or "incident",
+                title=title,
                 severity=severity,
                 components=components,
                 started_at=incident.triggered_at,
@@ -211,7 +257,8 @@ def status_incidents(
                 organization_ids=orgs,
             )
         )
-        services[str(incident.number)] = service_name
+        # The service's name is internal: a platform incident is named by its public component.
+        services[str(incident.number)] = service_name if incident.organization_id else ", ".join(components)
     return found, services
 
 
@@ -265,8 +312,13 @@ def post_update(
     body: str,
     components: list[str] | None = None,
     severity: str | None = None,
+    title: str | None = None,
 ) -> StatusUpdateRow:
-    """A public update on an incident (staff); subscribers hear of it once, through an engine job."""
+    """A public update on an incident (staff), which publishes it; subscribers hear of it once, through a job.
+
+    `title` names the incident on pages from now on (a platform incident is otherwise shown under its
+    service's public title, or a plain phrase: never its alert's summary).
+    """
     principal.require_staff()
     from zhiban.incidents.service import find_incident_id
 
@@ -280,6 +332,10 @@ def post_update(
         raise InvalidInput(f"an update is 1-{MAX_BODY} characters")
     if severity is not None and severity not in ("minor", "major", "critical", "maintenance", "none"):
         raise InvalidInput("severity must be none, maintenance, minor, major or critical")
+    if title is not None:
+        title = title.strip()
+        if not 1 <= len(title) <= MAX_TITLE:
+            raise InvalidInput(f"a public title is 1-{MAX_TITLE} characters")
     cleaned = [c.strip().lower()[:64] for c in components or [] if c.strip()]
     if len(cleaned) > MAX_COMPONENTS:
         raise InvalidInput(f"at most {MAX_COMPONENTS} components")
@@ -291,6 +347,7 @@ def post_update(
         severity=severity,
         author_id=principal.person_id,
         at=clock.now(),
+        title=title,
     )
     session.add(row)
     session.flush()
@@ -298,6 +355,59 @@ def post_update(
         return row  # a drill's update is never sent to subscribers
     enqueue(session, FANOUT_JOB, {"update": row.id}, due_at=clock.now(), dedup_key=f"status.fanout:update:{row.id}")
     return row
+
+
+# -- publication ------------------------------------------------------------------------------------------------
+
+
+def publish_service(
+    session: Session, clock: Clock, principal: Principal, service_ref: str, *, component: str, title: str
+) -> PublishedServiceRow:
+    """Show a platform service's incidents on the status pages, on `component` under `title` (admins)."""
+    principal.require_admin()
+    from zhiban.incidents.service import get_service
+
+    svc = get_service(session, service_ref)
+    if svc.organization_id is not None:
+        raise InvalidInput("this service belongs to an organization: its incidents show on that organization's page")
+    component = component.strip().lower()
+    if component not in PLATFORM_COMPONENTS:
+        raise InvalidInput(f"component must be one of {', '.join(PLATFORM_COMPONENTS)}")
+    title = title.strip()
+    if not 1 <= len(title) <= MAX_TITLE:
+        raise InvalidInput(f"a public title is 1-{MAX_TITLE} characters")
+    row = session.get(PublishedServiceRow, svc.id)
+    if row is None:
+        row = PublishedServiceRow(service_id=svc.id)
+        session.add(row)
+    row.component, row.title = component, title
+    row.updated_by, row.updated_at = principal.person_id, clock.now()
+    session.flush()
+    return row
+
+
+def unpublish_service(session: Session, principal: Principal, service_ref: str) -> None:
+    """Stop showing a service's incidents (admins); incidents an agent published by an update stay shown."""
+    principal.require_admin()
+    from zhiban.incidents.service import get_service
+
+    row = session.get(PublishedServiceRow, get_service(session, service_ref).id)
+    if row is None:
+        raise NotFound(f"service {service_ref!r} is not published")
+    session.delete(row)
+    session.flush()
+
+
+def published_services(session: Session, principal: Principal) -> list[tuple[PublishedServiceRow, str]]:
+    """Every published service with its (internal) name, for staff."""
+    principal.require_staff()
+    query = (
+        select(PublishedServiceRow, ServiceRow.name)
+        .join(ServiceRow, ServiceRow.id == PublishedServiceRow.service_id)
+        .order_by(ServiceRow.name)
+        .limit(500)
+    )
+    return [(row, name) for row, name in session.execute(query).all()]
 
 
 # -- subscriptions ----------------------------------------------------------------------------------------------
@@ -536,19 +646,30 @@ def _notice(session: Session, payload: dict[str, Any]) -> _Notice | None:
     return _Notice(f"e{event.id}", incident, EVENT_STATUS[event.kind], None, event.kind)
 
 
-def _audience(session: Session, incident: IncidentRow) -> Any:
-    """Subscriptions that see this incident: platform incidents reach every page, private ones their orgs."""
+def _audience(session: Session, incident: IncidentRow, published: bool) -> Any:
+    """Subscriptions that see this incident: published platform incidents reach every page, others their orgs."""
     query = select(SubscriptionRow).where(
         SubscriptionRow.unsubscribed_at.is_(None), SubscriptionRow.confirmed_at.is_not(None)
     )
-    if incident.organization_id is not None:
+    if not published:
         linked = select(IncidentTicketRow.organization_id).where(IncidentTicketRow.incident_id == incident.id)
-        query = query.where(
-            or_(
-                SubscriptionRow.organization_id == incident.organization_id, SubscriptionRow.organization_id.in_(linked)
-            )
-        )
+        # An unpublished platform incident reaches only the organizations whose tickets an agent linked to it.
+        own = SubscriptionRow.organization_id == incident.organization_id if incident.organization_id else false()
+        query = query.where(or_(own, SubscriptionRow.organization_id.in_(linked)))
     return query.order_by(SubscriptionRow.id)
+
+
+def _publication(
+    session: Session, incident: IncidentRow
+) -> tuple[bool, PublishedServiceRow | None, list[StatusUpdateRow]]:
+    """Whether a platform incident is published, its service's mapping, and its public updates."""
+    own = list(
+        session.scalars(
+            select(StatusUpdateRow).where(StatusUpdateRow.incident_id == incident.id).order_by(StatusUpdateRow.id)
+        )
+    )
+    mapping = session.get(PublishedServiceRow, incident.service_id) if incident.organization_id is None else None
+    return incident.organization_id is None and (mapping is not None or bool(own)), mapping, own
 
 
 def fanout(ctx: JobContext, payload: dict[str, Any]) -> None:
@@ -562,18 +683,20 @@ def fanout(ctx: JobContext, payload: dict[str, Any]) -> None:
             ctx.finish(session)
             return
         incident = notice.incident
-        for sub in session.scalars(_audience(session, incident).limit(MAX_SUBSCRIPTIONS)):
+        published, mapping, own = _publication(session, incident)
+        for sub in session.scalars(_audience(session, incident, published).limit(MAX_SUBSCRIPTIONS)):
             lang: Literal["zh", "en"] = "zh" if sub.language == "zh" else "en"
             org = session.get(OrganizationRow, sub.organization_id) if sub.organization_id else None
             page = _page_url(org)
             status_word = translate(lang, f"status.update.{notice.status}")
-            body = notice.body or translate(lang, f"status.auto.{notice.kind}", title=incident.title)
+            title = _public_title(incident, mapping, own, lang)
+            body = notice.body or translate(lang, f"status.auto.{notice.kind}", title=title)
             unsubscribe_url = f"{base_url()}/status/subscriptions/{sub.token}/unsubscribe"
             text = f"{body}\n\n{translate(lang, 'status.mail.page')}: {page}"
             if sub.channel == "email":
                 text += f"\n{translate(lang, 'status.unsubscribe')}: {unsubscribe_url}"
             message = Message(
-                subject=f"[{status_word}] {incident.title}"[:200].replace("\n", " "),
+                subject=f"[{status_word}] {title}"[:200].replace("\n", " "),
                 text=text[:30_000],
                 idempotency_key=f"status.{notice.key}.{sub.id}",
                 language=lang,

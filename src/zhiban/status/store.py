@@ -26,6 +26,20 @@ class StatusUpdateRow(Base):
     severity: Mapped[str | None] = mapped_column(String(16), nullable=True)
     author_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # The incident's public title from this update on; None: keep the one shown before.
+    title: Mapped[str | None] = mapped_column(String(300), nullable=True)
+
+
+class PublishedServiceRow(Base):
+    """A service whose incidents the public status page shows, on a public component under a public title."""
+
+    __tablename__ = "status_published_services"
+
+    service_id: Mapped[str] = mapped_column(ForeignKey("incident_services.id", ondelete="CASCADE"), primary_key=True)
+    component: Mapped[str] = mapped_column(String(64))
+    title: Mapped[str] = mapped_column(String(300))
+    updated_by: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class SubscriptionRow(Base):

@@ -11,7 +11,7 @@ from zhiban import __version__
 from zhiban.desk import Desk
 from zhiban.features import feature_modules, load_hooks
 from zhiban.identity.ratelimit import LoginThrottle
-from zhiban.web import observability, problems
+from zhiban.web import limits, observability, problems
 
 
 def create_app(desk: Desk) -> FastAPI:
@@ -26,6 +26,8 @@ def create_app(desk: Desk) -> FastAPI:
     app.state.desk = desk
     app.state.login_throttle = LoginThrottle()
     problems.install(app)
+    # Inside the request ids and metrics, so a refused body is counted; outside everything that reads bodies.
+    app.add_middleware(limits.BodyLimit, caps=limits.caps(desk.settings))
     observability.install(app)
     static = resources.files("zhiban.web").joinpath("static")
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
