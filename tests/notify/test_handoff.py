@@ -57,7 +57,9 @@ def _worker(desk: Desk, clock: FrozenClock, name: str) -> Worker:
 
 
 def _queue(desk: Desk, clock: FrozenClock, channel: str, config: dict[str, Any], key: str) -> str:
-    message = Message(subject="sh-edge-07 packet loss", text="Packet loss above 5 % on sh-edge-07.", idempotency_key=key)
+    message = Message(
+        subject="sh-edge-07 packet loss", text="Packet loss above 5 % on sh-edge-07.", idempotency_key=key
+    )
     with desk.transaction() as s:
         found, new = notify.queue_message(
             s, clock, message=message, subject_kind="test", subject_id="t-1", channel=channel, config=config,
