@@ -16,8 +16,8 @@ from sqlalchemy.orm import Session
 
 from zhiban.core.clock import Clock
 from zhiban.engine import JobContext
-from zhiban.incidents.service import AUDIT_GRACE, ensure_auditor
 from zhiban.incidents.model import IncidentStatus
+from zhiban.incidents.service import AUDIT_GRACE, ensure_auditor
 from zhiban.incidents.store import EscalationStepRow, IncidentRow
 from zhiban.notify.store import NotificationRow
 
