@@ -99,8 +99,13 @@ class WebhookSink:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+
+            def handle_error(self, request: Any, client_address: Any) -> None:
+                pass  # a SIGKILLed worker resets its kept-alive connections: expected here
+
+        self.server = Server(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/page"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
@@ -436,7 +441,7 @@ def soak(minutes: float, rate: int, new_share: float, kill_every: float, smtp_de
             nonlocal kills
             next_kill = time.monotonic() + kill_every
             while not stop.wait(SAMPLE_EVERY):
-                web_rss.add(web.pid)  # type: ignore[union-attr]
+                web_rss.add(web.pid)
                 worker_rss[-1].add(workers[-1].pid)
                 if time.monotonic() >= next_kill:
                     os.kill(workers[-1].pid, signal.SIGKILL)
