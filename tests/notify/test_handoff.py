@@ -8,15 +8,17 @@ job once the lease has run out.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
+import httpx
 import pytest
 from aiosmtpd.controller import Controller
 
 from tests.incidents.incident_kit import WEBHOOK_SECRET, Receiver
-from tests.notify.notify_fakes import unused_port
+from tests.notify.notify_fakes import Received, Reply, json_reply, provider_server, unused_port
 from tests.notify.test_email import Mailbox
 from zhiban.core.clock import FrozenClock
 from zhiban.desk import Desk
@@ -25,6 +27,7 @@ from zhiban.notify import Message
 from zhiban.notify import jobs as notify_jobs
 from zhiban.notify import service as notify
 from zhiban.notify.channels.email import EmailChannel
+from zhiban.notify.channels.phone import TwilioProvider
 from zhiban.notify.channels.webhook import WebhookChannel
 from zhiban.notify.registry import ChannelDeps
 from zhiban.notify.store import NotificationRow
@@ -160,3 +163,46 @@ def test_only_channels_where_a_repeat_reaches_a_person_again_are_at_most_once() 
     from zhiban.notify.registry import CHANNEL_TYPES
 
     assert sorted(t.name for t in CHANNEL_TYPES if not t.repeat_safe) == ["email", "sms", "voice"]
+
+
+def _sms_provider(base_url: str, client: httpx.Client) -> TwilioProvider:
+    return TwilioProvider(
+        "AC" + "0123456789abcdef" * 2, "twilio-auth-token", "+15005550006", base_url=base_url, client=client
+    )
+
+
+def test_an_sms_without_an_answer_is_unknown_not_sent_again(desk: Desk, clock: FrozenClock) -> None:
+    def slow(request: Received) -> Reply:
+        time.sleep(1.0)  # Twilio took the request but the answer comes after the client gave up
+        return json_reply(201, {"sid": "SM" + "0" * 32, "status": "queued"})
+
+    with provider_server(slow) as server, httpx.Client(timeout=httpx.Timeout(0.3, connect=1.0)) as client:
+        notify.set_channel_deps(ChannelDeps(clock=clock, sms_provider=_sms_provider(server.url, client)))
+        try:
+            notification_id = _queue(desk, clock, "sms", {"to": "+8613800138000"}, "handoff:sms:1")
+            assert _worker(desk, clock, "w1").run_once() == 1
+            clock.advance(timedelta(hours=1))
+            assert _worker(desk, clock, "w2").run_once() == 0  # nothing left to retry
+        finally:
+            notify.set_channel_deps(None)
+        time.sleep(1.0)
+        assert len(server.received) == 1
+    row = _row(desk, notification_id)
+    assert row.state == "unknown" and row.attempts == 1
+    assert row.last_error and "after the request went out" in row.last_error
+
+
+def test_an_sms_that_never_left_is_tried_again(desk: Desk, clock: FrozenClock) -> None:
+    with httpx.Client(timeout=httpx.Timeout(0.3, connect=1.0)) as client:
+        # Nothing listens there: the connection is refused, so the provider cannot have the message.
+        notify.set_channel_deps(
+            ChannelDeps(clock=clock, sms_provider=_sms_provider(f"http://127.0.0.1:{unused_port()}", client))
+        )
+        try:
+            notification_id = _queue(desk, clock, "sms", {"to": "+8613800138000"}, "handoff:sms:2")
+            assert _worker(desk, clock, "w1").run_once() == 1
+        finally:
+            notify.set_channel_deps(None)
+    row = _row(desk, notification_id)
+    assert row.state == "pending" and row.attempts == 1
+    assert row.last_error and "could not reach" in row.last_error

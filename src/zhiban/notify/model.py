@@ -154,10 +154,19 @@ class RetryableDeliveryError(DeliveryError):
     """Worth trying again later (timeouts, 5xx, rate limits); `retry_after` is the provider's hint."""
 
     def __init__(
-        self, channel: str, reason: str, *, status: int | None = None, retry_after: timedelta | None = None
+        self,
+        channel: str,
+        reason: str,
+        *,
+        status: int | None = None,
+        retry_after: timedelta | None = None,
+        maybe_delivered: bool = False,
     ) -> None:
         super().__init__(channel, reason, status=status)
         self.retry_after = retry_after
+        # No answer after the request went out (a read timeout, a dropped connection): the provider may
+        # have taken it. E-mail, SMS and voice then do not try again (docs/DELIVERY.md).
+        self.maybe_delivered = maybe_delivered
 
 
 class PermanentDeliveryError(DeliveryError):

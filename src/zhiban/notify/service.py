@@ -408,13 +408,15 @@ def _finish_row(session: Session, clock: Clock, row: NotificationRow, state: str
     _announce(session, clock, row)
 
 
-def _mark_unknown(session: Session, clock: Clock, row: NotificationRow) -> None:
+def _mark_unknown(
+    session: Session, clock: Clock, row: NotificationRow, why: str = "the worker stopped or lost its lease"
+) -> None:
     handed = row.handed_at.isoformat() if row.handed_at else "?"
     reason = (
-        f"hand-off {row.handoff_id} at {handed} was cut short (the worker stopped or lost its lease): "
+        f"hand-off {row.handoff_id} at {handed} was cut short ({why}): "
         f"it may have reached the receiver; {row.channel} cannot drop a repeat, so it is not sent again"
     )
-    _finish_row(session, clock, row, "unknown", reason)
+    _finish_row(session, clock, row, "unknown", bounded_error(reason))
 
 
 def deliver(ctx: JobContext, payload: dict[str, Any]) -> None:
@@ -492,7 +494,15 @@ def deliver(ctx: JobContext, payload: dict[str, Any]) -> None:
             ctx.finish(session)
             return
         reason = bounded_error(str(error))
-        if isinstance(error, RetryableDeliveryError) and ctx.attempt < ctx.max_attempts:
+        if (
+            isinstance(error, RetryableDeliveryError)
+            and error.maybe_delivered
+            and not channel_type(row.channel).repeat_safe
+        ):
+            _mark_unknown(session, clock, row, str(error)[:500])
+            ctx.finish(session)
+            unknown = row.channel
+        elif isinstance(error, RetryableDeliveryError) and ctx.attempt < ctx.max_attempts:
             row.last_error = reason
             if error.retry_after is not None:
                 _rearm(session, row, clock.now() + error.retry_after)
@@ -503,6 +513,10 @@ def deliver(ctx: JobContext, payload: dict[str, Any]) -> None:
             _finish_row(session, clock, row, "failed", reason)
             ctx.finish(session)
             return
+    if unknown is not None:
+        HANDOFF_UNKNOWN.labels(unknown).inc()
+        log.warning("notification %s: no answer to the hand-off; outcome unknown, not repeated", notification_id)
+        return
     # Let the engine retry with its backoff; the row says pending with the last error meanwhile.
     assert error is not None
     raise error

@@ -97,10 +97,15 @@ class HttpChannel:
                     if len(body) >= MAX_RESPONSE_BYTES:
                         break
                 return HttpReply(response.status_code, response.headers, bytes(body[:MAX_RESPONSE_BYTES]))
-        except httpx.TimeoutException as exc:
-            raise RetryableDeliveryError(self.type_name, f"timed out: {exc!r}") from exc
-        except httpx.TransportError as exc:
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            # The request never left: trying again cannot repeat anything.
             raise RetryableDeliveryError(self.type_name, f"could not reach the endpoint: {exc!r}") from exc
+        except httpx.TimeoutException as exc:
+            reason = f"timed out waiting for the answer after the request went out: {exc!r}"
+            raise RetryableDeliveryError(self.type_name, reason, maybe_delivered=True) from exc
+        except httpx.TransportError as exc:
+            reason = f"connection broke after the request went out: {exc!r}"
+            raise RetryableDeliveryError(self.type_name, reason, maybe_delivered=True) from exc
 
     def post_json(self, url: str | httpx.URL, payload: Any, headers: dict[str, str] | None = None) -> HttpReply:
         """POST a JSON body (UTF-8, not ASCII-escaped, so Chinese text stays readable on the wire)."""
