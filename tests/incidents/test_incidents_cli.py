@@ -79,3 +79,25 @@ def test_audit_then_ack_from_the_command_line(env: dict[str, str]) -> None:
     with transaction(session_factory(engine)) as s:
         assert s.scalars(select(IncidentRow.status)).one() == "acknowledged"
     engine.dispose()
+
+
+def test_audit_reports_pages_whose_outcome_is_unknown(env: dict[str, str]) -> None:
+    from zhiban.notify.store import NotificationRow
+
+    engine = make_engine(env["ZHIBAN_DATABASE_URL"])
+    with transaction(session_factory(engine)) as s:
+        # As a run after a crash leaves an e-mail page whose hand-off was cut short (tests/notify/test_handoff.py).
+        page = s.scalars(select(NotificationRow).order_by(NotificationRow.created_at)).first()
+        assert page is not None
+        page.state, page.handed_at, page.channel = "unknown", datetime.now(UTC), "email"
+        page_id = page.id
+    engine.dispose()
+    audit = run(env, "incidents", "audit", "--json")
+    assert audit.returncode == 1, audit.stderr
+    unknown = [row for row in json.loads(audit.stdout) if row["problem"] == "page outcome unknown"]
+    assert [(row["notification"], row["channel"], row["incident"]) for row in unknown] == [(page_id, "email", 1)]
+    table = run(env, "incidents", "audit")
+    assert table.returncode == 1 and "email" in table.stdout
+    assert run(env, "ack", "1", "--as", "li.na@zhiban.demo").returncode == 0
+    # Acknowledged: someone is on it, and the overdue step was cancelled; nothing is left to report.
+    assert run(env, "incidents", "audit").returncode == 0

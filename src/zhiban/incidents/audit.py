@@ -1,4 +1,8 @@
-"""The escalation auditor: steps that are due and not done are pages someone is not getting."""
+"""The escalation auditor: steps that are due and not done, and pages whose hand-off a crash cut short.
+
+Both are pages someone may not be getting. An `unknown` page (an e-mail, SMS or call that may or may not
+have gone out, see docs/DELIVERY.md) is not repeated; the next escalation step still fires on its timer.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +16,10 @@ from sqlalchemy.orm import Session
 
 from zhiban.core.clock import Clock
 from zhiban.engine import JobContext
+from zhiban.incidents.model import IncidentStatus
 from zhiban.incidents.service import AUDIT_GRACE, ensure_auditor
 from zhiban.incidents.store import EscalationStepRow, IncidentRow
+from zhiban.notify.store import NotificationRow
 
 log = logging.getLogger("zhiban.incidents.audit")
 
@@ -44,6 +50,35 @@ def overdue_steps(session: Session, clock: Clock, grace: timedelta = AUDIT_GRACE
     ]
 
 
+@dataclass(frozen=True)
+class UnknownPage:
+    incident_id: str
+    incident_number: int
+    notification_id: str
+    person_id: str | None
+    channel: str
+    handed_at: datetime | None
+
+
+def unknown_pages(session: Session, limit: int = 500) -> list[UnknownPage]:
+    """Pages of still-triggered incidents whose hand-off was cut short and not repeated: maybe never received."""
+    rows = session.execute(
+        select(NotificationRow, IncidentRow.number)
+        .join(IncidentRow, IncidentRow.id == NotificationRow.subject_id)
+        .where(
+            NotificationRow.subject_kind == "incident",
+            NotificationRow.state == "unknown",
+            IncidentRow.status == IncidentStatus.TRIGGERED,
+        )
+        .order_by(NotificationRow.handed_at, NotificationRow.id)
+        .limit(limit)
+    ).all()
+    return [
+        UnknownPage(page.subject_id, number, page.id, page.person_id, page.channel, page.handed_at)
+        for page, number in rows
+    ]
+
+
 def audit(ctx: JobContext, payload: dict[str, Any]) -> None:
     """The periodic `incident.audit` job: log overdue steps loudly and arm the next audit."""
     with ctx.session_factory() as session, session.begin():
@@ -55,6 +90,14 @@ def audit(ctx: JobContext, payload: dict[str, Any]) -> None:
                 step.step_no,
                 step.due_at.isoformat(),
                 step.late_by,
+            )
+        for page in unknown_pages(session):
+            log.error(
+                "page outcome unknown: incident #%d, %s to person %s handed over at %s and cut short; not repeated",
+                page.incident_number,
+                page.channel,
+                page.person_id,
+                page.handed_at.isoformat() if page.handed_at else "?",
             )
         # Keep auditing while any step is still to fire; the next incident re-arms it otherwise.
         if session.scalar(select(func.count()).where(EscalationStepRow.state == "scheduled")):

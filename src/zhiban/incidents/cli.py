@@ -116,13 +116,14 @@ def audit(
     grace: Annotated[int, typer.Option(help="seconds a step may be late before it counts")] = 120,
     as_json: JsonOpt = False,
 ) -> None:
-    """Escalation steps that are overdue (due more than GRACE seconds ago and not fired); exit 1 if any."""
-    from zhiban.incidents.audit import overdue_steps
+    """Overdue escalation steps, and pages of triggered incidents whose outcome is unknown; exit 1 if any."""
+    from zhiban.incidents.audit import overdue_steps, unknown_pages
 
     with _session() as (desk, session):
         late = overdue_steps(session, desk.clock, timedelta(seconds=grace))
         rows = [
             {
+                "problem": "overdue step",
                 "incident": s.incident_number,
                 "incident_id": s.incident_id,
                 "step": s.step_no,
@@ -131,8 +132,26 @@ def audit(
             }
             for s in late
         ]
-    _print(rows, as_json, ["incident", "step", "due_at", "late_seconds"])
-    if rows:
+        # A hand-off cut short on e-mail, SMS or voice is not repeated: someone may not have been reached.
+        unknown = [
+            {
+                "problem": "page outcome unknown",
+                "incident": p.incident_number,
+                "incident_id": p.incident_id,
+                "channel": p.channel,
+                "person": p.person_id,
+                "handed_at": p.handed_at.isoformat() if p.handed_at else None,
+                "notification": p.notification_id,
+            }
+            for p in unknown_pages(session)
+        ]
+    if as_json:
+        _print(rows + unknown, True, [])
+    else:
+        _print(rows, False, ["incident", "step", "due_at", "late_seconds"])
+        if unknown:
+            _print(unknown, False, ["incident", "channel", "person", "handed_at"])
+    if rows or unknown:
         raise typer.Exit(1)
 
 

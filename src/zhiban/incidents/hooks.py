@@ -24,12 +24,14 @@ def page_still_wanted(session: Session, incident_id: str) -> bool:
 
 
 def record_result(session: Session, clock: Clock, row: NotificationRow) -> None:
-    """Failed pages go on the incident timeline (sent ones are listed from the notifications themselves)."""
-    if row.subject_kind == "incident" and row.state == "failed":
+    """Failed and unknown pages go on the incident timeline (sent ones are listed from the notifications)."""
+    if row.subject_kind == "incident" and row.state in ("failed", "unknown"):
+        # `unknown`: an e-mail, SMS or call whose hand-off a crash cut short; it is not repeated, so the
+        # responders must see that this person may not have been reached (the auditor reports it too).
         session.add(
             IncidentEventRow(
                 incident_id=row.subject_id,
-                kind="page_failed",
+                kind=f"page_{row.state}",
                 at=clock.now(),
                 body=f"{row.channel}: {(row.last_error or '')[:500]}",
                 data={"person": row.person_id, "notification": row.id},

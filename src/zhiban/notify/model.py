@@ -166,9 +166,13 @@ class RetryableDeliveryError(DeliveryError):
         status: int | None = None,
         retry_after: timedelta | None = None,
         summary: str | None = None,
+        maybe_delivered: bool = False,
     ) -> None:
         super().__init__(channel, reason, status=status, summary=summary)
         self.retry_after = retry_after
+        # No answer after the request went out (a read timeout, a dropped connection): the provider may
+        # have taken it. E-mail, SMS and voice then do not try again (docs/DELIVERY.md).
+        self.maybe_delivered = maybe_delivered
 
 
 class PermanentDeliveryError(DeliveryError):

@@ -44,6 +44,10 @@ class ChannelType:
     title_zh: str
     config_model: type[ChannelConfig]
     rate_limits: tuple[Rate, ...] = ()
+    # Whether a repeat of a hand-off is harmless: the receiver drops it by its idempotency key (webhooks),
+    # or it is one more line in a chat room (IM robots). False (e-mail, SMS, voice): a repeat reaches a
+    # person again, so a hand-off cut by a crash is marked `unknown`, never made again (docs/DELIVERY.md).
+    repeat_safe: bool = True
 
     def config_schema(self) -> dict[str, Any]:
         """The JSON Schema of the destination config (for forms and API docs)."""
@@ -51,14 +55,14 @@ class ChannelType:
 
 
 CHANNEL_TYPES: tuple[ChannelType, ...] = (
-    ChannelType("email", "E-mail", "邮件", EmailConfig),
+    ChannelType("email", "E-mail", "邮件", EmailConfig, repeat_safe=False),
     ChannelType("webhook", "Webhook", "Webhook", WebhookConfig),
     ChannelType("slack", "Slack", "Slack", SlackConfig, SLACK_RATES),
     ChannelType("feishu", "Feishu / Lark", "飞书", FeishuConfig, FEISHU_RATES),
     ChannelType("dingtalk", "DingTalk", "钉钉", DingTalkConfig, PER_MINUTE_20),
     ChannelType("wecom", "WeCom", "企业微信", WeComConfig, PER_MINUTE_20),
-    ChannelType("sms", "SMS", "短信", SmsConfig),
-    ChannelType("voice", "Voice call", "语音电话", VoiceConfig),
+    ChannelType("sms", "SMS", "短信", SmsConfig, repeat_safe=False),
+    ChannelType("voice", "Voice call", "语音电话", VoiceConfig, repeat_safe=False),
 )
 _BY_NAME = {channel_type.name: channel_type for channel_type in CHANNEL_TYPES}
 

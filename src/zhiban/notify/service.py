@@ -3,6 +3,8 @@
 `queue_message` stores one message (idempotent on its key) and arms a `notify.deliver` job; the job
 moves it pending → sending → sent/failed, retrying with the engine's backoff, waiting when the
 destination's rate limit is reached, and dropping it when its subject (an incident) no longer wants it.
+A run that finds `sending` left by a crashed one repeats the hand-off only where a repeat is harmless;
+e-mail, SMS and voice become `unknown` instead (docs/DELIVERY.md).
 """
 
 from __future__ import annotations
@@ -15,11 +17,13 @@ from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import Any, cast
 
+from prometheus_client import Counter
 from sqlalchemy import Table, delete, func, select, text, update
 from sqlalchemy.orm import Session
 
 from zhiban.core.clock import Clock
 from zhiban.core.errors import Conflict, InvalidInput, NotFound
+from zhiban.core.metrics import REGISTRY
 from zhiban.engine import JobContext, enqueue
 from zhiban.engine.model import bounded_error
 from zhiban.notify.channels.base import Channel
@@ -35,6 +39,7 @@ from zhiban.notify.model import (
 from zhiban.notify.registry import (
     ChannelDeps,
     channel_for,
+    channel_type,
     check_new_destination,
     parse_destination,
     rate_limits_for,
@@ -48,7 +53,21 @@ DELIVER_JOB = "notify.deliver"
 DELIVERY_ATTEMPTS = 6
 MAX_CONTACT_METHODS = 20
 URGENCIES = ("any", "high", "low")
-FINAL_STATES = frozenset({"sent", "failed", "cancelled"})
+# `unknown`: a hand-off cut by a crash on a channel that cannot drop repeats (docs/DELIVERY.md).
+FINAL_STATES = frozenset({"sent", "failed", "cancelled", "unknown"})
+
+HANDOFF_UNKNOWN = Counter(
+    "zhiban_notify_handoff_unknown_total",
+    "Messages whose hand-off was cut short by a crash and not repeated (e-mail, SMS, voice); the auditor reports them",
+    ["channel"],
+    registry=REGISTRY,
+)
+HANDOFF_REPEATED = Counter(
+    "zhiban_notify_handoff_repeated_total",
+    "Hand-offs cut short by a crash and made again under the same idempotency key (webhooks, IM robots)",
+    ["channel"],
+    registry=REGISTRY,
+)
 
 # --- contact methods and rules ----------------------------------------------------------------
 
@@ -406,35 +425,62 @@ def _finish_row(session: Session, clock: Clock, row: NotificationRow, state: str
     _announce(session, clock, row)
 
 
+def _mark_unknown(
+    session: Session, clock: Clock, row: NotificationRow, why: str = "the worker stopped or lost its lease"
+) -> None:
+    handed = row.handed_at.isoformat() if row.handed_at else "?"
+    reason = (
+        f"hand-off {row.handoff_id} at {handed} was cut short ({why}): "
+        f"it may have reached the receiver; {row.channel} cannot drop a repeat, so it is not sent again"
+    )
+    _finish_row(session, clock, row, "unknown", bounded_error(reason))
+
+
 def deliver(ctx: JobContext, payload: dict[str, Any]) -> None:
     """The `notify.deliver` job: send one stored message once its time, its limits and its subject allow."""
     notification_id = str(payload.get("id", ""))
     seq = int(payload.get("seq", 0))
     clock = ctx.clock
+    unknown: str | None = None
+    repeated: str | None = None
     with ctx.session_factory() as session, session.begin():
         row = session.scalar(select(NotificationRow).where(NotificationRow.id == notification_id).with_for_update())
         if row is None or row.state in FINAL_STATES or row.job_seq != seq:
             ctx.finish(session)
             return
-        guard = _guards.get(row.subject_kind)
-        if guard is not None and not guard(session, row.subject_id):
-            _finish_row(session, clock, row, "cancelled", "no longer wanted")
+        # `sending` here was left by an earlier run that never recorded the answer (killed, or hung past its
+        # lease): the receiver may have the message. Only a channel where a repeat is harmless repeats it.
+        if row.state == "sending" and not channel_type(row.channel).repeat_safe:
+            _mark_unknown(session, clock, row)
             ctx.finish(session)
-            return
-        now = clock.now()
-        wait = rate_wait(session, row.rate_key, now)
-        if wait is not None:
-            _rearm(session, row, now + wait)
-            ctx.finish(session)
-            return
-        # `sending` is committed before the send: a worker killed mid-send leaves it, and the retry
-        # sends again with the same idempotency key, which receivers use to drop the repeat.
-        row.state = "sending"
-        row.attempts += 1
-        row.handed_at = now
-        message = message_from_json(row.message)
-        destination = parse_destination(row.channel, row.destination["config"], row.destination.get("name", ""))
-        channel_name = row.channel
+            unknown = row.channel
+        else:
+            repeated = row.channel if row.state == "sending" else None
+            guard = _guards.get(row.subject_kind)
+            if guard is not None and not guard(session, row.subject_id):
+                _finish_row(session, clock, row, "cancelled", "no longer wanted")
+                ctx.finish(session)
+                return
+            now = clock.now()
+            wait = rate_wait(session, row.rate_key, now)
+            if wait is not None:
+                _rearm(session, row, now + wait)
+                ctx.finish(session)
+                return
+            # `sending` and this hand-off's id are committed before the channel is called.
+            row.state = "sending"
+            row.attempts += 1
+            row.handed_at = now
+            row.handoff_id = handoff_id = new_id()
+            message = message_from_json(row.message)
+            destination = parse_destination(row.channel, row.destination["config"], row.destination.get("name", ""))
+            channel_name = row.channel
+    if unknown is not None:
+        HANDOFF_UNKNOWN.labels(unknown).inc()
+        log.warning("notification %s: hand-off cut short; outcome unknown, not repeated (%s)", notification_id, unknown)
+        return
+    if repeated is not None:
+        HANDOFF_REPEATED.labels(repeated).inc()
     result: DeliveryResult | None = None
     error: Exception | None = None
     try:
@@ -443,7 +489,19 @@ def deliver(ctx: JobContext, payload: dict[str, Any]) -> None:
         error = exc
     with ctx.session_factory() as session, session.begin():
         row = session.scalar(select(NotificationRow).where(NotificationRow.id == notification_id).with_for_update())
-        if row is None or row.state in FINAL_STATES:
+        if row is None or row.handoff_id != handoff_id:
+            return  # another run has taken the message over; its outcome is its own
+        if row.state == "unknown":
+            # This run hung past its lease and a later run marked the hand-off unknown: the answer settles
+            # it. That run finished the job, so this one only records what it learned.
+            if result is not None:
+                row.sent_at = clock.now()
+                row.provider_id = result.provider_id
+                _finish_row(session, clock, row, "sent", None)
+            elif isinstance(error, PermanentDeliveryError):
+                _finish_row(session, clock, row, "failed", bounded_error(error.summary))
+            return
+        if row.state in FINAL_STATES:
             ctx.finish(session)
             return
         if result is not None:
@@ -456,7 +514,15 @@ def deliver(ctx: JobContext, payload: dict[str, Any]) -> None:
         # Users see only the short class (timed out, HTTP 500, blocked destination…); the details go to the log.
         log.warning("notification %s via %s not sent: %s", notification_id, channel_name, bounded_error(str(error)))
         reason = bounded_error(error.summary)
-        if isinstance(error, RetryableDeliveryError) and ctx.attempt < ctx.max_attempts:
+        if (
+            isinstance(error, RetryableDeliveryError)
+            and error.maybe_delivered
+            and not channel_type(row.channel).repeat_safe
+        ):
+            _mark_unknown(session, clock, row, reason)
+            ctx.finish(session)
+            unknown = row.channel
+        elif isinstance(error, RetryableDeliveryError) and ctx.attempt < ctx.max_attempts:
             row.last_error = reason
             if error.retry_after is not None:
                 _rearm(session, row, clock.now() + error.retry_after)
@@ -469,6 +535,11 @@ def deliver(ctx: JobContext, payload: dict[str, Any]) -> None:
             _finish_row(session, clock, row, "failed", reason)
             ctx.finish(session)
             return
+    if unknown is not None:
+        HANDOFF_UNKNOWN.labels(unknown).inc()
+        log.warning("notification %s: no answer to the hand-off; outcome unknown, not repeated", notification_id)
+        return
     # Let the engine retry with its backoff; the row says pending with the last error meanwhile. The job row
     # (shown to agents) gets the short class too.
+    assert isinstance(error, RetryableDeliveryError)
     raise RetryableDeliveryError(error.channel, error.summary, status=error.status) from None

@@ -2,7 +2,8 @@
 
 Pages, SLA warnings and breaches, on-call gap notices, customer notices, status updates and ticket mail
 are all rows here. A notification row is one message to one destination: pending → sending → sent | failed (or
-cancelled when its incident is acknowledged first). Its unique idempotency key is what makes a page
+cancelled when its incident is acknowledged first; or unknown when a hand-off to a channel that cannot
+drop repeats was cut by a crash, see docs/DELIVERY.md). Its unique idempotency key is what makes a page
 go out once per escalation step and person and contact method, however often a timer fires.
 """
 
@@ -62,7 +63,7 @@ class NotificationRow(Base):
     rate_key: Mapped[str] = mapped_column(String(300))
     # The rendered message fields (notify.model.Message) as JSON.
     message: Mapped[dict[str, Any]] = mapped_column(JSONType)
-    state: Mapped[str] = mapped_column(String(16))  # pending | sending | sent | failed | cancelled
+    state: Mapped[str] = mapped_column(String(16))  # pending | sending | sent | failed | cancelled | unknown
     due_at: Mapped[datetime] = mapped_column(UTCDateTime())
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     # Each engine job that carries this message gets the next number (rate-limit waits re-arm it).
@@ -72,6 +73,9 @@ class NotificationRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     # When a worker handed the message to its channel (the paging-latency benchmark reads this).
     handed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # Names the one hand-off in progress (committed with `sending`, before the channel is called), so
+    # a later run knows that this hand-off may have happened and the late answer of a hung run is its own.
+    handoff_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 

@@ -116,10 +116,16 @@ class HttpChannel:
             if exc.summary == "DNS failure":
                 raise RetryableDeliveryError(self.type_name, exc.summary) from exc
             raise PermanentDeliveryError(self.type_name, exc.summary) from exc
-        except httpx.TransportError as exc:
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            # The request never left: trying again cannot repeat anything.
             summary = transport_summary(exc)
             log.warning("%s: %s: %r", self.type_name, summary, exc)
             raise RetryableDeliveryError(self.type_name, summary) from exc
+        except httpx.TransportError as exc:
+            # A read timeout or a connection dropped after the request went out: the provider may have taken it.
+            summary = transport_summary(exc)
+            log.warning("%s: %s (after the request went out): %r", self.type_name, summary, exc)
+            raise RetryableDeliveryError(self.type_name, summary, maybe_delivered=True) from exc
 
     def post_json(self, url: str | httpx.URL, payload: Any, headers: dict[str, str] | None = None) -> HttpReply:
         """POST a JSON body (UTF-8, not ASCII-escaped, so Chinese text stays readable on the wire)."""
