@@ -21,8 +21,8 @@ from zhiban.incidents.enqueue import MAX_EVENT_BYTES, EnqueueEndpoint, accept_ev
 from zhiban.incidents.store import EscalationPolicyRow, IncidentRow, IntegrationRow, ServiceRow
 from zhiban.web.deps import DB, ClockDep, CurrentPrincipal
 from zhiban.web.fields import Ident, Limit, LongText, Offset, ShortText
-from zhiban.web.scopes import PUBLIC, needs
 from zhiban.web.limits import read_capped
+from zhiban.web.scopes import PUBLIC, needs
 
 router = APIRouter(tags=["incidents"])
 asgi_middleware = EnqueueEndpoint  # POST /v2/enqueue is answered before routing: alert storms are its load

@@ -14,9 +14,7 @@ from zhiban.mail.store import HeldMailRow
 from zhiban.web.deps import DB, ClockDep, CurrentPrincipal, desk_of
 from zhiban.web.scopes import by_method
 
-router = APIRouter(
-    prefix="/api/v1/mail", tags=["mail"], dependencies=[by_method("tickets:read", "tickets:write")]
-)
+router = APIRouter(prefix="/api/v1/mail", tags=["mail"], dependencies=[by_method("tickets:read", "tickets:write")])
 HeldId = Annotated[int, Path(ge=1, le=2**31 - 1, description="number of the held mail")]
 
 
