@@ -135,7 +135,7 @@ def login(
 
 
 async def _csrf_checked(request: Request, principal: OptionalPrincipal) -> Principal | None:
-    """The caller, if any; a signed-in caller must send the session's CSRF token (another site cannot sign anyone out)."""
+    """The caller, if any; a signed-in caller must send the session's CSRF token (no signing out from elsewhere)."""
     await check_csrf(request)
     return principal
 
