@@ -11,6 +11,7 @@ from zhiban import __version__
 from zhiban.desk import Desk
 from zhiban.features import feature_modules, load_hooks
 from zhiban.web import observability, problems
+from zhiban.web.security_headers import SecurityHeadersMiddleware
 
 
 def create_app(desk: Desk) -> FastAPI:
@@ -36,4 +37,6 @@ def create_app(desk: Desk) -> FastAPI:
         middleware = getattr(module, "asgi_middleware", None)
         if middleware is not None:
             app.add_middleware(middleware)
+    # Outermost, so that every answer (fast paths and errors included) carries the browser hardening headers.
+    app.add_middleware(SecurityHeadersMiddleware)
     return app
