@@ -98,11 +98,12 @@ def test_next_parameter_cannot_redirect_off_site(client: TestClient, desk: Desk)
     assert r.headers["location"] == "/agent/queue"
 
 
-def test_operations_endpoints(client: TestClient) -> None:
+def test_operations_endpoints(client: TestClient, desk: Desk) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
     assert client.get("/readyz").json() == {"status": "ok"}
     client.get("/api/v1/tickets")
-    metrics = client.get("/metrics").text
+    desk.settings.metrics_token = "scrape-token"
+    metrics = client.get("/metrics", headers=bearer("scrape-token")).text
     assert 'zhiban_http_requests_total{method="GET",route="/api/v1/tickets",status="401"}' in metrics
     missing = client.get("/api/v1/nothing-here")
     assert missing.status_code == 404 and missing.json()["type"] == "https://zhiban.dev/problems/not-found"

@@ -55,3 +55,18 @@ def test_swagger_ui_may_load_its_bundle(client: TestClient) -> None:
     csp = docs.headers["content-security-policy"]
     assert "https://cdn.jsdelivr.net" in csp and "frame-ancestors 'none'" in csp
     assert "cdn.jsdelivr.net" not in client.get("/login").headers["content-security-policy"]
+
+
+def test_metrics_are_off_unless_a_token_is_set(client: TestClient, desk: Desk) -> None:
+    assert desk.settings.metrics_token == ""  # the default: nothing exposed
+    off = client.get("/metrics", headers=bearer("anything"))
+    assert off.status_code == 404 and off.json()["type"] == "https://zhiban.dev/problems/not-found"
+    assert "zhiban_http_requests_total" not in off.text
+    desk.settings.metrics_token = "scrape-token-123"
+    missing = client.get("/metrics")
+    assert missing.status_code == 401 and missing.headers["www-authenticate"] == "Bearer"
+    assert missing.json()["type"] == "https://zhiban.dev/problems/unauthorized"
+    assert client.get("/metrics", headers=bearer("scrape-token-12")).status_code == 401
+    assert client.get("/metrics", headers={"authorization": "Basic c2NyYXBlLXRva2VuLTEyMw=="}).status_code == 401
+    ok = client.get("/metrics", headers=bearer("scrape-token-123"))
+    assert ok.status_code == 200 and "zhiban_http_requests_total" in ok.text

@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(4, description="jobs a worker runs at once")
     job_lease_seconds: int = Field(60, description="how long a claimed job is held before another worker may take it")
     cookie_secure: bool = Field(False, description="mark the session cookie Secure (set behind HTTPS)")
+    metrics_token: str = Field(
+        "", description="bearer token that /metrics requires; empty: /metrics is off (404), nothing is exposed"
+    )
 
 
 @lru_cache(maxsize=1)
