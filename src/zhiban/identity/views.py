@@ -106,15 +106,15 @@ def login(
     if not _login_csrf_ok(request, csrf_token):
         return _login_page(request, 403, error=translate(lang, "login.expired"), email=email, next=next)
     client = ratelimit.client_of(request.client.host if request.client else None)
-    pair = ratelimit.key_of(email.strip().lower(), client)
+    pair, everyone = ratelimit.key_of(email.strip().lower(), client), ratelimit.key_of(client)
     now = clock.now()
-    if ratelimit.exhausted(session, LOGIN_PAIR, pair, now) or ratelimit.exhausted(session, LOGIN_CLIENT, client, now):
+    if ratelimit.exhausted(session, LOGIN_PAIR, pair, now) or ratelimit.exhausted(session, LOGIN_CLIENT, everyone, now):
         return _login_page(request, 429, error=translate(lang, "login.throttled"), email=email, next=next)
     try:
         person = service.authenticate(session, email, password)
     except Unauthorized:
         ratelimit.hit(session, LOGIN_PAIR, pair, now)
-        ratelimit.hit(session, LOGIN_CLIENT, client, now)
+        ratelimit.hit(session, LOGIN_CLIENT, everyone, now)
         return _login_page(request, 401, error=translate(lang, "login.failed"), email=email, next=next)
     # The client's budget is not reset: one good account must not buy a stuffing run more tries.
     ratelimit.clear(session, LOGIN_PAIR, pair)
