@@ -10,8 +10,9 @@ import hashlib
 import ipaddress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import cast
 
-from sqlalchemy import case, delete, literal, select, tuple_
+from sqlalchemy import Table, case, delete, literal, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -67,7 +68,10 @@ def used(session: Session, limit: Limit, key: str, now: datetime) -> int:
             RateCountRow.scope == limit.scope, RateCountRow.key == key
         )
     ).first()
-    return int(row.count) if row is not None and row.expires_at > now else 0
+    if row is None:
+        return 0
+    count, expires_at = row
+    return int(count) if expires_at > now else 0
 
 
 def exhausted(session: Session, limit: Limit, key: str, now: datetime) -> bool:
@@ -76,7 +80,7 @@ def exhausted(session: Session, limit: Limit, key: str, now: datetime) -> bool:
 
 def hit(session: Session, limit: Limit, key: str, now: datetime) -> int:
     """Count one attempt, atomically across processes; returns the attempts in the window, this one included."""
-    table = RateCountRow.__table__
+    table = cast(Table, RateCountRow.__table__)
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     ends = literal(now + limit.window, UTCDateTime())
