@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+METRICS_TOKEN = "bench-metrics-token"  # /metrics is off unless ZHIBAN_METRICS_TOKEN is set
 POSTGRES_URL = os.environ.get("ZHIBAN_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 INTAKE_P99_TARGET_MS = 50.0
 PAGE_P99_TARGET_S = 1.0
@@ -176,7 +177,8 @@ def intake_figures(port: int) -> str:
 
     values: dict[str, float] = {}
     buckets: dict[str, float] = {}
-    for line in httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text.splitlines():
+    auth = {"authorization": f"Bearer {METRICS_TOKEN}"}
+    for line in httpx.get(f"http://127.0.0.1:{port}/metrics", headers=auth, timeout=10).text.splitlines():
         if line.startswith("zhiban_http_request_seconds_bucket") and 'route="/v2/enqueue"' in line:
             le = line.split('le="')[1].split('"')[0]
             buckets[le] = buckets.get(le, 0) + float(line.rpartition(" ")[2])
@@ -348,7 +350,13 @@ def bench_zhiban(
     fd = listener.fileno()
     key_file = workdir / "key"
     mail = MailSink()
-    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), ZHIBAN_LOG_LEVEL="WARNING", ZHIBAN_SMTP_URL=mail.url)
+    env = dict(
+        os.environ,
+        PYTHONPATH=str(ROOT / "src"),
+        ZHIBAN_LOG_LEVEL="WARNING",
+        ZHIBAN_SMTP_URL=mail.url,
+        ZHIBAN_METRICS_TOKEN=METRICS_TOKEN,
+    )
     log = workdir / "server.log"
     web_role = "web" if worker_proc else "all"
     servers = [_start([db_url, str(fd), str(key_file), f"setup-{web_role}"], env, log, (fd,))]

@@ -85,3 +85,13 @@ def desk_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     yield base
     proc.terminate()
     proc.wait(timeout=30)
+
+
+def wait_until(page: Any, expression: str, timeout: float = 30_000) -> None:
+    """Poll a JavaScript expression until truthy (page.wait_for_function compiles it with `new Function`, which the
+    desk's CSP refuses; page.evaluate runs through the DevTools protocol, outside the page's policy)."""
+    deadline = time.monotonic() + timeout / 1000
+    while not page.evaluate(expression):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"still false after {timeout} ms: {expression}")
+        time.sleep(0.1)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from typing import Any
 
 from zhiban.desk import Desk
 from zhiban.identity import service as identity
@@ -83,3 +85,12 @@ def build_world(desk: Desk, *, passwords: bool = False) -> World:
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+def web_login(client: Any, email: str, password: str = PASSWORD, **fields: str) -> Any:
+    """Sign in through the login form as a browser does (its page first, for the pre-session CSRF token)."""
+    page = client.get("/login")
+    match = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert match, "login page has no CSRF field"
+    data = {"email": email, "password": password, "csrf_token": match.group(1), **fields}
+    return client.post("/login", data=data, follow_redirects=False)

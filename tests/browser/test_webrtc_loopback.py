@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser_fixtures import _free_port
+from tests.browser_fixtures import _free_port, wait_until
 from zhiban.demo.seed import DEMO_PASSWORD
 
 # One xdist worker runs every browser test: one Chromium and one desk, not two competing for the cores.
@@ -114,7 +114,7 @@ def test_a_loopback_call_in_chromium_becomes_quality_reports(chromium: Any, quie
     fragment = f"app=webrtc-test&key={quiet_desk.ingest_key}&seconds={CALL_SECONDS}"
     url = f"{quiet_desk.base}/static/telemetry/webrtc-loopback.html#{fragment}"
     page.goto(url)
-    page.wait_for_function("window.loopback && window.loopback.done", timeout=(CALL_SECONDS + 30) * 1000)
+    wait_until(page, "window.loopback && window.loopback.done", timeout=(CALL_SECONDS + 30) * 1000)
     state = page.evaluate("window.loopback")
     assert state["errors"] == [] and state["rejected"] == [], state
     assert state["sent"] >= 5 and state["accepted"] == state["sent"]  # one post at a time: a slow answer skips ticks

@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from tests.tenancy import PASSWORD, build_world
+from tests.tenancy import build_world, web_login
 from zhiban.core.clock import FrozenClock
 from zhiban.desk import Desk
 from zhiban.engine import JobContext, JobRegistry, Worker, enqueue, get_job
@@ -27,7 +27,7 @@ def test_dead_job_listed_and_retried(client: TestClient, desk: Desk, clock: Froz
     with desk.transaction() as s:
         assert get_job(s, job_id).state == "dead"
 
-    client.post("/login", data={"email": "admin@vendor.test", "password": PASSWORD})
+    web_login(client, "admin@vendor.test")
     page = client.get("/agent/jobs")
     assert page.status_code == 200
     assert "demo.page" in page.text and "19021 sign not match" in page.text
@@ -42,5 +42,5 @@ def test_dead_job_listed_and_retried(client: TestClient, desk: Desk, clock: Froz
 
 def test_customers_cannot_see_jobs(client: TestClient, desk: Desk) -> None:
     build_world(desk, passwords=True)
-    client.post("/login", data={"email": "alice@liveco.test", "password": PASSWORD})
+    web_login(client, "alice@liveco.test")
     assert client.get("/agent/jobs", headers={"accept": "text/html"}).status_code == 403

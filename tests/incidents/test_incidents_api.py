@@ -53,7 +53,8 @@ def test_events_v2_fast_path_bounds_the_body_and_keeps_ids_and_metrics(client: T
     assert ok.status_code == 202 and ok.headers["x-request-id"] == "req-42"
     assert re.fullmatch(r"[0-9a-f]{32}", client.post("/v2/enqueue", content=b"[]").headers["x-request-id"])
     assert (count("202") - before[0], count("400") - before[1]) == (1, 2)
-    assert 'route="/v2/enqueue",status="202"}' in client.get("/metrics").text
+    desk.settings.metrics_token = "scrape-token"
+    assert 'route="/v2/enqueue",status="202"}' in client.get("/metrics", headers=bearer("scrape-token")).text
     # Other methods and paths go on to the router as before.
     assert client.get("/v2/enqueue").status_code == 405
 
@@ -181,6 +182,7 @@ def test_metrics_show_the_job_engine_beside_the_requests(client: TestClient, des
     world = build(desk)
     assert client.post("/v2/enqueue", json=trigger(world.integration_key, "edge-07")).status_code == 202
     drain(worker(desk))  # delivers the page queued by the trigger
-    metrics = client.get("/metrics").text
+    desk.settings.metrics_token = "scrape-token"
+    metrics = client.get("/metrics", headers=bearer("scrape-token")).text
     assert 'zhiban_jobs_finished_total{kind="notify.deliver",outcome="done"}' in metrics
     assert 'zhiban_http_requests_total{method="POST",route="/v2/enqueue",status="202"}' in metrics

@@ -9,13 +9,13 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from tests.kb.kb_kit import copy_subset
-from tests.tenancy import PASSWORD, bearer, build_world
+from tests.tenancy import bearer, build_world, web_login
 from zhiban.desk import Desk
 from zhiban.kb import service
 
 
 def _login(client: TestClient, email: str) -> str:
-    r = client.post("/login", data={"email": email, "password": PASSWORD}, follow_redirects=False)
+    r = web_login(client, email)
     assert r.status_code == 303, r.text
     page = client.get("/help")
     match = re.search(r'"X-CSRF-Token": "([^"]+)"', page.text)

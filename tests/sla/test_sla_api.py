@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 from fastapi.testclient import TestClient
 
-from tests.tenancy import PASSWORD, bearer, build_world
+from tests.tenancy import PASSWORD, bearer, build_world, web_login
 from zhiban.core.clock import FrozenClock
 from zhiban.desk import Desk
 
@@ -141,7 +141,7 @@ def test_admin_edits_plans_rules_and_calendars(client: TestClient, desk: Desk) -
 
 
 def _login(client: TestClient, email: str) -> str:
-    r = client.post("/login", data={"email": email, "password": PASSWORD}, follow_redirects=False)
+    r = web_login(client, email)
     assert r.status_code == 303
     return client.cookies.get("zhiban_session") or ""
 

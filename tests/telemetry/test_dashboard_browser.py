@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from tests.browser_fixtures import wait_until
 from zhiban.demo.seed import DEMO_PASSWORD
 
 # One xdist worker runs every browser test: one Chromium and one desk, not two competing for the cores.
@@ -60,7 +61,8 @@ def test_dashboard_with_live_demo_data(chromium: Any, desk_server: str, width: i
     page.click(f"a[href='/telemetry/apps/{app_id}']")
     page.wait_for_selector(".tm-plot")
     # Every chart is drawn or says it has no data; the simulator starts five minutes back, so most have data.
-    page.wait_for_function(
+    wait_until(
+        page,
         "[...document.querySelectorAll('.tm-plot')].every(el => el.querySelector('canvas, .tm-empty'))",
         timeout=60_000,
     )
@@ -80,7 +82,7 @@ def test_dashboard_with_live_demo_data(chromium: Any, desk_server: str, width: i
 
     # 24 h: a coarser step; then drag across the sessions chart to zoom back in at a finer step.
     page.click("[data-range='86400']")
-    page.wait_for_function("document.getElementById('tm-span').textContent.length > 0")
+    wait_until(page, "document.getElementById('tm-span').textContent.length > 0")
     page.wait_for_timeout(1500)
     assert any(a["step"] == 300 for a in answers)
     answers.clear()

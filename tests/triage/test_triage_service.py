@@ -125,7 +125,7 @@ def test_triage_failure_never_loses_the_ticket(client: TestClient, desk: Desk, m
 
 
 def test_agent_page_panel_and_form_correction(client: TestClient, desk: Desk) -> None:
-    from tests.tenancy import PASSWORD
+    from tests.tenancy import web_login
 
     w = build_world(desk, passwords=True)
     _teams(desk)
@@ -134,7 +134,7 @@ def test_agent_page_panel_and_form_correction(client: TestClient, desk: Desk) ->
         json={"subject": "Token expired 109", "body": "renewToken fails"},
         headers=bearer(w.alice_token),
     ).json()["id"]
-    client.post("/login", data={"email": "agent@vendor.test", "password": PASSWORD})
+    web_login(client, "agent@vendor.test")
     panel = client.get(f"/agent/triage/tickets/{tid}")
     assert panel.status_code == 200 and "SDK &amp; Integration" in panel.text  # auth_token -> closest team
     page = client.get(f"/tickets/{tid}")

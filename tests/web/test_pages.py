@@ -6,7 +6,7 @@ import re
 
 from fastapi.testclient import TestClient
 
-from tests.tenancy import PASSWORD, bearer, build_world
+from tests.tenancy import PASSWORD, bearer, build_world, web_login
 from zhiban.desk import Desk
 
 
@@ -17,7 +17,7 @@ def _csrf(html: str) -> str:
 
 
 def _login(client: TestClient, email: str, password: str = PASSWORD) -> None:
-    r = client.post("/login", data={"email": email, "password": password}, follow_redirects=False)
+    r = web_login(client, email, password)
     assert r.status_code == 303, r.text
 
 
@@ -72,13 +72,13 @@ def test_customer_portal_files_ticket_and_cannot_open_queue(client: TestClient, 
 
 def test_login_throttle_and_uniform_failure(client: TestClient, desk: Desk) -> None:
     build_world(desk, passwords=True)
-    unknown = client.post("/login", data={"email": "nobody@x.test", "password": "whatever-long"})
-    wrong = client.post("/login", data={"email": "alice@liveco.test", "password": "wrong-password"})
+    unknown = web_login(client, "nobody@x.test", "whatever-long")
+    wrong = web_login(client, "alice@liveco.test", "wrong-password")
     assert unknown.status_code == wrong.status_code == 401
     for _ in range(4):
-        client.post("/login", data={"email": "alice@liveco.test", "password": "wrong-password"})
+        web_login(client, "alice@liveco.test", "wrong-password")
     # Five failures: even the right password is refused for a while.
-    r = client.post("/login", data={"email": "alice@liveco.test", "password": PASSWORD}, follow_redirects=False)
+    r = web_login(client, "alice@liveco.test", PASSWORD)
     assert r.status_code == 429
 
 
@@ -94,19 +94,16 @@ def test_language_switch_uses_the_catalog(client: TestClient, desk: Desk) -> Non
 
 def test_next_parameter_cannot_redirect_off_site(client: TestClient, desk: Desk) -> None:
     build_world(desk, passwords=True)
-    r = client.post(
-        "/login",
-        data={"email": "agent@vendor.test", "password": PASSWORD, "next": "//evil.example/x"},
-        follow_redirects=False,
-    )
+    r = web_login(client, "agent@vendor.test", PASSWORD, next="//evil.example/x")
     assert r.headers["location"] == "/agent/queue"
 
 
-def test_operations_endpoints(client: TestClient) -> None:
+def test_operations_endpoints(client: TestClient, desk: Desk) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
     assert client.get("/readyz").json() == {"status": "ok"}
     client.get("/api/v1/tickets")
-    metrics = client.get("/metrics").text
+    desk.settings.metrics_token = "scrape-token"
+    metrics = client.get("/metrics", headers=bearer("scrape-token")).text
     assert 'zhiban_http_requests_total{method="GET",route="/api/v1/tickets",status="401"}' in metrics
     missing = client.get("/api/v1/nothing-here")
     assert missing.status_code == 404 and missing.json()["type"] == "https://zhiban.dev/problems/not-found"

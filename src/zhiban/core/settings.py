@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     body_max_integrations: int = Field(
         16 * 1024 * 1024, ge=1024, description="largest body for Alertmanager, webhook and heartbeat integrations"
     )
+    metrics_token: str = Field(
+        "", description="bearer token that /metrics requires; empty: /metrics is off (404), nothing is exposed"
+    )
 
 
 @lru_cache(maxsize=1)

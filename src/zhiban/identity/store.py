@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, Column, ForeignKey, String, Table, select
+from sqlalchemy import JSON, Boolean, Column, ForeignKey, Integer, String, Table, select
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from zhiban.store.db import Base, UTCDateTime, new_id
@@ -82,6 +82,17 @@ class WebSessionRow(Base):
     csrf_token: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class RateCountRow(Base):
+    """Attempts counted for one key in one window, shared by every web process (identity/ratelimit.py)."""
+
+    __tablename__ = "rate_counts"
+
+    scope: Mapped[str] = mapped_column(String(32), primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)  # SHA-256: no e-mail or address stored
+    count: Mapped[int] = mapped_column(Integer)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
 
 
 def person_by_email(session: Session, email: str) -> PersonRow | None:

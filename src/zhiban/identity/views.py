@@ -2,20 +2,35 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import hashlib
+import hmac
+import secrets
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from zhiban.core.errors import Unauthorized
 from zhiban.core.i18n import translate
-from zhiban.identity import service
+from zhiban.identity import ratelimit, service
+from zhiban.identity.model import Principal
+from zhiban.identity.ratelimit import LOGIN_CLIENT, LOGIN_PAIR
 from zhiban.identity.service import SESSION_LIFETIME
-from zhiban.web.deps import DB, LANG_COOKIE, SESSION_COOKIE, ClockDep, OptionalPrincipal, desk_of, viewer_language
+from zhiban.web.deps import (
+    DB,
+    LANG_COOKIE,
+    SESSION_COOKIE,
+    ClockDep,
+    OptionalPrincipal,
+    check_csrf,
+    desk_of,
+    viewer_language,
+)
 from zhiban.web.scopes import AUTHENTICATED, PUBLIC
 from zhiban.web.templating import render
 
 router = APIRouter(include_in_schema=False)
+LOGIN_CSRF_COOKIE = "zhiban_login_csrf"
 
 
 def _safe_next(target: str | None) -> str | None:
@@ -36,9 +51,41 @@ def home(principal: OptionalPrincipal) -> RedirectResponse:
     return RedirectResponse(home_for(principal.is_staff), status_code=303)
 
 
+def _login_nonce(request: Request) -> str | None:
+    nonce = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+    return nonce if 20 <= len(nonce) <= 64 and nonce.isascii() else None
+
+
+def _login_token(secret_key: str, nonce: str) -> str:
+    return hmac.new(secret_key.encode(), f"login-csrf:{nonce}".encode(), hashlib.sha256).hexdigest()
+
+
+def _login_page(request: Request, status: int = 200, **context: Any) -> Response:
+    """The sign-in form with a pre-session CSRF token: a signed copy of a nonce kept in a cookie (double submit)."""
+    desk = desk_of(request)
+    nonce = _login_nonce(request) or secrets.token_urlsafe(24)
+    response = render(request, "login.html", status, login_csrf=_login_token(desk.secret_key, nonce), **context)
+    response.set_cookie(
+        LOGIN_CSRF_COOKIE,
+        nonce,
+        max_age=86400,
+        path="/login",
+        httponly=True,
+        samesite="lax",
+        secure=desk.settings.cookie_secure,
+    )
+    return response
+
+
+def _login_csrf_ok(request: Request, sent: str) -> bool:
+    # A cross-site form cannot read our cookie or forge its signature, so it cannot sign anyone in as itself.
+    nonce = _login_nonce(request)
+    return nonce is not None and hmac.compare_digest(sent, _login_token(desk_of(request).secret_key, nonce))
+
+
 @router.get("/login", response_class=HTMLResponse, dependencies=[PUBLIC])
 def login_page(request: Request, next: str | None = None) -> Response:
-    response = render(request, "login.html", next=_safe_next(next))
+    response = _login_page(request, next=_safe_next(next))
     lang = request.query_params.get("lang")
     if lang in ("zh", "en"):
         response.set_cookie(LANG_COOKIE, lang, max_age=365 * 86400, samesite="lax")
@@ -53,23 +100,25 @@ def login(
     email: Annotated[str, Form(max_length=254)],
     password: Annotated[str, Form(max_length=256)],
     next: Annotated[str | None, Form(max_length=500)] = None,
+    csrf_token: Annotated[str, Form(max_length=128)] = "",
 ) -> Response:
     desk = desk_of(request)
-    throttle = request.app.state.login_throttle
-    client = request.client.host if request.client else "?"
-    keys = (f"email:{email.strip().lower()}", f"ip:{client}")
     lang = viewer_language(request)
+    if not _login_csrf_ok(request, csrf_token):
+        return _login_page(request, 403, error=translate(lang, "login.expired"), email=email, next=next)
+    client = ratelimit.client_of(request.client.host if request.client else None)
+    pair, everyone = ratelimit.key_of(email.strip().lower(), client), ratelimit.key_of(client)
     now = clock.now()
-    if any(throttle.blocked(k, now) for k in keys):
-        return render(request, "login.html", 429, error=translate(lang, "login.throttled"), email=email, next=next)
+    if ratelimit.exhausted(session, LOGIN_PAIR, pair, now) or ratelimit.exhausted(session, LOGIN_CLIENT, everyone, now):
+        return _login_page(request, 429, error=translate(lang, "login.throttled"), email=email, next=next)
     try:
         person = service.authenticate(session, email, password)
     except Unauthorized:
-        for k in keys:
-            throttle.failed(k, now)
-        return render(request, "login.html", 401, error=translate(lang, "login.failed"), email=email, next=next)
-    for k in keys:
-        throttle.succeeded(k)
+        ratelimit.hit(session, LOGIN_PAIR, pair, now)
+        ratelimit.hit(session, LOGIN_CLIENT, everyone, now)
+        return _login_page(request, 401, error=translate(lang, "login.failed"), email=email, next=next)
+    # The client's budget is not reset: one good account must not buy a stuffing run more tries.
+    ratelimit.clear(session, LOGIN_PAIR, pair)
     opened = service.open_web_session(session, clock, person)
     target = _safe_next(next) or home_for(person.role in ("admin", "agent"))
     response = RedirectResponse(target, status_code=303)
@@ -82,11 +131,20 @@ def login(
         secure=desk.settings.cookie_secure,
     )
     response.set_cookie(LANG_COOKIE, person.language, max_age=365 * 86400, samesite="lax")
+    response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
     return response
 
 
+async def _csrf_checked(request: Request, principal: OptionalPrincipal) -> Principal | None:
+    """The caller, if any; a signed-in caller must send the session's CSRF token (no signing out from elsewhere)."""
+    await check_csrf(request)
+    return principal
+
+
 @router.post("/logout", dependencies=[AUTHENTICATED])
-def logout(request: Request, session: DB, principal: OptionalPrincipal) -> RedirectResponse:
+def logout(
+    request: Request, session: DB, principal: Annotated[Principal | None, Depends(_csrf_checked)]
+) -> RedirectResponse:
     cookie = request.cookies.get(SESSION_COOKIE)
     if cookie and principal is not None:
         service.close_web_session(session, cookie)

@@ -151,6 +151,7 @@ async def subscribe(
         webhook_url=body.webhook_url,
         webhook_secret=body.webhook_secret,
         language=body.language,
+        client=request.client.host if request.client else None,
     )
     return SubscriptionOut(
         id=row.id, channel=row.channel, organization_id=row.organization_id, confirmed=row.confirmed_at is not None

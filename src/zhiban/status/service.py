@@ -21,11 +21,13 @@ from sqlalchemy import false, func, or_, select
 from sqlalchemy.orm import Session
 
 from zhiban.core.clock import Clock
-from zhiban.core.errors import Forbidden, InvalidInput, NotFound
+from zhiban.core.errors import Forbidden, InvalidInput, NotFound, RateLimited
 from zhiban.core.i18n import translate
 from zhiban.drills.store import drill_incident_ids, drill_of_incident
 from zhiban.engine import JobContext, enqueue
+from zhiban.identity import ratelimit
 from zhiban.identity.model import Principal
+from zhiban.identity.ratelimit import Limit
 from zhiban.identity.store import OrganizationRow, PersonRow, organization_by_slug
 from zhiban.incidents.store import AlertRow, IncidentEventRow, IncidentRow, IncidentTicketRow, ServiceRow
 from zhiban.status.atom import FeedInfo, incident_feed
@@ -77,6 +79,11 @@ class SubscriptionLimit(InvalidInput):
 
 _EDGE = re.compile(r"\b[a-z]{2,4}-edge-\d{1,3}\b")
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,190}\.[A-Za-z0-9-]{2,63}$")
+# A confirmation mail goes to an address nobody has proven to own: budgets keep the form from mailing
+# strangers in bulk (per client) or one stranger over and over (per mailbox, +tags folded).
+SUBSCRIBE_PER_CLIENT = Limit("status.sub.client", 10, timedelta(hours=1))
+CONFIRM_PER_MAILBOX = Limit("status.sub.mailbox", 1, timedelta(minutes=10))
+CONFIRM_PER_MAILBOX_DAY = Limit("status.sub.mailbox.day", 5, timedelta(days=1))
 
 
 def base_url() -> str:
@@ -427,8 +434,12 @@ def subscribe(
     webhook_url: str | None = None,
     webhook_secret: str | None = None,
     language: str = "en",
+    client: str | None = None,
 ) -> SubscriptionRow:
-    """Subscribe an e-mail address (confirmed by a mailed link) or a signed webhook (signed-in callers only)."""
+    """Subscribe an e-mail address (confirmed by a mailed link) or a signed webhook (signed-in callers only).
+
+    `client` is the caller's network address: the confirmation mails it may cause are budgeted.
+    """
     org = _page_org(session, principal, organization_slug)
     if (email is None) == (webhook_url is None):
         raise InvalidInput("give either an e-mail address or a webhook URL")
@@ -488,6 +499,7 @@ def subscribe(
     session.add(row)
     session.flush()
     if channel == "email":
+        _spend_confirmation_budget(session, now, address, client)
         _queue_confirmation(session, clock, row, org)
     ensure_scanner(session, clock)
     return row
@@ -520,6 +532,23 @@ def _check_subscription_caps(session: Session, principal: Principal) -> None:
             f"your organization holds {ours} status subscriptions, the most allowed; unsubscribe one first",
             limit=settings.status_subscriptions_per_organization,
         )
+
+
+def _mailbox(address: str) -> str:
+    """The mailbox an address reaches: `a+x@d` and `a+y@d` land in one inbox."""
+    local, _, domain = address.partition("@")
+    return f"{local.split('+', 1)[0]}@{domain}"
+
+
+def _spend_confirmation_budget(session: Session, now: datetime, address: str, client: str | None) -> None:
+    """Count a confirmation mail against its budgets; over any, refuse (the caller's transaction undoes the count)."""
+    mailbox = ratelimit.key_of(_mailbox(address))
+    spent = [(CONFIRM_PER_MAILBOX, mailbox), (CONFIRM_PER_MAILBOX_DAY, mailbox)]
+    if client is not None:
+        spent.append((SUBSCRIBE_PER_CLIENT, ratelimit.key_of(ratelimit.client_of(client))))
+    for limit, key in spent:
+        if ratelimit.hit(session, limit, key, now) > limit.limit:
+            raise RateLimited("too many subscriptions by e-mail; try again later")
 
 
 def _page_url(org: OrganizationRow | None) -> str:

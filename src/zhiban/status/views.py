@@ -87,6 +87,7 @@ def _subscribe(
         row = service.subscribe(
             session, clock, principal, organization_slug=slug, email=email or None, webhook_url=webhook_url or None,
             webhook_secret=webhook_secret or None, language=viewer_language(request),
+            client=request.client.host if request.client else None,
         )  # fmt: skip
     except ZhibanError as exc:
         if exc.status != 422:

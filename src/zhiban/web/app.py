@@ -10,8 +10,8 @@ from fastapi.staticfiles import StaticFiles
 from zhiban import __version__
 from zhiban.desk import Desk
 from zhiban.features import feature_modules, load_hooks
-from zhiban.identity.ratelimit import LoginThrottle
 from zhiban.web import limits, observability, problems
+from zhiban.web.security_headers import SecurityHeadersMiddleware
 
 
 def create_app(desk: Desk) -> FastAPI:
@@ -24,7 +24,6 @@ def create_app(desk: Desk) -> FastAPI:
         redoc_url=None,
     )
     app.state.desk = desk
-    app.state.login_throttle = LoginThrottle()
     problems.install(app)
     # Inside the request ids and metrics, so a refused body is counted; outside everything that reads bodies.
     app.add_middleware(limits.BodyLimit, caps=limits.caps(desk.settings))
@@ -40,4 +39,6 @@ def create_app(desk: Desk) -> FastAPI:
         middleware = getattr(module, "asgi_middleware", None)
         if middleware is not None:
             app.add_middleware(middleware)
+    # Outermost, so that every answer (fast paths and errors included) carries the browser hardening headers.
+    app.add_middleware(SecurityHeadersMiddleware)
     return app

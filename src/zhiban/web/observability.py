@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import time
 import uuid
 
@@ -12,6 +13,7 @@ from sqlalchemy import text
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from zhiban.core import logging as zlog
+from zhiban.core.errors import NotFound, Unauthorized
 from zhiban.core.metrics import REGISTRY
 
 REQUESTS = Counter("zhiban_http_requests_total", "HTTP requests", ["method", "route", "status"], registry=REGISTRY)
@@ -70,6 +72,15 @@ class ObserveMiddleware:
             observe(scope.get("method", ""), getattr(route, "path", "unmatched"), status, start)
 
 
+def require_metrics_token(request: Request, token: str) -> None:
+    """Metrics name routes, jobs and volumes: served only to a scraper holding the configured token."""
+    if not token:
+        raise NotFound("not found")
+    scheme, _, sent = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(sent.strip().encode(), token.encode()):
+        raise Unauthorized("send Authorization: Bearer <ZHIBAN_METRICS_TOKEN>")
+
+
 def install(app: FastAPI) -> None:
     """Add request ids and metrics to every request, and mount /metrics, /healthz and /readyz."""
 
@@ -92,8 +103,14 @@ def install(app: FastAPI) -> None:
             return JSONResponse({"status": "unavailable", "detail": type(exc).__name__}, status_code=503)
         return JSONResponse({"status": "ok"})
 
-    @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
-    def metrics() -> Response:
+    @router.get(
+        "/metrics",
+        summary="Prometheus metrics (Authorization: Bearer ZHIBAN_METRICS_TOKEN; off when that is unset)",
+        response_class=Response,
+        responses={401: {"description": "no or wrong token"}, 404: {"description": "metrics are off"}},
+    )
+    def metrics(request: Request) -> Response:
+        require_metrics_token(request, request.app.state.desk.settings.metrics_token)
         return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
     app.include_router(router)

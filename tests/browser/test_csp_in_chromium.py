@@ -1,0 +1,102 @@
+"""The Content-Security-Policy in a real Chromium: the main pages run without a violation, and no page can be framed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from zhiban.demo.seed import DEMO_PASSWORD
+
+# One xdist worker runs every browser test: one Chromium and one desk, not two competing for the cores.
+pytestmark = pytest.mark.xdist_group("browser")
+
+STAFF_PAGES = [
+    "/agent/queue",
+    "/incidents",
+    "/agent/detections",
+    "/agent/jobs",
+    "/oncall",
+    "/oncall/me",
+    "/oncall/policies",
+    "/oncall/services",
+    "/agent/sla/notifications",
+    "/agent/kb",
+    "/agent/drills",
+    "/reports",
+    "/telemetry",
+    "/help",
+    "/status",
+]
+CUSTOMER_PAGES = ["/portal", "/portal/new", "/reports", "/telemetry", "/status"]
+# Chromium's securitypolicyviolation event, collected before any page script runs.
+WATCH = """
+window.__csp = [];
+document.addEventListener("securitypolicyviolation",
+  e => window.__csp.push(`${e.violatedDirective} ${e.blockedURI || "inline"} @${e.sourceFile}:${e.lineNumber}`));
+"""
+
+
+def _watched(context: Any, problems: list[str]) -> Any:
+    page = context.new_page()
+    page.add_init_script(WATCH)
+    page.on("console", lambda m: problems.append(m.text) if "Content Security Policy" in m.text else None)
+    page.on("pageerror", lambda exc: problems.append(str(exc)))
+    return page
+
+
+def _visit(page: Any, url: str, problems: list[str]) -> None:
+    response = page.goto(url)
+    assert response is not None and response.ok, url
+    assert "frame-ancestors 'none'" in (response.headers.get("content-security-policy") or ""), url
+    page.wait_for_load_state("networkidle")
+    problems.extend(f"{url}: {v}" for v in page.evaluate("window.__csp"))
+
+
+def _sign_in(page: Any, base: str, email: str, problems: list[str]) -> None:
+    _visit(page, base + "/login?lang=en", problems)
+    page.fill("#email", email)
+    page.fill("#password", DEMO_PASSWORD)
+    page.press("#password", "Enter")
+    page.wait_for_load_state("networkidle")
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize(
+    ("email", "pages"), [("li.na@zhiban.demo", STAFF_PAGES), ("dev@classmate.demo", CUSTOMER_PAGES)]
+)
+def test_main_pages_run_without_a_csp_violation(chromium: Any, desk_server: str, email: str, pages: list[str]) -> None:
+    context = chromium.new_context(viewport={"width": 1280, "height": 900})
+    problems: list[str] = []
+    page = _watched(context, problems)
+    _sign_in(page, desk_server, email, problems)
+    assert "/login" not in page.url
+    for path in pages:
+        _visit(page, desk_server + path, problems)
+    # A ticket page with its htmx panels (triage, KB suggestions) loaded.
+    if email.startswith("li.na"):
+        page.goto(desk_server + "/agent/queue")
+        page.locator("table.list tbody tr a").first.click()
+        page.wait_for_load_state("networkidle")
+        assert "/tickets/" in page.url
+        problems.extend(page.evaluate("window.__csp"))
+    # The report charts are drawn by a script file now, not an inline script.
+    _visit(page, desk_server + "/reports?lang=en", problems)
+    assert page.locator(".uplot canvas").count() >= 1
+    context.close()
+    assert not problems, problems
+
+
+@pytest.mark.browser
+def test_another_site_cannot_frame_a_page(chromium: Any, desk_server: str) -> None:
+    context = chromium.new_context()
+    page = context.new_page()
+    refused: list[str] = []
+    page.on("console", lambda m: refused.append(m.text) if "frame" in m.text.lower() else None)
+    # A page of another origin (about:blank here) frames the sign-in page: a clickjacking attempt.
+    page.set_content(f'<iframe id="f" src="{desk_server}/login?lang=en" width="600" height="400"></iframe>')
+    page.wait_for_timeout(1500)
+    framed = page.frame_locator("#f")
+    assert framed.locator("#email").count() == 0  # the form never shows inside the frame
+    assert any("frame-ancestors" in text or "X-Frame-Options" in text for text in refused), refused
+    context.close()
