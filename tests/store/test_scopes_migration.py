@@ -1,4 +1,4 @@
-"""Migration 0002_scopes: existing tokens keep what their coarse scopes allowed; new scopes are not granted twice."""
+"""Migration 0003 (scopes): existing tokens keep what their coarse scopes allowed; new scopes are not granted twice."""
 
 from __future__ import annotations
 

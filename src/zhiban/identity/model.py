@@ -35,7 +35,7 @@ SCOPE_DESCRIPTIONS = {
 SCOPES = frozenset(SCOPE_DESCRIPTIONS)
 # What a token gets when none are asked for: everything but admin (what a token could do before scopes were finer).
 DEFAULT_SCOPES = tuple(sorted(SCOPES - {"admin"}))
-# Tokens minted before the scopes were split were widened by migration 0002_scopes to what they could do then.
+# Tokens minted before the scopes were split were widened by migration 0003 to what they could do then.
 
 
 def effective_scopes(scopes: frozenset[str] | set[str] | tuple[str, ...] | list[str]) -> frozenset[str]:

@@ -10,7 +10,7 @@ from zhiban.mail.service import hand_to_outbox, record_result
 from zhiban.notify import jobs as notify_jobs
 from zhiban.notify import service as notify
 
-LEGACY_SEND_JOB = "mail.send"  # queued by a desk before the one outbox (0002_outbox); drop after a release
+LEGACY_SEND_JOB = "mail.send"  # queued by a desk before the one outbox (migration 0004); drop after a release
 
 registry = JobRegistry()
 registry.include(notify_jobs.registry)

@@ -22,7 +22,7 @@ log = logging.getLogger("zhiban.oncall")
 registry = JobRegistry()
 registry.include(notify_jobs.registry)
 notify.on_result(gap_mail.record_result)
-LEGACY_EMAIL_JOB = "oncall.gap_email"  # queued by a desk before the one outbox (0002_outbox); drop after a release
+LEGACY_EMAIL_JOB = "oncall.gap_email"  # queued by a desk before the one outbox (migration 0004); drop after a release
 
 
 @registry.handler(service.GAP_CHECK_JOB)

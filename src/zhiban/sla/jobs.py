@@ -25,7 +25,7 @@ log = logging.getLogger("zhiban.sla")
 registry = JobRegistry()
 registry.include(notify_jobs.registry)
 notify.on_result(notices.record_result)
-LEGACY_EMAIL_JOB = "sla.email"  # queued by a desk before the one outbox (0002_outbox); drop after a release
+LEGACY_EMAIL_JOB = "sla.email"  # queued by a desk before the one outbox (migration 0004); drop after a release
 
 
 def _timer_payload(payload: dict[str, Any]) -> tuple[int, str, int]:

@@ -1,6 +1,6 @@
 """held_mail: customer mail that did not authenticate, kept for an agent (mailauth)
 
-Revision ID: 0002_mailauth
+Revision ID: 0002
 Revises: 0001
 Create Date: 2026-12-07 09:24:00.615176
 """
@@ -12,7 +12,7 @@ from alembic import op
 
 import zhiban.store.db
 
-revision = "0002_mailauth"
+revision = "0002"
 down_revision = "0001"
 branch_labels = None
 depends_on = None

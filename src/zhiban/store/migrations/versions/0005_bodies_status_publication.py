@@ -1,7 +1,7 @@
 """status pages publish a service only through a mapping (service → public component and title)
 
-Revision ID: 0002_bodies
-Revises: 0001
+Revision ID: 0005
+Revises: 0004
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from alembic import op
 
 import zhiban.store.db
 
-revision = "0002_bodies"
-down_revision = "0001"
+revision = "0005"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """notifications.handoff_id: which hand-off to a channel a `sending` row is in (issue 18 item 5)
 
-Revision ID: 0002_handoff
-Revises: 0001
+Revision ID: 0006
+Revises: 0005
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0002_handoff"
-down_revision = "0001"
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 

@@ -4,8 +4,8 @@ Before, `tickets:read` also guarded on-call reads and reports, `tickets:write` k
 the other reads were open to any token; the finer scopes that now guard those are added to existing tokens. New
 tokens get exactly what they ask for.
 
-Revision ID: 0002_scopes
-Revises: 0001
+Revision ID: 0003
+Revises: 0002
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0002_scopes"
-down_revision = "0001"
+revision = "0003"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 

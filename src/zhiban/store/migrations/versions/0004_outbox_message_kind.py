@@ -4,8 +4,8 @@ Every message to a person now goes through notify's `notifications` table. `kind
 (incident.page, sla.breach, oncall.gap, ticket.reply, status.update, ...), filled from the stored message for
 rows queued before; `ticket_id` names the ticket a message concerns, when it concerns one.
 
-Revision ID: 0002_outbox
-Revises: 0001
+Revision ID: 0004
+Revises: 0003
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0002_outbox"
-down_revision = "0001"
+revision = "0004"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """rate_counts: attempt budgets shared by every web process (login failures, status subscriptions)
 
-Revision ID: 0002_edges
-Revises: 0001
+Revision ID: 0007
+Revises: 0006
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from alembic import op
 
 import zhiban.store.db
 
-revision = "0002_edges"
-down_revision = "0001"
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
