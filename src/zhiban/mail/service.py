@@ -40,8 +40,7 @@ from zhiban.notify.config import EmailConfig
 from zhiban.notify.model import Language
 from zhiban.store.db import transaction
 from zhiban.tickets import service as tickets
-from zhiban.tickets.model import Channel, Status
-from zhiban.tickets.store import TicketRow
+from zhiban.tickets.model import Channel, Status, TicketRef
 
 log = logging.getLogger("zhiban.mail")
 
@@ -207,7 +206,7 @@ def _queue(
 def queue_agent_reply(
     session: Session,
     clock: Clock,
-    ticket: TicketRow,
+    ticket: TicketRef,
     *,
     author_id: str | None,
     comment_id: int | None,

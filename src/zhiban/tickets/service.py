@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import ColumnElement, Select, case, func, select
 from sqlalchemy.orm import Session
 
 from zhiban.core.clock import Clock
@@ -15,8 +17,11 @@ from zhiban.identity.store import OrganizationRow, PersonRow
 from zhiban.tickets import events
 from zhiban.tickets.model import (
     Channel,
+    EventKind,
     Priority,
     Status,
+    TicketChange,
+    TicketRef,
     check_move,
     clean_body,
     clean_subject,
@@ -39,16 +44,76 @@ class TicketView:
     organization: OrganizationRow
     requester: PersonRow
 
+    @property
+    def ref(self) -> TicketRef:
+        return TicketRef(self.ticket.id, self.ticket.organization_id)
+
 
 def _record(
-    session: Session, clock: Clock, ticket: TicketRow, kind: str, at: Any, actor: str | None, **data: Any
-) -> TicketEventRow:
+    session: Session, clock: Clock, ticket: TicketRow, kind: EventKind, at: datetime, actor: str | None, **data: Any
+) -> TicketChange:
     """Append to the ticket's event log and tell the subscribed features (same transaction)."""
-    event = TicketEventRow(ticket_id=ticket.id, kind=kind, data=data, actor_id=actor, at=at)
+    event = TicketEventRow(ticket_id=ticket.id, kind=kind.value, data=data, actor_id=actor, at=at)
     session.add(event)
     session.flush()
-    events.emit(session, clock, ticket, event)
-    return event
+    change = TicketChange(TicketRef(ticket.id, ticket.organization_id), kind, at, event.id, actor, data)
+    events.emit(session, clock, change)
+    return change
+
+
+def history(session: Session, ticket_id: int, *, before: int | None = None) -> list[TicketChange]:
+    """A ticket's changes in the order they happened (only those numbered below `before`, if given)."""
+    return histories(session, [ticket_id], before=before)[ticket_id]
+
+
+def histories(
+    session: Session, ticket_ids: Sequence[int], *, before: int | None = None
+) -> dict[int, list[TicketChange]]:
+    """The changes of many tickets at once, each ticket's in order under its id (for batch replays)."""
+    found: dict[int, list[TicketChange]] = {i: [] for i in ticket_ids}
+    query = select(
+        TicketEventRow.id,
+        TicketEventRow.ticket_id,
+        TicketRow.organization_id,
+        TicketEventRow.kind,
+        TicketEventRow.at,
+        TicketEventRow.actor_id,
+        TicketEventRow.data,
+    ).join(TicketRow, TicketRow.id == TicketEventRow.ticket_id)
+    for part in _chunks(list(found)):
+        where: ColumnElement[bool] = TicketEventRow.ticket_id.in_(part)
+        if before is not None:
+            where = where & (TicketEventRow.id < before)
+        for seq, tid, org, kind, at, actor, data in session.execute(query.where(where).order_by(TicketEventRow.id)):
+            found[tid].append(TicketChange(TicketRef(tid, org), kind, at, seq, actor, data or {}))
+    return found
+
+
+def _chunks(ids: list[int], size: int = 2000) -> list[list[int]]:
+    """Bounded IN lists: every database accepts a few hundred parameters."""
+    return [ids[i : i + size] for i in range(0, len(ids), size)]
+
+
+def ref(session: Session, ticket_id: int) -> TicketRef | None:
+    """Which organization a ticket belongs to (None: no such ticket)."""
+    organization_id = session.scalar(select(TicketRow.organization_id).where(TicketRow.id == ticket_id))
+    return None if organization_id is None else TicketRef(ticket_id, organization_id)
+
+
+def route(session: Session, ticket_id: int, team_id: str | None, *, unless_routed: bool = False) -> None:
+    """Give the ticket to a team (with `unless_routed`, only a ticket no team has yet)."""
+    ticket = session.get(TicketRow, ticket_id)
+    if ticket is not None and not (unless_routed and ticket.team_id is not None):
+        ticket.team_id = team_id
+        session.flush()
+
+
+def open_tickets_missing(session: Session, known: Select[tuple[int]], *, limit: int) -> list[TicketRef]:
+    """Open tickets whose id is not among `known` (another feature's ids), oldest first."""
+    query = select(TicketRow.id, TicketRow.organization_id).where(
+        TicketRow.status.in_([s.value for s in OPEN_STATUSES]), ~TicketRow.id.in_(known)
+    )
+    return [TicketRef(i, o) for i, o in session.execute(query.order_by(TicketRow.id).limit(limit))]
 
 
 def _priority(value: str) -> Priority:
@@ -114,7 +179,7 @@ def create_ticket(
         session,
         clock,
         ticket,
-        "created",
+        EventKind.CREATED,
         now,
         principal.person_id,
         priority=prio.value,
@@ -209,7 +274,7 @@ def add_comment(
             session,
             clock,
             ticket,
-            "agent_reply" if public else "internal_note",
+            EventKind.AGENT_REPLY if public else EventKind.INTERNAL_NOTE,
             now,
             principal.person_id,
             comment_id=comment.id,
@@ -217,10 +282,12 @@ def add_comment(
     else:
         after = status_after_customer_message(before)
         session.flush()
-        _record(session, clock, ticket, "customer_message", now, principal.person_id, comment_id=comment.id)
+        _record(session, clock, ticket, EventKind.CUSTOMER_MESSAGE, now, principal.person_id, comment_id=comment.id)
     if after != before:
         ticket.status = after.value
-        _record(session, clock, ticket, "status_changed", now, principal.person_id, frm=before.value, to=after.value)
+        _record(
+            session, clock, ticket, EventKind.STATUS_CHANGED, now, principal.person_id, frm=before.value, to=after.value
+        )
     ticket.updated_at = now
     session.flush()
     return comment
@@ -236,7 +303,9 @@ def change_status(session: Session, clock: Clock, principal: Principal, ticket_i
     ticket.updated_at = now
     if target == Status.SOLVED:
         ticket.solved_at = now
-    _record(session, clock, ticket, "status_changed", now, principal.person_id, frm=before.value, to=target.value)
+    _record(
+        session, clock, ticket, EventKind.STATUS_CHANGED, now, principal.person_id, frm=before.value, to=target.value
+    )
     session.flush()
     return ticket
 
@@ -248,7 +317,14 @@ def change_priority(session: Session, clock: Clock, principal: Principal, ticket
     if prio.value != ticket.priority:
         now = clock.now()
         _record(
-            session, clock, ticket, "priority_changed", now, principal.person_id, frm=ticket.priority, to=prio.value
+            session,
+            clock,
+            ticket,
+            EventKind.PRIORITY_CHANGED,
+            now,
+            principal.person_id,
+            frm=ticket.priority,
+            to=prio.value,
         )
         ticket.priority = prio.value
         ticket.updated_at = now
@@ -264,7 +340,9 @@ def assign(session: Session, clock: Clock, principal: Principal, ticket_id: int,
         if person is None or person.role == Role.CUSTOMER:
             raise InvalidInput("assignee must be an agent or an admin")
     now = clock.now()
-    _record(session, clock, ticket, "assigned", now, principal.person_id, frm=ticket.assignee_id, to=assignee_id)
+    _record(
+        session, clock, ticket, EventKind.ASSIGNED, now, principal.person_id, frm=ticket.assignee_id, to=assignee_id
+    )
     ticket.assignee_id = assignee_id
     ticket.updated_at = now
     session.flush()
