@@ -60,3 +60,47 @@ def validate_scopes(scopes: list[str] | tuple[str, ...]) -> tuple[str, ...]:
 
         raise InvalidInput(f"unknown scopes: {', '.join(unknown)}; known: {', '.join(sorted(SCOPES))}")
     return tuple(dict.fromkeys(scopes))
+
+
+# -- what other features read of identity: values, never table rows --------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    """A person as other features see them: no password, no sessions."""
+
+    id: str
+    email: str
+    name: str
+    role: Role
+    organization_id: str | None
+    timezone: str = "UTC"
+    language: str = "en"
+    active: bool = True
+
+    @property
+    def is_staff(self) -> bool:
+        return self.role in (Role.ADMIN, Role.AGENT)
+
+
+@dataclass(frozen=True, slots=True)
+class Organization:
+    """A customer organization: its plan, and where and in which language it works."""
+
+    id: str
+    name: str
+    slug: str
+    plan: str = "basic"
+    country: str = "CN"
+    timezone: str = "Asia/Shanghai"
+    language: str = "zh"
+
+
+@dataclass(frozen=True, slots=True)
+class Team:
+    """A support team: the domain it answers for and its lead."""
+
+    id: str
+    name: str
+    domain: str | None = None
+    lead_id: str | None = None

@@ -12,8 +12,8 @@ from sqlalchemy.orm import Session
 
 from zhiban.core.clock import Clock
 from zhiban.core.errors import Forbidden, InvalidInput, NotFound
-from zhiban.identity.model import Principal, Role
-from zhiban.identity.store import OrganizationRow, PersonRow
+from zhiban.identity import service as identity
+from zhiban.identity.model import Organization, Person, Principal, Role
 from zhiban.tickets import events
 from zhiban.tickets.model import (
     Channel,
@@ -41,8 +41,8 @@ class TicketView:
     ticket: TicketRow
     comments: list[CommentRow]
     events: list[TicketEventRow]
-    organization: OrganizationRow
-    requester: PersonRow
+    organization: Organization
+    requester: Person
 
     @property
     def ref(self) -> TicketRef:
@@ -149,13 +149,13 @@ def create_ticket(
     if principal.is_staff:
         if not requester_id:
             raise InvalidInput("an agent filing a ticket names the customer user it is for (requester_id)")
-        requester = session.get(PersonRow, requester_id)
+        requester = identity.person(session, requester_id)
         if requester is None or requester.role != Role.CUSTOMER or requester.organization_id is None:
             raise InvalidInput("requester_id must name a customer user")
     else:
         if requester_id and requester_id != principal.person_id:
             raise Forbidden("a customer files tickets as itself")
-        requester = session.get(PersonRow, principal.person_id)
+        requester = identity.person(session, principal.person_id)
         if requester is None or requester.organization_id is None:
             raise Forbidden("no organization for this user")
     if category is not None and len(category) > 64:
@@ -200,8 +200,8 @@ def _load(session: Session, principal: Principal, ticket_id: int) -> TicketRow:
 
 def get_ticket(session: Session, principal: Principal, ticket_id: int) -> TicketView:
     ticket = _load(session, principal, ticket_id)
-    org = session.get(OrganizationRow, ticket.organization_id)
-    requester = session.get(PersonRow, ticket.requester_id)
+    org = identity.organization(session, ticket.organization_id)
+    requester = identity.person(session, ticket.requester_id)
     assert org is not None and requester is not None
     events = events_of(session, ticket.id) if principal.is_staff else []
     return TicketView(
@@ -336,7 +336,7 @@ def assign(session: Session, clock: Clock, principal: Principal, ticket_id: int,
     principal.require_staff()
     ticket = _load(session, principal, ticket_id)
     if assignee_id is not None:
-        person = session.get(PersonRow, assignee_id)
+        person = identity.person(session, assignee_id)
         if person is None or person.role == Role.CUSTOMER:
             raise InvalidInput("assignee must be an agent or an admin")
     now = clock.now()
