@@ -21,26 +21,16 @@ IMPURE = {"store", "service", "api", "views", "cli", "jobs", "hooks", "web", "en
 
 # Dependencies left to cut, each (importer, imported): the list only shrinks (a stale entry fails).
 STORE_ALLOWED: set[tuple[str, str]] = {
-    ("zhiban.apps.api", "zhiban.apps.store"),
-    ("zhiban.calendars.api", "zhiban.calendars.store"),
-    ("zhiban.calendars.cli", "zhiban.calendars.store"),
-    ("zhiban.identity.api", "zhiban.identity.store"),
-    ("zhiban.incidents.api", "zhiban.incidents.store"),
     ("zhiban.incidents.hooks", "zhiban.notify.store"),
-    ("zhiban.kb.api", "zhiban.kb.store"),
     ("zhiban.mail.service", "zhiban.identity.store"),
     ("zhiban.notify.api", "zhiban.notify.store"),
     ("zhiban.notify.views", "zhiban.identity.store"),
-    ("zhiban.oncall.api", "zhiban.oncall.store"),
     ("zhiban.oncall.cli", "zhiban.oncall.store"),
     ("zhiban.oncall.jobs", "zhiban.identity.store"),
-    ("zhiban.oncall.views", "zhiban.oncall.store"),
-    ("zhiban.sla.api", "zhiban.sla.store"),
     ("zhiban.sla.jobs", "zhiban.identity.store"),
     ("zhiban.sla.jobs", "zhiban.tickets.store"),
     ("zhiban.sla.service", "zhiban.identity.store"),
     ("zhiban.sla.service", "zhiban.tickets.store"),
-    ("zhiban.tickets.api", "zhiban.tickets.store"),
     ("zhiban.triage.service", "zhiban.identity.store"),
 }
 CYCLE_EDGES_ALLOWED: set[tuple[str, str]] = {
