@@ -22,25 +22,17 @@ IMPURE = {"store", "service", "api", "views", "cli", "jobs", "hooks", "web", "en
 # Dependencies left to cut, each (importer, imported): the list only shrinks (a stale entry fails).
 STORE_ALLOWED: set[tuple[str, str]] = {
     ("zhiban.incidents.hooks", "zhiban.notify.store"),
-    ("zhiban.mail.service", "zhiban.identity.store"),
     ("zhiban.notify.api", "zhiban.notify.store"),
     ("zhiban.notify.views", "zhiban.identity.store"),
-    ("zhiban.oncall.cli", "zhiban.oncall.store"),
     ("zhiban.oncall.jobs", "zhiban.identity.store"),
     ("zhiban.sla.jobs", "zhiban.identity.store"),
     ("zhiban.sla.jobs", "zhiban.tickets.store"),
     ("zhiban.sla.service", "zhiban.identity.store"),
     ("zhiban.sla.service", "zhiban.tickets.store"),
-    ("zhiban.triage.service", "zhiban.identity.store"),
 }
 CYCLE_EDGES_ALLOWED: set[tuple[str, str]] = {
     ("web", "identity"),
     ("notify", "incidents"),
-    ("notify", "oncall"),
-    ("oncall", "incidents"),
-    ("sla", "notify"),
-    ("apps", "cli"),
-    ("telemetry", "cli"),
 }
 
 
@@ -156,11 +148,11 @@ def test_models_are_pure() -> None:
 
 def test_no_import_cycles_between_features() -> None:
     graph = feature_graph()
-    stale = {(a, b) for a, b in CYCLE_EDGES_ALLOWED if b not in graph.get(a, ())}
-    assert not stale, f"gone, drop from CYCLE_EDGES_ALLOWED: {sorted(stale)}"
     for a, b in CYCLE_EDGES_ALLOWED:
         graph[a].discard(b)
     assert cycle(graph) == [], " -> ".join(cycle(graph))
+    for a, b in CYCLE_EDGES_ALLOWED:  # each allowed edge still closes a loop, or it must go from the list
+        assert b in feature_graph().get(a, ()) and cycle({**graph, a: graph[a] | {b}}), f"drop ({a}, {b})"
 
 
 def knots(graph: dict[str, set[str]]) -> list[tuple[str, ...]]:

@@ -12,7 +12,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from zhiban.core.clock import Clock, SystemClock
-from zhiban.core.settings import Settings
+from zhiban.core.settings import Settings, get_settings
 from zhiban.store.db import make_engine, session_factory
 
 
@@ -64,3 +64,8 @@ class Desk:
         """A session that commits on success and rolls back on error."""
         with self.sessions() as session, session.begin():
             yield session
+
+
+def from_environment() -> Desk:
+    """The desk the environment describes (`ZHIBAN_*`): what every command line starts from."""
+    return Desk(settings=get_settings())

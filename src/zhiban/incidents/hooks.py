@@ -12,6 +12,7 @@ from zhiban.incidents.model import IncidentStatus
 from zhiban.incidents.store import IncidentEventRow, IncidentRow
 from zhiban.notify import service as notify
 from zhiban.notify.store import NotificationRow
+from zhiban.oncall import service as oncall
 
 if TYPE_CHECKING:
     from zhiban.desk import Desk
@@ -40,6 +41,14 @@ def record_result(session: Session, clock: Clock, row: NotificationRow) -> None:
 
 notify.register_guard("incident", page_still_wanted)
 notify.on_result(record_result)
+
+
+@oncall.on_schedule_delete
+def policies_paging(session: Session, schedule_id: str) -> list[str]:
+    """A schedule that an escalation policy pages cannot be deleted: that level would page nobody."""
+    from zhiban.incidents.service import policies_targeting_schedule
+
+    return policies_targeting_schedule(session, schedule_id)
 
 
 def configure(desk: Desk) -> None:

@@ -17,8 +17,8 @@ from zhiban.core.i18n import translate
 from zhiban.core.settings import Settings
 from zhiban.engine import JobContext, PermanentFailure, enqueue
 from zhiban.identity.model import Principal, Role
+from zhiban.identity.service import person_with_email as person_by_email
 from zhiban.identity.service import principal_of
-from zhiban.identity.store import person_by_email
 from zhiban.mail import store
 from zhiban.mail.model import (
     MAX_INBOUND_BYTES,

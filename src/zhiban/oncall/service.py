@@ -10,7 +10,7 @@ from __future__ import annotations
 import secrets
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
@@ -359,15 +359,23 @@ def update_schedule(
     return row
 
 
+# Who still pages a schedule (e.g. escalation policies): features that do subscribe here, so on-call need
+# not know them. Each answers the names of what would break if the schedule went.
+ScheduleUsers = Callable[[Session, str], list[str]]
+_schedule_users: list[ScheduleUsers] = []
+
+
+def on_schedule_delete(check: ScheduleUsers) -> ScheduleUsers:
+    """Ask `check(session, schedule_id)` before a schedule is deleted (idempotent; usable as a decorator)."""
+    if check not in _schedule_users:
+        _schedule_users.append(check)
+    return check
+
+
 def delete_schedule(session: Session, principal: Principal, schedule_id: str) -> None:
     """Delete a schedule with its layers, overrides and notices (admins); refused while a policy pages it."""
     row = _editable(session, principal, schedule_id)
-    try:
-        from zhiban.incidents.service import policies_targeting_schedule
-    except ImportError:  # a desk without incidents has no policies to break
-        users: list[str] = []
-    else:
-        users = policies_targeting_schedule(session, row.id)
+    users = [name for check in list(_schedule_users) for name in check(session, row.id)]
     if users:
         # A policy left pointing at a deleted schedule would page nobody at that level.
         raise Conflict(f"escalation policies page this schedule: {', '.join(users[:10])}; take it out of them first")

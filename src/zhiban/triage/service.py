@@ -13,8 +13,7 @@ from sqlalchemy.orm import Session
 from zhiban.core.clock import Clock
 from zhiban.core.errors import InvalidInput, NotFound
 from zhiban.identity import service as identity
-from zhiban.identity.model import Principal, Role
-from zhiban.identity.store import TeamRow
+from zhiban.identity.model import Principal, Role, Team
 from zhiban.tickets import service as tickets
 from zhiban.tickets.model import TicketRef
 from zhiban.triage import store
@@ -151,12 +150,12 @@ def current_model(session: Session, clock: Clock) -> tuple[int, TriageModel]:
 # ---- triage of tickets ---------------------------------------------------------------------------
 
 
-def team_for(session: Session, domain: str) -> TeamRow | None:
+def team_for(session: Session, domain: str) -> Team | None:
     """The team whose queue takes a domain: the first team for it or its closest neighbour; None if none."""
     for team_domain in TEAM_DOMAINS.get(domain, (domain,)):
-        team = session.scalar(select(TeamRow).where(TeamRow.domain == team_domain).order_by(TeamRow.name).limit(1))
-        if team is not None:
-            return team
+        found = identity.teams(session, domain=team_domain, limit=1)
+        if found:
+            return found[0]
     return None
 
 
@@ -210,7 +209,7 @@ class TriageView:
 
 
 def _view(session: Session, row: TriageRow) -> TriageView:
-    team = session.get(TeamRow, row.team_id) if row.team_id else None
+    team = identity.team(session, row.team_id, by_name=False)
     return TriageView(
         ticket_id=row.ticket_id,
         domain=row.corrected_domain or row.domain,
