@@ -142,6 +142,18 @@ def test_no_feature_imports_another_features_store_and_edges_call_services() -> 
     assert bad >= STORE_ALLOWED, f"fixed, drop from STORE_ALLOWED: {sorted(STORE_ALLOWED - bad)}"
 
 
+def test_no_module_takes_another_features_private_names() -> None:
+    """E.g. the desk's `_secret_key`: what a feature (or the desk) keeps private stays so."""
+    taken = []
+    for name, path in _modules().items():
+        for node, _ in _walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("zhiban."):
+                private = [a.name for a in node.names if a.name.startswith("_") and not a.name.startswith("__")]
+                if private and feature(name) != feature(node.module or ""):
+                    taken.append((name, node.module, private))
+    assert taken == []
+
+
 def test_models_are_pure() -> None:
     assert model_violations() == set()
 

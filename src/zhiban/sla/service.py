@@ -28,7 +28,8 @@ from zhiban.calendars.model import BusinessCalendar, always_open
 from zhiban.core.clock import Clock, SystemClock
 from zhiban.core.errors import Forbidden, InvalidInput, NotFound
 from zhiban.engine.service import cancel_many, enqueue_many
-from zhiban.identity.model import Principal, Role
+from zhiban.identity import service as identity
+from zhiban.identity.model import Organization, Principal, Role
 from zhiban.identity.store import OrganizationRow, PersonRow, TeamRow
 from zhiban.sla.model import (
     CALENDAR_24X7,
@@ -431,7 +432,7 @@ def reorder_rules(session: Session, clock: Clock, rule_ids: Sequence[int]) -> li
 # -- calendars of organizations ------------------------------------------------------------------------
 
 
-def organization_calendar(session: Session, clock: Clock, org: OrganizationRow) -> tuple[str, int]:
+def organization_calendar(session: Session, clock: Clock, org: Organization) -> tuple[str, int]:
     """(calendar id, version in force) of an organization: its assigned calendar, else its country and zone."""
     assigned = session.get(OrganizationCalendarRow, org.id)
     if assigned is not None:
@@ -443,7 +444,7 @@ def organization_calendar(session: Session, clock: Clock, org: OrganizationRow) 
 
 def assign_calendar(session: Session, organization_id: str, calendar_id: str) -> OrganizationCalendarRow:
     """Count an organization's new tickets on this calendar (tickets already filed keep theirs)."""
-    if session.get(OrganizationRow, organization_id) is None:
+    if identity.organization(session, organization_id) is None:
         raise NotFound(f"no organization {organization_id}")
     cal = calendars.get_calendar(session, calendar_id)
     row = session.get(OrganizationCalendarRow, organization_id)
@@ -724,7 +725,7 @@ def _context(session: Session, clock: Clock, ticket: _Ticket) -> SlaTicketRow:
     st = session.get(SlaTicketRow, ticket.id, with_for_update=True)
     if st is not None:
         return st
-    org = session.get(OrganizationRow, ticket.organization_id)
+    org = identity.organization(session, ticket.organization_id)
     if org is None:
         raise NotFound(f"no organization for ticket #{ticket.id}")
     calendar_id, calendar_version = organization_calendar(session, clock, org)
@@ -1164,9 +1165,7 @@ class TicketSla:
 
 def ticket_sla(session: Session, principal: Principal, clock: Clock, ticket_id: int) -> TicketSla:
     """The SLA of a ticket the caller may see (a customer only its own organization's)."""
-    ticket = session.get(TicketRow, ticket_id)
-    if ticket is None or not principal.can_see_organization(ticket.organization_id):
-        raise NotFound(f"no ticket #{ticket_id}")
+    ticket = tickets.find(session, principal, ticket_id)
     st = session.get(SlaTicketRow, ticket_id)
     if st is None:
         recompute_ticket(session, clock, ticket, "backfill")

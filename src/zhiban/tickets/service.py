@@ -190,6 +190,11 @@ def create_ticket(
     return ticket
 
 
+def find(session: Session, principal: Principal, ticket_id: int) -> TicketRow:
+    """A ticket the caller may see (NotFound otherwise: another tenant's ticket is reported as missing)."""
+    return _load(session, principal, ticket_id)
+
+
 def _load(session: Session, principal: Principal, ticket_id: int) -> TicketRow:
     ticket = session.get(TicketRow, ticket_id)
     # Another tenant's ticket is reported as missing: existence must not leak across tenants.
