@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from zhiban.core.clock import Clock
 from zhiban.incidents.model import IncidentStatus
+from zhiban.incidents.service import links_default
 from zhiban.incidents.store import IncidentEventRow, IncidentRow
 from zhiban.notify import service as notify
 from zhiban.notify.store import NotificationRow
@@ -49,6 +50,18 @@ def policies_paging(session: Session, schedule_id: str) -> list[str]:
     from zhiban.incidents.service import policies_targeting_schedule
 
     return policies_targeting_schedule(session, schedule_id)
+
+
+def _links_from_environment() -> tuple[str, str]:
+    """A process without a desk (a bare engine worker) signs links as the environment's desk would."""
+    from zhiban.core.settings import get_settings
+    from zhiban.desk import secret_key_for
+
+    settings = get_settings()
+    return secret_key_for(settings), settings.base_url
+
+
+links_default(_links_from_environment)
 
 
 def configure(desk: Desk) -> None:

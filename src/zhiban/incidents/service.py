@@ -9,7 +9,7 @@ any point either left nothing or left all of it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal, cast
@@ -67,6 +67,8 @@ MAX_NOTE = 20_000
 # --- links in pages (signed one-click acknowledge) -----------------------------------------------
 
 _link_config: dict[str, str] = {}
+# Where a process without a desk (a bare `python -m zhiban.engine` worker) takes them from: set by incidents.hooks.
+_link_defaults: list[Callable[[], tuple[str, str]]] = []
 
 
 def configure_links(*, secret_key: str, base_url: str) -> None:
@@ -74,10 +76,18 @@ def configure_links(*, secret_key: str, base_url: str) -> None:
     _link_config.update(secret_key=secret_key, base_url=base_url.rstrip("/"))
 
 
+def links_default(source: Callable[[], tuple[str, str]]) -> None:
+    """Where to take (secret key, base URL) from when no desk configured the links."""
+    _link_defaults[:] = [source]
+
+
 def _links() -> tuple[str, str]:
-    # Every process builds a Desk, whose start-up (incidents.hooks.configure) hands over its key and URL.
+    # A desk hands over its key and URL at start-up (incidents.hooks.configure); a bare worker has defaults.
     if "secret_key" not in _link_config:
-        raise RuntimeError("acknowledge links are not configured: the process has no Desk")
+        if not _link_defaults:
+            raise RuntimeError("acknowledge links are not configured: no desk and no incidents.hooks")
+        secret_key, base_url = _link_defaults[0]()
+        configure_links(secret_key=secret_key, base_url=base_url)
     return _link_config["secret_key"], _link_config["base_url"]
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
@@ -53,6 +54,7 @@ _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,190}\.[A-Za-z0-9-]{2,63}$")
 
 
 _config: dict[str, str] = {}
+_defaults: list[Callable[[], str]] = []  # a process without a desk: set by status.hooks
 
 
 def configure(*, base_url: str) -> None:
@@ -60,9 +62,16 @@ def configure(*, base_url: str) -> None:
     _config["base_url"] = base_url.rstrip("/")
 
 
+def base_url_default(source: Callable[[], str]) -> None:
+    """Where to take the base URL from when no desk configured it."""
+    _defaults[:] = [source]
+
+
 def base_url() -> str:
     if "base_url" not in _config:
-        raise RuntimeError("status pages are not configured: the process has no Desk")
+        if not _defaults:
+            raise RuntimeError("status pages are not configured: no desk and no status.hooks")
+        configure(base_url=_defaults[0]())
     return _config["base_url"]
 
 
