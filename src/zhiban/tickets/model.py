@@ -68,8 +68,11 @@ class TicketChange:
     data: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "kind", EventKind(self.kind))
-        object.__setattr__(self, "data", MappingProxyType(dict(self.data or {})))
+        # Cheap when given an EventKind and a read-only mapping already (batch replays build many).
+        if type(self.kind) is not EventKind:
+            object.__setattr__(self, "kind", EventKind(self.kind))
+        if type(self.data) is not MappingProxyType:
+            object.__setattr__(self, "data", MappingProxyType(dict(self.data or {})))
 
     @property
     def priority(self) -> Priority | None:

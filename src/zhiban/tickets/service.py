@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from types import MappingProxyType
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, case, func, select
@@ -85,7 +86,8 @@ def histories(
         if before is not None:
             where = where & (TicketEventRow.id < before)
         for seq, tid, org, kind, at, actor, data in session.execute(query.where(where).order_by(TicketEventRow.id)):
-            found[tid].append(TicketChange(TicketRef(tid, org), kind, at, seq, actor, data or {}))
+            data = MappingProxyType(data or {})  # fresh from the row: nobody else holds it
+            found[tid].append(TicketChange(TicketRef(tid, org), EventKind(kind), at, seq, actor, data))
     return found
 
 
