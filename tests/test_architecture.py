@@ -31,7 +31,6 @@ STORE_ALLOWED: set[tuple[str, str]] = {
     ("zhiban.sla.service", "zhiban.tickets.store"),
 }
 CYCLE_EDGES_ALLOWED: set[tuple[str, str]] = {
-    ("web", "identity"),
     ("notify", "incidents"),
 }
 

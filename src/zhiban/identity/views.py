@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
@@ -10,11 +11,23 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from zhiban.core.errors import Unauthorized
 from zhiban.core.i18n import translate
 from zhiban.identity import service
+from zhiban.identity.ratelimit import LoginThrottle
 from zhiban.identity.service import SESSION_LIFETIME
 from zhiban.web.deps import DB, LANG_COOKIE, SESSION_COOKIE, ClockDep, OptionalPrincipal, desk_of, viewer_language
 from zhiban.web.templating import render
 
 router = APIRouter(include_in_schema=False)
+_throttle_lock = threading.Lock()
+
+
+def _throttle(request: Request) -> LoginThrottle:
+    """The app's login throttle (one per app: made with its first login)."""
+    state = request.app.state
+    with _throttle_lock:
+        if getattr(state, "login_throttle", None) is None:
+            state.login_throttle = LoginThrottle()
+        throttle: LoginThrottle = state.login_throttle
+    return throttle
 
 
 def _safe_next(target: str | None) -> str | None:
@@ -54,7 +67,7 @@ def login(
     next: Annotated[str | None, Form(max_length=500)] = None,
 ) -> Response:
     desk = desk_of(request)
-    throttle = request.app.state.login_throttle
+    throttle = _throttle(request)
     client = request.client.host if request.client else "?"
     keys = (f"email:{email.strip().lower()}", f"ip:{client}")
     lang = viewer_language(request)

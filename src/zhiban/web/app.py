@@ -10,7 +10,6 @@ from fastapi.staticfiles import StaticFiles
 from zhiban import __version__
 from zhiban.desk import Desk
 from zhiban.features import feature_modules, load_hooks
-from zhiban.identity.ratelimit import LoginThrottle
 from zhiban.web import observability, problems
 
 
@@ -24,7 +23,6 @@ def create_app(desk: Desk) -> FastAPI:
         redoc_url=None,
     )
     app.state.desk = desk
-    app.state.login_throttle = LoginThrottle()
     problems.install(app)
     observability.install(app)
     static = resources.files("zhiban.web").joinpath("static")
