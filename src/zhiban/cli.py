@@ -243,13 +243,12 @@ def user_create(
 ) -> None:
     """Add a person who can sign in."""
     from zhiban.identity import service
-    from zhiban.identity.store import organization_by_slug
 
     desk = _desk()
     with desk.transaction() as session:
         org_id = None
         if org:
-            found = organization_by_slug(session, org)
+            found = service.organization_with_slug(session, org)
             if found is None:
                 raise ZhibanError(f"no organization with slug {org!r}")
             org_id = found.id
@@ -277,11 +276,10 @@ def token_create(
     """Mint an API token; it is printed once."""
     from zhiban.identity import service
     from zhiban.identity.model import DEFAULT_SCOPES
-    from zhiban.identity.store import person_by_email
 
     desk = _desk()
     with desk.transaction() as session:
-        person = person_by_email(session, email)
+        person = service.person_with_email(session, email)
         if person is None:
             raise ZhibanError(f"nobody has the e-mail {email}")
         issued = service.create_token(

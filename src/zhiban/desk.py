@@ -12,11 +12,11 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from zhiban.core.clock import Clock, SystemClock
-from zhiban.core.settings import Settings
+from zhiban.core.settings import Settings, get_settings
 from zhiban.store.db import make_engine, session_factory
 
 
-def _secret_key(settings: Settings) -> str:
+def secret_key_for(settings: Settings) -> str:
     """The configured key, else one generated once and kept in var/ so sessions survive restarts."""
     if settings.secret_key:
         return settings.secret_key
@@ -43,7 +43,7 @@ class Desk:
         if self.engine is None:
             self.engine = make_engine(self.settings.database_url)
         if not self.secret_key:
-            self.secret_key = _secret_key(self.settings)
+            self.secret_key = secret_key_for(self.settings)
         self.sessions: sessionmaker[Session] = session_factory(self.db)
         # Every edge (web, worker, CLI) records ticket events; the features that react must be subscribed.
         # A feature's hooks may also take what it needs from the desk (e.g. the key that signs links).
@@ -64,3 +64,8 @@ class Desk:
         """A session that commits on success and rolls back on error."""
         with self.sessions() as session, session.begin():
             yield session
+
+
+def from_environment() -> Desk:
+    """The desk the environment describes (`ZHIBAN_*`): what every command line starts from."""
+    return Desk(settings=get_settings())

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import APIRouter, Path, Response
 from pydantic import BaseModel, Field
 
 from zhiban.apps import service
-from zhiban.apps.store import CustomerAppRow
 from zhiban.core.errors import InvalidInput
 from zhiban.web.deps import DB, ClockDep, CurrentPrincipal
 from zhiban.web.fields import Ident, ShortText
 from zhiban.web.scopes import by_method
+
+if TYPE_CHECKING:
+    from zhiban.apps.store import CustomerAppRow
 
 router = APIRouter(prefix="/api/v1/apps", tags=["apps"], dependencies=[by_method("telemetry:read", "telemetry:write")])
 AppIdPath = Annotated[str, Path(min_length=2, max_length=64, pattern=r"^[a-z0-9][a-z0-9_-]{1,63}$")]

@@ -57,8 +57,8 @@ def list_(
 ) -> None:
     """List customer apps."""
     from zhiban.apps import service
-    from zhiban.cli import _desk
     from zhiban.core.errors import ZhibanError
+    from zhiban.desk import from_environment as _desk
 
     desk = _desk()
     try:
@@ -80,8 +80,8 @@ def create(
 ) -> None:
     """Register an app; its ingest key is printed once."""
     from zhiban.apps import service
-    from zhiban.cli import _desk
     from zhiban.core.errors import ZhibanError
+    from zhiban.desk import from_environment as _desk
 
     desk = _desk()
     try:
@@ -103,8 +103,8 @@ def rotate_key(
 ) -> None:
     """Issue a new ingest key (printed once); the old key stops working."""
     from zhiban.apps import service
-    from zhiban.cli import _desk
     from zhiban.core.errors import ZhibanError
+    from zhiban.desk import from_environment as _desk
 
     desk = _desk()
     try:

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
 from zhiban.calendars import service
 from zhiban.calendars.ical import MAX_ICS_BYTES
-from zhiban.calendars.store import CalendarRow
 from zhiban.core.errors import Forbidden, TooLarge
 from zhiban.identity.model import Principal, Role
 from zhiban.web.deps import DB, ClockDep, CurrentPrincipal
 from zhiban.web.fields import Ident, ShortText
 from zhiban.web.scopes import by_method
+
+if TYPE_CHECKING:
+    from zhiban.calendars.store import CalendarRow
 
 router = APIRouter(prefix="/api/v1/calendars", tags=["calendars"], dependencies=[by_method("tickets:read", "admin")])
 

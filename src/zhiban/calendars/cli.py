@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from zhiban.calendars import service
-from zhiban.calendars.store import CalendarRow
 from zhiban.core.errors import InvalidInput, ZhibanError
 from zhiban.core.settings import get_settings
 from zhiban.desk import Desk
+
+if TYPE_CHECKING:
+    from zhiban.calendars.store import CalendarRow
 
 app = typer.Typer(help="Business-hour calendars: hours, holidays, make-up working days.", no_args_is_help=True)
 console = Console()

@@ -51,9 +51,7 @@ TICKETS = [
 
 def seed_demo(session: Session, clock: Clock) -> list[DemoLogin]:
     """Create the demo world (idempotent: does nothing if the demo admin exists)."""
-    from zhiban.identity.store import person_by_email
-
-    if person_by_email(session, STAFF[0][0]) is not None:
+    if identity.person_with_email(session, STAFF[0][0]) is not None:
         return []
     from zhiban.sla.service import ensure_plans
 

@@ -76,7 +76,7 @@ def replay(
 @rules_app.command("list")
 def rules_list() -> None:
     """Print the rules as JSON lines."""
-    from zhiban.cli import _desk
+    from zhiban.desk import from_environment as _desk
     from zhiban.detect import service
 
     desk = _desk()
@@ -98,8 +98,8 @@ def rules_add(
     app_id: Annotated[str | None, typer.Option("--app", help="only this app")] = None,
 ) -> None:
     """Add a rule: e.g. --metric join_success_rate --below 0.99 --window 60 --consecutive 2 --plan enterprise."""
-    from zhiban.cli import _desk
     from zhiban.core.errors import ZhibanError
+    from zhiban.desk import from_environment as _desk
     from zhiban.detect import service
 
     if (below is None) == (above is None):
@@ -133,8 +133,8 @@ def rules_set(
     enabled: Annotated[bool | None, typer.Option("--enabled/--disabled", help="switch the rule on or off")] = None,
 ) -> None:
     """Change a rule."""
-    from zhiban.cli import _desk
     from zhiban.core.errors import ZhibanError
+    from zhiban.desk import from_environment as _desk
     from zhiban.detect import service
 
     changes = {
@@ -159,8 +159,8 @@ def rules_set(
 @rules_app.command("delete")
 def rules_delete(rule: Annotated[str, typer.Argument(help="rule id or name")]) -> None:
     """Remove a rule."""
-    from zhiban.cli import _desk
     from zhiban.core.errors import ZhibanError
+    from zhiban.desk import from_environment as _desk
     from zhiban.detect import service
 
     desk = _desk()
@@ -185,8 +185,8 @@ def webhook_set(
     secret: Annotated[str, typer.Option(help="shared secret (16+ characters) that signs each notice")],
 ) -> None:
     """Send an organization's proactive notices to its webhook too."""
-    from zhiban.cli import _desk
     from zhiban.core.errors import ZhibanError
+    from zhiban.desk import from_environment as _desk
     from zhiban.detect import service
 
     desk = _desk()
@@ -203,8 +203,8 @@ def webhook_set(
 @webhook_app.command("show")
 def webhook_show(org: Annotated[str, typer.Option(help="organization slug")]) -> None:
     """Show where an organization's notices go (not the secret)."""
-    from zhiban.cli import _desk
     from zhiban.core.errors import ZhibanError
+    from zhiban.desk import from_environment as _desk
     from zhiban.detect import service
 
     desk = _desk()
@@ -219,8 +219,8 @@ def webhook_show(org: Annotated[str, typer.Option(help="organization slug")]) ->
 @webhook_app.command("clear")
 def webhook_clear(org: Annotated[str, typer.Option(help="organization slug")]) -> None:
     """Stop sending an organization's notices to its webhook."""
-    from zhiban.cli import _desk
     from zhiban.core.errors import ZhibanError
+    from zhiban.desk import from_environment as _desk
     from zhiban.detect import service
 
     desk = _desk()

@@ -12,7 +12,7 @@ from zhiban.detect.live import windows_closed
 from zhiban.detect.tickets import link_to_open_incidents
 from zhiban.telemetry.pipeline import on_windows_closed
 from zhiban.tickets import events
-from zhiban.tickets.store import TicketEventRow, TicketRow
+from zhiban.tickets.model import EventKind, TicketChange
 
 log = logging.getLogger("zhiban.detect")
 
@@ -20,10 +20,11 @@ on_windows_closed(windows_closed)
 
 
 @events.subscribe
-def link_new_ticket(session: Session, clock: Clock, ticket: TicketRow, event: TicketEventRow) -> None:
+def link_new_ticket(session: Session, clock: Clock, change: TicketChange) -> None:
     """A ticket filed while its organization suffers a telemetry incident is linked to that incident."""
-    if event.kind != "created":
+    if change.kind != EventKind.CREATED:
         return
+    ticket = change.ticket
     try:
         with session.begin_nested():  # a failure here never loses the ticket
             link_to_open_incidents(session, ticket)

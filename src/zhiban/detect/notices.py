@@ -17,8 +17,7 @@ from zhiban.core.errors import NotFound
 from zhiban.core.i18n import translate
 from zhiban.detect.service import SYSTEM, proactive
 from zhiban.detect.store import DetectionRow, destination
-from zhiban.identity.model import Principal, Role
-from zhiban.identity.store import OrganizationRow, PersonRow
+from zhiban.identity.model import Organization, Person, Principal, Role
 from zhiban.notify.model import Message
 from zhiban.notify.render import IncidentNotice, render_incident
 
@@ -41,21 +40,21 @@ def notice_title(row: DetectionRow, lang: str) -> str:
     return translate(lang, key, metric=metric, app=row.app_id, where=_where(row))[:200]
 
 
-def status_url(organization: OrganizationRow) -> str:
-    from zhiban.core.settings import get_settings
+def status_url(organization: Organization) -> str:
+    from zhiban.status.service import base_url
 
-    return f"{get_settings().base_url.rstrip('/')}/status/org/{organization.slug}"
+    return f"{base_url()}/status/org/{organization.slug}"
 
 
-def _customers(session: Session, organization_id: str) -> list[PersonRow]:
+def _customers(session: Session, organization_id: str) -> list[Person]:
     from zhiban.identity import service as identity
 
     viewer = Principal(person_id="system", role=Role.CUSTOMER, organization_id=organization_id)
     people = identity.list_people(session, viewer)
-    return [p for p in people if p.role == Role.CUSTOMER and p.active][:50]
+    return [identity.person_value(p) for p in people if p.role == Role.CUSTOMER and p.active][:50]
 
 
-def _message(row: DetectionRow, organization: OrganizationRow, lang: str, tz: str, key: str) -> Message:
+def _message(row: DetectionRow, organization: Organization, lang: str, tz: str, key: str) -> Message:
     notice = IncidentNotice(
         kind="notice",
         title=notice_title(row, lang),
@@ -83,7 +82,7 @@ def notify_organization(session: Session, clock: Clock, incident_id: str, row: D
     if row.organization_id is None:
         return 0
     try:
-        organization = identity.get_organization(session, SYSTEM, row.organization_id)
+        organization = identity.organization_value(identity.get_organization(session, SYSTEM, row.organization_id))
     except NotFound:
         return 0
     if not proactive(session, organization.plan):

@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session
 from zhiban.core.errors import NotFound
 from zhiban.detect.service import SYSTEM
 from zhiban.detect.store import incident_organizations
-from zhiban.tickets.store import TicketRow
+from zhiban.tickets.model import TicketRef
 
 
 def open_telemetry_incidents(session: Session, organization_id: str) -> list[str]:
@@ -26,7 +26,7 @@ def open_telemetry_incidents(session: Session, organization_id: str) -> list[str
     return found
 
 
-def link_to_open_incidents(session: Session, ticket: TicketRow) -> list[str]:
+def link_to_open_incidents(session: Session, ticket: TicketRef) -> list[str]:
     """Link the ticket to every open telemetry incident of its organization; returns their ids."""
     from zhiban.incidents import service as incidents
 

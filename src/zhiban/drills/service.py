@@ -10,22 +10,22 @@ service, which opens an incident and pages whoever is on call. After its window 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from zhiban.core.clock import Clock
 from zhiban.core.errors import Conflict, InvalidInput, NotFound
+from zhiban.drills import queries
 from zhiban.drills.model import MAX_WINDOW_MINUTES, Observation, evaluate, next_occurrence, zone
 from zhiban.drills.store import DrillRow, drill_of_incident, drill_of_ticket, recent_drills
 from zhiban.engine import JobContext, cancel, enqueue
-from zhiban.identity.model import Principal
-from zhiban.identity.store import OrganizationRow, PersonRow, TeamRow, person_by_email
-from zhiban.incidents.store import EscalationStepRow, IncidentEventRow, IncidentRow, ServiceRow
-from zhiban.notify.store import NotificationRow
-from zhiban.sla.store import ClockRow
-from zhiban.tickets.store import TicketEventRow, TicketRow
+from zhiban.identity import service as identity
+from zhiban.identity.model import Person, Principal
+
+if TYPE_CHECKING:
+    from zhiban.incidents.store import IncidentRow, ServiceRow
 
 START_JOB = "drill.start"
 EVALUATE_JOB = "drill.evaluate"
@@ -91,7 +91,7 @@ def schedule_drill(
         raise InvalidInput(f"the drill window is 5-{MAX_WINDOW_MINUTES} minutes")
     if expected_team is not None:
         expected_team = expected_team.strip() or None
-        if expected_team and session.scalar(select(TeamRow.id).where(TeamRow.name == expected_team)) is None:
+        if expected_team and identity.team_named(session, expected_team) is None:
             raise InvalidInput(f"no team {expected_team!r}")
     pending = session.scalar(select(func.count()).select_from(DrillRow).where(DrillRow.state == "scheduled")) or 0
     if pending >= MAX_SCHEDULED:
@@ -143,24 +143,22 @@ def list_drills(session: Session, principal: Principal, limit: int = 100) -> lis
 # -- running ----------------------------------------------------------------------------------------------------
 
 
-def _drill_requester(session: Session, clock: Clock, plan_key: str, tz: str) -> PersonRow:
+def _drill_requester(session: Session, clock: Clock, plan_key: str, tz: str) -> Person:
     """The synthetic customer of a plan's drills, in an organization of its own (made on first use)."""
-    from zhiban.identity import service as identity
-
     slug = f"drill-{plan_key}"[:63].rstrip("-")
-    org = session.scalar(select(OrganizationRow).where(OrganizationRow.slug == slug))
+    org = identity.organization_with_slug(session, slug)
     if org is None:
-        org = identity.create_organization(
+        org = identity.organization_value(identity.create_organization(
             session, clock, name=f"Drill · {plan_key}", slug=slug, plan=plan_key, country="CN", timezone=tz,
             language="en",
-        )  # fmt: skip
+        ))  # fmt: skip
     email = f"{slug}@{DRILL_DOMAIN}"
-    person = person_by_email(session, email)
+    person = identity.person_with_email(session, email)
     if person is None:
-        person = identity.create_person(
+        person = identity.person_value(identity.create_person(
             session, clock, email=email, name=f"Drill requester ({plan_key})", role="customer",
             organization_id=org.id, timezone=tz,
-        )  # fmt: skip
+        ))  # fmt: skip
     return person
 
 
@@ -196,7 +194,7 @@ def start(ctx: JobContext, payload: dict[str, Any]) -> None:
             ctx.finish(session)
             return
         now = clock.now()
-        service = session.get(ServiceRow, drill.service_id) if drill.service_id else None
+        service = incidents.find_service(session, drill.service_id)
         if service is None:
             drill.state = "done"
             drill.finished_at = now
@@ -241,65 +239,7 @@ def _target(session: Session, plan_key: str) -> timedelta | None:
 
 def observe(session: Session, drill: DrillRow, now: datetime) -> Observation:
     """What the tables say about a drill up to `now`."""
-    from zhiban.reports.queries import incident_team
-
-    ticket = session.get(TicketRow, drill.ticket_id) if drill.ticket_id else None
-    incident = session.get(IncidentRow, drill.incident_id) if drill.incident_id else None
-    first_reply = team = None
-    clock_started = False
-    if ticket is not None:
-        first_reply = session.scalar(
-            select(func.min(TicketEventRow.at)).where(
-                TicketEventRow.ticket_id == ticket.id, TicketEventRow.kind == "agent_reply", TicketEventRow.at <= now
-            )
-        )
-        team = session.scalar(select(TeamRow.name).where(TeamRow.id == ticket.team_id)) if ticket.team_id else None
-        clock_started = (
-            session.scalar(select(ClockRow.ticket_id).where(ClockRow.ticket_id == ticket.id).limit(1)) is not None
-        )
-    acknowledged = incident_team_name = None
-    sent, failures, nobody, timeline = 0, [], False, []
-    if incident is not None:
-        # The first acknowledgement counts: a later re-trigger (acknowledgement timeout) clears the column.
-        acknowledged = session.scalar(
-            select(func.min(IncidentEventRow.at)).where(
-                IncidentEventRow.incident_id == incident.id,
-                IncidentEventRow.kind == "acknowledged",
-                IncidentEventRow.at <= now,
-            )
-        )
-        service = session.get(ServiceRow, incident.service_id)
-        incident_team_name = incident_team(session, incident, service.policy_id if service else None)
-        for row in session.scalars(
-            select(NotificationRow)
-            .where(NotificationRow.subject_kind == "incident", NotificationRow.subject_id == incident.id)
-            .limit(500)
-        ):
-            if row.state == "sent":
-                sent += 1
-            elif row.state == "failed":
-                failures.append(f"{row.channel}: {(row.last_error or 'failed')[:200]}")
-        kinds = set(session.scalars(select(IncidentEventRow.kind).where(IncidentEventRow.incident_id == incident.id)))
-        steps = list(session.scalars(select(EscalationStepRow).where(EscalationStepRow.incident_id == incident.id)))
-        nobody = "nobody_to_page" in kinds or any(s.state == "done" and not s.paged for s in steps)
-        if "no_policy" in kinds:
-            timeline.append("the service has no escalation policy")
-    return Observation(
-        ended_at=now,
-        target=_target(session, drill.plan),
-        ticket_created_at=ticket.created_at if ticket else None,
-        first_response_at=first_reply,
-        ticket_team=team,
-        expected_team=drill.expected_team,
-        sla_clock_started=clock_started,
-        incident_triggered_at=incident.triggered_at if incident else None,
-        acknowledged_at=acknowledged,
-        incident_team=incident_team_name,
-        pages_sent=sent,
-        page_failures=tuple(failures),
-        nobody_on_call=nobody,
-        timeline_problems=tuple(timeline),
-    )
+    return queries.observe(session, drill, now, _target(session, drill.plan))
 
 
 def evaluate_job(ctx: JobContext, payload: dict[str, Any]) -> None:
@@ -320,7 +260,8 @@ def evaluate_job(ctx: JobContext, payload: dict[str, Any]) -> None:
         system = incidents.system_principal()
         if drill.incident_id:
             incidents.resolve(session, clock, system, drill.incident_id, via="drill finished")
-        ticket = session.get(TicketRow, drill.ticket_id) if drill.ticket_id else None
+        found = drill.ticket_id is not None and tickets.ref(session, drill.ticket_id) is not None
+        ticket = tickets.get_ticket(session, system, drill.ticket_id).ticket if found and drill.ticket_id else None
         if ticket is not None and ticket.status not in ("solved", "closed"):
             tickets.change_status(session, clock, system, ticket.id, "solved")
         ctx.finish(session)

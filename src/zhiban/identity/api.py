@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from fastapi import APIRouter, Path, Response
 from pydantic import BaseModel, Field
 
 from zhiban.identity import service
 from zhiban.identity.model import DEFAULT_SCOPES, SCOPES, effective_scopes
-from zhiban.identity.store import OrganizationRow, PersonRow
 from zhiban.web.deps import DB, ClockDep, CurrentPrincipal
 from zhiban.web.fields import Ident, ShortText
 from zhiban.web.scopes import AUTHENTICATED, needs
+
+if TYPE_CHECKING:
+    from zhiban.identity.store import OrganizationRow, PersonRow
 
 router = APIRouter(prefix="/api/v1", tags=["identity"])
 PathId = Annotated[str, Path(max_length=64)]

@@ -6,6 +6,7 @@ import hashlib
 import re
 import secrets
 import zoneinfo
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -19,8 +20,11 @@ from zhiban.identity import secrets as zsecrets
 from zhiban.identity.model import (
     DEFAULT_SCOPES,
     MissingScope,
+    Organization,
+    Person,
     Principal,
     Role,
+    Team,
     effective_scopes,
     validate_scopes,
 )
@@ -30,6 +34,7 @@ from zhiban.identity.store import (
     PersonRow,
     TeamRow,
     WebSessionRow,
+    organization_by_slug,
     person_by_email,
 )
 
@@ -53,7 +58,7 @@ def _check_language(lang: str) -> str:
     return lang
 
 
-def principal_of(person: PersonRow, scopes: frozenset[str] | None = None) -> Principal:
+def principal_of(person: PersonRow | Person, scopes: frozenset[str] | None = None) -> Principal:
     """The principal acting as this person (a token narrows the scopes).
 
     An admin's token without the admin scope acts as an agent: every admin check, wherever it is, then needs the scope.
@@ -350,3 +355,119 @@ def revoke_token(session: Session, clock: Clock, principal: Principal, token_id:
 
 def count_people(session: Session) -> int:
     return session.scalar(select(func.count()).select_from(PersonRow)) or 0
+
+
+# --- the read interface: what other features may know of people, organizations and teams ------------
+
+
+def person_value(row: PersonRow) -> Person:
+    return Person(
+        row.id, row.email, row.name, Role(row.role), row.organization_id, row.timezone, row.language, row.active
+    )
+
+
+def organization_value(row: OrganizationRow) -> Organization:
+    return Organization(row.id, row.name, row.slug, row.plan, row.country, row.timezone, row.language)
+
+
+def team_value(row: TeamRow) -> Team:
+    return Team(row.id, row.name, row.domain, row.lead_id)
+
+
+def person(session: Session, person_id: str | None) -> Person | None:
+    row = session.get(PersonRow, person_id) if person_id else None
+    return person_value(row) if row is not None else None
+
+
+def find_person(session: Session, ref: str) -> Person | None:
+    """A person by id or e-mail address."""
+    return person_with_email(session, ref) if "@" in ref else person(session, ref)
+
+
+def person_with_email(session: Session, email: str) -> Person | None:
+    row = person_by_email(session, email)
+    return person_value(row) if row is not None else None
+
+
+def names_of(session: Session, person_ids: Iterable[str]) -> dict[str, str]:
+    """People's display names by id (unknown ids are left out)."""
+    ids = sorted({i for i in person_ids if i})
+    query = select(PersonRow.id, PersonRow.name).where(PersonRow.id.in_(ids))
+    return {i: n for i, n in session.execute(query)} if ids else {}
+
+
+def staff(
+    session: Session, *, ids: Iterable[str] | None = None, role: Role | None = None, limit: int = 1000
+) -> list[Person]:
+    """Active agents and admins (only those among `ids`, or of `role`, if given), by name."""
+    query = select(PersonRow).where(
+        PersonRow.role.in_((Role.ADMIN.value, Role.AGENT.value)), PersonRow.active.is_(True)
+    )
+    if ids is not None:
+        query = query.where(PersonRow.id.in_(sorted(set(ids))))
+    if role is not None:
+        query = query.where(PersonRow.role == role.value)
+    return [person_value(r) for r in session.scalars(query.order_by(PersonRow.name, PersonRow.id).limit(limit))]
+
+
+def organization(session: Session, organization_id: str | None) -> Organization | None:
+    row = session.get(OrganizationRow, organization_id) if organization_id else None
+    return organization_value(row) if row is not None else None
+
+
+def organization_with_slug(session: Session, slug: str) -> Organization | None:
+    row = organization_by_slug(session, slug) if len(slug) <= 64 else None
+    return organization_value(row) if row is not None else None
+
+
+def organizations(session: Session, *, limit: int = 1000) -> list[Organization]:
+    """Every organization, by name (staff pickers and reports' filters)."""
+    query = select(OrganizationRow).order_by(OrganizationRow.name).limit(limit)
+    return [organization_value(r) for r in session.scalars(query)]
+
+
+def team(session: Session, ref: str | None, *, by_name: bool = True) -> Team | None:
+    """A team by id (or by name, unless `by_name` is False)."""
+    if not ref:
+        return None
+    row = session.get(TeamRow, ref)
+    if row is None and by_name:
+        row = session.scalar(select(TeamRow).where(TeamRow.name == ref))
+    return team_value(row) if row is not None else None
+
+
+def team_named(session: Session, name: str) -> Team | None:
+    row = session.scalar(select(TeamRow).where(TeamRow.name == name))
+    return team_value(row) if row is not None else None
+
+
+def teams(session: Session, *, domain: str | None = None, limit: int = 500) -> list[Team]:
+    """Teams by name (only those answering for `domain`, if given)."""
+    query = select(TeamRow)
+    if domain is not None:
+        query = query.where(TeamRow.domain == domain)
+    return [team_value(r) for r in session.scalars(query.order_by(TeamRow.name).limit(limit))]
+
+
+def team_members(session: Session, team_id: str) -> list[Person]:
+    """A team's members, in a stable order (by e-mail address)."""
+    row = session.get(TeamRow, team_id)
+    return [person_value(p) for p in sorted(row.members, key=lambda p: (p.email, p.id))] if row is not None else []
+
+
+def teams_of(session: Session, person_id: str) -> list[Team]:
+    row = session.get(PersonRow, person_id)
+    return [team_value(t) for t in sorted(row.teams, key=lambda t: t.name)] if row is not None else []
+
+
+def lock_account(session: Session, *, person_id: str, organization_id: str | None) -> None:
+    """Lock the organization (else the person) until the transaction ends: counts kept for it go one at a time."""
+    if organization_id is not None:
+        session.execute(select(OrganizationRow.id).where(OrganizationRow.id == organization_id).with_for_update())
+    else:
+        session.execute(select(PersonRow.id).where(PersonRow.id == person_id).with_for_update())
+
+
+def member_ids(session: Session, organization_id: str) -> list[str]:
+    """Ids of an organization's people (active or not)."""
+    return list(session.scalars(select(PersonRow.id).where(PersonRow.organization_id == organization_id)))

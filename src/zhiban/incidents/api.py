@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Request
@@ -18,11 +18,13 @@ from zhiban.core.errors import InvalidInput
 from zhiban.identity.model import Principal
 from zhiban.incidents import integrations, service
 from zhiban.incidents.enqueue import MAX_EVENT_BYTES, EnqueueEndpoint, accept_event, intake_of
-from zhiban.incidents.store import EscalationPolicyRow, IncidentRow, IntegrationRow, ServiceRow
 from zhiban.web.deps import DB, ClockDep, CurrentPrincipal
 from zhiban.web.fields import Ident, Limit, LongText, Offset, ShortText
 from zhiban.web.limits import read_capped
 from zhiban.web.scopes import PUBLIC, needs
+
+if TYPE_CHECKING:
+    from zhiban.incidents.store import EscalationPolicyRow, IncidentRow, IntegrationRow, ServiceRow
 
 router = APIRouter(tags=["incidents"])
 asgi_middleware = EnqueueEndpoint  # POST /v2/enqueue is answered before routing: alert storms are its load

@@ -9,9 +9,11 @@ from sqlalchemy.orm import Session
 
 from zhiban.core.clock import Clock
 from zhiban.incidents.model import IncidentStatus
+from zhiban.incidents.service import links_default
 from zhiban.incidents.store import IncidentEventRow, IncidentRow
 from zhiban.notify import service as notify
 from zhiban.notify.store import NotificationRow
+from zhiban.oncall import service as oncall
 
 if TYPE_CHECKING:
     from zhiban.desk import Desk
@@ -42,6 +44,26 @@ def record_result(session: Session, clock: Clock, row: NotificationRow) -> None:
 
 notify.register_guard("incident", page_still_wanted)
 notify.on_result(record_result)
+
+
+@oncall.on_schedule_delete
+def policies_paging(session: Session, schedule_id: str) -> list[str]:
+    """A schedule that an escalation policy pages cannot be deleted: that level would page nobody."""
+    from zhiban.incidents.service import policies_targeting_schedule
+
+    return policies_targeting_schedule(session, schedule_id)
+
+
+def _links_from_environment() -> tuple[str, str]:
+    """A process without a desk (a bare engine worker) signs links as the environment's desk would."""
+    from zhiban.core.settings import get_settings
+    from zhiban.desk import secret_key_for
+
+    settings = get_settings()
+    return secret_key_for(settings), settings.base_url
+
+
+links_default(_links_from_environment)
 
 
 def configure(desk: Desk) -> None:

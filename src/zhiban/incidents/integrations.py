@@ -200,7 +200,7 @@ def seed_demo_integrations(session: Session, clock: Clock) -> list[IntegrationRo
 
     Idempotent: returns [] when the demo policy exists. Needs the demo people (demo.seed) first.
     """
-    from zhiban.identity.store import OrganizationRow
+    from zhiban.identity import service as identity
 
     if session.scalar(select(service.EscalationPolicyRow.id).where(service.EscalationPolicyRow.name == DEMO_POLICY)):
         return []
@@ -214,7 +214,8 @@ def seed_demo_integrations(session: Session, clock: Clock) -> list[IntegrationRo
         ],
         repeats=1,
     )
-    liveco = session.scalar(select(OrganizationRow.id).where(OrganizationRow.slug == "liveco"))
+    found = identity.organization_with_slug(session, "liveco")
+    liveco = found.id if found is not None else None
     services = [
         service.create_service(session, clock, name=DEMO_SERVICES[0], policy=policy.id, urgency_rule="high"),
         service.create_service(session, clock, name=DEMO_SERVICES[1], policy=policy.id, urgency_rule="severity"),

@@ -6,21 +6,19 @@ A form is read into the API's `PolicyIn`, so its levels are checked and stored e
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
 from zhiban.core.errors import InvalidInput
+from zhiban.identity import service as identity
 from zhiban.identity.model import Principal
-from zhiban.identity.store import TeamRow
 from zhiban.incidents import service
 from zhiban.incidents.api import ConditionIn, LevelIn, PolicyIn, TargetIn, WindowIn
 from zhiban.incidents.escalation import MAX_CONDITION_WINDOWS, MAX_LEVELS, MAX_TARGETS_PER_LEVEL
-from zhiban.incidents.store import EscalationPolicyRow, ServiceRow
 from zhiban.oncall import service as oncall
 from zhiban.oncall.editor import zone_names
 from zhiban.web.deps import DB, ClockDep, CurrentPrincipal
@@ -28,6 +26,9 @@ from zhiban.web.fields import Ident
 from zhiban.web.forms import RawForm, change, text, texts
 from zhiban.web.scopes import by_method
 from zhiban.web.templating import render
+
+if TYPE_CHECKING:
+    from zhiban.incidents.store import EscalationPolicyRow
 
 router = APIRouter(include_in_schema=False, dependencies=[by_method("incidents:read", "admin")])
 
@@ -193,7 +194,7 @@ class TargetMenu:
 def target_menu(session: Session, principal: Principal) -> TargetMenu:
     people = [(f"person:{p.id}", p.name) for p in oncall.staff_people(session)]
     schedules = [(f"schedule:{s.id}", s.name) for s in oncall.list_schedules(session, principal)]
-    teams = [(f"team:{t.id}", t.name) for t in session.scalars(select(TeamRow).order_by(TeamRow.name).limit(500))]
+    teams = [(f"team:{t.id}", t.name) for t in identity.teams(session)]
     groups = [("person", people), ("schedule", schedules), ("team", teams)]
     return TargetMenu(groups, {value: name for _, options in groups for value, name in options})
 
@@ -235,7 +236,7 @@ def _policy_form(
 ) -> Response:
     users = []
     if policy is not None:
-        users = list(session.scalars(select(ServiceRow.name).where(ServiceRow.policy_id == policy.id)))
+        users = service.services_by_policy(session, policy.id).get(policy.id, [])
     return render(
         request,
         "incidents/policy_form.html",
@@ -253,10 +254,7 @@ def _policy_form(
 def policy_list(request: Request, session: DB, principal: CurrentPrincipal) -> Response:
     principal.require_staff()
     policies = service.list_policies(session)
-    users: dict[str, list[str]] = {}
-    for policy_id, name in session.execute(select(ServiceRow.policy_id, ServiceRow.name).order_by(ServiceRow.name)):
-        if policy_id:
-            users.setdefault(policy_id, []).append(name)
+    users = service.services_by_policy(session)
     return render(
         request, "incidents/policies.html", policies=policies, menu=target_menu(session, principal), used_by=users
     )

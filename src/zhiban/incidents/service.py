@@ -9,7 +9,7 @@ any point either left nothing or left all of it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal, cast
@@ -21,8 +21,8 @@ from sqlalchemy.orm import Session
 from zhiban.core.clock import Clock
 from zhiban.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from zhiban.engine import JobContext, cancel, enqueue, enqueue_many
-from zhiban.identity.model import Principal
-from zhiban.identity.store import PersonRow, TeamRow
+from zhiban.identity import service as identity
+from zhiban.identity.model import Person, Principal
 from zhiban.incidents.escalation import (
     EscalationPolicy,
     EscalationStep,
@@ -67,6 +67,8 @@ MAX_NOTE = 20_000
 # --- links in pages (signed one-click acknowledge) -----------------------------------------------
 
 _link_config: dict[str, str] = {}
+# Where a process without a desk (a bare `python -m zhiban.engine` worker) takes them from: set by incidents.hooks.
+_link_defaults: list[Callable[[], tuple[str, str]]] = []
 
 
 def configure_links(*, secret_key: str, base_url: str) -> None:
@@ -74,13 +76,18 @@ def configure_links(*, secret_key: str, base_url: str) -> None:
     _link_config.update(secret_key=secret_key, base_url=base_url.rstrip("/"))
 
 
-def _links() -> tuple[str, str]:
-    if "secret_key" not in _link_config:
-        from zhiban.core.settings import get_settings
-        from zhiban.desk import _secret_key
+def links_default(source: Callable[[], tuple[str, str]]) -> None:
+    """Where to take (secret key, base URL) from when no desk configured the links."""
+    _link_defaults[:] = [source]
 
-        settings = get_settings()
-        _link_config.update(secret_key=_secret_key(settings), base_url=settings.base_url.rstrip("/"))
+
+def _links() -> tuple[str, str]:
+    # A desk hands over its key and URL at start-up (incidents.hooks.configure); a bare worker has defaults.
+    if "secret_key" not in _link_config:
+        if not _link_defaults:
+            raise RuntimeError("acknowledge links are not configured: no desk and no incidents.hooks")
+        secret_key, base_url = _link_defaults[0]()
+        configure_links(secret_key=secret_key, base_url=base_url)
     return _link_config["secret_key"], _link_config["base_url"]
 
 
@@ -93,14 +100,12 @@ def ack_url(incident_id: str, person_id: str, now: datetime) -> str:
 # --- people ---------------------------------------------------------------------------------------
 
 
-def find_person(session: Session, ref: str) -> PersonRow | None:
+def find_person(session: Session, ref: str) -> Person | None:
     """A person by id or e-mail address."""
-    if "@" in ref:
-        return session.scalar(select(PersonRow).where(PersonRow.email == ref.strip().lower()))
-    return session.get(PersonRow, ref)
+    return identity.find_person(session, ref)
 
 
-def _staff_person(session: Session, ref: str) -> PersonRow:
+def _staff_person(session: Session, ref: str) -> Person:
     person = find_person(session, ref)
     if person is None or person.role == "customer" or not person.active:
         raise InvalidInput(f"no active agent or admin {ref!r}")
@@ -128,7 +133,7 @@ def _normalize_levels(session: Session, levels: Any) -> list[dict[str, Any]]:
             if target["kind"] == TargetKind.PERSON:
                 ref = _staff_person(session, ref).id
             elif target["kind"] == TargetKind.TEAM:
-                team = session.get(TeamRow, ref) or session.scalar(select(TeamRow).where(TeamRow.name == ref))
+                team = identity.team(session, ref)
                 if team is None:
                     raise InvalidInput(f"no team {ref!r}")
                 ref = team.id
@@ -141,12 +146,12 @@ def _normalize_levels(session: Session, levels: Any) -> list[dict[str, Any]]:
 
 def _schedule_id(session: Session, ref: str) -> str:
     """A schedule's id from its id or name: a level must not page a schedule that does not exist."""
-    from zhiban.oncall.store import ScheduleRow
+    from zhiban.oncall import service as oncall
 
-    row = session.get(ScheduleRow, ref) or session.scalar(select(ScheduleRow).where(ScheduleRow.name == ref))
-    if row is None:
+    found = oncall.schedule_named(session, ref)
+    if found is None:
         raise InvalidInput(f"no on-call schedule {ref!r}")
-    return row.id
+    return found[0]
 
 
 def _checked_policy(
@@ -301,11 +306,8 @@ def _check_service(
     other = session.scalar(select(ServiceRow.id).where(ServiceRow.name == name))
     if other is not None and other != service_id:
         raise Conflict(f"service {name!r} exists")
-    if organization_id is not None:
-        from zhiban.identity.store import OrganizationRow
-
-        if session.get(OrganizationRow, organization_id) is None:
-            raise InvalidInput(f"no organization {organization_id!r}")
+    if organization_id is not None and identity.organization(session, organization_id) is None:
+        raise InvalidInput(f"no organization {organization_id!r}")
     _business_calendar(support_country, support_zone)
     return name
 
@@ -399,6 +401,28 @@ def get_service(session: Session, ref: str) -> ServiceRow:
 
 def list_services(session: Session) -> list[ServiceRow]:
     return list(session.scalars(select(ServiceRow).order_by(ServiceRow.name).limit(500)))
+
+
+def find_service(session: Session, service_id: str | None) -> ServiceRow | None:
+    """A service by id (None: no id, or it is gone)."""
+    return session.get(ServiceRow, service_id) if service_id else None
+
+
+def service_names(session: Session) -> dict[str, str]:
+    """Every service's name by id."""
+    return {i: n for i, n in session.execute(select(ServiceRow.id, ServiceRow.name))}
+
+
+def services_by_policy(session: Session, policy_id: str | None = None) -> dict[str, list[str]]:
+    """The names of the services each policy pages for (only `policy_id`'s, if given), by name."""
+    query = select(ServiceRow.policy_id, ServiceRow.name)
+    if policy_id is not None:
+        query = query.where(ServiceRow.policy_id == policy_id)
+    found: dict[str, list[str]] = {}
+    for policy, name in session.execute(query.order_by(ServiceRow.name)):
+        if policy:
+            found.setdefault(policy, []).append(name)
+    return found
 
 
 def _business_calendar(country: str, zone: str) -> Any:
@@ -858,13 +882,10 @@ def _open_together(session: Session, clock: Clock, fresh: list[tuple[Integration
 def _resolver(session: Session, incident: IncidentRow) -> Any:
     def resolve(target: Target, at: datetime) -> Sequence[str]:
         if target.kind is TargetKind.PERSON:
-            person = session.get(PersonRow, target.ref)
+            person = identity.person(session, target.ref)
             return [person.id] if person is not None and person.active else []
         if target.kind is TargetKind.TEAM:
-            team = session.get(TeamRow, target.ref)
-            if team is None:
-                return []
-            return [p.id for p in sorted(team.members, key=lambda p: (p.email, p.id)) if p.active]
+            return [p.id for p in identity.team_members(session, target.ref) if p.active]
         try:
             from zhiban.oncall.service import on_call_now  # type: ignore[import-not-found,unused-ignore]
         except ImportError:
@@ -1046,7 +1067,7 @@ def page_person(
     from zhiban.notify import service as notify
     from zhiban.notify.render import IncidentNotice, render_incident
 
-    person = session.get(PersonRow, person_id)
+    person = identity.person(session, person_id)
     if person is None:
         return False
     now = clock.now()
@@ -1187,6 +1208,30 @@ def acknowledge_as(session: Session, clock: Clock, incident_id: str, person_ref:
 
     person = _staff_person(session, person_ref)
     return acknowledge(session, clock, principal_of(person), find_incident_id(session, incident_id), via)
+
+
+def owning_team(session: Session, policy_id: str | None, acknowledged_by: str | None) -> str | None:
+    """Who owns an incident: the team its policy pages first (a team target, a person's team, or a schedule's
+    name), else the acknowledger's first team."""
+    from zhiban.oncall import service as oncall
+
+    policy = session.get(EscalationPolicyRow, policy_id) if policy_id else None
+    for level in (policy.levels or ()) if policy is not None else ():
+        for target in level.get("targets", ()):
+            kind, ref = target.get("kind"), str(target.get("ref", ""))
+            if kind == "team" and (team := identity.team(session, ref, by_name=False)) is not None:
+                return team.name
+            if kind == "person" and (teams := identity.teams_of(session, ref)):
+                return teams[0].name
+            if kind == "schedule" and (schedule := oncall.schedule_named(session, ref)) is not None:
+                return schedule[1][:200]
+    teams = identity.teams_of(session, acknowledged_by) if acknowledged_by else []
+    return teams[0].name if teams else None
+
+
+def incident_for_link(session: Session, incident_id: str) -> IncidentRow | None:
+    """The incident a signed acknowledge link names (the link is the credential: no principal)."""
+    return session.get(IncidentRow, incident_id)
 
 
 def find_incident_id(session: Session, ref: str) -> str:

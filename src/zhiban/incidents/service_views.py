@@ -7,26 +7,28 @@ read into the API's `ServiceIn` and `IntegrationIn`, so they are checked as an A
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
 from zhiban.core.errors import InvalidInput
+from zhiban.identity import service as identity
 from zhiban.identity.model import Principal
-from zhiban.identity.store import OrganizationRow
 from zhiban.incidents import integrations, service
 from zhiban.incidents.api import IntegrationIn, IntegrationOut, ServiceIn
 from zhiban.incidents.model import INTEGRATION_TYPES, URGENCY_RULES
-from zhiban.incidents.store import EscalationPolicyRow, ServiceRow
 from zhiban.oncall.editor import zone_names
 from zhiban.web.deps import DB, ClockDep, CurrentPrincipal
 from zhiban.web.fields import Ident
 from zhiban.web.forms import RawForm, change, text
 from zhiban.web.scopes import by_method
 from zhiban.web.templating import render
+
+if TYPE_CHECKING:
+    from zhiban.incidents.store import ServiceRow
 
 router = APIRouter(include_in_schema=False, dependencies=[by_method("incidents:read", "admin")])
 
@@ -112,7 +114,7 @@ class IntegrationFields:
 def _choices(session: Session) -> dict[str, object]:
     return {
         "policies": service.list_policies(session),
-        "organizations": list(session.scalars(select(OrganizationRow).order_by(OrganizationRow.name).limit(1000))),
+        "organizations": identity.organizations(session),
         "urgency_rules": URGENCY_RULES,
         "zones": zone_names(),
     }
@@ -144,8 +146,8 @@ def _service_page(
     admin = principal.role == "admin"
     hooks = integrations.list_integrations(session, row.id) if admin else []
     base = str(request.base_url).rstrip("/")
-    policy = session.get(EscalationPolicyRow, row.policy_id) if row.policy_id else None
-    organization = session.get(OrganizationRow, row.organization_id) if row.organization_id else None
+    policy = service.get_policy(session, row.policy_id) if row.policy_id else None
+    organization = identity.organization(session, row.organization_id)
     return render(
         request,
         "incidents/service.html",

@@ -6,13 +6,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlalchemy import select
 
 from zhiban.core.errors import ZhibanError
-from zhiban.identity.store import PersonRow
+from zhiban.identity import service as identity
 from zhiban.incidents import policy_views, service, service_views
 from zhiban.incidents.model import read_ack_token
-from zhiban.incidents.store import IncidentRow, ServiceRow
 from zhiban.web.deps import DB, ClockDep, CurrentPrincipal, desk_of
 from zhiban.web.fields import Ident
 from zhiban.web.scopes import by_method
@@ -29,7 +27,7 @@ def incident_list(request: Request, session: DB, principal: CurrentPrincipal, st
     principal.require_staff()
     chosen = status if status in ("open", "triggered", "acknowledged", "resolved") else None
     rows = service.list_incidents(session, principal, status=chosen, limit=200)
-    names = dict(session.execute(select(ServiceRow.id, ServiceRow.name)).all())
+    names = service.service_names(session)
     return render(request, "incidents/list.html", incidents=rows, services=names, status=chosen or "all")
 
 
@@ -39,7 +37,7 @@ def incident_page(request: Request, session: DB, principal: CurrentPrincipal, in
     view = service.get_incident(session, principal, incident_id)
     ids = {e.actor_id for e in view.timeline if e.actor_id} | set(view.responder_ids)
     ids |= {str(e.data.get("person")) for e in view.timeline if e.data.get("person")}
-    people = dict(session.execute(select(PersonRow.id, PersonRow.name).where(PersonRow.id.in_(ids))).all())
+    people = identity.names_of(session, ids)
     return render(request, "incidents/incident.html", view=view, people=people)
 
 
@@ -81,8 +79,8 @@ def ack_confirm(request: Request, session: DB, clock: ClockDep, token: str) -> R
         incident_id, person_id = read_ack_token(desk_of(request).secret_key, token, clock.now())
     except ZhibanError as exc:
         return render(request, "incidents/ack.html", 400, error=exc.detail, token=token, incident=None)
-    incident = session.get(IncidentRow, incident_id)
-    person = session.get(PersonRow, person_id)
+    incident = service.incident_for_link(session, incident_id)
+    person = identity.person(session, person_id)
     return render(request, "incidents/ack.html", token=token, incident=incident, person=person, error=None)
 
 
@@ -93,5 +91,5 @@ def ack_confirmed(request: Request, session: DB, clock: ClockDep, token: str) ->
         incident = service.acknowledge_as(session, clock, incident_id, person_id, via="acknowledge link")
     except ZhibanError as exc:
         return render(request, "incidents/ack.html", 400, error=exc.detail, token=token, incident=None)
-    person = session.get(PersonRow, person_id)
+    person = identity.person(session, person_id)
     return render(request, "incidents/ack.html", token=token, incident=incident, person=person, done=True, error=None)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import AfterValidator, BaseModel, Field, StringConstraints
@@ -11,10 +11,12 @@ from pydantic import AfterValidator, BaseModel, Field, StringConstraints
 from zhiban.core.errors import InvalidInput
 from zhiban.identity.model import Principal
 from zhiban.kb import service
-from zhiban.kb.store import ArticleRow
 from zhiban.web.deps import DB, ClockDep, CurrentPrincipal, OptionalPrincipal, check_csrf
 from zhiban.web.fields import LongText, ShortText
 from zhiban.web.scopes import needs
+
+if TYPE_CHECKING:
+    from zhiban.kb.store import ArticleRow
 
 router = APIRouter(prefix="/api/v1/kb", tags=["knowledge base"])
 

@@ -11,27 +11,27 @@ from zhiban.core.settings import get_settings
 from zhiban.mail.reply_token import configure_reply_key
 from zhiban.mail.service import queue_agent_reply
 from zhiban.tickets import events
-from zhiban.tickets.store import TicketEventRow, TicketRow
+from zhiban.tickets.model import EventKind, TicketChange
 
 if TYPE_CHECKING:
     from zhiban.desk import Desk
 
 
-def on_ticket_event(session: Session, clock: Clock, ticket: TicketRow, event: TicketEventRow) -> None:
+def on_ticket_event(session: Session, clock: Clock, change: TicketChange) -> None:
     """On agent_reply, queue the reply's mail in the same transaction (so it is sent iff the reply commits)."""
-    if event.kind != "agent_reply":
+    if change.kind != EventKind.AGENT_REPLY:
         return
+    ticket = change.ticket
     from zhiban.drills.service import is_drill_ticket
 
     if is_drill_ticket(session, ticket.id):
         return  # a drill's synthetic requester is never mailed
-    comment_id = (event.data or {}).get("comment_id")
     queue_agent_reply(
         session,
         clock,
         ticket,
-        author_id=event.actor_id,
-        comment_id=comment_id if isinstance(comment_id, int) else None,
+        author_id=change.actor_id,
+        comment_id=change.comment_id,
         settings=get_settings(),
     )
 

@@ -15,9 +15,9 @@ from zhiban.core.clock import Clock
 from zhiban.core.errors import Conflict, Forbidden, InvalidInput, NotFound, TooLarge
 from zhiban.core.i18n import translate
 from zhiban.core.settings import Settings, get_settings
-from zhiban.identity.model import Principal, Role
+from zhiban.identity.model import Person, Principal, Role
+from zhiban.identity.service import person_with_email as person_by_email
 from zhiban.identity.service import principal_of
-from zhiban.identity.store import PersonRow, person_by_email
 from zhiban.mail import store
 from zhiban.mail.auth import DnsTxt, check_sender, trusted_ids
 from zhiban.mail.model import (
@@ -42,8 +42,7 @@ from zhiban.notify.channels.email import parse_smtp_url
 from zhiban.notify.model import Language
 from zhiban.notify.store import NotificationRow
 from zhiban.tickets import service as tickets
-from zhiban.tickets.model import Channel, Status
-from zhiban.tickets.store import TicketRow
+from zhiban.tickets.model import Channel, Status, TicketRef
 
 log = logging.getLogger("zhiban.mail")
 
@@ -131,7 +130,7 @@ def receive_mail(
     return _file(session, clock, mail, message_id, person, recipients, settings)
 
 
-def _customer(session: Session, address: str) -> PersonRow:
+def _customer(session: Session, address: str) -> Person:
     person = person_by_email(session, address)
     if person is None or not person.active or person.role != Role.CUSTOMER or person.organization_id is None:
         log.warning("inbound mail refused: %s is not a customer user of this desk", address)
@@ -144,7 +143,7 @@ def _file(
     clock: Clock,
     mail: InboundMail,
     message_id: str,
-    person: PersonRow,
+    person: Person,
     recipients: Sequence[str],
     settings: Settings,
 ) -> Outcome:
@@ -204,7 +203,7 @@ def _hold(
     raw: bytes,
     mail: InboundMail,
     message_id: str,
-    person: PersonRow,
+    person: Person,
     envelope_sender: str | None,
     recipients: Sequence[str],
     reason: str,
@@ -387,7 +386,7 @@ def hand_to_outbox(session: Session, clock: Clock, row: MailMessageRow) -> None:
 def queue_agent_reply(
     session: Session,
     clock: Clock,
-    ticket: TicketRow,
+    ticket: TicketRef,
     *,
     author_id: str | None,
     comment_id: int | None,

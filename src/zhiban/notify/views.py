@@ -15,11 +15,11 @@ from starlette.datastructures import FormData
 
 from zhiban.core.errors import InvalidInput, NotFound
 from zhiban.identity.model import Principal, Role
+from zhiban.identity.service import staff as staff_people
 from zhiban.identity.store import PersonRow
 from zhiban.notify import outbox, service
 from zhiban.notify.api import ContactMethodIn, RuleIn, paged_person
 from zhiban.notify.registry import CHANNEL_TYPES, channel_type
-from zhiban.oncall.service import staff_people
 from zhiban.web.deps import DB, ClockDep, CurrentPrincipal, viewer_language
 from zhiban.web.fields import Ident
 from zhiban.web.forms import RawForm, change, text

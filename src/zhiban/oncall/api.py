@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Path, Query, Response
@@ -13,10 +13,12 @@ from zhiban.core.errors import InvalidInput
 from zhiban.identity.model import Principal
 from zhiban.oncall import service
 from zhiban.oncall.model import Shift, require_aware, zone_of
-from zhiban.oncall.store import LayerRow, OverrideRow, ScheduleRow
 from zhiban.web.deps import DB, ClockDep, CurrentPrincipal
 from zhiban.web.fields import Ident, ShortText
 from zhiban.web.scopes import by_method, needs
+
+if TYPE_CHECKING:
+    from zhiban.oncall.store import LayerRow, OverrideRow, ScheduleRow
 
 router = APIRouter(prefix="/api/v1", tags=["on-call"], dependencies=[by_method("oncall:read", "oncall:write")])
 

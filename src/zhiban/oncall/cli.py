@@ -12,9 +12,12 @@ from rich.table import Table
 from zhiban.core.errors import InvalidInput, ZhibanError
 from zhiban.core.settings import get_settings
 from zhiban.desk import Desk
+from zhiban.identity.model import Principal, Role
 
 app = typer.Typer(help="On-call schedules: who is on call now or at a time, and the schedules.", no_args_is_help=True)
 console = Console()
+# The command line acts as the desk's operator: it reads every schedule.
+_OPERATOR = Principal(person_id="cli", role=Role.ADMIN, organization_id=None, name="zhiban cli")
 err = Console(stderr=True)
 
 
@@ -46,13 +49,12 @@ def who(
     """Who is on call now (or --at a time), per schedule, and until when."""
     from zhiban.oncall import service
     from zhiban.oncall.model import zone_of
-    from zhiban.oncall.store import all_schedules
 
     desk = _desk()
     try:
         moment = _moment(at, desk)
         with desk.transaction() as session:
-            rows = all_schedules(session)
+            rows = service.list_schedules(session, _OPERATOR)
             if schedule is not None:
                 rows = [r for r in rows if r.name == schedule]
                 if not rows:
@@ -81,14 +83,13 @@ def who(
 def schedules() -> None:
     """List the schedules: zone, owner, layers, who is on call now."""
     from zhiban.oncall import service
-    from zhiban.oncall.store import all_schedules, layers_of
 
     desk = _desk()
     try:
         with desk.transaction() as session:
             rows = []
             now = desk.clock.now()
-            for row in all_schedules(session):
+            for row in service.list_schedules(session, _OPERATOR):
                 on_call = service.on_call_now(session, row.id, now)
                 names = service.names_of(session, [*on_call, *([row.owner_id] if row.owner_id else [])])
                 rows.append(
@@ -97,7 +98,7 @@ def schedules() -> None:
                         row.name,
                         row.zone,
                         names.get(row.owner_id, "") if row.owner_id else "",
-                        str(len(layers_of(session, row.id))),
+                        str(len(service.layers(session, _OPERATOR, row.id))),
                         ", ".join(names.get(p, p) for p in on_call) or "nobody",
                     )
                 )

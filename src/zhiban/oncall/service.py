@@ -10,7 +10,7 @@ from __future__ import annotations
 import secrets
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
@@ -21,8 +21,8 @@ from sqlalchemy.orm import Session
 
 from zhiban.core.clock import Clock
 from zhiban.core.errors import Conflict, InvalidInput, NotFound
-from zhiban.identity.model import Principal, Role
-from zhiban.identity.store import PersonRow
+from zhiban.identity import service as identity
+from zhiban.identity.model import Person, Principal, Role
 from zhiban.oncall import store
 from zhiban.oncall.model import (
     MAX_LAYERS,
@@ -203,6 +203,12 @@ def shifts_between(session: Session, schedule_id: str, start: datetime, end: dat
     return shifts(load_schedule(session, schedule_id), start, end)
 
 
+def schedule_named(session: Session, ref: str) -> tuple[str, str] | None:
+    """A schedule's (id, name), found by its id or its name."""
+    row = session.get(ScheduleRow, ref) or store.schedule_by_name(session, ref)
+    return (row.id, row.name) if row is not None else None
+
+
 def schedule_id_by_name(session: Session, name: str) -> str:
     """The id of the schedule called `name`."""
     row = store.schedule_by_name(session, name)
@@ -243,19 +249,12 @@ def upcoming_overrides(session: Session, principal: Principal, schedule_id: str,
 
 def names_of(session: Session, person_ids: Sequence[str] | set[str]) -> dict[str, str]:
     """Display names of people by id."""
-    ids = set(person_ids)
-    if not ids:
-        return {}
-    query = select(PersonRow.id, PersonRow.name).where(PersonRow.id.in_(ids))
-    return {person_id: name for person_id, name in session.execute(query)}
+    return identity.names_of(session, person_ids)
 
 
-def staff_people(session: Session) -> list[PersonRow]:
+def staff_people(session: Session) -> list[Person]:
     """Active agents and admins: who can be on call."""
-    query = select(PersonRow).where(
-        PersonRow.role.in_((Role.ADMIN.value, Role.AGENT.value)), PersonRow.active.is_(True)
-    )
-    return list(session.scalars(query.order_by(PersonRow.name).limit(1000)))
+    return identity.staff(session)
 
 
 def my_shifts(session: Session, principal: Principal, start: datetime, end: datetime) -> list[tuple[Schedule, Shift]]:
@@ -278,15 +277,7 @@ def _check_name(name: str) -> str:
 def _require_on_call_people(session: Session, person_ids: Sequence[str]) -> None:
     """Only active staff can be on call: a customer or an unknown id is refused."""
     wanted = set(person_ids)
-    found = set(
-        session.scalars(
-            select(PersonRow.id).where(
-                PersonRow.id.in_(wanted),
-                PersonRow.role.in_((Role.ADMIN.value, Role.AGENT.value)),
-                PersonRow.active.is_(True),
-            )
-        )
-    )
+    found = {p.id for p in identity.staff(session, ids=wanted)}
     missing = sorted(wanted - found)
     if missing:
         raise InvalidInput(f"not active agents or admins: {', '.join(missing[:10])}")
@@ -367,15 +358,23 @@ def update_schedule(
     return row
 
 
+# Who still pages a schedule (e.g. escalation policies): features that do subscribe here, so on-call need
+# not know them. Each answers the names of what would break if the schedule went.
+ScheduleUsers = Callable[[Session, str], list[str]]
+_schedule_users: list[ScheduleUsers] = []
+
+
+def on_schedule_delete(check: ScheduleUsers) -> ScheduleUsers:
+    """Ask `check(session, schedule_id)` before a schedule is deleted (idempotent; usable as a decorator)."""
+    if check not in _schedule_users:
+        _schedule_users.append(check)
+    return check
+
+
 def delete_schedule(session: Session, principal: Principal, schedule_id: str) -> None:
     """Delete a schedule with its layers, overrides and notices (admins); refused while a policy pages it."""
     row = _editable(session, principal, schedule_id)
-    try:
-        from zhiban.incidents.service import policies_targeting_schedule
-    except ImportError:  # a desk without incidents has no policies to break
-        users: list[str] = []
-    else:
-        users = policies_targeting_schedule(session, row.id)
+    users = [name for check in list(_schedule_users) for name in check(session, row.id)]
     if users:
         # A policy left pointing at a deleted schedule would page nobody at that level.
         raise Conflict(f"escalation policies page this schedule: {', '.join(users[:10])}; take it out of them first")
@@ -557,7 +556,7 @@ def ical_feed(session: Session, clock: Clock, token: str) -> bytes:
         people |= {o.person_id for o in schedule.overrides}
         return schedule_ical(schedule, start, end, dtstamp=now, person_names=names_of(session, people))
     feed = store.feed_by_token(session, token)
-    person = session.get(PersonRow, feed.person_id) if feed is not None else None
+    person = identity.person(session, feed.person_id) if feed is not None else None
     if feed is None or person is None or not person.active:
         raise NotFound("no such feed")
     schedules = [load_schedule(session, r.id) for r in store.all_schedules(session)]
@@ -689,13 +688,8 @@ def week_grid(schedule: Schedule, week_start_local: datetime) -> list[GridDay]:
 
 def seed_demo_schedules(session: Session, clock: Clock) -> list[str]:
     """Create the demo schedules once ("Network primary", "Duty manager"); returns the names made."""
-    by_email = {
-        p.email: p
-        for p in session.scalars(
-            select(PersonRow).where(PersonRow.email.in_(("admin@zhiban.demo", "li.na@zhiban.demo", "sam@zhiban.demo")))
-        )
-    }
-    admin, li_na, sam = (by_email.get(e) for e in ("admin@zhiban.demo", "li.na@zhiban.demo", "sam@zhiban.demo"))
+    emails = ("admin@zhiban.demo", "li.na@zhiban.demo", "sam@zhiban.demo")
+    admin, li_na, sam = (identity.person_with_email(session, e) for e in emails)
     if admin is None or li_na is None or sam is None:
         raise NotFound("the demo people are missing: run the demo seed first")
     acting = Principal(person_id=admin.id, role=Role.ADMIN, organization_id=None, name=admin.name)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Path, Query, Request
@@ -15,10 +15,12 @@ from zhiban.core.errors import InvalidInput, ZhibanError
 from zhiban.identity.model import Principal
 from zhiban.oncall import editor, service
 from zhiban.oncall.model import Shift, wall_to_utc, zone_of
-from zhiban.oncall.store import ScheduleRow
 from zhiban.web.deps import DB, ClockDep, CurrentPrincipal
 from zhiban.web.scopes import by_method
 from zhiban.web.templating import render
+
+if TYPE_CHECKING:
+    from zhiban.oncall.store import ScheduleRow
 
 router = APIRouter(include_in_schema=False, dependencies=[by_method("oncall:read", "oncall:write")])
 # The editor's fixed paths (/oncall/schedules/new) must be matched before /oncall/schedules/{schedule_id}.

@@ -17,9 +17,9 @@ from sqlalchemy.orm import Session
 
 from zhiban.drills.store import drill_incident_ids, drill_ticket_ids
 from zhiban.identity.store import OrganizationRow, PersonRow, TeamRow, team_members
+from zhiban.incidents import service as incidents
 from zhiban.incidents.store import (
     AlertRow,
-    EscalationPolicyRow,
     IncidentEventRow,
     IncidentRow,
     IncidentTicketRow,
@@ -28,7 +28,6 @@ from zhiban.incidents.store import (
 )
 from zhiban.kb.store import DeflectionRow
 from zhiban.notify.store import NotificationRow
-from zhiban.oncall.store import ScheduleRow
 from zhiban.reports.model import MAX_FACTS, ClockFact, DeflectionFact, IncidentFact, PageFact, TicketFact
 from zhiban.sla.store import ClockRow, SlaTicketRow
 from zhiban.tickets.store import TicketEventRow, TicketRow
@@ -179,45 +178,9 @@ def clock_facts(session: Session, ticket_ids: Sequence[int]) -> list[ClockFact]:
 # -- incidents ----------------------------------------------------------------------------------------------
 
 
-def _first_team_of(session: Session, person_id: str | None) -> str | None:
-    if not person_id:
-        return None
-    query = (
-        select(TeamRow.name)
-        .join(team_members, team_members.c.team_id == TeamRow.id)
-        .where(team_members.c.person_id == person_id)
-        .order_by(TeamRow.name)
-        .limit(1)
-    )
-    return session.scalar(query)
-
-
-def policy_team(session: Session, policy_id: str | None) -> str | None:
-    """The team an escalation policy pages first: a team target, a person's team, or a schedule's name."""
-    policy = session.get(EscalationPolicyRow, policy_id) if policy_id else None
-    if policy is None:
-        return None
-    for level in policy.levels or ():
-        for target in level.get("targets", ()):
-            kind, ref = target.get("kind"), str(target.get("ref", ""))
-            if kind == "team":
-                team = session.get(TeamRow, ref)
-                if team is not None:
-                    return team.name
-            elif kind == "person":
-                found = _first_team_of(session, ref)
-                if found:
-                    return found
-            elif kind == "schedule":
-                schedule = session.get(ScheduleRow, ref)
-                if schedule is not None:
-                    return schedule.name[:200]
-    return None
-
-
 def incident_team(session: Session, incident: IncidentRow, policy_id: str | None) -> str:
     """Who owns an incident: the team its policy pages first, else the acknowledger's team."""
-    return policy_team(session, policy_id) or _first_team_of(session, incident.acknowledged_by) or UNASSIGNED
+    return incidents.owning_team(session, policy_id, incident.acknowledged_by) or UNASSIGNED
 
 
 def _detected_by(session: Session, incident: IncidentRow) -> str:

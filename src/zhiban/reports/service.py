@@ -13,13 +13,12 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from zhiban.core.clock import Clock
 from zhiban.core.errors import Forbidden, InvalidInput, NotFound
-from zhiban.identity.model import Principal
-from zhiban.identity.store import OrganizationRow
+from zhiban.identity import service as identity
+from zhiban.identity.model import Organization, Principal
 from zhiban.reports import metrics
 from zhiban.reports.credits import month_bounds
 from zhiban.reports.customer import CustomerSlaReport, PlanTarget, customer_sla_report
@@ -146,7 +145,7 @@ def parse_filters(
 def scoped(session: Session, principal: Principal, filters: Filters) -> Filters:
     """The filters a caller may use: a customer always reads its own organization, and only that."""
     if principal.is_staff:
-        if filters.organization_id and session.get(OrganizationRow, filters.organization_id) is None:
+        if filters.organization_id and identity.organization(session, filters.organization_id) is None:
             raise NotFound("no such organization")
         return filters
     own = principal.organization_id
@@ -354,13 +353,11 @@ def parse_month(text: str) -> tuple[int, int]:
     return int(match.group(1)), int(match.group(2))
 
 
-def find_organization(session: Session, principal: Principal, ref: str) -> OrganizationRow:
+def find_organization(session: Session, principal: Principal, ref: str) -> Organization:
     """An organization by id or slug that the caller may see (NotFound otherwise, never Forbidden)."""
     if len(ref) > 64:
         raise NotFound("no such organization")
-    org = session.get(OrganizationRow, ref) or session.scalar(
-        select(OrganizationRow).where(OrganizationRow.slug == ref)
-    )
+    org = identity.organization(session, ref) or identity.organization_with_slug(session, ref)
     if org is None or not principal.can_see_organization(org.id):
         raise NotFound("no such organization")
     return org

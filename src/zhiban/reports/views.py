@@ -6,11 +6,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import HTMLResponse, Response
-from sqlalchemy import select
 
 from zhiban.core.errors import ZhibanError
 from zhiban.core.i18n import translate
-from zhiban.identity.store import OrganizationRow, TeamRow
+from zhiban.identity import service as identity
 from zhiban.reports import service
 from zhiban.reports.pdf import render_pdf
 from zhiban.reports.render import render_html
@@ -52,8 +51,8 @@ def dashboard(
         error, filters = exc.detail, service.parse_filters(clock, tz=principal.timezone)
     figures = service.all_figures(session, clock, principal, filters)
     volume = service.daily_volume(session, principal, filters, principal.timezone)
-    orgs = session.execute(select(OrganizationRow.id, OrganizationRow.name).order_by(OrganizationRow.name)).all()
-    teams = list(session.scalars(select(TeamRow.name).order_by(TeamRow.name)))
+    orgs = [(o.id, o.name) for o in identity.organizations(session, limit=10_000)] if principal.is_staff else []
+    teams = [t.name for t in identity.teams(session, limit=10_000)]
     scope = service.scoped(session, principal, filters)
     query = request.url.query
     return render(

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from fastapi import APIRouter, Path, Response
 from pydantic import BaseModel, Field
 
 from zhiban.core.errors import InvalidInput
 from zhiban.sla import service
-from zhiban.sla.store import ClockChangeRow, ClockRow, NotificationRow, PlanRow, PolicyRuleRow
 from zhiban.web.deps import DB, ClockDep, CurrentPrincipal
 from zhiban.web.fields import Ident, ShortText, TicketId
 from zhiban.web.scopes import needs
+
+if TYPE_CHECKING:
+    from zhiban.sla.store import ClockChangeRow, ClockRow, NotificationRow, PlanRow, PolicyRuleRow
 
 router = APIRouter(tags=["sla"])
 

@@ -226,13 +226,13 @@ def assign(
     calendar: Annotated[str, typer.Argument(help="calendar id or name")],
 ) -> None:
     """Count an organization's new tickets on this calendar."""
-    from zhiban.identity.store import organization_by_slug
+    from zhiban.identity import service as identity
     from zhiban.sla import service
 
     try:
         desk = _desk()
         with desk.transaction() as session:
-            found = organization_by_slug(session, org)
+            found = identity.organization_with_slug(session, org)
             if found is None:
                 raise NotFound(f"no organization with slug {org!r}")
             service.assign_calendar(session, found.id, calendar)

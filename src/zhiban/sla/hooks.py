@@ -1,4 +1,4 @@
-"""SLA clocks follow the tickets: every ticket event replays the ticket's log; calendar edits re-apply."""
+"""SLA clocks follow the tickets: every ticket change replays the ticket's log; calendar edits re-apply."""
 
 from __future__ import annotations
 
@@ -9,18 +9,18 @@ from zhiban.core.clock import Clock
 from zhiban.sla import service
 from zhiban.sla.store import SlaTicketRow
 from zhiban.tickets import events
-from zhiban.tickets.store import TicketEventRow, TicketRow
+from zhiban.tickets.model import EventKind, TicketChange
 
-# Events that cannot move a clock; the replay would only rewrite the same rows.
-_IGNORED = frozenset({"internal_note", "assigned"})
+# Changes that cannot move a clock; the replay would only rewrite the same rows.
+_IGNORED = frozenset({EventKind.INTERNAL_NOTE, EventKind.ASSIGNED})
 
 
 @events.subscribe
-def on_ticket_event(session: Session, clock: Clock, ticket: TicketRow, event: TicketEventRow) -> None:
-    """Recompute the ticket's clocks from its log, in the transaction that recorded the event."""
-    if event.kind in _IGNORED and session.get(SlaTicketRow, ticket.id) is not None:
+def on_ticket_event(session: Session, clock: Clock, change: TicketChange) -> None:
+    """Recompute the ticket's clocks from its changes, in the transaction that recorded this one."""
+    if change.kind in _IGNORED and session.get(SlaTicketRow, change.ticket.id) is not None:
         return
-    service.recompute_ticket(session, clock, ticket, event.kind)
+    service.recompute_ticket(session, clock, change.ticket, change.kind.value, latest=change)
 
 
 @calendars.on_change

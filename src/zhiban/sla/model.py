@@ -28,18 +28,15 @@ from enum import StrEnum
 from zhiban.calendars.model import BusinessCalendar
 from zhiban.core.errors import InvalidInput
 
+# Defined once, by tickets; re-exported, since the SLA's rules are written in them.
+from zhiban.tickets.model import Priority as Priority
+from zhiban.tickets.model import Status as Status
+
 MAX_EVENTS = 10_000
 CALENDAR_24X7 = "24x7"
 CALENDAR_BUSINESS = "business"
 DEFAULT_WARNING_FRACTION = 0.75
 _ZERO = timedelta(0)
-
-
-class Priority(StrEnum):
-    P1 = "P1"  # urgent
-    P2 = "P2"  # high
-    P3 = "P3"  # normal
-    P4 = "P4"  # low
 
 
 class Metric(StrEnum):
@@ -50,15 +47,6 @@ class Metric(StrEnum):
 
 
 METRIC_ORDER = tuple(Metric)
-
-
-class Status(StrEnum):
-    NEW = "new"
-    OPEN = "open"
-    PENDING = "pending"  # waiting on the customer
-    ON_HOLD = "on_hold"  # waiting on a third party
-    SOLVED = "solved"
-    CLOSED = "closed"
 
 
 class ClockState(StrEnum):

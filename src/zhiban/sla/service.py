@@ -15,7 +15,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any, Protocol, cast
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, Connection, Row, Table, delete, insert, select
@@ -28,7 +28,8 @@ from zhiban.calendars.model import BusinessCalendar, always_open
 from zhiban.core.clock import Clock, SystemClock
 from zhiban.core.errors import Forbidden, InvalidInput, NotFound
 from zhiban.engine.service import cancel_many, enqueue_many
-from zhiban.identity.model import Principal, Role
+from zhiban.identity import service as identity
+from zhiban.identity.model import Organization, Principal, Role
 from zhiban.identity.store import OrganizationRow, PersonRow, TeamRow
 from zhiban.sla import notices
 from zhiban.sla.model import (
@@ -72,7 +73,9 @@ from zhiban.sla.store import (
     plans_in_order,
     rules_in_order,
 )
-from zhiban.tickets.store import TicketEventRow, TicketRow
+from zhiban.tickets import service as tickets
+from zhiban.tickets.model import EventKind, Status, TicketChange
+from zhiban.tickets.store import TicketRow
 
 OPEN_STATUSES = frozenset({"new", "open", "pending", "on_hold"})
 WAITING_STATUSES = frozenset({"pending", "solved", "closed"})  # nobody owes the customer an answer now
@@ -429,7 +432,7 @@ def reorder_rules(session: Session, clock: Clock, rule_ids: Sequence[int]) -> li
 # -- calendars of organizations ------------------------------------------------------------------------
 
 
-def organization_calendar(session: Session, clock: Clock, org: OrganizationRow) -> tuple[str, int]:
+def organization_calendar(session: Session, clock: Clock, org: Organization) -> tuple[str, int]:
     """(calendar id, version in force) of an organization: its assigned calendar, else its country and zone."""
     assigned = session.get(OrganizationCalendarRow, org.id)
     if assigned is not None:
@@ -441,7 +444,7 @@ def organization_calendar(session: Session, clock: Clock, org: OrganizationRow) 
 
 def assign_calendar(session: Session, organization_id: str, calendar_id: str) -> OrganizationCalendarRow:
     """Count an organization's new tickets on this calendar (tickets already filed keep theirs)."""
-    if session.get(OrganizationRow, organization_id) is None:
+    if identity.organization(session, organization_id) is None:
         raise NotFound(f"no organization {organization_id}")
     cal = calendars.get_calendar(session, calendar_id)
     row = session.get(OrganizationCalendarRow, organization_id)
@@ -461,46 +464,48 @@ def assign_calendar(session: Session, organization_id: str, calendar_id: str) ->
 class Facts:
     """What the log says of a ticket now, besides its clocks."""
 
-    priority: str = "P3"
-    status: str = "new"
+    priority: Priority = Priority.P3
+    status: Status = Status.NEW
     created_at: datetime = _EPOCH
 
 
 def model_events(
     st: SlaTicketRow | Row[Any],
-    log: Iterable[tuple[str, Mapping[str, Any], datetime]],
+    log: Iterable[TicketChange],
     policy_changes: Sequence[tuple[int, datetime]],
     calendar_changes: Sequence[tuple[int, datetime]],
     facts: Facts,
 ) -> list[TicketEvent]:
-    """The SLA events of a ticket: its log (kind, data, at) plus the policy and calendar versions since."""
+    """The SLA events of a ticket: its changes plus the policy and calendar versions since."""
     out: list[TicketEvent] = []
     created: datetime | None = None
-    for kind, data, at in log:
-        if kind == "created":
+    for change in log:
+        kind, at = change.kind, change.at
+        if kind == EventKind.CREATED:
             created = at
-            facts.priority, facts.created_at = str(data.get("priority") or "P3"), at
+            priority = change.priority or Priority.P3
+            facts.priority, facts.created_at = priority, at
             out.append(
                 TicketCreated(
                     at=at,
-                    priority=Priority(facts.priority),
+                    priority=priority,
                     plan=st.plan,
-                    channel=data.get("channel"),
-                    category=data.get("category"),
+                    channel=change.data.get("channel"),
+                    category=change.data.get("category"),
                     policy=f"v{st.policy_version}",
                     business_calendar=calendars.calendar_ref(st.calendar_id, st.calendar_version),
                 )
             )
-        elif kind == "customer_message":
+        elif kind == EventKind.CUSTOMER_MESSAGE:
             out.append(CustomerMessage(at=at))
-        elif kind == "agent_reply":
+        elif kind == EventKind.AGENT_REPLY:
             out.append(AgentReply(at=at))
-        elif kind == "status_changed" and data.get("to"):
-            facts.status = str(data["to"])
-            out.append(StatusChanged(at=at, to=data["to"]))
-        elif kind == "priority_changed" and data.get("to"):
-            facts.priority = str(data["to"])
-            out.append(PriorityChanged(at=at, to=Priority(data["to"])))
+        elif kind == EventKind.STATUS_CHANGED and (status := change.status):
+            facts.status = status
+            out.append(StatusChanged(at=at, to=status))
+        elif kind == EventKind.PRIORITY_CHANGED and (changed := change.priority):
+            facts.priority = changed
+            out.append(PriorityChanged(at=at, to=changed))
     if created is None:
         return []
     for version, at in policy_changes:
@@ -706,12 +711,21 @@ _CLOCK_COLUMNS = [c.name for c in _CLOCKS.columns]
 _URGENCY_COLUMNS = ("is_open", "computed_at", "sort_key", "urgent_metric", "urgent_cycle", "urgent_due_at")
 
 
-def _context(session: Session, clock: Clock, ticket: TicketRow) -> SlaTicketRow:
+class _Ticket(Protocol):
+    """Which ticket, and whose (a `TicketRef`, or any object that says so)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def organization_id(self) -> str: ...
+
+
+def _context(session: Session, clock: Clock, ticket: _Ticket) -> SlaTicketRow:
     """The ticket's SLA context, made when it is first seen: the plan, policy and calendar in force."""
     st = session.get(SlaTicketRow, ticket.id, with_for_update=True)
     if st is not None:
         return st
-    org = session.get(OrganizationRow, ticket.organization_id)
+    org = identity.organization(session, ticket.organization_id)
     if org is None:
         raise NotFound(f"no organization for ticket #{ticket.id}")
     calendar_id, calendar_version = organization_calendar(session, clock, org)
@@ -740,18 +754,22 @@ def _calendar_changes(session: Session, calendar_id: str, after: int) -> list[tu
 
 
 def recompute_ticket(
-    session: Session, clock: Clock, ticket: TicketRow, reason: str = "recompute", *, lazy_later: bool = False
+    session: Session,
+    clock: Clock,
+    ticket: _Ticket,
+    reason: str = "recompute",
+    *,
+    latest: TicketChange | None = None,
+    lazy_later: bool = False,
 ) -> list[SlaClock]:
-    """Replay one ticket's log into its clocks, rewrite its `sla_clocks` rows and re-arm its timers."""
+    """Replay one ticket's changes into its clocks, rewrite its `sla_clocks` rows and re-arm its timers.
+
+    `latest`: the change just published, which is not read back from the log.
+    """
     _ticket_changed()
     now = clock.now()
     st = _context(session, clock, ticket)
-    log_query = (
-        select(TicketEventRow.kind, TicketEventRow.data, TicketEventRow.at)
-        .where(TicketEventRow.ticket_id == ticket.id)
-        .order_by(TicketEventRow.id)
-    )
-    log = [(k, d or {}, at) for k, d, at in session.execute(log_query)]
+    log = tickets.history(session, ticket.id, before=latest.seq if latest else None) + ([latest] if latest else [])
     facts = Facts()
     events = model_events(
         st,
@@ -910,14 +928,7 @@ class _Batch:
     def run(self, conn: Connection, chunk: Sequence[Row[Any]], now: datetime) -> None:
         """Replay one round of tickets and write what changed."""
         ids = [r.ticket_id for r in chunk]
-        logs: dict[int, list[tuple[str, Mapping[str, Any], datetime]]] = defaultdict(list)
-        log_query = (
-            select(TicketEventRow.ticket_id, TicketEventRow.kind, TicketEventRow.data, TicketEventRow.at)
-            .where(ids_in(self.session, TicketEventRow.ticket_id, ids))
-            .order_by(TicketEventRow.ticket_id, TicketEventRow.id)
-        )
-        for tid, kind, data, at in conn.execute(log_query):
-            logs[tid].append((kind, data or {}, at))
+        logs = tickets.histories(self.session, ids)
         old: dict[int, dict[tuple[str, int], dict[str, Any]]] = defaultdict(dict)
         for m in conn.execute(select(_CLOCKS).where(ids_in(self.session, _CLOCKS.c.ticket_id, ids))).mappings():
             old[m["ticket_id"]][(m["metric"], m["cycle"])] = dict(m)
@@ -992,11 +1003,7 @@ def _maybe_backfill(session: Session, clock: Clock) -> None:
 
 def _backfill(session: Session, clock: Clock) -> None:
     """Give open tickets filed before SLAs were on (no sla_tickets row) their clocks."""
-    missing = select(TicketRow).where(
-        TicketRow.status.in_(sorted(OPEN_STATUSES)),
-        ~TicketRow.id.in_(select(SlaTicketRow.ticket_id)),
-    )
-    for ticket in session.scalars(missing.limit(10_000)):
+    for ticket in tickets.open_tickets_missing(session, select(SlaTicketRow.ticket_id), limit=10_000):
         recompute_ticket(session, clock, ticket, "backfill")
 
 
@@ -1158,9 +1165,7 @@ class TicketSla:
 
 def ticket_sla(session: Session, principal: Principal, clock: Clock, ticket_id: int) -> TicketSla:
     """The SLA of a ticket the caller may see (a customer only its own organization's)."""
-    ticket = session.get(TicketRow, ticket_id)
-    if ticket is None or not principal.can_see_organization(ticket.organization_id):
-        raise NotFound(f"no ticket #{ticket_id}")
+    ticket = tickets.find(session, principal, ticket_id)
     st = session.get(SlaTicketRow, ticket_id)
     if st is None:
         recompute_ticket(session, clock, ticket, "backfill")

@@ -10,12 +10,27 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from zhiban.core.i18n import translate
 from zhiban.sla import service
+from zhiban.tickets import service as tickets
 from zhiban.web.deps import DB, ClockDep, CurrentPrincipal
 from zhiban.web.fields import TicketId
 from zhiban.web.scopes import by_method
 from zhiban.web.templating import render, templates
 
 router = APIRouter(include_in_schema=False, dependencies=[by_method("tickets:read", "tickets:write")])
+
+
+@router.get("/agent/queue", response_class=HTMLResponse)
+def queue(request: Request, session: DB, clock: ClockDep, principal: CurrentPrincipal) -> Response:
+    """The agent queue: open tickets, most urgent SLA first."""
+    principal.require_staff()
+    items = service.queue_order(session, principal, limit=200, clock=clock)
+    return render(
+        request,
+        "queue.html",
+        tickets=[item.ticket for item in items],  # with their organization's name, read in the same query
+        badges={item.ticket.id: item.badge for item in items},
+        open_count=service.cached_open_count(session, principal, tickets.count_open),
+    )
 
 
 def _zone(tz: str) -> ZoneInfo:

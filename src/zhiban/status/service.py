@@ -12,24 +12,25 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from sqlalchemy import false, func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from zhiban.core.clock import Clock
 from zhiban.core.errors import Forbidden, InvalidInput, NotFound, RateLimited
 from zhiban.core.i18n import translate
-from zhiban.drills.store import drill_incident_ids, drill_of_incident
+from zhiban.drills.service import is_drill_incident
 from zhiban.engine import JobContext, enqueue
 from zhiban.identity import ratelimit
-from zhiban.identity.model import Principal
+from zhiban.identity import service as identity
+from zhiban.identity.model import Organization, Principal
 from zhiban.identity.ratelimit import Limit
-from zhiban.identity.store import OrganizationRow, PersonRow, organization_by_slug
-from zhiban.incidents.store import AlertRow, IncidentEventRow, IncidentRow, IncidentTicketRow, ServiceRow
+from zhiban.status import queries
 from zhiban.status.atom import FeedInfo, incident_feed
 from zhiban.status.model import (
     MAX_BODY,
@@ -37,24 +38,16 @@ from zhiban.status.model import (
     UPDATE_STATUSES,
     HistoryDay,
     StatusIncident,
-    StatusUpdate,
     UptimeChart,
     current_incidents,
     daily_uptime,
     history,
     incidents_affecting,
 )
-from zhiban.status.store import (
-    FeedTokenRow,
-    PublishedServiceRow,
-    ScanCursorRow,
-    StatusUpdateRow,
-    SubscriptionRow,
-)
+from zhiban.status.queries import HISTORY_DAYS, IMPACT, status_incidents
+from zhiban.status.store import FeedTokenRow, PublishedServiceRow, ScanCursorRow, StatusUpdateRow, SubscriptionRow
 
 PLATFORM_COMPONENTS = ("edge network", "cn-east", "cn-north", "cn-south", "us-east", "eu-central", "api")
-HISTORY_DAYS = 90
-MAX_INCIDENTS = 2000
 MAX_COMPONENTS = 20
 MAX_SUBSCRIPTIONS = 10_000  # per page
 FANOUT_CHUNK = 500
@@ -62,11 +55,6 @@ SCAN_EVERY = timedelta(minutes=1)
 SCAN_JOB = "status.scan"
 FANOUT_JOB = "status.fanout"
 FEED_MINTED = date(2026, 1, 1)  # never change: it is part of every published entry id
-# Incident severities (alert vocabulary) on the status page's impact scale.
-IMPACT = {"critical": "critical", "error": "major", "warning": "minor", "info": "minor"}
-# Public timeline lines of an incident and the status they mean on a page.
-EVENT_STATUS = {"triggered": "investigating", "acknowledged": "identified", "retriggered": "investigating",
-                "resolved": "resolved"}  # fmt: skip
 NOTIFY_EVENTS = ("triggered", "resolved")  # automatic notices; engineers post the rest as updates
 
 
@@ -77,7 +65,6 @@ class SubscriptionLimit(InvalidInput):
     title = "Too many subscriptions"
 
 
-_EDGE = re.compile(r"\b[a-z]{2,4}-edge-\d{1,3}\b")
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,190}\.[A-Za-z0-9-]{2,63}$")
 # A confirmation mail goes to an address nobody has proven to own: budgets keep the form from mailing
 # strangers in bulk (per client) or one stranger over and over (per mailbox, +tags folded).
@@ -86,10 +73,26 @@ CONFIRM_PER_MAILBOX = Limit("status.sub.mailbox", 1, timedelta(minutes=10))
 CONFIRM_PER_MAILBOX_DAY = Limit("status.sub.mailbox.day", 5, timedelta(days=1))
 
 
-def base_url() -> str:
-    from zhiban.core.settings import get_settings
+_config: dict[str, str] = {}
+_defaults: list[Callable[[], str]] = []  # a process without a desk: set by status.hooks
 
-    return get_settings().base_url.rstrip("/")
+
+def configure(*, base_url: str) -> None:
+    """Where the desk's pages are served: links in notices and feeds point there (set by the desk at start)."""
+    _config["base_url"] = base_url.rstrip("/")
+
+
+def base_url_default(source: Callable[[], str]) -> None:
+    """Where to take the base URL from when no desk configured it."""
+    _defaults[:] = [source]
+
+
+def base_url() -> str:
+    if "base_url" not in _config:
+        if not _defaults:
+            raise RuntimeError("status pages are not configured: no desk and no status.hooks")
+        configure(base_url=_defaults[0]())
+    return _config["base_url"]
 
 
 # -- what a page shows -----------------------------------------------------------------------------------------
@@ -104,7 +107,7 @@ class Component:
 @dataclass(frozen=True)
 class StatusPage:
     title: str
-    organization: OrganizationRow | None
+    organization: Organization | None
     now: datetime
     tz: str
     components: list[Component]
@@ -114,164 +117,15 @@ class StatusPage:
     services: dict[str, str]  # incident id (number as text) → service name
 
 
-def page_components(session: Session, organization: OrganizationRow | None) -> tuple[str, ...]:
+def page_components(session: Session, organization: Organization | None) -> tuple[str, ...]:
     """The platform's regions and edge network; an organization's page adds its apps."""
     if organization is None:
         return PLATFORM_COMPONENTS
-    from zhiban.apps.store import list_apps
-
-    apps = tuple(a.app_id for a in list_apps(session, organization.id))[:MAX_COMPONENTS]
+    apps = queries.app_ids(session, organization.id)[:MAX_COMPONENTS]
     return apps + PLATFORM_COMPONENTS
 
 
-def _components_of(text: str, known: tuple[str, ...]) -> list[str]:
-    lowered = text.lower()
-    found = [c for c in known if c != "edge network" and re.search(rf"(?<![\w-]){re.escape(c)}(?![\w-])", lowered)]
-    if "edge network" in known and (_EDGE.search(lowered) or "edge" in lowered.split()):
-        found.insert(0, "edge network")
-    return found
-
-
-def _published() -> Any:
-    """Platform incidents published by a mapping of their service or by an agent's public update."""
-    return IncidentRow.organization_id.is_(None) & or_(
-        IncidentRow.service_id.in_(select(PublishedServiceRow.service_id)),
-        IncidentRow.id.in_(select(StatusUpdateRow.incident_id)),
-    )
-
-
-def _visible(organization_id: str | None) -> Any:
-    """Incidents a page shows: published platform ones, plus (for an organization) its own and those linked to it."""
-    if organization_id is None:
-        return _published()
-    linked = select(IncidentTicketRow.incident_id).where(IncidentTicketRow.organization_id == organization_id)
-    return or_(
-        _published(),
-        IncidentRow.organization_id == organization_id,
-        # Linked to its ticket by an agent: shown to that organization (a platform one under a public title).
-        IncidentRow.id.in_(linked),
-    )
-
-
-def _public_title(
-    incident: IncidentRow, published: PublishedServiceRow | None, own: list[StatusUpdateRow], lang: str
-) -> str:
-    """What a page calls an incident: the latest update's title, its service's public title, else a plain phrase.
-
-    A platform incident never shows its own title (an alert's summary, naming internal nodes); an
-    organization's own incident shows it to that organization.
-    """
-    chosen = next((u.title for u in reversed(own) if u.title), None)
-    if chosen:
-        return chosen
-    if published is not None:
-        return published.title
-    if incident.organization_id is not None:
-        return incident.title[:300] or "incident"
-    return translate(lang, "status.untitled")
-
-
-def _auto_update(kind: str, at: datetime, title: str, lang: str) -> StatusUpdate:
-    status = EVENT_STATUS[kind]
-    return StatusUpdate(at, status, translate(lang, f"status.auto.{kind}", title=title))
-
-
-def status_incidents(
-    session: Session, now: datetime, organization_id: str | None, lang: str, known: tuple[str, ...]
-) -> tuple[list[StatusIncident], dict[str, str]]:
-    """The page's incidents of the last 90 days (and any still open) with their public updates."""
-    since = now - timedelta(days=HISTORY_DAYS + 1)
-    query = (
-        select(IncidentRow, ServiceRow.name)
-        .join(ServiceRow, ServiceRow.id == IncidentRow.service_id)
-        .where(
-            _visible(organization_id),
-            IncidentRow.id.not_in(drill_incident_ids()),
-            IncidentRow.triggered_at <= now,
-            or_(IncidentRow.triggered_at >= since, IncidentRow.resolved_at.is_(None), IncidentRow.resolved_at >= since),
-        )
-        .order_by(IncidentRow.triggered_at.desc())
-        .limit(MAX_INCIDENTS)
-    )
-    rows = list(session.execute(query).all())
-    ids = [r[0].id for r in rows]
-    service_ids = {r[0].service_id for r in rows}
-    mapped = {
-        p.service_id: p
-        for p in session.scalars(select(PublishedServiceRow).where(PublishedServiceRow.service_id.in_(service_ids)))
-    }
-    events: dict[str, list[IncidentEventRow]] = {}
-    updates: dict[str, list[StatusUpdateRow]] = {}
-    alerts: dict[str, list[str]] = {}
-    if ids:
-        for e in session.scalars(
-            select(IncidentEventRow)
-            .where(IncidentEventRow.incident_id.in_(ids), IncidentEventRow.internal.is_(False))
-            .order_by(IncidentEventRow.id)
-        ):
-            if e.kind in EVENT_STATUS:
-                events.setdefault(e.incident_id, []).append(e)
-        for u in session.scalars(
-            select(StatusUpdateRow).where(StatusUpdateRow.incident_id.in_(ids)).order_by(StatusUpdateRow.id)
-        ):
-            updates.setdefault(u.incident_id, []).append(u)
-        for incident_id, component, group, source, details in session.execute(
-            select(AlertRow.incident_id, AlertRow.component, AlertRow.group, AlertRow.source, AlertRow.details)
-            .where(AlertRow.incident_id.in_(ids))
-            .limit(10_000)
-        ):
-            region = details.get("region") if isinstance(details, dict) else None
-            words = " ".join(str(w) for w in (component, group, source, region) if w)
-            alerts.setdefault(incident_id, []).append(words)
-    linked_orgs: dict[str, set[str]] = {}
-    if ids:
-        for incident_id, org in session.execute(
-            select(IncidentTicketRow.incident_id, IncidentTicketRow.organization_id).where(
-                IncidentTicketRow.incident_id.in_(ids)
-            )
-        ):
-            linked_orgs.setdefault(incident_id, set()).add(org)
-    found: list[StatusIncident] = []
-    services: dict[str, str] = {}
-    for incident, service_name in rows:
-        own = updates.get(incident.id, [])
-        published = mapped.get(incident.service_id) if incident.organization_id is None else None
-        title = _public_title(incident, published, own, lang)
-        chosen = next((u.components for u in reversed(own) if u.components), None)
-        if not chosen and published is not None:
-            chosen = [published.component]
-        text = " ".join([incident.title, service_name, *alerts.get(incident.id, [])])
-        components = tuple(chosen) if chosen else tuple(_components_of(text, known))
-        severity = next((u.severity for u in reversed(own) if u.severity), None) or IMPACT.get(
-            incident.severity, "major"
-        )
-        timeline = [_auto_update(e.kind, e.at, title, lang) for e in events.get(incident.id, [])]
-        timeline += [StatusUpdate(u.at, u.status, u.body) for u in own]
-        orgs = (
-            frozenset({incident.organization_id} | linked_orgs.get(incident.id, set()))
-            if incident.organization_id
-            else frozenset()
-        )
-        found.append(
-            StatusIncident(
-                incident_id=incident.number,
-                title=title,
-                severity=severity,
-                components=components,
-                started_at=incident.triggered_at,
-                resolved_at=incident.resolved_at,
-                updates=tuple(timeline[-500:]),
-                organization_ids=orgs,
-            )
-        )
-        # The service's name is internal: a platform incident is named by its public component.
-        services[str(incident.number)] = service_name if incident.organization_id else ", ".join(components)
-    return found, services
-
-
-def build_page(
-    session: Session, clock: Clock, organization: OrganizationRow | None, *, lang: str, tz: str
-) -> StatusPage:
+def build_page(session: Session, clock: Clock, organization: Organization | None, *, lang: str, tz: str) -> StatusPage:
     """Everything a status page shows: uptime bars per component, current incidents, 90 days of history."""
     now = clock.now()
     known = page_components(session, organization)
@@ -298,9 +152,9 @@ def build_page(
     )
 
 
-def organization_for_page(session: Session, principal: Principal | None, slug: str) -> OrganizationRow:
+def organization_for_page(session: Session, principal: Principal | None, slug: str) -> Organization:
     """The organization whose private page the caller asks for: its users and staff only (404 otherwise)."""
-    org = organization_by_slug(session, slug) if len(slug) <= 64 else None
+    org = identity.organization_with_slug(session, slug)
     if org is None or principal is None or not principal.can_see_organization(org.id):
         raise NotFound("no such status page")
     return org
@@ -329,7 +183,7 @@ def post_update(
     principal.require_staff()
     from zhiban.incidents.service import find_incident_id
 
-    incident = session.get(IncidentRow, find_incident_id(session, incident_ref))
+    incident = queries.incident_by_id(session, find_incident_id(session, incident_ref))
     if incident is None:
         raise NotFound(f"no incident {incident_ref}")
     if status not in UPDATE_STATUSES:
@@ -358,7 +212,7 @@ def post_update(
     )
     session.add(row)
     session.flush()
-    if drill_of_incident(session, incident.id) is not None:
+    if is_drill_incident(session, incident.id):
         return row  # a drill's update is never sent to subscribers
     enqueue(session, FANOUT_JOB, {"update": row.id}, due_at=clock.now(), dedup_key=f"status.fanout:update:{row.id}")
     return row
@@ -408,19 +262,13 @@ def unpublish_service(session: Session, principal: Principal, service_ref: str) 
 def published_services(session: Session, principal: Principal) -> list[tuple[PublishedServiceRow, str]]:
     """Every published service with its (internal) name, for staff."""
     principal.require_staff()
-    query = (
-        select(PublishedServiceRow, ServiceRow.name)
-        .join(ServiceRow, ServiceRow.id == PublishedServiceRow.service_id)
-        .order_by(ServiceRow.name)
-        .limit(500)
-    )
-    return [(row, name) for row, name in session.execute(query).all()]
+    return queries.published_services(session)
 
 
 # -- subscriptions ----------------------------------------------------------------------------------------------
 
 
-def _page_org(session: Session, principal: Principal | None, slug: str | None) -> OrganizationRow | None:
+def _page_org(session: Session, principal: Principal | None, slug: str | None) -> Organization | None:
     return organization_for_page(session, principal, slug) if slug else None
 
 
@@ -511,11 +359,7 @@ def _check_subscription_caps(session: Session, principal: Principal) -> None:
 
     settings = get_settings()
     # Lock the organization (or the person) so that concurrent requests cannot slip past the count together.
-    if principal.organization_id is not None:
-        org_id = principal.organization_id
-        session.execute(select(OrganizationRow.id).where(OrganizationRow.id == org_id).with_for_update())
-    else:
-        session.execute(select(PersonRow.id).where(PersonRow.id == principal.person_id).with_for_update())
+    identity.lock_account(session, person_id=principal.person_id, organization_id=principal.organization_id)
     active = select(func.count()).select_from(SubscriptionRow).where(SubscriptionRow.unsubscribed_at.is_(None))
     mine = session.scalar(active.where(SubscriptionRow.created_by == principal.person_id)) or 0
     if mine >= settings.status_subscriptions_per_person:
@@ -525,7 +369,7 @@ def _check_subscription_caps(session: Session, principal: Principal) -> None:
         )
     if principal.organization_id is None:
         return
-    people = select(PersonRow.id).where(PersonRow.organization_id == principal.organization_id)
+    people = identity.member_ids(session, principal.organization_id)
     ours = session.scalar(active.where(SubscriptionRow.created_by.in_(people))) or 0
     if ours >= settings.status_subscriptions_per_organization:
         raise SubscriptionLimit(
@@ -551,11 +395,11 @@ def _spend_confirmation_budget(session: Session, now: datetime, address: str, cl
             raise RateLimited("too many subscriptions by e-mail; try again later")
 
 
-def _page_url(org: OrganizationRow | None) -> str:
+def _page_url(org: Organization | None) -> str:
     return f"{base_url()}/status/org/{org.slug}" if org is not None else f"{base_url()}/status"
 
 
-def _queue_confirmation(session: Session, clock: Clock, row: SubscriptionRow, org: OrganizationRow | None) -> None:
+def _queue_confirmation(session: Session, clock: Clock, row: SubscriptionRow, org: Organization | None) -> None:
     from zhiban.notify import Link, Message
     from zhiban.notify import service as notify
 
@@ -612,7 +456,7 @@ def ensure_scanner(session: Session, clock: Clock) -> None:
     cursor = session.get(ScanCursorRow, 1)
     if cursor is None:
         # Start from now: subscribers hear of what happens after they subscribed, not of old history.
-        last = session.scalar(select(func.max(IncidentEventRow.id))) or 0
+        last = queries.last_incident_event(session)
         session.add(ScanCursorRow(id=1, last_event_id=last, updated_at=clock.now()))
         session.flush()
     now = clock.now()
@@ -628,15 +472,8 @@ def scan(ctx: JobContext, payload: dict[str, Any]) -> None:
         if cursor is None:
             ctx.finish(session)
             return
-        events = list(
-            session.execute(
-                select(IncidentEventRow.id, IncidentEventRow.kind, IncidentEventRow.incident_id)
-                .where(IncidentEventRow.id > cursor.last_event_id)
-                .order_by(IncidentEventRow.id)
-                .limit(FANOUT_CHUNK)
-            ).all()
-        )
-        drills = set(session.scalars(drill_incident_ids())) if events else set()
+        events = queries.incident_events_after(session, cursor.last_event_id, FANOUT_CHUNK)
+        drills = queries.drill_incidents(session) if events else set()
         for event_id, kind, incident_id in events:
             if kind in NOTIFY_EVENTS and incident_id not in drills:
                 enqueue(session, FANOUT_JOB, {"event": event_id}, due_at=ctx.clock.now(),
@@ -652,73 +489,24 @@ def scan(ctx: JobContext, payload: dict[str, Any]) -> None:
         ctx.finish(session)
 
 
-@dataclass(frozen=True)
-class _Notice:
-    key: str
-    incident: IncidentRow
-    status: str
-    body: str | None  # None: the automatic text for `kind`
-    kind: str
-
-
-def _notice(session: Session, payload: dict[str, Any]) -> _Notice | None:
-    if "update" in payload:
-        update = session.get(StatusUpdateRow, int(payload["update"]))
-        incident = session.get(IncidentRow, update.incident_id) if update else None
-        if update is None or incident is None:
-            return None
-        return _Notice(f"u{update.id}", incident, update.status, update.body, "update")
-    event = session.get(IncidentEventRow, int(payload.get("event", 0)))
-    incident = session.get(IncidentRow, event.incident_id) if event else None
-    if event is None or incident is None or event.kind not in EVENT_STATUS:
-        return None
-    return _Notice(f"e{event.id}", incident, EVENT_STATUS[event.kind], None, event.kind)
-
-
-def _audience(session: Session, incident: IncidentRow, published: bool) -> Any:
-    """Subscriptions that see this incident: published platform incidents reach every page, others their orgs."""
-    query = select(SubscriptionRow).where(
-        SubscriptionRow.unsubscribed_at.is_(None), SubscriptionRow.confirmed_at.is_not(None)
-    )
-    if not published:
-        linked = select(IncidentTicketRow.organization_id).where(IncidentTicketRow.incident_id == incident.id)
-        # An unpublished platform incident reaches only the organizations whose tickets an agent linked to it.
-        own = SubscriptionRow.organization_id == incident.organization_id if incident.organization_id else false()
-        query = query.where(or_(own, SubscriptionRow.organization_id.in_(linked)))
-    return query.order_by(SubscriptionRow.id)
-
-
-def _publication(
-    session: Session, incident: IncidentRow
-) -> tuple[bool, PublishedServiceRow | None, list[StatusUpdateRow]]:
-    """Whether a platform incident is published, its service's mapping, and its public updates."""
-    own = list(
-        session.scalars(
-            select(StatusUpdateRow).where(StatusUpdateRow.incident_id == incident.id).order_by(StatusUpdateRow.id)
-        )
-    )
-    mapping = session.get(PublishedServiceRow, incident.service_id) if incident.organization_id is None else None
-    return incident.organization_id is None and (mapping is not None or bool(own)), mapping, own
-
-
 def fanout(ctx: JobContext, payload: dict[str, Any]) -> None:
     """The `status.fanout` job: one message per subscriber and update, keyed so a rerun sends nothing twice."""
     from zhiban.notify import Link, Message
     from zhiban.notify import service as notify
 
     with ctx.session_factory() as session, session.begin():
-        notice = _notice(session, payload)
-        if notice is None or drill_of_incident(session, notice.incident.id) is not None:
+        notice = queries.notice(session, payload)
+        if notice is None or is_drill_incident(session, notice.incident.id):
             ctx.finish(session)
             return
         incident = notice.incident
-        published, mapping, own = _publication(session, incident)
-        for sub in session.scalars(_audience(session, incident, published).limit(MAX_SUBSCRIPTIONS)):
+        published, mapping, own = queries.publication(session, incident)
+        for sub in session.scalars(queries.audience(incident, published).limit(MAX_SUBSCRIPTIONS)):
             lang: Literal["zh", "en"] = "zh" if sub.language == "zh" else "en"
-            org = session.get(OrganizationRow, sub.organization_id) if sub.organization_id else None
+            org = identity.organization(session, sub.organization_id)
             page = _page_url(org)
             status_word = translate(lang, f"status.update.{notice.status}")
-            title = _public_title(incident, mapping, own, lang)
+            title = queries.public_title(incident, mapping, own, lang)
             body = notice.body or translate(lang, f"status.auto.{notice.kind}", title=title)
             unsubscribe_url = f"{base_url()}/status/subscriptions/{sub.token}/unsubscribe"
             text = f"{body}\n\n{translate(lang, 'status.mail.page')}: {page}"
@@ -746,7 +534,7 @@ def fanout(ctx: JobContext, payload: dict[str, Any]) -> None:
 # -- feeds ------------------------------------------------------------------------------------------------------
 
 
-def feed_token(session: Session, clock: Clock, organization: OrganizationRow) -> str:
+def feed_token(session: Session, clock: Clock, organization: Organization) -> str:
     """The organization's private feed token (made on first use)."""
     row = session.get(FeedTokenRow, organization.id)
     if row is None:
@@ -756,16 +544,16 @@ def feed_token(session: Session, clock: Clock, organization: OrganizationRow) ->
     return row.token
 
 
-def organization_by_feed_token(session: Session, slug: str, token: str) -> OrganizationRow:
+def organization_by_feed_token(session: Session, slug: str, token: str) -> Organization:
     """The organization of a private feed URL; NotFound for a wrong slug or token."""
-    org = organization_by_slug(session, slug) if len(slug) <= 64 else None
+    org = identity.organization_with_slug(session, slug)
     row = session.get(FeedTokenRow, org.id) if org is not None else None
     if org is None or row is None or not token or not secrets.compare_digest(row.token, token[:64]):
         raise NotFound("no such feed")
     return org
 
 
-def feed(session: Session, clock: Clock, organization: OrganizationRow | None, *, lang: str, self_url: str) -> bytes:
+def feed(session: Session, clock: Clock, organization: Organization | None, *, lang: str, self_url: str) -> bytes:
     """The Atom feed of a page's incidents (the private one carries its token in `self_url`)."""
     page = build_page(session, clock, organization, lang=lang, tz=organization.timezone if organization else "UTC")
     incidents = {i.incident_id: i for day in page.history for i in day.incidents}

@@ -149,8 +149,8 @@ def pipeline(
     """Consume the telemetry bus (scale-out worker): aggregate, persist windows, roll up, prune."""
     import threading
 
-    from zhiban.cli import _desk
     from zhiban.core.logging import configure
+    from zhiban.desk import from_environment as _desk
     from zhiban.engine import install_signal_handlers
     from zhiban.telemetry.live import TelemetrySettings, runtime_for
 
@@ -174,7 +174,7 @@ def prune() -> None:
     """Delete windows and raw reports past their retention now (the pipeline also does it every 10 min)."""
     import orjson
 
-    from zhiban.cli import _desk
+    from zhiban.desk import from_environment as _desk
     from zhiban.telemetry import service
 
     desk = _desk()

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
 
 from zhiban.tickets import service
 from zhiban.tickets.model import Channel
-from zhiban.tickets.store import CommentRow, TicketRow
 from zhiban.web.deps import DB, ClockDep, CurrentPrincipal
 from zhiban.web.fields import Ident, Limit, LongText, Offset, ShortText, TicketId
 from zhiban.web.scopes import by_method
+
+if TYPE_CHECKING:
+    from zhiban.tickets.store import CommentRow, TicketRow
 
 router = APIRouter(
     prefix="/api/v1/tickets", tags=["tickets"], dependencies=[by_method("tickets:read", "tickets:write")]

@@ -1,8 +1,14 @@
-"""Tickets in the domain: statuses, priorities, channels and who may move a ticket where."""
+"""Tickets in the domain: statuses, priorities, channels, the changes other features hear of, and who may
+move a ticket where."""
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import MappingProxyType
+from typing import Any
 
 from zhiban.core.errors import Forbidden, InvalidInput
 
@@ -28,6 +34,65 @@ class Channel(enum.StrEnum):
     AGENT = "agent"
     API = "api"
     EMAIL = "email"
+
+
+class EventKind(enum.StrEnum):
+    """What happened to a ticket: the kinds of its event log, and of the changes it publishes."""
+
+    CREATED = "created"
+    CUSTOMER_MESSAGE = "customer_message"
+    AGENT_REPLY = "agent_reply"
+    INTERNAL_NOTE = "internal_note"
+    STATUS_CHANGED = "status_changed"
+    PRIORITY_CHANGED = "priority_changed"
+    ASSIGNED = "assigned"
+
+
+@dataclass(frozen=True, slots=True)
+class TicketRef:
+    """Which ticket, and whose: enough for another feature to find its own rows of it."""
+
+    id: int
+    organization_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class TicketChange:
+    """One entry of a ticket's event log, as published to other features (a value: never a table row)."""
+
+    ticket: TicketRef
+    kind: EventKind
+    at: datetime
+    seq: int  # the log's order: later changes have higher numbers
+    actor_id: str | None = None
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # Cheap when given an EventKind and a read-only mapping already (batch replays build many).
+        if type(self.kind) is not EventKind:
+            object.__setattr__(self, "kind", EventKind(self.kind))
+        if type(self.data) is not MappingProxyType:
+            object.__setattr__(self, "data", MappingProxyType(dict(self.data or {})))
+
+    @property
+    def priority(self) -> Priority | None:
+        """The priority this change sets: at creation, or when it is changed."""
+        value = self.data.get("priority") if self.kind == EventKind.CREATED else None
+        if self.kind == EventKind.PRIORITY_CHANGED:
+            value = self.data.get("to")
+        return Priority(value) if value else None
+
+    @property
+    def status(self) -> Status | None:
+        """The status this change moves the ticket to (None if it does not move it)."""
+        value = self.data.get("to") if self.kind == EventKind.STATUS_CHANGED else None
+        return Status(value) if value else None
+
+    @property
+    def comment_id(self) -> int | None:
+        """The comment a message, reply or note added."""
+        value = self.data.get("comment_id")
+        return value if isinstance(value, int) else None
 
 
 # Where an agent may move a ticket from each status; closed is final (a reply opens a follow-up).

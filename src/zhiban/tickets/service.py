@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from types import MappingProxyType
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import ColumnElement, Select, case, func, select
 from sqlalchemy.orm import Session
 
 from zhiban.core.clock import Clock
 from zhiban.core.errors import Forbidden, InvalidInput, NotFound
-from zhiban.identity.model import Principal, Role
-from zhiban.identity.store import OrganizationRow, PersonRow
+from zhiban.identity import service as identity
+from zhiban.identity.model import Organization, Person, Principal, Role
 from zhiban.tickets import events
 from zhiban.tickets.model import (
     Channel,
+    EventKind,
     Priority,
     Status,
+    TicketChange,
+    TicketRef,
     check_move,
     clean_body,
     clean_subject,
@@ -36,19 +42,80 @@ class TicketView:
     ticket: TicketRow
     comments: list[CommentRow]
     events: list[TicketEventRow]
-    organization: OrganizationRow
-    requester: PersonRow
+    organization: Organization
+    requester: Person
+
+    @property
+    def ref(self) -> TicketRef:
+        return TicketRef(self.ticket.id, self.ticket.organization_id)
 
 
 def _record(
-    session: Session, clock: Clock, ticket: TicketRow, kind: str, at: Any, actor: str | None, **data: Any
-) -> TicketEventRow:
+    session: Session, clock: Clock, ticket: TicketRow, kind: EventKind, at: datetime, actor: str | None, **data: Any
+) -> TicketChange:
     """Append to the ticket's event log and tell the subscribed features (same transaction)."""
-    event = TicketEventRow(ticket_id=ticket.id, kind=kind, data=data, actor_id=actor, at=at)
+    event = TicketEventRow(ticket_id=ticket.id, kind=kind.value, data=data, actor_id=actor, at=at)
     session.add(event)
     session.flush()
-    events.emit(session, clock, ticket, event)
-    return event
+    change = TicketChange(TicketRef(ticket.id, ticket.organization_id), kind, at, event.id, actor, data)
+    events.emit(session, clock, change)
+    return change
+
+
+def history(session: Session, ticket_id: int, *, before: int | None = None) -> list[TicketChange]:
+    """A ticket's changes in the order they happened (only those numbered below `before`, if given)."""
+    return histories(session, [ticket_id], before=before)[ticket_id]
+
+
+def histories(
+    session: Session, ticket_ids: Sequence[int], *, before: int | None = None
+) -> dict[int, list[TicketChange]]:
+    """The changes of many tickets at once, each ticket's in order under its id (for batch replays)."""
+    found: dict[int, list[TicketChange]] = {i: [] for i in ticket_ids}
+    query = select(
+        TicketEventRow.id,
+        TicketEventRow.ticket_id,
+        TicketRow.organization_id,
+        TicketEventRow.kind,
+        TicketEventRow.at,
+        TicketEventRow.actor_id,
+        TicketEventRow.data,
+    ).join(TicketRow, TicketRow.id == TicketEventRow.ticket_id)
+    for part in _chunks(list(found)):
+        where: ColumnElement[bool] = TicketEventRow.ticket_id.in_(part)
+        if before is not None:
+            where = where & (TicketEventRow.id < before)
+        for seq, tid, org, kind, at, actor, data in session.execute(query.where(where).order_by(TicketEventRow.id)):
+            data = MappingProxyType(data or {})  # fresh from the row: nobody else holds it
+            found[tid].append(TicketChange(TicketRef(tid, org), EventKind(kind), at, seq, actor, data))
+    return found
+
+
+def _chunks(ids: list[int], size: int = 2000) -> list[list[int]]:
+    """Bounded IN lists: every database accepts a few hundred parameters."""
+    return [ids[i : i + size] for i in range(0, len(ids), size)]
+
+
+def ref(session: Session, ticket_id: int) -> TicketRef | None:
+    """Which organization a ticket belongs to (None: no such ticket)."""
+    organization_id = session.scalar(select(TicketRow.organization_id).where(TicketRow.id == ticket_id))
+    return None if organization_id is None else TicketRef(ticket_id, organization_id)
+
+
+def route(session: Session, ticket_id: int, team_id: str | None, *, unless_routed: bool = False) -> None:
+    """Give the ticket to a team (with `unless_routed`, only a ticket no team has yet)."""
+    ticket = session.get(TicketRow, ticket_id)
+    if ticket is not None and not (unless_routed and ticket.team_id is not None):
+        ticket.team_id = team_id
+        session.flush()
+
+
+def open_tickets_missing(session: Session, known: Select[tuple[int]], *, limit: int) -> list[TicketRef]:
+    """Open tickets whose id is not among `known` (another feature's ids), oldest first."""
+    query = select(TicketRow.id, TicketRow.organization_id).where(
+        TicketRow.status.in_([s.value for s in OPEN_STATUSES]), ~TicketRow.id.in_(known)
+    )
+    return [TicketRef(i, o) for i, o in session.execute(query.order_by(TicketRow.id).limit(limit))]
 
 
 def _priority(value: str) -> Priority:
@@ -84,13 +151,13 @@ def create_ticket(
     if principal.is_staff:
         if not requester_id:
             raise InvalidInput("an agent filing a ticket names the customer user it is for (requester_id)")
-        requester = session.get(PersonRow, requester_id)
+        requester = identity.person(session, requester_id)
         if requester is None or requester.role != Role.CUSTOMER or requester.organization_id is None:
             raise InvalidInput("requester_id must name a customer user")
     else:
         if requester_id and requester_id != principal.person_id:
             raise Forbidden("a customer files tickets as itself")
-        requester = session.get(PersonRow, principal.person_id)
+        requester = identity.person(session, principal.person_id)
         if requester is None or requester.organization_id is None:
             raise Forbidden("no organization for this user")
     if category is not None and len(category) > 64:
@@ -114,7 +181,7 @@ def create_ticket(
         session,
         clock,
         ticket,
-        "created",
+        EventKind.CREATED,
         now,
         principal.person_id,
         priority=prio.value,
@@ -123,6 +190,11 @@ def create_ticket(
     )
     session.flush()
     return ticket
+
+
+def find(session: Session, principal: Principal, ticket_id: int) -> TicketRow:
+    """A ticket the caller may see (NotFound otherwise: another tenant's ticket is reported as missing)."""
+    return _load(session, principal, ticket_id)
 
 
 def _load(session: Session, principal: Principal, ticket_id: int) -> TicketRow:
@@ -135,8 +207,8 @@ def _load(session: Session, principal: Principal, ticket_id: int) -> TicketRow:
 
 def get_ticket(session: Session, principal: Principal, ticket_id: int) -> TicketView:
     ticket = _load(session, principal, ticket_id)
-    org = session.get(OrganizationRow, ticket.organization_id)
-    requester = session.get(PersonRow, ticket.requester_id)
+    org = identity.organization(session, ticket.organization_id)
+    requester = identity.person(session, ticket.requester_id)
     assert org is not None and requester is not None
     events = events_of(session, ticket.id) if principal.is_staff else []
     return TicketView(
@@ -209,7 +281,7 @@ def add_comment(
             session,
             clock,
             ticket,
-            "agent_reply" if public else "internal_note",
+            EventKind.AGENT_REPLY if public else EventKind.INTERNAL_NOTE,
             now,
             principal.person_id,
             comment_id=comment.id,
@@ -217,10 +289,12 @@ def add_comment(
     else:
         after = status_after_customer_message(before)
         session.flush()
-        _record(session, clock, ticket, "customer_message", now, principal.person_id, comment_id=comment.id)
+        _record(session, clock, ticket, EventKind.CUSTOMER_MESSAGE, now, principal.person_id, comment_id=comment.id)
     if after != before:
         ticket.status = after.value
-        _record(session, clock, ticket, "status_changed", now, principal.person_id, frm=before.value, to=after.value)
+        _record(
+            session, clock, ticket, EventKind.STATUS_CHANGED, now, principal.person_id, frm=before.value, to=after.value
+        )
     ticket.updated_at = now
     session.flush()
     return comment
@@ -236,7 +310,9 @@ def change_status(session: Session, clock: Clock, principal: Principal, ticket_i
     ticket.updated_at = now
     if target == Status.SOLVED:
         ticket.solved_at = now
-    _record(session, clock, ticket, "status_changed", now, principal.person_id, frm=before.value, to=target.value)
+    _record(
+        session, clock, ticket, EventKind.STATUS_CHANGED, now, principal.person_id, frm=before.value, to=target.value
+    )
     session.flush()
     return ticket
 
@@ -248,7 +324,14 @@ def change_priority(session: Session, clock: Clock, principal: Principal, ticket
     if prio.value != ticket.priority:
         now = clock.now()
         _record(
-            session, clock, ticket, "priority_changed", now, principal.person_id, frm=ticket.priority, to=prio.value
+            session,
+            clock,
+            ticket,
+            EventKind.PRIORITY_CHANGED,
+            now,
+            principal.person_id,
+            frm=ticket.priority,
+            to=prio.value,
         )
         ticket.priority = prio.value
         ticket.updated_at = now
@@ -260,11 +343,13 @@ def assign(session: Session, clock: Clock, principal: Principal, ticket_id: int,
     principal.require_staff()
     ticket = _load(session, principal, ticket_id)
     if assignee_id is not None:
-        person = session.get(PersonRow, assignee_id)
+        person = identity.person(session, assignee_id)
         if person is None or person.role == Role.CUSTOMER:
             raise InvalidInput("assignee must be an agent or an admin")
     now = clock.now()
-    _record(session, clock, ticket, "assigned", now, principal.person_id, frm=ticket.assignee_id, to=assignee_id)
+    _record(
+        session, clock, ticket, EventKind.ASSIGNED, now, principal.person_id, frm=ticket.assignee_id, to=assignee_id
+    )
     ticket.assignee_id = assignee_id
     ticket.updated_at = now
     session.flush()

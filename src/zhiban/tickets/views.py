@@ -1,4 +1,4 @@
-"""Ticket pages: the agent queue, the ticket page, and the customer portal."""
+"""Ticket pages: the ticket page and the customer portal (the agent queue, ordered by the SLA, is sla.views')."""
 
 from __future__ import annotations
 
@@ -6,11 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlalchemy import select
 
 from zhiban.core.errors import ZhibanError
-from zhiban.identity.store import PersonRow
-from zhiban.sla import service as sla_service
+from zhiban.identity import service as identity
 from zhiban.tickets import service
 from zhiban.tickets.model import AGENT_MOVES, CUSTOMER_MOVES, Channel, Status
 from zhiban.web.deps import DB, ClockDep, CurrentPrincipal
@@ -21,24 +19,11 @@ from zhiban.web.templating import render
 router = APIRouter(include_in_schema=False, dependencies=[by_method("tickets:read", "tickets:write")])
 
 
-@router.get("/agent/queue", response_class=HTMLResponse)
-def queue(request: Request, session: DB, clock: ClockDep, principal: CurrentPrincipal) -> Response:
-    principal.require_staff()
-    items = sla_service.queue_order(session, principal, limit=200, clock=clock)
-    return render(
-        request,
-        "queue.html",
-        tickets=[item.ticket for item in items],  # with their organization's name, read in the same query
-        badges={item.ticket.id: item.badge for item in items},
-        open_count=sla_service.cached_open_count(session, principal, service.count_open),
-    )
-
-
 @router.get("/tickets/{ticket_id}", response_class=HTMLResponse)
 def ticket_page(request: Request, session: DB, principal: CurrentPrincipal, ticket_id: TicketId) -> Response:
     view = service.get_ticket(session, principal, ticket_id)
     author_ids = {c.author_id for c in view.comments}
-    authors = dict(session.execute(select(PersonRow.id, PersonRow.name).where(PersonRow.id.in_(author_ids))).all())
+    authors = identity.names_of(session, author_ids)
     moves_map = AGENT_MOVES if principal.is_staff else CUSTOMER_MOVES
     moves = sorted(s.value for s in moves_map[Status(view.ticket.status)])
     return render(request, "ticket.html", view=view, authors=authors, moves=moves)

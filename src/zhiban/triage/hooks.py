@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 from zhiban.core.clock import Clock
 from zhiban.engine import enqueue
 from zhiban.tickets import events
-from zhiban.tickets.store import TicketEventRow, TicketRow
+from zhiban.tickets.model import EventKind, TicketChange
 from zhiban.triage import service
 from zhiban.triage.jobs import TRIAGE_TICKET
 
@@ -17,10 +17,11 @@ log = logging.getLogger("zhiban.triage")
 
 
 @events.subscribe
-def triage_on_created(session: Session, clock: Clock, ticket: TicketRow, event: TicketEventRow) -> None:
+def triage_on_created(session: Session, clock: Clock, change: TicketChange) -> None:
     """Classify, suggest a priority and route a ticket as it is filed; a triage failure never loses the ticket."""
-    if event.kind != "created":
+    if change.kind != EventKind.CREATED:
         return
+    ticket = change.ticket
     try:
         # A savepoint: if triage fails, only its own writes are undone, and the ticket is still filed.
         with session.begin_nested():

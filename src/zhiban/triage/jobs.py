@@ -6,7 +6,7 @@ from typing import Any
 
 from zhiban.engine import JobContext, JobRegistry
 from zhiban.store.db import transaction
-from zhiban.tickets.store import TicketRow
+from zhiban.tickets import service as tickets
 
 registry = JobRegistry()
 TRIAGE_TICKET = "triage.ticket"
@@ -19,7 +19,7 @@ def triage_later(ctx: JobContext, payload: dict[str, Any]) -> None:
     from zhiban.triage.store import TriageRow
 
     with transaction(ctx.session_factory) as session:
-        ticket = session.get(TicketRow, int(payload["ticket_id"]))
+        ticket = tickets.ref(session, int(payload["ticket_id"]))
         if ticket is not None and session.get(TriageRow, ticket.id) is None:
             service.triage_ticket(session, ctx.clock, ticket)
         ctx.finish(session)

@@ -13,10 +13,9 @@ from sqlalchemy.orm import Session
 from zhiban.core.clock import Clock
 from zhiban.core.errors import InvalidInput, NotFound
 from zhiban.identity import service as identity
-from zhiban.identity.model import Principal, Role
-from zhiban.identity.store import TeamRow
+from zhiban.identity.model import Principal, Role, Team
 from zhiban.tickets import service as tickets
-from zhiban.tickets.store import TicketRow
+from zhiban.tickets.model import TicketRef
 from zhiban.triage import store
 from zhiban.triage.evaluate import default_tickets
 from zhiban.triage.model import (
@@ -151,16 +150,16 @@ def current_model(session: Session, clock: Clock) -> tuple[int, TriageModel]:
 # ---- triage of tickets ---------------------------------------------------------------------------
 
 
-def team_for(session: Session, domain: str) -> TeamRow | None:
+def team_for(session: Session, domain: str) -> Team | None:
     """The team whose queue takes a domain: the first team for it or its closest neighbour; None if none."""
     for team_domain in TEAM_DOMAINS.get(domain, (domain,)):
-        team = session.scalar(select(TeamRow).where(TeamRow.domain == team_domain).order_by(TeamRow.name).limit(1))
-        if team is not None:
-            return team
+        found = identity.teams(session, domain=team_domain, limit=1)
+        if found:
+            return found[0]
     return None
 
 
-def open_incident_for(session: Session, ticket: TicketRow) -> bool:
+def open_incident_for(session: Session, ticket: TicketRef) -> bool:
     """Whether an open incident affects the ticket's organization: its own, or one its tickets are linked to
     (the detector links a ticket filed during a telemetry incident before triage runs)."""
     from zhiban.incidents.service import open_incidents_for_org
@@ -168,7 +167,7 @@ def open_incident_for(session: Session, ticket: TicketRow) -> bool:
     return bool(open_incidents_for_org(session, ticket.organization_id))
 
 
-def triage_ticket(session: Session, clock: Clock, ticket: TicketRow) -> TriageRow:
+def triage_ticket(session: Session, clock: Clock, ticket: TicketRef) -> TriageRow:
     """Classify a ticket, suggest a priority, and route it to its domain's team if it has none yet."""
     version, model = current_model(session, clock)
     subject, body = _ticket_text(session, ticket.id)
@@ -187,8 +186,8 @@ def triage_ticket(session: Session, clock: Clock, ticket: TicketRow) -> TriageRo
     row.team_id = team.id if team else None
     row.model_version = version
     row.created_at = clock.now()
-    if ticket.team_id is None and team is not None:
-        ticket.team_id = team.id
+    if team is not None:
+        tickets.route(session, ticket.id, team.id, unless_routed=True)
     session.flush()
     return row
 
@@ -210,7 +209,7 @@ class TriageView:
 
 
 def _view(session: Session, row: TriageRow) -> TriageView:
-    team = session.get(TeamRow, row.team_id) if row.team_id else None
+    team = identity.team(session, row.team_id, by_name=False)
     return TriageView(
         ticket_id=row.ticket_id,
         domain=row.corrected_domain or row.domain,
@@ -228,7 +227,7 @@ def _view(session: Session, row: TriageRow) -> TriageView:
 def get_triage(session: Session, clock: Clock, principal: Principal, ticket_id: int) -> TriageView:
     """A ticket's triage (staff); a ticket filed before triage existed is triaged now."""
     principal.require_staff()
-    ticket = tickets.get_ticket(session, principal, ticket_id).ticket
+    ticket = tickets.get_ticket(session, principal, ticket_id).ref
     row = session.get(TriageRow, ticket.id)
     if row is None:
         row = triage_ticket(session, clock, ticket)
@@ -240,14 +239,14 @@ def correct_triage(session: Session, clock: Clock, principal: Principal, ticket_
     principal.require_staff()
     if domain not in DOMAINS:
         raise InvalidInput(f"domain must be one of {', '.join(DOMAINS)}")
-    ticket = tickets.get_ticket(session, principal, ticket_id).ticket
+    ticket = tickets.get_ticket(session, principal, ticket_id).ref
     row = session.get(TriageRow, ticket.id) or triage_ticket(session, clock, ticket)
     row.corrected_domain = domain
     row.corrected_by = principal.person_id
     row.corrected_at = clock.now()
     team = team_for(session, domain)
     row.team_id = team.id if team else None
-    ticket.team_id = row.team_id
+    tickets.route(session, ticket.id, row.team_id)
     session.flush()
     return _view(session, row)
 

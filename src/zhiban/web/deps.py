@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import hmac
-from collections.abc import Iterator
-from typing import Annotated
+from collections.abc import Callable, Iterator
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
@@ -12,9 +12,8 @@ from sqlalchemy.orm import Session
 from zhiban.core.clock import Clock
 from zhiban.core.errors import Forbidden, Unauthorized
 from zhiban.core.i18n import pick_language
+from zhiban.core.principal import Principal
 from zhiban.desk import Desk
-from zhiban.identity import service as identity
-from zhiban.identity.model import Principal
 
 SESSION_COOKIE = "zhiban_session"
 LANG_COOKIE = "zhiban_lang"
@@ -47,18 +46,36 @@ def _bearer(request: Request) -> str | None:
     return value.strip() if scheme.lower() == "bearer" and value.strip() else None
 
 
+# Who a bearer token or a session cookie is: identity answers (identity.hooks registers it at start-up),
+# so that the web shell carries the principal without depending on the feature that decides it.
+TokenResolver = Callable[[Session, Clock, str], Principal]
+SessionResolver = Callable[[Session, Clock, str], "tuple[Principal, str] | None"]
+_resolvers: dict[str, Any] = {}
+
+
+def authenticate_with(*, token: TokenResolver, web_session: SessionResolver) -> None:
+    """Resolve API tokens and web sessions with these (the identity feature's)."""
+    _resolvers.update(token=token, web_session=web_session)
+
+
+def _resolver(kind: str) -> Any:
+    if kind not in _resolvers:
+        raise RuntimeError("no authentication: the identity feature's hooks are not loaded")
+    return _resolvers[kind]
+
+
 def optional_principal(request: Request, session: DB) -> Principal | None:
     """The caller from a bearer token or a session cookie, or None; cookie writes need the CSRF token."""
     clock = desk_of(request).clock
     token = _bearer(request)
     if token is not None:
-        principal = identity.resolve_token(session, clock, token)
+        principal: Principal = _resolver("token")(session, clock, token)
         request.state.principal = principal
         return principal
     cookie = request.cookies.get(SESSION_COOKIE)
     if not cookie:
         return None
-    resolved = identity.resolve_web_session(session, clock, cookie)
+    resolved: tuple[Principal, str] | None = _resolver("web_session")(session, clock, cookie)
     if resolved is None:
         return None
     principal, csrf = resolved

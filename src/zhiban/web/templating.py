@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from zhiban.core.i18n import LANGUAGES, translate
-from zhiban.identity.model import Principal
+from zhiban.core.principal import Principal
 from zhiban.web.deps import LANG_COOKIE, viewer_language
 
 _TEMPLATE_DIR = str(resources.files("zhiban.web").joinpath("templates"))
