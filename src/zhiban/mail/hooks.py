@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 
 from zhiban.core.clock import Clock
 from zhiban.core.settings import get_settings
-from zhiban.mail.reply_token import configure_reply_key
+from zhiban.mail.reply_token import configure_reply_key, reply_key_default
 from zhiban.mail.service import queue_agent_reply
 from zhiban.tickets import events
 from zhiban.tickets.model import EventKind, TicketChange
@@ -37,6 +37,16 @@ def on_ticket_event(session: Session, clock: Clock, change: TicketChange) -> Non
 
 
 events.subscribe(on_ticket_event)
+
+
+def _reply_key_from_environment() -> str:
+    """A process without a desk (a bare engine worker) signs reply tokens as the environment's desk would."""
+    from zhiban.desk import secret_key_for
+
+    return secret_key_for(get_settings())
+
+
+reply_key_default(_reply_key_from_environment)
 
 
 def configure(desk: Desk) -> None:

@@ -14,7 +14,7 @@ import hashlib
 import hmac
 import re
 import secrets
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from email.utils import parseaddr
 
@@ -28,6 +28,7 @@ _TOKEN = re.compile(rf"[+.]t(\d{{1,12}})\.([a-z2-7]{{{TOKEN_LENGTH}}})(?![a-z2-7
 MAX_TOKENS = 20  # tokens looked at in one mail; more is a hostile client
 
 _key: dict[str, str] = {}
+_key_defaults: list[Callable[[], str]] = []
 
 
 def configure_reply_key(secret_key: str) -> None:
@@ -35,13 +36,17 @@ def configure_reply_key(secret_key: str) -> None:
     _key["secret"] = secret_key
 
 
-def reply_key() -> str:
-    """The configured key, else the desk's key from settings (a process that built no Desk)."""
-    if "secret" not in _key:
-        from zhiban.core.settings import get_settings
-        from zhiban.desk import _secret_key
+def reply_key_default(source: Callable[[], str]) -> None:
+    """Where to take the key from when no desk configured it (set by mail.hooks)."""
+    _key_defaults[:] = [source]
 
-        _key["secret"] = _secret_key(get_settings())
+
+def reply_key() -> str:
+    """The configured key, else the default's (a process that built no Desk, e.g. a bare engine worker)."""
+    if "secret" not in _key:
+        if not _key_defaults:
+            raise RuntimeError("reply tokens are not configured: no desk and no mail.hooks")
+        configure_reply_key(_key_defaults[0]())
     return _key["secret"]
 
 
