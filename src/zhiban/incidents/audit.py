@@ -19,7 +19,7 @@ from zhiban.engine import JobContext
 from zhiban.incidents.model import IncidentStatus
 from zhiban.incidents.service import AUDIT_GRACE, ensure_auditor
 from zhiban.incidents.store import EscalationStepRow, IncidentRow
-from zhiban.notify.store import NotificationRow
+from zhiban.notify import service as notify
 
 log = logging.getLogger("zhiban.incidents.audit")
 
@@ -62,20 +62,16 @@ class UnknownPage:
 
 def unknown_pages(session: Session, limit: int = 500) -> list[UnknownPage]:
     """Pages of still-triggered incidents whose hand-off was cut short and not repeated: maybe never received."""
-    rows = session.execute(
-        select(NotificationRow, IncidentRow.number)
-        .join(IncidentRow, IncidentRow.id == NotificationRow.subject_id)
-        .where(
-            NotificationRow.subject_kind == "incident",
-            NotificationRow.state == "unknown",
-            IncidentRow.status == IncidentStatus.TRIGGERED,
-        )
-        .order_by(NotificationRow.handed_at, NotificationRow.id)
-        .limit(limit)
-    ).all()
+    triggered = select(IncidentRow.id).where(IncidentRow.status == IncidentStatus.TRIGGERED)
+    pages = notify.unknown_handoffs(session, "incident", triggered, limit=limit)
+    ids = {p.subject_id for p in pages}
+    numbers = (
+        dict(session.execute(select(IncidentRow.id, IncidentRow.number).where(IncidentRow.id.in_(ids)))) if ids else {}
+    )
     return [
-        UnknownPage(page.subject_id, number, page.id, page.person_id, page.channel, page.handed_at)
-        for page, number in rows
+        UnknownPage(p.subject_id, numbers[p.subject_id], p.id, p.person_id, p.channel, p.handed_at)
+        for p in pages
+        if p.subject_id in numbers
     ]
 
 

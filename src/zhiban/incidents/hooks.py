@@ -11,8 +11,8 @@ from zhiban.core.clock import Clock
 from zhiban.incidents.model import IncidentStatus
 from zhiban.incidents.service import links_default
 from zhiban.incidents.store import IncidentEventRow, IncidentRow
+from zhiban.notify import MessageOutcome
 from zhiban.notify import service as notify
-from zhiban.notify.store import NotificationRow
 from zhiban.oncall import service as oncall
 
 if TYPE_CHECKING:
@@ -25,7 +25,7 @@ def page_still_wanted(session: Session, incident_id: str) -> bool:
     return status == IncidentStatus.TRIGGERED
 
 
-def record_result(session: Session, clock: Clock, row: NotificationRow) -> None:
+def record_result(session: Session, clock: Clock, row: MessageOutcome) -> None:
     """Failed and unknown pages go on the incident timeline (sent ones are listed from the notifications)."""
     if row.subject_kind == "incident" and row.state in ("failed", "unknown"):
         # `unknown`: an e-mail, SMS or call whose hand-off a crash cut short; it is not repeated, so the

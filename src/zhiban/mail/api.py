@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel
 
 from zhiban.identity.model import Principal
 from zhiban.mail import service
-from zhiban.mail.store import HeldMailRow
 from zhiban.web.deps import DB, ClockDep, CurrentPrincipal, desk_of
 from zhiban.web.scopes import by_method
+
+if TYPE_CHECKING:
+    from zhiban.mail.store import HeldMailRow
 
 router = APIRouter(prefix="/api/v1/mail", tags=["mail"], dependencies=[by_method("tickets:read", "tickets:write")])
 HeldId = Annotated[int, Path(ge=1, le=2**31 - 1, description="number of the held mail")]
@@ -75,8 +77,7 @@ def release(
 ) -> ReleasedOut:
     agent = _agent(principal, "tickets:write")
     outcome = service.release_held_mail(session, clock, agent, held_id, desk_of(request).settings)
-    row = session.get(HeldMailRow, held_id)
-    assert row is not None
+    row = service.get_held_mail(session, agent, held_id)
     return ReleasedOut(held=HeldMailOut.of(row), action=outcome.action, ticket_id=outcome.ticket_id)
 
 

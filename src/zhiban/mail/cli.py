@@ -86,13 +86,12 @@ def ingest(
 @contextmanager
 def _as_agent(email: str) -> Iterator[tuple[Desk, Session, Principal]]:
     """A transaction acting as the agent with this e-mail; domain errors become one line and exit 2."""
-    from zhiban.identity.service import principal_of
-    from zhiban.identity.store import person_by_email
+    from zhiban.identity.service import person_with_email, principal_of
 
     desk = Desk(settings=get_settings())
     try:
         with desk.transaction() as session:
-            person = person_by_email(session, email)
+            person = person_with_email(session, email)
             if person is None or not person.active:
                 raise NotFound(f"no active person {email!r}")
             principal = principal_of(person)

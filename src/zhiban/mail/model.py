@@ -25,6 +25,11 @@ MAX_MIME_DEPTH = 20
 MAX_MIME_PARTS = 500
 MAX_ADDRESSES = 100  # To/Cc addresses read
 MAX_AUTH_RESULTS = 20  # Authentication-Results headers read
+# States of a held mail (mail that did not authenticate, waiting for an agent).
+HELD = "held"
+RELEASED = "released"
+DISCARDED = "discarded"
+HELD_STATES = (HELD, RELEASED, DISCARDED)
 NO_SUBJECT = "(no subject)"
 TRUNCATED = "\n\n[… message truncated]"
 

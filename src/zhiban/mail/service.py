@@ -37,10 +37,9 @@ from zhiban.mail.model import (
 )
 from zhiban.mail.reply_token import reply_key, ticket_addressing, tickets_named
 from zhiban.mail.store import HeldMailRow, MailMessageRow
-from zhiban.notify import Link, Message, outbox
+from zhiban.notify import Link, Message, MessageOutcome, outbox
 from zhiban.notify.channels.email import parse_smtp_url
 from zhiban.notify.model import Language
-from zhiban.notify.store import NotificationRow
 from zhiban.tickets import service as tickets
 from zhiban.tickets.model import Channel, Status, TicketRef
 
@@ -243,11 +242,17 @@ def list_held_mail(
     return store.list_held(session, state, max(1, min(limit, 500)))
 
 
-def _undecided(session: Session, principal: Principal, held_id: int) -> HeldMailRow:
+def get_held_mail(session: Session, principal: Principal, held_id: int) -> HeldMailRow:
+    """One held mail, whatever its state (agents)."""
     principal.require_staff()
     row = session.get(HeldMailRow, held_id)
     if row is None:
         raise NotFound(f"no held mail {held_id}")
+    return row
+
+
+def _undecided(session: Session, principal: Principal, held_id: int) -> HeldMailRow:
+    row = get_held_mail(session, principal, held_id)
     if row.state != store.HELD:
         raise Conflict(f"held mail {held_id} was already {row.state}")
     return row
@@ -433,7 +438,7 @@ def _compose(session: Session, row: MailMessageRow) -> Message:
     )
 
 
-def record_result(session: Session, clock: Clock, row: NotificationRow) -> None:
+def record_result(session: Session, clock: Clock, row: MessageOutcome) -> None:
     """notify listener: the outbound row follows its message (sent, logged without SMTP, failed, or retrying)."""
     if row.subject_kind != OUTBOX_SUBJECT:
         return

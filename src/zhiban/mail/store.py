@@ -10,6 +10,11 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 import zhiban.identity.store
 import zhiban.tickets.store  # noqa: F401  (the tables our foreign keys point at)
+
+# States of a held mail: defined in the model (pages name them too), kept here under their old names.
+from zhiban.mail.model import DISCARDED as DISCARDED
+from zhiban.mail.model import HELD as HELD
+from zhiban.mail.model import RELEASED as RELEASED
 from zhiban.store.db import Base, UTCDateTime
 
 INBOUND = "in"
@@ -76,12 +81,6 @@ def messages_of(session: Session, ticket_id: int) -> list[MailMessageRow]:
     """Every mail row of a ticket, oldest first."""
     query = select(MailMessageRow).where(MailMessageRow.ticket_id == ticket_id)
     return list(session.scalars(query.order_by(MailMessageRow.id)))
-
-
-# States of a held mail.
-HELD = "held"
-RELEASED = "released"
-DISCARDED = "discarded"
 
 
 class HeldMailRow(Base):

@@ -8,13 +8,13 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from zhiban.mail import service
-from zhiban.mail.store import DISCARDED, HELD, RELEASED
+from zhiban.mail.model import HELD, HELD_STATES
 from zhiban.web.deps import DB, ClockDep, CurrentPrincipal, desk_of
 from zhiban.web.scopes import by_method
 from zhiban.web.templating import render
 
 router = APIRouter(include_in_schema=False, dependencies=[by_method("tickets:read", "tickets:write")])
-STATES = [HELD, RELEASED, DISCARDED]
+STATES = list(HELD_STATES)
 HeldId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 

@@ -143,6 +143,23 @@ class DeliveryResult:
     detail: str = ""
 
 
+@dataclass(frozen=True)
+class MessageOutcome:
+    """Where a queued message stands after an attempt: what notify tells the feature it was sent for."""
+
+    id: str
+    subject_kind: str
+    subject_id: str
+    channel: str
+    person_id: str | None
+    state: str  # pending (a retry waits; last_error says why) | sent | failed | cancelled | unknown
+    last_error: str | None = None
+    provider_id: str | None = None  # None for a sent mail: no SMTP server, only logged
+    handed_at: datetime | None = None
+    sent_at: datetime | None = None
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+
 class DeliveryError(Exception):
     """A delivery that did not go through; `reason` is for logs, `summary` the short class users see."""
 

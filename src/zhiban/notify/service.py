@@ -12,13 +12,13 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import Any, cast
 
 from prometheus_client import Counter
-from sqlalchemy import Table, delete, func, select, text, update
+from sqlalchemy import Select, Table, delete, func, select, text, update
 from sqlalchemy.orm import Session
 
 from zhiban.core.clock import Clock
@@ -32,6 +32,7 @@ from zhiban.notify.model import (
     DeliveryResult,
     Link,
     Message,
+    MessageOutcome,
     NotificationRule,
     PermanentDeliveryError,
     RetryableDeliveryError,
@@ -311,7 +312,7 @@ def get_notification(session: Session, notification_id: str) -> NotificationRow:
 # --- subjects: who may stop a message, who hears how it ended -------------------------------
 
 Guard = Callable[[Session, str], bool]
-ResultListener = Callable[[Session, Clock, NotificationRow], None]
+ResultListener = Callable[[Session, Clock, MessageOutcome], None]
 _guards: dict[str, Guard] = {}
 _result_listeners: list[ResultListener] = []
 
@@ -322,18 +323,61 @@ def register_guard(subject_kind: str, guard: Guard) -> None:
 
 
 def on_result(listener: ResultListener) -> ResultListener:
-    """Call `listener(session, clock, row)` in the transaction that records how an attempt ended.
+    """Call `listener(session, clock, outcome)` in the transaction that records how an attempt ended.
 
-    The row is sent, failed or cancelled, or still pending after a retryable failure (its last_error says why).
+    The message is sent, failed, cancelled or unknown, or still pending after a retryable failure (its
+    last_error says why).
     """
     if listener not in _result_listeners:
         _result_listeners.append(listener)
     return listener
 
 
+def outcome_of(row: NotificationRow) -> MessageOutcome:
+    """The value other features see of a queued message (never its row)."""
+    metadata = (row.message or {}).get("metadata") or {}
+    return MessageOutcome(
+        id=row.id,
+        subject_kind=row.subject_kind,
+        subject_id=row.subject_id,
+        channel=row.channel,
+        person_id=row.person_id,
+        state=row.state,
+        last_error=row.last_error,
+        provider_id=row.provider_id,
+        handed_at=row.handed_at,
+        sent_at=row.sent_at,
+        metadata=dict(metadata) if isinstance(metadata, dict) else {},
+    )
+
+
 def _announce(session: Session, clock: Clock, row: NotificationRow) -> None:
+    if not _result_listeners:
+        return
+    outcome = outcome_of(row)
     for listener in list(_result_listeners):
-        listener(session, clock, row)
+        listener(session, clock, outcome)
+
+
+def unknown_handoffs(
+    session: Session, subject_kind: str, subject_ids: Iterable[str] | Select[Any], *, limit: int = 500
+) -> list[MessageOutcome]:
+    """Messages of these subjects whose hand-off a crash cut short (state `unknown`), oldest hand-off first.
+
+    `subject_ids` may be a query of ids, so that a feature names its subjects without handing over a list.
+    """
+    ids = subject_ids if isinstance(subject_ids, Select) else sorted(set(subject_ids))
+    query = (
+        select(NotificationRow)
+        .where(
+            NotificationRow.subject_kind == subject_kind,
+            NotificationRow.state == "unknown",
+            NotificationRow.subject_id.in_(ids),
+        )
+        .order_by(NotificationRow.handed_at, NotificationRow.id)
+        .limit(limit)
+    )
+    return [outcome_of(row) for row in session.scalars(query)]
 
 
 # --- channels of this process -------------------------------------------------------------------

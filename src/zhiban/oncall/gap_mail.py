@@ -16,17 +16,17 @@ from zhiban.core.clock import Clock
 from zhiban.core.errors import InvalidInput
 from zhiban.core.i18n import translate
 from zhiban.core.settings import get_settings
-from zhiban.identity.store import PersonRow
+from zhiban.identity import service as identity
+from zhiban.identity.model import Person
 from zhiban.notify import outbox
-from zhiban.notify.model import Language, Message
-from zhiban.notify.store import NotificationRow
+from zhiban.notify.model import Language, Message, MessageOutcome
 from zhiban.oncall.store import GapNoticeRow, ScheduleRow
 
 SUBJECT = "oncall_gap"
 MAX_NOTICES_PER_MAIL = 50
 
 
-def compose(notes: list[GapNoticeRow], schedules: dict[str, str], person: PersonRow) -> Message:
+def compose(notes: list[GapNoticeRow], schedules: dict[str, str], person: Person) -> Message:
     """The mail listing the holes, in the owner's language and time zone."""
     lang: Language = "zh" if person.language == "zh" else "en"
     try:
@@ -59,7 +59,7 @@ def compose(notes: list[GapNoticeRow], schedules: dict[str, str], person: Person
 def queue_mail(session: Session, clock: Clock, notes: list[GapNoticeRow]) -> None:
     """Queue the owner's mail about these notices (one schedule, one owner) in the caller's transaction."""
     notes = sorted(notes, key=lambda n: n.start)[:MAX_NOTICES_PER_MAIL]
-    person = session.get(PersonRow, notes[0].person_id) if notes else None
+    person = identity.person(session, notes[0].person_id) if notes else None
     if not notes or person is None or not person.active:
         return
     names = select(ScheduleRow.id, ScheduleRow.name).where(ScheduleRow.id.in_({n.schedule_id for n in notes}))
@@ -79,11 +79,11 @@ def queue_mail(session: Session, clock: Clock, notes: list[GapNoticeRow]) -> Non
             note.email_error = str(exc)[:500]  # sending cannot help: keep the reason on the notices
 
 
-def record_result(session: Session, clock: Clock, row: NotificationRow) -> None:
+def record_result(session: Session, clock: Clock, row: MessageOutcome) -> None:
     """notify listener: the notices of a sent mail get emailed_at, those of a failed one email_error."""
     if row.subject_kind != SUBJECT or row.state not in ("sent", "failed"):
         return
-    named = str((row.message.get("metadata") or {}).get("notices", ""))
+    named = str(row.metadata.get("notices", ""))
     ids = [int(part) for part in named.split(",") if part.isdigit()] or [int(row.subject_id)]
     for note in session.scalars(select(GapNoticeRow).where(GapNoticeRow.id.in_(ids))):
         if row.state == "sent":

@@ -6,6 +6,7 @@ notify message about it (subject "sla_notification"), and `record_result` stamps
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
@@ -15,12 +16,13 @@ from zhiban.core.clock import Clock
 from zhiban.core.errors import InvalidInput
 from zhiban.core.i18n import translate
 from zhiban.core.settings import get_settings
-from zhiban.identity.store import PersonRow
 from zhiban.notify import outbox
-from zhiban.notify.model import Language, Message
-from zhiban.notify.store import NotificationRow as OutboxRow
+from zhiban.notify.model import Language, Message, MessageOutcome
 from zhiban.sla.store import NotificationRow
-from zhiban.tickets.store import TicketRow
+
+if TYPE_CHECKING:  # rows sla.service hands over, only read here
+    from zhiban.identity.store import PersonRow
+    from zhiban.tickets.store import TicketRow
 
 SUBJECT = "sla_notification"
 
@@ -70,7 +72,7 @@ def queue_mail(session: Session, clock: Clock, note: NotificationRow, person: Pe
         note.email_error = str(exc)[:500]  # sending cannot help: keep the reason on the notice
 
 
-def record_result(session: Session, clock: Clock, row: OutboxRow) -> None:
+def record_result(session: Session, clock: Clock, row: MessageOutcome) -> None:
     """notify listener: a mailed notice gets its emailed_at, a failed one its email_error."""
     if row.subject_kind != SUBJECT or row.state not in ("sent", "failed"):
         return

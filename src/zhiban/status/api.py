@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import Response
@@ -12,10 +12,12 @@ from pydantic import BaseModel, Field
 from zhiban.incidents.service import get_service
 from zhiban.status import service
 from zhiban.status.model import StatusIncident
-from zhiban.status.store import PublishedServiceRow
 from zhiban.web.deps import DB, ClockDep, CurrentPrincipal, OptionalPrincipal, check_csrf, viewer_language
 from zhiban.web.fields import Ident, ShortText
 from zhiban.web.scopes import PUBLIC, needs
+
+if TYPE_CHECKING:
+    from zhiban.status.store import PublishedServiceRow
 
 router = APIRouter(prefix="/api/v1/status", tags=["status"])
 

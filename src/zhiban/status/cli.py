@@ -21,8 +21,8 @@ def _operator() -> Principal:
 
 
 def _run(action: str, **kwargs: str) -> list[dict[str, str]]:
-    from zhiban.cli import _desk
     from zhiban.core.errors import ZhibanError
+    from zhiban.desk import from_environment as _desk
     from zhiban.status import service
 
     desk = _desk()

@@ -15,7 +15,7 @@ from typing import Any
 from fastapi import Depends, FastAPI, Request
 from fastapi.routing import APIRoute, iter_route_contexts
 
-from zhiban.identity.model import SCOPES
+from zhiban.core.principal import SCOPES
 from zhiban.web.deps import SAFE_METHODS, OptionalPrincipal
 
 
