@@ -65,9 +65,8 @@ def unknown_pages(session: Session, limit: int = 500) -> list[UnknownPage]:
     triggered = select(IncidentRow.id).where(IncidentRow.status == IncidentStatus.TRIGGERED)
     pages = notify.unknown_handoffs(session, "incident", triggered, limit=limit)
     ids = {p.subject_id for p in pages}
-    numbers = (
-        dict(session.execute(select(IncidentRow.id, IncidentRow.number).where(IncidentRow.id.in_(ids)))) if ids else {}
-    )
+    query = select(IncidentRow.id, IncidentRow.number).where(IncidentRow.id.in_(ids))
+    numbers = {incident_id: number for incident_id, number in session.execute(query)} if ids else {}
     return [
         UnknownPage(p.subject_id, numbers[p.subject_id], p.id, p.person_id, p.channel, p.handed_at)
         for p in pages
