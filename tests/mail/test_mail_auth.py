@@ -16,7 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.mail.mail_kit import AUTHSERV, DESK_ADDRESS, Outbox, customer_mail, smtp_send, unused_port
-from tests.tenancy import PASSWORD, World, bearer, build_world
+from tests.tenancy import World, bearer, build_world, web_login
 from zhiban.desk import Desk
 from zhiban.engine import Worker
 from zhiban.identity.model import Principal, Role
@@ -289,11 +289,10 @@ def test_held_mail_page_for_agents(desk: Desk, inbound: InboundListener, client:
         inbound, customer_mail(BOB, "Refund now", "Pay to this account.", message_id="<p1@e>", authenticated=False), BOB
     )
     send(inbound, customer_mail(BOB, "Stream down", "Since 10:00.", message_id="<p2@e>", authenticated=False), BOB)
-    client.post("/login", data={"email": BOB, "password": PASSWORD})
+    web_login(client, BOB)
     assert client.get("/agent/mail/held", headers={"accept": "text/html"}).status_code == 403
-    client.post("/logout")
     client.cookies.clear()
-    client.post("/login", data={"email": "agent@vendor.test", "password": PASSWORD})
+    web_login(client, "agent@vendor.test")
     page = client.get("/agent/mail/held")
     assert page.status_code == 200 and "Refund now" in page.text and "no aligned DMARC" in page.text
     assert "held.title" not in page.text and "held.release" not in page.text  # every label translated

@@ -121,7 +121,9 @@ def test_an_agent_publishes_an_incident_by_a_public_update(client: TestClient, d
     assert doc.json()["current"][0]["title"] == "Packet loss in East China" and NODE not in doc.text
 
 
-def test_subscribers_hear_only_of_published_incidents_under_their_public_title(client: TestClient, desk: Desk) -> None:
+def test_subscribers_hear_only_of_published_incidents_under_their_public_title(
+    client: TestClient, desk: Desk, allow_loopback_egress: None
+) -> None:
     receiver = Receiver(secret=SECRET, clock_now=desk.clock.now)
     with receiver.running():
         world = build_world(desk)

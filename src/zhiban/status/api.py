@@ -226,24 +226,35 @@ class PublishedOut(BaseModel):
         )
 
 
-@router.get("/published-services", response_model=list[PublishedOut], summary="Services the pages show (staff)")
+@router.get(
+    "/published-services",
+    response_model=list[PublishedOut],
+    summary="Services the pages show (staff)",
+    dependencies=[needs("incidents:read")],
+)
 def published_services(session: DB, principal: CurrentPrincipal) -> list[PublishedOut]:
     return [PublishedOut.of(r, name) for r, name in service.published_services(session, principal)]
 
 
 @router.put(
-    "/published-services/{service_ref}", response_model=PublishedOut, summary="Publish a service's incidents (admins)"
+    "/published-services/{service_ref}",
+    response_model=PublishedOut,
+    summary="Publish a service's incidents (admins)",
+    dependencies=[needs("admin")],
 )
 def publish_service(
     body: PublishedIn, session: DB, clock: ClockDep, principal: CurrentPrincipal, service_ref: ShortText
 ) -> PublishedOut:
-    principal.require_scope("admin")
     row = service.publish_service(session, clock, principal, service_ref, component=body.component, title=body.title)
     return PublishedOut.of(row, get_service(session, row.service_id).name)
 
 
-@router.delete("/published-services/{service_ref}", status_code=204, summary="Stop publishing a service (admins)")
+@router.delete(
+    "/published-services/{service_ref}",
+    status_code=204,
+    summary="Stop publishing a service (admins)",
+    dependencies=[needs("admin")],
+)
 def unpublish_service(session: DB, principal: CurrentPrincipal, service_ref: ShortText) -> Response:
-    principal.require_scope("admin")
     service.unpublish_service(session, principal, service_ref)
     return Response(status_code=204)
