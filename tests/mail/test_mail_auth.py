@@ -291,7 +291,6 @@ def test_held_mail_page_for_agents(desk: Desk, inbound: InboundListener, client:
     send(inbound, customer_mail(BOB, "Stream down", "Since 10:00.", message_id="<p2@e>", authenticated=False), BOB)
     web_login(client, BOB)
     assert client.get("/agent/mail/held", headers={"accept": "text/html"}).status_code == 403
-    client.post("/logout")
     client.cookies.clear()
     web_login(client, "agent@vendor.test")
     page = client.get("/agent/mail/held")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +50,10 @@ def _call(chunks: list[bytes], headers: list[tuple[bytes, bytes]], path: str = "
 
     limited = BodyLimit(_read_all, caps={**caps(Settings()), "api": CAP})
     scope = {"type": "http", "method": "POST", "path": path, "headers": headers}
-    asyncio.run(limited(scope, receive, send))
+    # A loop of its own, in a thread of its own: a Playwright loop may already run in this xdist worker's thread.
+    runner = threading.Thread(target=asyncio.run, args=(limited(scope, receive, send),))
+    runner.start()
+    runner.join()
     start = sent[0]
     return {
         "status": start["status"],

@@ -563,7 +563,7 @@ def deliver(ctx: JobContext, payload: dict[str, Any]) -> None:
             and error.maybe_delivered
             and not channel_type(row.channel).repeat_safe
         ):
-            _mark_unknown(session, clock, row, reason)
+            _mark_unknown(session, clock, row, f"{reason} after the request went out")
             ctx.finish(session)
             unknown = row.channel
         elif isinstance(error, RetryableDeliveryError) and ctx.attempt < ctx.max_attempts:
