@@ -75,19 +75,21 @@ def histories(
     query = select(
         TicketEventRow.id,
         TicketEventRow.ticket_id,
-        TicketRow.organization_id,
         TicketEventRow.kind,
         TicketEventRow.at,
         TicketEventRow.actor_id,
         TicketEventRow.data,
-    ).join(TicketRow, TicketRow.id == TicketEventRow.ticket_id)
+    )
+    kinds = {k.value: k for k in EventKind}
     for part in _chunks(list(found)):
+        owners = select(TicketRow.id, TicketRow.organization_id).where(TicketRow.id.in_(part))
+        refs = {i: TicketRef(i, org) for i, org in session.execute(owners)}  # one per ticket, not per change
         where: ColumnElement[bool] = TicketEventRow.ticket_id.in_(part)
         if before is not None:
             where = where & (TicketEventRow.id < before)
-        for seq, tid, org, kind, at, actor, data in session.execute(query.where(where).order_by(TicketEventRow.id)):
+        for seq, tid, kind, at, actor, data in session.execute(query.where(where).order_by(TicketEventRow.id)):
             data = MappingProxyType(data or {})  # fresh from the row: nobody else holds it
-            found[tid].append(TicketChange(TicketRef(tid, org), EventKind(kind), at, seq, actor, data))
+            found[tid].append(TicketChange(refs[tid], kinds[kind], at, seq, actor, data))
     return found
 
 
