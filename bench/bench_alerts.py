@@ -114,6 +114,27 @@ def serve(db_url: str, fd: int, key_file: str, role: str) -> None:
 # --- the load generator ---------------------------------------------------------------------------
 
 
+async def post_json(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, path: str, body: bytes) -> int:
+    """POST one JSON body on a kept-alive HTTP/1.1 connection; the answer's status (its body is read and dropped)."""
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    writer.write(head + body)
+    await writer.drain()
+    status_line = await reader.readline()
+    length = 0
+    while True:
+        line = await reader.readline()
+        if line in (b"\r\n", b""):
+            break
+        name, _, value = line.decode().partition(":")
+        if name.lower() == "content-length":
+            length = int(value)
+    await reader.readexactly(length)
+    return int(status_line.split()[1])
+
+
 async def _connection(
     port: int, path: str, bodies: list[tuple[float, bytes]], start: float, latencies: list[float], codes: dict[int, int]
 ) -> None:
@@ -123,23 +144,7 @@ async def _connection(
             delay = start + offset - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-            head = (
-                f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                f"Content-Length: {len(body)}\r\n\r\n"
-            ).encode()
-            writer.write(head + body)
-            await writer.drain()
-            status_line = await reader.readline()
-            length = 0
-            while True:
-                line = await reader.readline()
-                if line in (b"\r\n", b""):
-                    break
-                name, _, value = line.decode().partition(":")
-                if name.lower() == "content-length":
-                    length = int(value)
-            await reader.readexactly(length)
-            code = int(status_line.split()[1])
+            code = await post_json(reader, writer, path, body)
             codes[code] = codes.get(code, 0) + 1
             latencies.append((time.perf_counter() - (start + offset)) * 1000)
     finally:

@@ -42,7 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT / "src"))
 
-from bench_alerts import CONNECTIONS, free_port, fresh_db, percentile, wait_ready  # noqa: E402
+from bench_alerts import CONNECTIONS, free_port, fresh_db, percentile, post_json, wait_ready  # noqa: E402
 
 MAIL_FROM = "desk@vendor.test"
 WEBHOOK_SECRET = "soak-receiver-secret-0123"
@@ -238,24 +238,8 @@ class Load:
                 if delay > 0:
                     await asyncio.sleep(delay)
                 body, dedup = self.body(i)
-                head = (
-                    "POST /v2/enqueue HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                    f"Content-Length: {len(body)}\r\n\r\n"
-                ).encode()
                 try:
-                    writer.write(head + body)
-                    await writer.drain()
-                    status = await reader.readline()
-                    length = 0
-                    while True:
-                        line = await reader.readline()
-                        if line in (b"\r\n", b""):
-                            break
-                        name, _, value = line.decode().partition(":")
-                        if name.lower() == "content-length":
-                            length = int(value)
-                    await reader.readexactly(length)
-                    code = int(status.split()[1])
+                    code = await post_json(reader, writer, "/v2/enqueue", body)
                 except (OSError, IndexError, ValueError, asyncio.IncompleteReadError):
                     code = 0  # no answer: not accepted
                     writer.close()

@@ -10,7 +10,9 @@ import base64
 import hashlib
 import hmac
 import json
+import shutil
 import socket
+import subprocess
 import threading
 import time
 import xml.etree.ElementTree as ET
@@ -19,8 +21,11 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
+
+import pytest
 
 from zhiban.notify.render import IncidentNotice
 
@@ -278,3 +283,17 @@ def twilio_api(account_sid: str, auth_token: str) -> Responder:
         return error(404, 20404, "The requested resource was not found")
 
     return respond
+
+
+def self_signed_certificate(folder: Path, name: str, subject_alt_name: str) -> tuple[Path, Path]:
+    """A self-signed certificate and its key for `name` (e.g. "DNS:x.test" or "IP:127.0.0.1"), made with openssl."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+         "-days", "2", "-subj", f"/CN={name}", "-addext", f"subjectAltName={subject_alt_name}"],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    return cert, key

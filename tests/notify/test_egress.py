@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
-import shutil
 import ssl
-import subprocess
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.notify.notify_fakes import Received, Reply, provider_server, unused_port
+from tests.notify.notify_fakes import Received, Reply, provider_server, self_signed_certificate, unused_port
 from zhiban.core.errors import InvalidInput
 from zhiban.core.settings import get_settings
 from zhiban.notify import Destination, Message, PermanentDeliveryError, RetryableDeliveryError, parse_destination
@@ -310,17 +308,7 @@ def test_a_broken_allowlist_fails_closed(page_en: Message, monkeypatch: pytest.M
 @pytest.fixture(scope="module")
 def named_certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A self-signed certificate for receiver.pinned.test only (not for its address), made with openssl."""
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl is not installed")
-    folder = tmp_path_factory.mktemp("tls")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
-         "-days", "2", "-subj", "/CN=receiver.pinned.test", "-addext", "subjectAltName=DNS:receiver.pinned.test"],
-        check=True,
-        capture_output=True,
-    )  # fmt: skip
-    return cert, key
+    return self_signed_certificate(tmp_path_factory.mktemp("tls"), "receiver.pinned.test", "DNS:receiver.pinned.test")
 
 
 def test_https_to_the_pinned_address_still_checks_the_certificate_for_the_name(
