@@ -410,6 +410,12 @@ def staff(
     return [person_value(r) for r in session.scalars(query.order_by(PersonRow.name, PersonRow.id).limit(limit))]
 
 
+def admins(session: Session, *, limit: int = 3) -> list[Person]:
+    """Active admins, the longest-standing first (who hears of what nobody nearer answers)."""
+    query = select(PersonRow).where(PersonRow.role == Role.ADMIN.value, PersonRow.active.is_(True))
+    return [person_value(r) for r in session.scalars(query.order_by(PersonRow.created_at, PersonRow.id).limit(limit))]
+
+
 def organization(session: Session, organization_id: str | None) -> Organization | None:
     row = session.get(OrganizationRow, organization_id) if organization_id else None
     return organization_value(row) if row is not None else None
@@ -418,6 +424,13 @@ def organization(session: Session, organization_id: str | None) -> Organization 
 def organization_with_slug(session: Session, slug: str) -> Organization | None:
     row = organization_by_slug(session, slug) if len(slug) <= 64 else None
     return organization_value(row) if row is not None else None
+
+
+def organization_names(session: Session, organization_ids: Iterable[str]) -> dict[str, str]:
+    """Organizations' names by id (unknown ids are left out)."""
+    ids = sorted({i for i in organization_ids if i})
+    query = select(OrganizationRow.id, OrganizationRow.name).where(OrganizationRow.id.in_(ids))
+    return {i: n for i, n in session.execute(query)} if ids else {}
 
 
 def organizations(session: Session, *, limit: int = 1000) -> list[Organization]:
