@@ -426,13 +426,6 @@ def organization_with_slug(session: Session, slug: str) -> Organization | None:
     return organization_value(row) if row is not None else None
 
 
-def organization_names(session: Session, organization_ids: Iterable[str]) -> dict[str, str]:
-    """Organizations' names by id (unknown ids are left out)."""
-    ids = sorted({i for i in organization_ids if i})
-    query = select(OrganizationRow.id, OrganizationRow.name).where(OrganizationRow.id.in_(ids))
-    return {i: n for i, n in session.execute(query)} if ids else {}
-
-
 def organizations(session: Session, *, limit: int = 1000) -> list[Organization]:
     """Every organization, by name (staff pickers and reports' filters)."""
     query = select(OrganizationRow).order_by(OrganizationRow.name).limit(limit)

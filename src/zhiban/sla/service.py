@@ -30,7 +30,7 @@ from zhiban.core.errors import Forbidden, InvalidInput, NotFound
 from zhiban.engine.service import cancel_many, enqueue_many
 from zhiban.identity import service as identity
 from zhiban.identity.model import Organization, Person, Principal, Role, Team
-from zhiban.sla import notices
+from zhiban.sla import notices, queries
 from zhiban.sla.model import (
     CALENDAR_24X7,
     CALENDAR_BUSINESS,
@@ -1021,7 +1021,7 @@ class Badge:
 
 @dataclass(frozen=True, slots=True)
 class QueueTicket:
-    """The fields of a ticket that the queue shows (read as values by primary key, not as ORM objects)."""
+    """The fields of a ticket that the queue shows (read in the queue's one query, not as ORM objects)."""
 
     id: int
     subject: str
@@ -1075,36 +1075,13 @@ def queue_order(
     clock = clock or SystemClock()
     now = clock.now()
     _maybe_backfill(session, clock)
-    # One query walks the queue index with the urgent clock of each row shown; tickets and identity then
-    # answer for those rows only, by primary key.
-    st, urgent = _SLA_TICKETS, _CLOCKS.alias("urgent")
-    query = (
-        select(st.c.ticket_id, st.c.calendar_id, urgent.c.metric, urgent.c.state, urgent.c.due_at, urgent.c.calendar)
-        .select_from(st)
-        .outerjoin(
-            urgent,
-            (urgent.c.ticket_id == st.c.ticket_id)
-            & (urgent.c.metric == st.c.urgent_metric)
-            & (urgent.c.cycle == st.c.urgent_cycle),
-        )
-        .where(st.c.is_open.is_(True))
-        .order_by(st.c.sort_key, st.c.ticket_id)
-        .limit(limit)
-    )
-    shown = session.execute(query).all()
-    found = tickets.summaries(session, [r.ticket_id for r in shown])
-    org_names = identity.organization_names(session, {t.organization_id for t in found.values()})
     memo = _CalendarMemo(session)
     items = []
-    for tid, cal_id, metric, state, due, cal in shown:
-        t = found.get(tid)
-        if t is None:  # an SLA row whose ticket is gone: the join this replaced left it out too
-            continue
+    for tid, cal_id, subject, prio, status, org_id, created, org_name, metric, state, due, cal in queries.queue_rows(
+        session, limit
+    ):
         badge = _badge_of(metric, state, due, cal, cal_id, memo, now) if due is not None else None
-        name = org_names.get(t.organization_id, "")
-        items.append(
-            QueueItem(QueueTicket(tid, t.subject, t.priority, t.status, t.organization_id, name, t.created_at), badge)
-        )
+        items.append(QueueItem(QueueTicket(tid, subject, prio, status, org_id, org_name or "", created), badge))
     return items
 
 
