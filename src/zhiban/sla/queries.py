@@ -16,7 +16,7 @@ from zhiban.sla.store import ClockRow, SlaTicketRow
 from zhiban.tickets.store import TicketRow
 
 
-def queue_rows(session: Session, limit: int) -> Sequence[Row[Any]]:
+def queue_rows(session: Session, limit: int) -> Sequence[Row[*tuple[Any, ...]]]:
     """(ticket id, calendar id, subject, priority, status, organization id, created at, organization name,
     urgent metric, state, due at, calendar) of open tickets, most urgent first: one walk of the queue index."""
     st, tk = cast(Table, SlaTicketRow.__table__), cast(Table, TicketRow.__table__)
