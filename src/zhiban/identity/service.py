@@ -410,6 +410,12 @@ def staff(
     return [person_value(r) for r in session.scalars(query.order_by(PersonRow.name, PersonRow.id).limit(limit))]
 
 
+def admins(session: Session, *, limit: int = 3) -> list[Person]:
+    """Active admins, the longest-standing first (who hears of what nobody nearer answers)."""
+    query = select(PersonRow).where(PersonRow.role == Role.ADMIN.value, PersonRow.active.is_(True))
+    return [person_value(r) for r in session.scalars(query.order_by(PersonRow.created_at, PersonRow.id).limit(limit))]
+
+
 def organization(session: Session, organization_id: str | None) -> Organization | None:
     row = session.get(OrganizationRow, organization_id) if organization_id else None
     return organization_value(row) if row is not None else None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
@@ -11,10 +11,12 @@ from pydantic import BaseModel, Field
 from zhiban.core.errors import Forbidden
 from zhiban.identity.model import Principal
 from zhiban.notify import outbox, service
-from zhiban.notify.store import ContactMethodRow, NotificationRow
 from zhiban.web.deps import DB, ClockDep, CurrentPrincipal
 from zhiban.web.fields import Ident
 from zhiban.web.scopes import by_method
+
+if TYPE_CHECKING:  # rows notify.service and notify.outbox hand over, only read here
+    from zhiban.notify.store import ContactMethodRow, NotificationRow
 
 router = APIRouter(prefix="/api/v1", tags=["notify"], dependencies=[by_method("oncall:read", "oncall:write")])
 

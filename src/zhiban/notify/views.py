@@ -14,9 +14,9 @@ from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
 from zhiban.core.errors import InvalidInput, NotFound
-from zhiban.identity.model import Principal, Role
+from zhiban.identity import service as identity
+from zhiban.identity.model import Person, Principal, Role
 from zhiban.identity.service import staff as staff_people
-from zhiban.identity.store import PersonRow
 from zhiban.notify import outbox, service
 from zhiban.notify.api import ContactMethodIn, RuleIn, paged_person
 from zhiban.notify.registry import CHANNEL_TYPES, channel_type
@@ -45,10 +45,10 @@ def destination_config(channel: str, address: str, secret: str) -> dict[str, Any
     return config
 
 
-def _person(session: Session, principal: Principal, person_id: str | None) -> PersonRow:
+def _person(session: Session, principal: Principal, person_id: str | None) -> Person:
     """The person whose paging is shown: the caller, or (admins) any active agent or admin."""
     chosen = paged_person(principal, person_id or None)
-    person = session.get(PersonRow, chosen)
+    person = identity.person(session, chosen)
     if person is None or person.role == Role.CUSTOMER or not person.active:
         raise NotFound(f"no active agent or admin {chosen!r}")
     return person
@@ -58,7 +58,7 @@ def _page(
     request: Request,
     session: Session,
     principal: Principal,
-    person: PersonRow,
+    person: Person,
     *,
     method_form: dict[str, str] | None = None,
     rule_form: dict[str, str] | None = None,
@@ -88,7 +88,7 @@ def _page(
     )
 
 
-def _back(person: PersonRow, principal: Principal) -> RedirectResponse:
+def _back(person: Person, principal: Principal) -> RedirectResponse:
     suffix = "" if person.id == principal.person_id else f"?person_id={person.id}"
     return RedirectResponse(PAGE + suffix, status_code=303)
 

@@ -13,13 +13,13 @@ from typing import Any
 
 from zhiban.core.clock import Clock
 from zhiban.engine import JobContext, JobRegistry, PermanentFailure
-from zhiban.identity.store import PersonRow
+from zhiban.identity import service as identity
 from zhiban.notify import jobs as notify_jobs
 from zhiban.notify import service as notify
 from zhiban.sla import notices, service
 from zhiban.sla.model import ClockState, Metric
 from zhiban.sla.store import ClockRow, NotificationRow
-from zhiban.tickets.store import TicketRow
+from zhiban.tickets import service as tickets
 
 log = logging.getLogger("zhiban.sla")
 registry = JobRegistry()
@@ -47,7 +47,7 @@ def fire(ctx: JobContext, payload: dict[str, Any], kind: str) -> None:
     """Re-check the clock from the log; notify if the warning or breach really is due."""
     ticket_id, metric, cycle = _timer_payload(payload)
     with ctx.session_factory() as session, session.begin():
-        ticket = session.get(TicketRow, ticket_id)
+        ticket = tickets.summary(session, ticket_id)
         if ticket is not None:
             service.recompute_ticket(session, ctx.clock, ticket, "timer")
             row = session.get(ClockRow, (ticket_id, metric, cycle))
@@ -74,7 +74,7 @@ def hand_over_legacy_email(ctx: JobContext, payload: dict[str, Any]) -> None:
     with ctx.session_factory() as session, session.begin():
         note = session.get(NotificationRow, note_id) if isinstance(note_id, int) else None
         if note is not None and note.emailed_at is None and note.email_error is None:
-            person, ticket = session.get(PersonRow, note.person_id), session.get(TicketRow, note.ticket_id)
+            person, ticket = identity.person(session, note.person_id), tickets.summary(session, note.ticket_id)
             if person is not None and ticket is not None:
-                notices.queue_mail(session, ctx.clock, note, person, ticket)
+                notices.queue_mail(session, ctx.clock, note, person, ticket.subject)
         ctx.finish(session)

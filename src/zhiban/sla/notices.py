@@ -6,7 +6,6 @@ notify message about it (subject "sla_notification"), and `record_result` stamps
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
@@ -16,18 +15,15 @@ from zhiban.core.clock import Clock
 from zhiban.core.errors import InvalidInput
 from zhiban.core.i18n import translate
 from zhiban.core.settings import get_settings
+from zhiban.identity.model import Person
 from zhiban.notify import outbox
 from zhiban.notify.model import Language, Message, MessageOutcome
 from zhiban.sla.store import NotificationRow
 
-if TYPE_CHECKING:  # rows sla.service hands over, only read here
-    from zhiban.identity.store import PersonRow
-    from zhiban.tickets.store import TicketRow
-
 SUBJECT = "sla_notification"
 
 
-def compose(note: NotificationRow, person: PersonRow, ticket: TicketRow | None) -> Message:
+def compose(note: NotificationRow, person: Person, subject: str) -> Message:
     """The notice's mail, in the person's language, with the due time in their zone."""
     lang: Language = "zh" if person.language == "zh" else "en"
     try:
@@ -37,7 +33,7 @@ def compose(note: NotificationRow, person: PersonRow, ticket: TicketRow | None) 
     due = note.due_at.astimezone(zone).strftime("%Y-%m-%d %H:%M") + f" ({zone.key})" if note.due_at else "-"
     values = {
         "id": note.ticket_id,
-        "subject": ticket.subject if ticket else "",
+        "subject": subject,
         "metric": translate(lang, f"sla.metric.{note.metric}"),
         "due": due,
         "level": translate(lang, f"sla.level.{note.level}"),
@@ -55,13 +51,13 @@ def compose(note: NotificationRow, person: PersonRow, ticket: TicketRow | None) 
     )
 
 
-def queue_mail(session: Session, clock: Clock, note: NotificationRow, person: PersonRow, ticket: TicketRow) -> None:
+def queue_mail(session: Session, clock: Clock, note: NotificationRow, person: Person, subject: str) -> None:
     """Queue the notice's mail in the caller's transaction; a mail that cannot be made is noted on the notice."""
     try:
         outbox.queue_email(
             session,
             clock,
-            message=compose(note, person, ticket),
+            message=compose(note, person, subject),
             to=person.email,
             subject_kind=SUBJECT,
             subject_id=note.id,

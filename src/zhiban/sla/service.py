@@ -29,9 +29,8 @@ from zhiban.core.clock import Clock, SystemClock
 from zhiban.core.errors import Forbidden, InvalidInput, NotFound
 from zhiban.engine.service import cancel_many, enqueue_many
 from zhiban.identity import service as identity
-from zhiban.identity.model import Organization, Principal, Role
-from zhiban.identity.store import OrganizationRow, PersonRow, TeamRow
-from zhiban.sla import notices
+from zhiban.identity.model import Organization, Person, Principal, Role, Team
+from zhiban.sla import notices, queries
 from zhiban.sla.model import (
     CALENDAR_24X7,
     CALENDAR_BUSINESS,
@@ -75,7 +74,6 @@ from zhiban.sla.store import (
 )
 from zhiban.tickets import service as tickets
 from zhiban.tickets.model import EventKind, Status, TicketChange
-from zhiban.tickets.store import TicketRow
 
 OPEN_STATUSES = frozenset({"new", "open", "pending", "on_hold"})
 WAITING_STATUSES = frozenset({"pending", "solved", "closed"})  # nobody owes the customer an answer now
@@ -1077,41 +1075,10 @@ def queue_order(
     clock = clock or SystemClock()
     now = clock.now()
     _maybe_backfill(session, clock)
-    # One query walks the queue index and joins the urgent clock and organization name of each row shown.
-    st, tk, org = _SLA_TICKETS, cast(Table, TicketRow.__table__), cast(Table, OrganizationRow.__table__)
-    urgent = _CLOCKS.alias("urgent")
-    query = (
-        select(
-            st.c.ticket_id,
-            st.c.calendar_id,
-            tk.c.subject,
-            tk.c.priority,
-            tk.c.status,
-            tk.c.organization_id,
-            tk.c.created_at,
-            org.c.name,
-            urgent.c.metric,
-            urgent.c.state,
-            urgent.c.due_at,
-            urgent.c.calendar,
-        )
-        .select_from(st)
-        .join(tk, tk.c.id == st.c.ticket_id)
-        .outerjoin(org, org.c.id == tk.c.organization_id)
-        .outerjoin(
-            urgent,
-            (urgent.c.ticket_id == st.c.ticket_id)
-            & (urgent.c.metric == st.c.urgent_metric)
-            & (urgent.c.cycle == st.c.urgent_cycle),
-        )
-        .where(st.c.is_open.is_(True))
-        .order_by(st.c.sort_key, st.c.ticket_id)
-        .limit(limit)
-    )
     memo = _CalendarMemo(session)
     items = []
-    for tid, cal_id, subject, prio, status, org_id, created, org_name, metric, state, due, cal in session.execute(
-        query
+    for tid, cal_id, subject, prio, status, org_id, created, org_name, metric, state, due, cal in queries.queue_rows(
+        session, limit
     ):
         badge = _badge_of(metric, state, due, cal, cal_id, memo, now) if due is not None else None
         items.append(QueueItem(QueueTicket(tid, subject, prio, status, org_id, org_name or "", created), badge))
@@ -1269,21 +1236,29 @@ def _zone(tz: str) -> ZoneInfo:
 # -- notifications -------------------------------------------------------------------------------------
 
 
-def _active_person(session: Session, person_id: str | None) -> PersonRow | None:
-    if person_id is None:
-        return None
-    person = session.get(PersonRow, person_id)
-    return person if person is not None and person.active and person.role != Role.CUSTOMER.value else None
+class _NoticeTicket(_Ticket, Protocol):
+    """A ticket whose SLA notices are told: a `TicketSummary`, or any object that says so."""
+
+    @property
+    def subject(self) -> str: ...
+    @property
+    def team_id(self) -> str | None: ...
+    @property
+    def assignee_id(self) -> str | None: ...
 
 
-def _team_lead(session: Session, ticket: TicketRow, assignee: PersonRow | None) -> PersonRow | None:
-    teams: list[TeamRow] = []
-    if ticket.team_id is not None:
-        team = session.get(TeamRow, ticket.team_id)
-        if team is not None:
-            teams.append(team)
+def _active_person(session: Session, person_id: str | None) -> Person | None:
+    person = identity.person(session, person_id)
+    return person if person is not None and person.active and person.role != Role.CUSTOMER else None
+
+
+def _team_lead(session: Session, ticket: _NoticeTicket, assignee: Person | None) -> Person | None:
+    teams: list[Team] = []
+    team = identity.team(session, ticket.team_id, by_name=False)
+    if team is not None:
+        teams.append(team)
     if assignee is not None:
-        teams.extend(sorted(assignee.teams, key=lambda t: t.name))
+        teams.extend(identity.teams_of(session, assignee.id))
     for team in teams:
         lead = _active_person(session, team.lead_id)
         if lead is not None:
@@ -1291,7 +1266,7 @@ def _team_lead(session: Session, ticket: TicketRow, assignee: PersonRow | None) 
     return None
 
 
-def escalation_chain(session: Session, ticket: TicketRow, kind: str) -> list[tuple[PersonRow, str]]:
+def escalation_chain(session: Session, ticket: _NoticeTicket, kind: str) -> list[tuple[Person, str]]:
     """Who hears of a warning (the assignee, else the team lead) or a breach (assignee → team lead → manager).
 
     Not an incidents escalation policy, on purpose: this chain is fixed and told all at once when the clock
@@ -1300,19 +1275,13 @@ def escalation_chain(session: Session, ticket: TicketRow, kind: str) -> list[tup
     """
     assignee = _active_person(session, ticket.assignee_id)
     lead = _team_lead(session, ticket, assignee)
-    chain: list[tuple[PersonRow, str]] = []
+    chain: list[tuple[Person, str]] = []
     if assignee is not None:
         chain.append((assignee, "assignee"))
     if lead is not None and (kind == "breach" or not chain):
         chain.append((lead, "team_lead"))
     if kind == "breach":
-        managers = session.scalars(
-            select(PersonRow)
-            .where(PersonRow.role == Role.ADMIN.value, PersonRow.active.is_(True))
-            .order_by(PersonRow.created_at, PersonRow.id)
-            .limit(3)
-        )
-        chain.extend((m, "manager") for m in managers)
+        chain.extend((m, "manager") for m in identity.admins(session, limit=3))
     seen: set[str] = set()
     unique = []
     for person, level in chain:
@@ -1322,7 +1291,7 @@ def escalation_chain(session: Session, ticket: TicketRow, kind: str) -> list[tup
     return unique
 
 
-def notify(session: Session, clock: Clock, ticket: TicketRow, row: ClockRow, kind: str) -> list[NotificationRow]:
+def notify(session: Session, clock: Clock, ticket: _NoticeTicket, row: ClockRow, kind: str) -> list[NotificationRow]:
     """Record the in-app notifications of a warning or breach (once per person) and queue their mail in notify."""
     made = []
     now = clock.now()
@@ -1354,7 +1323,7 @@ def notify(session: Session, clock: Clock, ticket: TicketRow, row: ClockRow, kin
                 session.flush()
         except IntegrityError:
             continue  # another run recorded it first
-        notices.queue_mail(session, clock, note, person, ticket)
+        notices.queue_mail(session, clock, note, person, ticket.subject)
         made.append(note)
     return made
 

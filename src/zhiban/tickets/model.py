@@ -57,6 +57,20 @@ class TicketRef:
 
 
 @dataclass(frozen=True, slots=True)
+class TicketSummary:
+    """What another feature shows or tells of a ticket: its subject, state and who has it (never its conversation)."""
+
+    id: int
+    organization_id: str
+    subject: str
+    priority: str
+    status: str
+    created_at: datetime
+    team_id: str | None = None
+    assignee_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class TicketChange:
     """One entry of a ticket's event log, as published to other features (a value: never a table row)."""
 

@@ -23,6 +23,7 @@ from zhiban.tickets.model import (
     Status,
     TicketChange,
     TicketRef,
+    TicketSummary,
     check_move,
     clean_body,
     clean_subject,
@@ -102,6 +103,32 @@ def ref(session: Session, ticket_id: int) -> TicketRef | None:
     """Which organization a ticket belongs to (None: no such ticket)."""
     organization_id = session.scalar(select(TicketRow.organization_id).where(TicketRow.id == ticket_id))
     return None if organization_id is None else TicketRef(ticket_id, organization_id)
+
+
+_SUMMARY = (
+    TicketRow.id,
+    TicketRow.organization_id,
+    TicketRow.subject,
+    TicketRow.priority,
+    TicketRow.status,
+    TicketRow.created_at,
+    TicketRow.team_id,
+    TicketRow.assignee_id,
+)
+
+
+def summary(session: Session, ticket_id: int) -> TicketSummary | None:
+    """A ticket's summary (None: no such ticket)."""
+    return summaries(session, [ticket_id]).get(ticket_id)
+
+
+def summaries(session: Session, ticket_ids: Sequence[int]) -> dict[int, TicketSummary]:
+    """Summaries of many tickets by id, read by primary key in bounded chunks (unknown ids are left out)."""
+    found: dict[int, TicketSummary] = {}
+    for part in _chunks(sorted(set(ticket_ids))):
+        for row in session.execute(select(*_SUMMARY).where(TicketRow.id.in_(part))):
+            found[row[0]] = TicketSummary(*row)
+    return found
 
 
 def route(session: Session, ticket_id: int, team_id: str | None, *, unless_routed: bool = False) -> None:
