@@ -143,7 +143,8 @@ def test_a_loopback_call_in_chromium_becomes_quality_reports(chromium: Any, quie
     for report in reports:
         assert report["app_id"] == "webrtc-test" and report["session_id"] == session_id
         assert report["platform"] == "web" and report["sdk_version"] == "webrtc-loopback/1"
-        assert 500 <= report["interval_ms"] <= 5000  # snapshots a second apart (timers may slip)
+        # Snapshots a second apart; one post at a time, so a slow answer under load skips ticks (8 s seen at load 4).
+        assert 500 <= report["interval_ms"] <= 15000
         assert all(n >= 0 for n in _numbers(report)), report  # never a negative value
         assert report["video"]["loss_pct"] >= 0 and report["audio"]["loss_pct"] >= 0
         assert report["net"]["rtt_ms"] >= 0
