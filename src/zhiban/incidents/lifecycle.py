@@ -17,7 +17,7 @@ from zhiban.incidents.catalog import _staff_person, system_principal
 from zhiban.incidents.model import (
     IncidentStatus,
 )
-from zhiban.incidents.paging import ACK_TIMEOUT_JOB, MAX_NOTE, _event, _stop_paging, page_person, start_escalation
+from zhiban.incidents.paging import ACK_TIMEOUT_JOB, _event, _stop_paging, page_person, start_escalation
 from zhiban.incidents.store import (
     AlertRow,
     EscalationPolicyRow,
@@ -27,6 +27,9 @@ from zhiban.incidents.store import (
     ResponderRow,
     ServiceRow,
 )
+
+MAX_NOTE = 20_000
+
 
 # --- acknowledge, resolve, re-trigger -------------------------------------------------------------
 

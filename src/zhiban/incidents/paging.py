@@ -49,7 +49,6 @@ AUDIT_JOB = "incident.audit"
 AUDIT_EVERY = timedelta(minutes=5)
 AUDIT_GRACE = timedelta(seconds=120)
 ACK_LINK_LIFETIME = timedelta(hours=24)
-MAX_NOTE = 20_000
 
 # --- links in pages (signed one-click acknowledge) -----------------------------------------------
 

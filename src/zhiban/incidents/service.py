@@ -38,6 +38,7 @@ from zhiban.incidents.catalog import (
     update_service,
 )
 from zhiban.incidents.lifecycle import (
+    MAX_NOTE,
     ack_timed_out,
     acknowledge,
     acknowledge_as,
@@ -57,7 +58,6 @@ from zhiban.incidents.paging import (
     AUDIT_GRACE,
     AUDIT_JOB,
     ESCALATE_JOB,
-    MAX_NOTE,
     ack_url,
     configure_links,
     ensure_auditor,
