@@ -23,7 +23,7 @@ from zhiban.incidents.model import (
     parse_events_v2,
     parse_generic,
 )
-from zhiban.incidents.store import IncidentRow, IntegrationRow
+from zhiban.incidents.store import EscalationPolicyRow, IncidentRow, IntegrationRow
 
 HEARTBEAT_JOB = "incident.heartbeat"
 MIN_HEARTBEAT = 10
@@ -202,7 +202,7 @@ def seed_demo_integrations(session: Session, clock: Clock) -> list[IntegrationRo
     """
     from zhiban.identity import service as identity
 
-    if session.scalar(select(service.EscalationPolicyRow.id).where(service.EscalationPolicyRow.name == DEMO_POLICY)):
+    if session.scalar(select(EscalationPolicyRow.id).where(EscalationPolicyRow.name == DEMO_POLICY)):
         return []
     policy = service.create_policy(
         session,
