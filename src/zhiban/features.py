@@ -21,6 +21,7 @@ FEATURES = [
     "sla",
     "oncall",
     "incidents",
+    "duty",
     "notify",
     "mail",
     "apps",

@@ -45,6 +45,17 @@ def _ticket_unchanged(client: TestClient, fx: Fixture, response: Any) -> None:
     assert t["status"] == "new" and t["priority"] == "P1" and len(t["comments"]) == 1
 
 
+def _not_paged(client: TestClient, fx: Fixture, response: Any) -> None:
+    _ticket_unchanged(client, fx, response)
+    t = client.get(f"/api/v1/tickets/{fx.liveco_ticket}", headers=bearer(fx.world.agent_token)).json()
+    assert t["on_duty"] is None
+
+
+def _contacts_unchanged(client: TestClient, fx: Fixture, response: Any) -> None:
+    org = client.get(f"/api/v1/organizations/{fx.world.liveco}", headers=bearer(fx.world.agent_token)).json()
+    assert org["dedicated_contact_id"] is None
+
+
 ISOLATION_CASES = [
     Case("GET", "/api/v1/tickets/{ticket_id}", lambda f: (f"/api/v1/tickets/{f.liveco_ticket}", None)),
     Case(
@@ -64,6 +75,18 @@ ISOLATION_CASES = [
         "/api/v1/tickets/{ticket_id}",
         lambda f: (f"/api/v1/tickets/{f.liveco_ticket}", {"priority": "P4"}),
         check=_ticket_unchanged,
+    ),
+    Case(
+        "POST",
+        "/api/v1/tickets/{ticket_id}/urgent",
+        lambda f: (f"/api/v1/tickets/{f.liveco_ticket}/urgent", {"note": "wake them"}),
+        check=_not_paged,
+    ),
+    Case(
+        "PUT",
+        "/api/v1/organizations/{organization_id}/contacts",
+        lambda f: (f"/api/v1/organizations/{f.world.liveco}/contacts", {"dedicated_contact_id": f.world.agent_id}),
+        check=_contacts_unchanged,
     ),
     # Listing answers 200 but with Bob's own data only.
     Case("GET", "/api/v1/tickets", lambda f: ("/api/v1/tickets", None), frozenset({200}), _no_liveco_data),

@@ -49,8 +49,9 @@ TICKETS = [
 ]
 
 
-def seed_demo(session: Session, clock: Clock) -> list[DemoLogin]:
-    """Create the demo world (idempotent: does nothing if the demo admin exists)."""
+def seed_demo(session: Session, clock: Clock, *, with_tickets: bool = True) -> list[DemoLogin]:
+    """Create the demo people, organizations and (unless told not to) tickets; idempotent: does nothing if the
+    demo admin exists."""
     if identity.person_with_email(session, STAFF[0][0]) is not None:
         return []
     from zhiban.sla.service import ensure_plans
@@ -91,6 +92,18 @@ def seed_demo(session: Session, clock: Clock) -> list[DemoLogin]:
     # The 288-article corpus takes seconds to index: a job does it, so `serve` answers at once.
     # A few seconds late, so the first pages after start are not waiting behind the import's write lock.
     enqueue(session, SEED_DEMO, {}, due_at=clock.now() + timedelta(seconds=20), dedup_key="demo:kb")
+    if with_tickets:
+        seed_demo_tickets(session, clock)
+    return logins
+
+
+def seed_demo_tickets(session: Session, clock: Clock) -> None:
+    """The demo's tickets from a busy night, filed by each organization's developer through the portal."""
+    customers = {}
+    for slug, *_ in ORGANIZATIONS:
+        person = identity.person_with_email(session, f"dev@{slug}.demo")
+        assert person is not None, "the demo people come first"
+        customers[slug] = principal_of(person)
     now = clock.now()
     for i, (slug, prio, subject, body) in enumerate(TICKETS):
         # Spread the demo tickets over the last hours so the queue looks like a real night.
@@ -98,7 +111,6 @@ def seed_demo(session: Session, clock: Clock) -> list[DemoLogin]:
         tickets.create_ticket(
             session, ticket_clock, customers[slug], subject=subject, body=body, priority=prio, channel=Channel.PORTAL
         )
-    return logins
 
 
 def seed_demo_world(session: Session, clock: Clock) -> list[DemoLogin]:
@@ -106,12 +118,71 @@ def seed_demo_world(session: Session, clock: Clock) -> list[DemoLogin]:
     from zhiban.incidents.integrations import seed_demo_integrations
     from zhiban.oncall.service import seed_demo_schedules
 
-    logins = seed_demo(session, clock)
+    logins = seed_demo(session, clock, with_tickets=False)
     if logins:  # a first start: each part below is idempotent, but only worth running once
         seed_demo_schedules(session, clock)
         seed_demo_integrations(session, clock)
         seed_demo_status(session, clock)
+        seed_demo_support(session, clock)
+        seed_demo_tickets(session, clock)  # after the support modes: the demo's P1 pages whoever is on call
     return logins
+
+
+DEMO_TICKET_POLICY = "Customer tickets on duty"
+DEMO_TICKET_SERVICE = "P1 tickets"
+# plan: (mode, urgent priorities, urgent requests a day); paging priorities are the mode's defaults.
+DEMO_SUPPORT = {
+    "basic": ("queue", (), 0),
+    "standard": ("queue", (), 0),
+    "premium": ("dedicated", ("P1", "P2"), 3),
+    "enterprise": ("standby", ("P1", "P2", "P3"), 5),
+}
+
+
+def seed_demo_support(session: Session, clock: Clock) -> None:
+    """Support modes on the demo plans: Premium's tickets go to a dedicated contact, Enterprise's page 24x7.
+
+    Pages go through the "P1 tickets" service, whose policy pages whoever is on the "Network primary"
+    schedule, then the duty manager. Premium organizations get a dedicated contact and a backup.
+    """
+    from zhiban.incidents import service as incidents
+    from zhiban.sla import service as sla
+
+    policy = incidents.create_policy(
+        session,
+        clock,
+        name=DEMO_TICKET_POLICY,
+        levels=[
+            {"delay_minutes": 10, "targets": [{"kind": "schedule", "ref": "Network primary"}]},
+            {"delay_minutes": 10, "targets": [{"kind": "schedule", "ref": "Duty manager"}]},
+        ],
+        repeats=2,
+    )
+    service = incidents.get_service(session, DEMO_TICKET_SERVICE)
+    incidents.update_service(
+        session,
+        service.id,
+        name=service.name,
+        policy=policy.id,
+        urgency_rule="high",
+        support_country=service.support_country,
+        support_zone=service.support_zone,
+        ack_timeout_minutes=service.ack_timeout_minutes,
+        organization_id=None,
+        description="Customers' tickets that wake the engineer on duty (plans in dedicated or standby mode)",
+    )
+    for plan, (mode, urgent, per_day) in DEMO_SUPPORT.items():
+        support = {"mode": mode, "urgent_priorities": list(urgent), "urgent_per_day": per_day}
+        if mode != "queue":
+            support["paging_service_id"] = service.id
+        sla.save_plan(session, clock, plan, support=support)
+    contact, backup = (identity.person_with_email(session, e) for e in ("sam@zhiban.demo", "li.na@zhiban.demo"))
+    assert contact is not None and backup is not None
+    admin = Principal(person_id="demo", role=Role.ADMIN, organization_id=None, name="zhiban demo")
+    for slug, _name, plan, *_ in ORGANIZATIONS:
+        org = identity.organization_with_slug(session, slug)
+        if org is not None and plan == "premium":
+            identity.set_dedicated_contacts(session, admin, org.id, contact_id=contact.id, backup_id=backup.id)
 
 
 def seed_demo_status(session: Session, clock: Clock) -> int:

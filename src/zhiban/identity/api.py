@@ -65,6 +65,8 @@ class OrganizationOut(BaseModel):
     timezone: str
     language: str
     created_at: datetime
+    dedicated_contact_id: str | None = None
+    backup_contact_id: str | None = None
 
     @classmethod
     def of(cls, o: OrganizationRow) -> OrganizationOut:
@@ -77,7 +79,14 @@ class OrganizationOut(BaseModel):
             timezone=o.timezone,
             language=o.language,
             created_at=o.created_at,
+            dedicated_contact_id=o.dedicated_contact_id,
+            backup_contact_id=o.backup_contact_id,
         )
+
+
+class ContactsIn(BaseModel):
+    dedicated_contact_id: Ident | None = Field(None, description="the staff member who gets the tickets in hours")
+    backup_contact_id: Ident | None = None
 
 
 class PersonIn(BaseModel):
@@ -171,6 +180,21 @@ def create_organization(
 )
 def organization(session: DB, principal: CurrentPrincipal, organization_id: PathId) -> OrganizationOut:
     return OrganizationOut.of(service.get_organization(session, principal, organization_id))
+
+
+@router.put(
+    "/organizations/{organization_id}/contacts",
+    response_model=OrganizationOut,
+    summary="Name the dedicated contact and backup (admins)",
+    dependencies=[needs("admin")],
+)
+def set_contacts(
+    session: DB, principal: CurrentPrincipal, organization_id: PathId, body: ContactsIn
+) -> OrganizationOut:
+    org = service.set_dedicated_contacts(
+        session, principal, organization_id, contact_id=body.dedicated_contact_id, backup_id=body.backup_contact_id
+    )
+    return OrganizationOut.of(org)
 
 
 @router.get(

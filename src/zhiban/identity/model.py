@@ -56,6 +56,8 @@ class Organization:
     country: str = "CN"
     timezone: str = "Asia/Shanghai"
     language: str = "zh"
+    dedicated_contact_id: str | None = None
+    backup_contact_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -126,6 +126,25 @@ def get_organization(session: Session, principal: Principal, organization_id: st
     return org
 
 
+def set_dedicated_contacts(
+    session: Session, principal: Principal, organization_id: str, *, contact_id: str | None, backup_id: str | None
+) -> OrganizationRow:
+    """Name an organization's dedicated contact and backup (admins; active staff, two different people)."""
+    principal.require_admin()
+    org = get_organization(session, principal, organization_id)
+    for role, person_id in (("contact", contact_id), ("backup", backup_id)):
+        if person_id is None:
+            continue
+        row = session.get(PersonRow, person_id)
+        if row is None or not row.active or Role(row.role) not in (Role.ADMIN, Role.AGENT):
+            raise InvalidInput(f"the dedicated {role} must be an active agent or admin")
+    if contact_id is not None and contact_id == backup_id:
+        raise InvalidInput("the backup must be someone other than the dedicated contact")
+    org.dedicated_contact_id, org.backup_contact_id = contact_id, backup_id
+    session.flush()
+    return org
+
+
 def list_organizations(session: Session, principal: Principal) -> list[OrganizationRow]:
     query = select(OrganizationRow).order_by(OrganizationRow.name)
     if not principal.is_staff:
@@ -367,7 +386,17 @@ def person_value(row: PersonRow) -> Person:
 
 
 def organization_value(row: OrganizationRow) -> Organization:
-    return Organization(row.id, row.name, row.slug, row.plan, row.country, row.timezone, row.language)
+    return Organization(
+        row.id,
+        row.name,
+        row.slug,
+        row.plan,
+        row.country,
+        row.timezone,
+        row.language,
+        row.dedicated_contact_id,
+        row.backup_contact_id,
+    )
 
 
 def team_value(row: TeamRow) -> Team:

@@ -28,6 +28,13 @@ class OrganizationRow(Base):
     timezone: Mapped[str] = mapped_column(String(64), default="Asia/Shanghai")
     language: Mapped[str] = mapped_column(String(8), default="zh")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # A dedicated plan's named contact and backup (staff): they get the organization's tickets in hours.
+    dedicated_contact_id: Mapped[str | None] = mapped_column(
+        ForeignKey("people.id", ondelete="SET NULL", use_alter=True), nullable=True
+    )
+    backup_contact_id: Mapped[str | None] = mapped_column(
+        ForeignKey("people.id", ondelete="SET NULL", use_alter=True), nullable=True
+    )
 
 
 class PersonRow(Base):

@@ -14,10 +14,11 @@ from zhiban.engine import JobContext, enqueue
 from zhiban.identity import service as identity
 from zhiban.identity.model import Principal
 from zhiban.incidents.catalog import _staff_person, system_principal
+from zhiban.incidents.events import IncidentChangeKind
 from zhiban.incidents.model import (
     IncidentStatus,
 )
-from zhiban.incidents.paging import ACK_TIMEOUT_JOB, _event, _stop_paging, page_person, start_escalation
+from zhiban.incidents.paging import ACK_TIMEOUT_JOB, _event, _stop_paging, changed, page_person, start_escalation
 from zhiban.incidents.store import (
     AlertRow,
     EscalationPolicyRow,
@@ -43,6 +44,7 @@ def _acknowledge(session: Session, clock: Clock, incident: IncidentRow, person_i
     incident.updated_at = now
     _stop_paging(session, clock, incident, "acknowledged")
     _event(session, incident.id, "acknowledged", now, actor_id=person_id, body=via, internal=False)
+    changed(session, clock, incident, IncidentChangeKind.ACKNOWLEDGED, actor_id=person_id)
     service = session.get(ServiceRow, incident.service_id)
     if service is not None and service.ack_timeout_minutes:
         enqueue(
@@ -68,6 +70,7 @@ def _resolve(session: Session, clock: Clock, incident: IncidentRow, person_id: s
         .execution_options(synchronize_session=False)
     )
     _event(session, incident.id, "resolved", now, actor_id=person_id, body=via, internal=False)
+    changed(session, clock, incident, IncidentChangeKind.RESOLVED, actor_id=person_id)
 
 
 def _load_for_update(session: Session, incident_id: str) -> IncidentRow:
@@ -160,6 +163,7 @@ def ack_timed_out(ctx: JobContext, payload: dict[str, Any]) -> None:
             incident.generation += 1
             incident.updated_at = now
             _event(session, incident.id, "retriggered", now, body="acknowledgement timed out", internal=False)
+            changed(session, clock, incident, IncidentChangeKind.RETRIGGERED)
             service = session.get(ServiceRow, incident.service_id)
             assert service is not None
             start_escalation(session, clock, incident, service)

@@ -20,6 +20,7 @@ from zhiban.core.clock import Clock
 from zhiban.core.errors import NotFound
 from zhiban.engine import JobContext, cancel, enqueue, enqueue_many
 from zhiban.identity import service as identity
+from zhiban.incidents import events
 from zhiban.incidents.catalog import _business_calendar, policy_of
 from zhiban.incidents.escalation import (
     EscalationStep,
@@ -102,6 +103,22 @@ def _event(
 
 
 # --- escalation -----------------------------------------------------------------------------------
+
+
+def changed(
+    session: Session,
+    clock: Clock,
+    incident: IncidentRow,
+    kind: events.IncidentChangeKind,
+    *,
+    actor_id: str | None = None,
+    paged: int = 0,
+) -> None:
+    """Tell the subscribed features what just happened to the incident (same transaction)."""
+    change = events.IncidentChange(
+        incident.id, incident.number, kind, clock.now(), incident.ticket_id, actor_id=actor_id, paged=paged
+    )
+    events.emit(session, clock, change)
 
 
 def _resolver(session: Session, incident: IncidentRow) -> Any:
@@ -270,6 +287,8 @@ def _fire(
         data={"step": step_row.step_no, "people": people, "paged": paged},
     )
     session.add(step_row)  # a step fired as it was planned is new here: one INSERT of the finished step
+    if paged:
+        changed(session, clock, incident, events.IncidentChangeKind.PAGED, paged=len(paged))
     if policy_row is not None:
         previous = EscalationStep(
             step_row.step_no, step_row.level_index, step_row.repeat, step_row.due_at, tuple(people)

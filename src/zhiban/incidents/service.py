@@ -51,6 +51,11 @@ from zhiban.incidents.lifecycle import (
     owning_team,
     resolve,
 )
+from zhiban.incidents.on_duty import (
+    close_for_ticket,
+    is_ticket_incident,
+    page_for_ticket,
+)
 from zhiban.incidents.paging import (
     ACK_LINK_LIFETIME,
     ACK_TIMEOUT_JOB,
@@ -91,6 +96,7 @@ __all__ = [
     "acknowledge_as",
     "add_note",
     "add_responder",
+    "close_for_ticket",
     "configure_links",
     "create_policy",
     "create_service",
@@ -107,6 +113,7 @@ __all__ = [
     "ingest",
     "ingest_group",
     "ingest_triggers",
+    "is_ticket_incident",
     "link_ticket",
     "links_default",
     "list_incidents",
@@ -115,6 +122,7 @@ __all__ = [
     "open_incident",
     "open_incidents_for_org",
     "owning_team",
+    "page_for_ticket",
     "page_person",
     "policies_targeting_schedule",
     "policy_of",

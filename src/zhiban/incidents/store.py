@@ -86,6 +86,10 @@ class IncidentRow(Base):
     organization_id: Mapped[str | None] = mapped_column(
         ForeignKey("organizations.id", ondelete="SET NULL"), nullable=True, index=True
     )
+    # The ticket this internal incident pages on-duty for (one incident per ticket; never on a status page).
+    ticket_id: Mapped[int | None] = mapped_column(
+        ForeignKey("tickets.id", ondelete="SET NULL"), nullable=True, unique=True
+    )
     # The alert grouping key that opened it (an Alertmanager groupKey, or an Events v2 dedup key).
     group_key: Mapped[str | None] = mapped_column(String(512), nullable=True)
     triggered_at: Mapped[datetime] = mapped_column(UTCDateTime())

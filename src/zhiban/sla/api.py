@@ -123,11 +123,34 @@ def preview(body: PreviewIn, session: DB, principal: CurrentPrincipal) -> dict[s
     return {k: v.isoformat() if v else None for k, v in dues.items()}
 
 
+class SupportIn(BaseModel):
+    mode: Literal["queue", "dedicated", "standby"] | None = Field(
+        None,
+        description="queue: business hours, nobody woken; dedicated: a named contact in hours, paging outside "
+        "them; standby: paging at any hour",
+    )
+    paging_priorities: list[PriorityIn] | None = Field(
+        None, max_length=4, description="priorities that page (absent with a new mode: the mode's defaults)"
+    )
+    paging_service: ShortText | None = Field(None, description="the incident service pages go through (name or id)")
+    urgent_priorities: list[PriorityIn] | None = Field(None, max_length=4)
+    urgent_per_day: int | None = Field(None, ge=0, le=100, description="customer 'wake the engineer' requests a day")
+
+
+class SupportOut(BaseModel):
+    mode: str
+    paging_priorities: list[str]
+    paging_service_id: str | None
+    urgent_priorities: list[str]
+    urgent_per_day: int
+
+
 class PlanIn(BaseModel):
     name: ShortText | None = None
     targets: dict[PriorityIn, list[TargetIn]] | None = None
     proactive_warning: bool | None = None
     position: int | None = Field(None, ge=0, le=1000)
+    support: SupportIn | None = None
 
 
 class PlanOut(BaseModel):
@@ -136,11 +159,36 @@ class PlanOut(BaseModel):
     proactive_warning: bool
     position: int
     targets: dict[str, list[TargetOut]]
+    support: SupportOut
 
     @classmethod
     def of(cls, r: PlanRow) -> PlanOut:
         targets = {p: [TargetOut(**t) for t in ts] for p, ts in r.targets.items()}
-        return cls(key=r.key, name=r.name, proactive_warning=r.proactive_warning, position=r.position, targets=targets)
+        terms = service.terms_of(r)
+        support = SupportOut(
+            mode=terms.mode.value,
+            paging_priorities=sorted(p.value for p in terms.paging_priorities),
+            paging_service_id=terms.paging_service_id,
+            urgent_priorities=sorted(p.value for p in terms.urgent_priorities),
+            urgent_per_day=terms.urgent_per_day,
+        )
+        return cls(
+            key=r.key,
+            name=r.name,
+            proactive_warning=r.proactive_warning,
+            position=r.position,
+            targets=targets,
+            support=support,
+        )
+
+
+def _support(body: SupportIn | None) -> dict[str, Any] | None:
+    if body is None:
+        return None
+    given = body.model_dump(exclude_unset=True)
+    if "paging_service" in given:
+        given["paging_service_id"] = given.pop("paging_service")
+    return given
 
 
 def _targets(items: list[TargetIn] | None) -> list[dict[str, Any]] | None:
@@ -181,6 +229,7 @@ def put_plan(body: PlanIn, session: DB, clock: ClockDep, principal: CurrentPrinc
         targets=targets,
         proactive_warning=body.proactive_warning,
         position=body.position,
+        support=_support(body.support),
     )
     return PlanOut.of(row)
 

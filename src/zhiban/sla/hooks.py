@@ -9,10 +9,10 @@ from zhiban.core.clock import Clock
 from zhiban.sla import service
 from zhiban.sla.store import SlaTicketRow
 from zhiban.tickets import events
-from zhiban.tickets.model import EventKind, TicketChange
+from zhiban.tickets.model import ON_DUTY_KINDS, EventKind, TicketChange
 
 # Changes that cannot move a clock; the replay would only rewrite the same rows.
-_IGNORED = frozenset({EventKind.INTERNAL_NOTE, EventKind.ASSIGNED})
+_IGNORED = frozenset({EventKind.INTERNAL_NOTE, EventKind.ASSIGNED, *ON_DUTY_KINDS})
 
 
 @events.subscribe

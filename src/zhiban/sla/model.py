@@ -567,3 +567,88 @@ def due_preview(
 def targets_table(policy: Policy, plans: Iterable[str]) -> Mapping[tuple[str, Priority], dict[Metric, Target]]:
     """Plan × priority → targets, for showing a policy."""
     return {(plan, p): policy.targets_for(plan, p) for plan in plans for p in Priority}
+
+
+# --- support modes: when a plan's tickets wake the engineer on duty ----------------------------------
+
+
+class SupportMode(StrEnum):
+    QUEUE = "queue"  # answered in business hours; nobody is woken
+    DEDICATED = "dedicated"  # a named contact in business hours; outside them the paging priorities page
+    STANDBY = "standby"  # 24x7: the paging priorities page at any hour
+
+
+DEFAULT_PAGING_PRIORITIES: dict[SupportMode, tuple[Priority, ...]] = {
+    SupportMode.QUEUE: (),
+    SupportMode.DEDICATED: (Priority.P1,),
+    SupportMode.STANDBY: (Priority.P1, Priority.P2),
+}
+MAX_URGENT_PER_DAY = 100
+
+
+@dataclass(frozen=True, slots=True)
+class SupportTerms:
+    """How a plan's customers are supported: its mode, what pages, through which incident service, and the
+    customer's "wake the engineer on duty" allowance."""
+
+    plan: str
+    mode: SupportMode = SupportMode.QUEUE
+    paging_priorities: frozenset[Priority] = frozenset()
+    paging_service_id: str | None = None
+    urgent_priorities: frozenset[Priority] = frozenset()
+    urgent_per_day: int = 0
+
+    def pages(self, priority: Priority, *, in_business_hours: bool) -> bool:
+        """Does a ticket of this priority wake the engineer on duty now?"""
+        if self.paging_service_id is None or priority not in self.paging_priorities:
+            return False
+        if self.mode == SupportMode.STANDBY:
+            return True
+        return self.mode == SupportMode.DEDICATED and not in_business_hours
+
+    def may_ask_urgent(self, priority: Priority) -> bool:
+        """May the customer ask to wake the engineer on duty for a ticket of this priority?"""
+        return (
+            self.mode != SupportMode.QUEUE
+            and self.paging_service_id is not None
+            and self.urgent_per_day > 0
+            and priority in self.urgent_priorities
+        )
+
+
+def clean_priorities(values: Iterable[str], what: str) -> list[str]:
+    """Priorities as stored: known, unique, in order P1..P4."""
+    found = set()
+    for value in values:
+        try:
+            found.add(Priority(value))
+        except ValueError as exc:
+            raise InvalidInput(f"{what}: {value!r} is not a priority (P1-P4)") from exc
+    return [p.value for p in Priority if p in found]
+
+
+def support_terms(
+    plan: str,
+    mode: str,
+    paging_priorities: Iterable[str],
+    paging_service_id: str | None,
+    urgent_priorities: Iterable[str],
+    urgent_per_day: int,
+) -> SupportTerms:
+    """Terms from stored values, checked: a paging mode needs an incident service to page through."""
+    try:
+        support_mode = SupportMode(mode)
+    except ValueError as exc:
+        raise InvalidInput(f"support mode must be one of {', '.join(m.value for m in SupportMode)}") from exc
+    if support_mode != SupportMode.QUEUE and not paging_service_id:
+        raise InvalidInput(f"a {support_mode.value} plan names the incident service its pages go through")
+    if not 0 <= urgent_per_day <= MAX_URGENT_PER_DAY:
+        raise InvalidInput(f"urgent requests per day must be 0-{MAX_URGENT_PER_DAY}")
+    return SupportTerms(
+        plan=plan,
+        mode=support_mode,
+        paging_priorities=frozenset(Priority(p) for p in clean_priorities(paging_priorities, "paging priorities")),
+        paging_service_id=paging_service_id or None,
+        urgent_priorities=frozenset(Priority(p) for p in clean_priorities(urgent_priorities, "urgent priorities")),
+        urgent_per_day=urgent_per_day,
+    )

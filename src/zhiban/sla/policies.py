@@ -22,6 +22,8 @@ from zhiban.sla.model import (
     Policy,
     PolicyRule,
     Priority,
+    SupportMode,
+    SupportTerms,
     Target,
 )
 from zhiban.sla.plans import PLANS
@@ -154,11 +156,41 @@ def _effective_rules(session: Session) -> list[dict[str, Any]]:
     return rules
 
 
+def support_json(plan: PlanRow) -> dict[str, Any]:
+    return {
+        "mode": plan.support_mode,
+        "paging_priorities": list(plan.paging_priorities or []),
+        "paging_service_id": plan.paging_service_id,
+        "urgent_priorities": list(plan.urgent_priorities or []),
+        "urgent_per_day": plan.urgent_per_day,
+    }
+
+
+def terms_of(plan: PlanRow) -> SupportTerms:
+    """A stored plan's support terms (as stored: a plan saved through save_plan was checked then)."""
+    return SupportTerms(
+        plan=plan.key,
+        mode=SupportMode(plan.support_mode or SupportMode.QUEUE.value),
+        paging_priorities=frozenset(Priority(p) for p in plan.paging_priorities or []),
+        paging_service_id=plan.paging_service_id,
+        urgent_priorities=frozenset(Priority(p) for p in plan.urgent_priorities or []),
+        urgent_per_day=plan.urgent_per_day or 0,
+    )
+
+
+def support_of(session: Session, plan_key: str) -> SupportTerms:
+    """The support terms in force for an organization's plan (an unknown plan is queue: nobody is woken)."""
+    ensure_plans(session)
+    row = session.get(PlanRow, _plan_key(plan_key)) if plan_key else None
+    return terms_of(row) if row is not None else SupportTerms(plan=plan_key)
+
+
 def _write_policy_version(session: Session, now: datetime) -> PolicyVersionRow:
     latest = latest_policy_version(session)
     row = PolicyVersionRow(
         version=(latest.version + 1) if latest else 1,
         rules=_effective_rules(session),
+        support={plan.key: support_json(plan) for plan in plans_in_order(session)},
         warning_fraction=latest.warning_fraction if latest else DEFAULT_WARNING_FRACTION,
         created_at=now,
     )
@@ -224,3 +256,17 @@ def assign_calendar(session: Session, organization_id: str, calendar_id: str) ->
         row.calendar_id = cal.id
     session.flush()
     return row
+
+
+def hours_at(session: Session, clock: Clock, org: Organization, at: datetime) -> str:
+    """Where `at` falls on the organization's business calendar: "business", "holiday" or "off_hours"."""
+    calendar_id, version = organization_calendar(session, clock, org)
+    cal = calendars.calendar_version(session, calendar_id, version)
+    if cal.is_open(at):
+        return "business"
+    return "holiday" if at.astimezone(cal.zone).date() in cal.holidays else "off_hours"
+
+
+def in_business_hours(session: Session, clock: Clock, org: Organization, at: datetime) -> bool:
+    """Is `at` within the organization's business hours (its calendar: holidays closed, make-up days open)?"""
+    return hours_at(session, clock, org, at) == "business"

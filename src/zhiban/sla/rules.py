@@ -10,6 +10,8 @@ from sqlalchemy.orm import Session
 from zhiban.core.clock import Clock
 from zhiban.core.errors import Forbidden, InvalidInput, NotFound
 from zhiban.identity.model import Principal, Role
+from zhiban.incidents import service as incidents
+from zhiban.sla.model import DEFAULT_PAGING_PRIORITIES, Priority, SupportMode, support_terms
 from zhiban.sla.policies import (
     MAX_PLANS,
     MAX_RULES,
@@ -19,6 +21,7 @@ from zhiban.sla.policies import (
     clean_plan_targets,
     clean_targets,
     ensure_plans,
+    terms_of,
 )
 from zhiban.sla.recompute import recompute_open_tickets
 from zhiban.sla.store import (
@@ -62,8 +65,13 @@ def save_plan(
     targets: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
     proactive_warning: bool | None = None,
     position: int | None = None,
+    support: Mapping[str, Any] | None = None,
 ) -> PlanRow:
-    """Create or change a plan; the new policy version applies to open tickets from now on."""
+    """Create or change a plan; the new policy version applies to open tickets from now on.
+
+    `support` changes the plan's support terms (any of mode, paging_priorities, paging_service_id,
+    urgent_priorities, urgent_per_day); a mode given without paging priorities takes the mode's defaults.
+    """
     ensure_plans(session, clock)
     key = _plan_key(key)
     row = session.get(PlanRow, key)
@@ -83,10 +91,41 @@ def save_plan(
         row.proactive_warning = proactive_warning
     if position is not None:
         row.position = position
+    if support is not None:
+        _apply_support(session, row, support)
     row.updated_at = clock.now()
     session.flush()
     _policy_edited(session, clock)
     return row
+
+
+def _apply_support(session: Session, row: PlanRow, support: Mapping[str, Any]) -> None:
+    unknown = set(support) - {"mode", "paging_priorities", "paging_service_id", "urgent_priorities", "urgent_per_day"}
+    if unknown:
+        raise InvalidInput(f"unknown support terms: {', '.join(sorted(unknown))}")
+    current = terms_of(row)
+    mode = str(support.get("mode", current.mode.value))
+    paging = support.get("paging_priorities")
+    if paging is None:
+        changed_mode = "mode" in support and mode != current.mode.value
+        known = {m.value: m for m in SupportMode}.get(mode, SupportMode.QUEUE)  # a bad mode is refused below
+        paging = DEFAULT_PAGING_PRIORITIES[known] if changed_mode else current.paging_priorities
+    service_ref = support.get("paging_service_id", current.paging_service_id)
+    if service_ref and service_ref != current.paging_service_id:
+        service_ref = incidents.get_service(session, str(service_ref)).id  # a name or an id; NotFound if neither
+    terms = support_terms(
+        row.key,
+        mode,
+        [str(p) for p in paging],
+        service_ref,
+        [str(p) for p in support.get("urgent_priorities", current.urgent_priorities)],
+        int(support.get("urgent_per_day", current.urgent_per_day)),
+    )
+    row.support_mode = terms.mode.value
+    row.paging_priorities = [p.value for p in Priority if p in terms.paging_priorities]
+    row.paging_service_id = terms.paging_service_id
+    row.urgent_priorities = [p.value for p in Priority if p in terms.urgent_priorities]
+    row.urgent_per_day = terms.urgent_per_day
 
 
 def delete_plan(session: Session, clock: Clock, key: str) -> None:

@@ -48,6 +48,14 @@ class PlanRow(Base):
     targets: Mapped[dict[str, list[dict[str, Any]]]] = mapped_column(JSON)
     position: Mapped[int] = mapped_column(Integer, default=0)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # Support mode (sla.model.SupportMode): who is woken for this plan's tickets, and through which service.
+    support_mode: Mapped[str] = mapped_column(String(16), default="queue", server_default="queue")
+    paging_priorities: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")
+    paging_service_id: Mapped[str | None] = mapped_column(
+        ForeignKey("incident_services.id", ondelete="RESTRICT"), nullable=True
+    )
+    urgent_priorities: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")
+    urgent_per_day: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class PolicyRuleRow(Base):
@@ -74,6 +82,8 @@ class PolicyVersionRow(Base):
     version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     rules: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     warning_fraction: Mapped[float] = mapped_column(Float, default=0.75)
+    # Each plan's support terms as they were in this version (who was woken, through which service).
+    support: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
 
 from zhiban.tickets import service
-from zhiban.tickets.model import Channel
+from zhiban.tickets.model import Channel, OnDuty
 from zhiban.web.deps import DB, ClockDep, CurrentPrincipal
 from zhiban.web.fields import Ident, Limit, LongText, Offset, ShortText, TicketId
 from zhiban.web.scopes import by_method
@@ -33,6 +33,26 @@ class TicketIn(BaseModel):
     requester_id: Ident | None = Field(None, description="customer user the ticket is for (agents only)")
 
 
+class OnDutyOut(BaseModel):
+    """The engineer on duty woken for this ticket: when paged, and who acknowledged when (null until then)."""
+
+    incident_id: str
+    paged_at: datetime | None
+    acknowledged_at: datetime | None
+    acknowledged_by: str | None = Field(description="display name of who acknowledged")
+
+    @classmethod
+    def of(cls, d: OnDuty | None) -> OnDutyOut | None:
+        if d is None:
+            return None
+        return cls(
+            incident_id=d.incident_id,
+            paged_at=d.paged_at,
+            acknowledged_at=d.acknowledged_at,
+            acknowledged_by=d.acknowledged_by,
+        )
+
+
 class TicketOut(BaseModel):
     id: int
     organization_id: str
@@ -45,9 +65,10 @@ class TicketOut(BaseModel):
     assignee_id: str | None
     created_at: datetime
     updated_at: datetime
+    on_duty: OnDutyOut | None = Field(description="null unless an engineer on duty was paged for this ticket")
 
     @classmethod
-    def of(cls, t: TicketRow) -> TicketOut:
+    def of(cls, t: TicketRow, on_duty: OnDuty | None = None) -> TicketOut:
         return cls(
             id=t.id,
             organization_id=t.organization_id,
@@ -60,6 +81,7 @@ class TicketOut(BaseModel):
             assignee_id=t.assignee_id,
             created_at=t.created_at,
             updated_at=t.updated_at,
+            on_duty=OnDutyOut.of(on_duty),
         )
 
 
@@ -109,7 +131,7 @@ def create(body: TicketIn, session: DB, clock: ClockDep, principal: CurrentPrinc
         requester_id=body.requester_id,
     )
     response.headers["Location"] = f"/api/v1/tickets/{ticket.id}"
-    return TicketOut.of(ticket)
+    return TicketOut.of(ticket, service.on_duty_of(session, ticket.id))
 
 
 @router.get("", response_model=list[TicketOut], summary="List the tickets the caller may see")
@@ -132,11 +154,14 @@ def list_(
         limit=limit,
         offset=offset,
     )
-    return [TicketOut.of(t) for t in rows]
+    on_duty = service.on_duty(session, [t.id for t in rows])
+    return [TicketOut.of(t, on_duty.get(t.id)) for t in rows]
 
 
 def _detail(view: service.TicketView) -> TicketDetail:
-    return TicketDetail(**TicketOut.of(view.ticket).model_dump(), comments=[CommentOut.of(c) for c in view.comments])
+    return TicketDetail(
+        **TicketOut.of(view.ticket, view.on_duty).model_dump(), comments=[CommentOut.of(c) for c in view.comments]
+    )
 
 
 @router.get("/{ticket_id}", response_model=TicketDetail, summary="One ticket with its conversation")
@@ -158,7 +183,8 @@ def set_status(
     body: StatusIn_, session: DB, clock: ClockDep, principal: CurrentPrincipal, ticket_id: TicketId
 ) -> TicketOut:
     principal.require_scope("tickets:write")
-    return TicketOut.of(service.change_status(session, clock, principal, ticket_id, body.status))
+    ticket = service.change_status(session, clock, principal, ticket_id, body.status)
+    return TicketOut.of(ticket, service.on_duty_of(session, ticket.id))
 
 
 @router.patch("/{ticket_id}", response_model=TicketOut, summary="Change priority or assignee (agents)")
@@ -172,4 +198,4 @@ def patch(
         ticket = service.change_priority(session, clock, principal, ticket_id, body.priority)
     if body.unassign or body.assignee_id is not None:
         ticket = service.assign(session, clock, principal, ticket_id, None if body.unassign else body.assignee_id)
-    return TicketOut.of(ticket)
+    return TicketOut.of(ticket, service.on_duty_of(session, ticket.id))

@@ -46,6 +46,17 @@ class EventKind(enum.StrEnum):
     STATUS_CHANGED = "status_changed"
     PRIORITY_CHANGED = "priority_changed"
     ASSIGNED = "assigned"
+    # On duty: the engineer on call was paged for this ticket, acknowledged, or the page closed.
+    URGENT_REQUESTED = "urgent_requested"
+    ON_DUTY_PAGED = "on_duty_paged"
+    ON_DUTY_ACKNOWLEDGED = "on_duty_acknowledged"
+    ON_DUTY_CLOSED = "on_duty_closed"
+
+
+# The on-duty kinds record paging, not the conversation: no SLA clock moves on them.
+ON_DUTY_KINDS = frozenset(
+    {EventKind.URGENT_REQUESTED, EventKind.ON_DUTY_PAGED, EventKind.ON_DUTY_ACKNOWLEDGED, EventKind.ON_DUTY_CLOSED}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +79,19 @@ class TicketSummary:
     created_at: datetime
     team_id: str | None = None
     assignee_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OnDuty:
+    """Whether an engineer on duty was woken for a ticket: what the customer and the agent see of its page."""
+
+    incident_id: str
+    reason: str  # priority (the plan's paging priorities) | urgent (the customer asked) | drill
+    requested_at: datetime
+    paged_at: datetime | None = None  # the first page handed to a channel
+    acknowledged_at: datetime | None = None
+    acknowledged_by: str | None = None  # a display name
+    closed_at: datetime | None = None  # the incident resolved
 
 
 @dataclass(frozen=True, slots=True)

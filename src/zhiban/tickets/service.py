@@ -19,6 +19,7 @@ from zhiban.tickets import events
 from zhiban.tickets.model import (
     Channel,
     EventKind,
+    OnDuty,
     Priority,
     Status,
     TicketChange,
@@ -30,7 +31,7 @@ from zhiban.tickets.model import (
     status_after_agent_reply,
     status_after_customer_message,
 )
-from zhiban.tickets.store import CommentRow, TicketEventRow, TicketRow, comments_of, events_of
+from zhiban.tickets.store import CommentRow, TicketEventRow, TicketOnDutyRow, TicketRow, comments_of, events_of
 
 MAX_PAGE = 200
 OPEN_STATUSES = (Status.NEW, Status.OPEN, Status.PENDING, Status.ON_HOLD)
@@ -45,6 +46,7 @@ class TicketView:
     events: list[TicketEventRow]
     organization: Organization
     requester: Person
+    on_duty: OnDuty | None = None
 
     @property
     def ref(self) -> TicketRef:
@@ -240,9 +242,8 @@ def get_ticket(session: Session, principal: Principal, ticket_id: int) -> Ticket
     requester = identity.person(session, ticket.requester_id)
     assert org is not None and requester is not None
     events = events_of(session, ticket.id) if principal.is_staff else []
-    return TicketView(
-        ticket, comments_of(session, ticket.id, include_internal=principal.is_staff), events, org, requester
-    )
+    comments = comments_of(session, ticket.id, include_internal=principal.is_staff)
+    return TicketView(ticket, comments, events, org, requester, on_duty_of(session, ticket.id))
 
 
 _PRIORITY_RANK = case(
@@ -380,6 +381,95 @@ def assign(session: Session, clock: Clock, principal: Principal, ticket_id: int,
         session, clock, ticket, EventKind.ASSIGNED, now, principal.person_id, frm=ticket.assignee_id, to=assignee_id
     )
     ticket.assignee_id = assignee_id
+    ticket.updated_at = now
+    session.flush()
+    return ticket
+
+
+# --- on duty: the engineer woken for a ticket ------------------------------------------------------------
+
+
+def _on_duty_value(row: TicketOnDutyRow) -> OnDuty:
+    return OnDuty(
+        incident_id=row.incident_id,
+        reason=row.reason,
+        requested_at=row.requested_at,
+        paged_at=row.paged_at,
+        acknowledged_at=row.acknowledged_at,
+        acknowledged_by=row.acknowledged_by,
+        closed_at=row.closed_at,
+    )
+
+
+def on_duty(session: Session, ticket_ids: Sequence[int]) -> dict[int, OnDuty]:
+    """The on-duty page of each ticket that has one (tickets never paged are left out)."""
+    found: dict[int, OnDuty] = {}
+    for part in _chunks(sorted(set(ticket_ids))):
+        for row in session.scalars(select(TicketOnDutyRow).where(TicketOnDutyRow.ticket_id.in_(part))):
+            found[row.ticket_id] = _on_duty_value(row)
+    return found
+
+
+def on_duty_of(session: Session, ticket_id: int) -> OnDuty | None:
+    return on_duty(session, [ticket_id]).get(ticket_id)
+
+
+def open_on_duty(session: Session, ticket_id: int, *, incident_id: str, reason: str, at: datetime) -> bool:
+    """Remember the incident that pages for this ticket; False if the ticket already has one (one per ticket)."""
+    if session.get(TicketOnDutyRow, ticket_id) is not None:
+        return False
+    session.add(TicketOnDutyRow(ticket_id=ticket_id, incident_id=incident_id, reason=reason, requested_at=at))
+    session.flush()
+    return True
+
+
+def _on_duty_row(session: Session, incident_id: str) -> tuple[TicketOnDutyRow, TicketRow] | None:
+    row = session.scalar(select(TicketOnDutyRow).where(TicketOnDutyRow.incident_id == incident_id))
+    ticket = session.get(TicketRow, row.ticket_id) if row is not None else None
+    return (row, ticket) if row is not None and ticket is not None else None
+
+
+def on_duty_paged(session: Session, clock: Clock, incident_id: str, at: datetime, *, paged: int) -> None:
+    """A page went out for the ticket's incident: the first one (or the first after a re-trigger) is logged."""
+    found = _on_duty_row(session, incident_id)
+    if found is None:
+        return
+    row, ticket = found
+    if row.paged_at is not None and row.acknowledged_at is None and row.closed_at is None:
+        return  # later steps of the same escalation: the customer already knows someone was paged
+    row.paged_at, row.acknowledged_at, row.acknowledged_by, row.closed_at = at, None, None, None
+    _record(session, clock, ticket, EventKind.ON_DUTY_PAGED, at, None, incident_id=incident_id, paged=paged)
+
+
+def on_duty_acknowledged(session: Session, clock: Clock, incident_id: str, at: datetime, *, by: Person | None) -> None:
+    """The engineer on duty acknowledged the ticket's page."""
+    found = _on_duty_row(session, incident_id)
+    if found is None or found[0].acknowledged_at is not None:
+        return
+    row, ticket = found
+    row.acknowledged_at, row.acknowledged_by = at, by.name if by is not None else None
+    by_id = by.id if by is not None else None
+    _record(session, clock, ticket, EventKind.ON_DUTY_ACKNOWLEDGED, at, by_id, incident_id=incident_id)
+
+
+def on_duty_closed(session: Session, clock: Clock, incident_id: str, at: datetime) -> None:
+    """The ticket's incident was resolved: paging for it has stopped."""
+    found = _on_duty_row(session, incident_id)
+    if found is None or found[0].closed_at is not None:
+        return
+    row, ticket = found
+    row.closed_at = at
+    _record(session, clock, ticket, EventKind.ON_DUTY_CLOSED, at, None, incident_id=incident_id)
+
+
+def request_urgent(session: Session, clock: Clock, principal: Principal, ticket_id: int, *, note: str) -> TicketRow:
+    """The customer asks to wake the engineer on duty: logged on the ticket (paging follows from the change)."""
+    ticket = _load(session, principal, ticket_id)
+    if Status(ticket.status) not in OPEN_STATUSES:
+        raise InvalidInput("only an open ticket can be made urgent")
+    note = " ".join(note.split())[:500]
+    now = clock.now()
+    _record(session, clock, ticket, EventKind.URGENT_REQUESTED, now, principal.person_id, note=note)
     ticket.updated_at = now
     session.flush()
     return ticket

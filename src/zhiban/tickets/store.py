@@ -54,6 +54,21 @@ class TicketEventRow(Base):
     at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+class TicketOnDutyRow(Base):
+    """The one internal incident that pages the engineer on duty for a ticket (at most one per ticket)."""
+
+    __tablename__ = "ticket_on_duty"
+
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True)
+    incident_id: Mapped[str] = mapped_column(String(32), unique=True)
+    reason: Mapped[str] = mapped_column(String(16))
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    paged_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    acknowledged_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
 def comments_of(session: Session, ticket_id: int, *, include_internal: bool) -> list[CommentRow]:
     query = select(CommentRow).where(CommentRow.ticket_id == ticket_id)
     if not include_internal:

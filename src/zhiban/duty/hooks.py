@@ -1,0 +1,10 @@
+"""On duty follows tickets (filed, raised, urgent, solved) and their incidents (paged, acknowledged, resolved)."""
+
+from __future__ import annotations
+
+from zhiban.duty import service
+from zhiban.incidents import events as incident_events
+from zhiban.tickets import events as ticket_events
+
+ticket_events.subscribe(service.on_ticket_change)
+incident_events.subscribe(service.on_incident_change)

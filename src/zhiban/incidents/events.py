@@ -1,0 +1,50 @@
+"""Incident changes for other features: on-duty paging from tickets follows its incidents here.
+
+Listeners hear an `IncidentChange` value inside the transaction that made the change, so what they save
+(a ticket's on-duty state) commits or rolls back with it. Incidents never import their listeners.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy.orm import Session
+
+from zhiban.core.clock import Clock
+
+
+class IncidentChangeKind(StrEnum):
+    PAGED = "paged"  # an escalation step queued pages for at least one person
+    ACKNOWLEDGED = "acknowledged"
+    RETRIGGERED = "retriggered"  # an acknowledgement timed out, or a resolved incident was raised again
+    RESOLVED = "resolved"
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentChange:
+    incident_id: str
+    number: int
+    kind: IncidentChangeKind
+    at: datetime
+    ticket_id: int | None = None  # set for the internal incident that pages on-duty for a ticket
+    actor_id: str | None = None
+    paged: int = 0  # how many people a PAGED step reached
+
+
+IncidentListener = Callable[[Session, Clock, IncidentChange], None]
+_listeners: list[IncidentListener] = []
+
+
+def subscribe(listener: IncidentListener) -> IncidentListener:
+    """Call `listener` after every incident change (usable as a decorator; idempotent)."""
+    if listener not in _listeners:
+        _listeners.append(listener)
+    return listener
+
+
+def emit(session: Session, clock: Clock, change: IncidentChange) -> None:
+    for listener in list(_listeners):
+        listener(session, clock, change)
