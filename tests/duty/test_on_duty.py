@@ -149,3 +149,23 @@ def test_pages_follow_the_escalation_and_stop_on_ack(client: TestClient, desk: D
     assert secondary is not None and _pages_to(desk, secondary.id) == 1  # level 2 after 5 minutes unacknowledged
     view = client.get(f"/api/v1/tickets/{ticket['id']}", headers=bearer(world.alice_token)).json()["on_duty"]
     assert view["acknowledged_at"] is None
+
+
+def test_a_ticket_incident_never_reaches_a_status_page(client: TestClient, desk: Desk) -> None:
+    world, _ = _setup(client, desk)
+    admin = bearer(world.admin_token)
+    # Even with its service published, and a public update attempted, the page stays internal.
+    mapping = {"component": "cn-east", "title": "Media network in East China"}
+    assert client.put(f"/api/v1/status/published-services/{SERVICE}", json=mapping, headers=admin).status_code == 200
+    ticket = _file(client, world.alice_token, "P1", subject="LiveCo secret room-8812")
+    with desk.sessions() as s:
+        number = s.scalar(select(IncidentRow.number).where(IncidentRow.id == ticket["on_duty"]["incident_id"]))
+    update = {"status": "identified", "body": "We are on it"}
+    refused = client.post(f"/api/v1/status/incidents/{number}/updates", json=update, headers=admin)
+    assert refused.status_code == 409 and refused.json()["type"].endswith("/conflict")
+    desk.clock.advance(timedelta(minutes=5))  # type: ignore[attr-defined]
+    for path, headers in (("/api/v1/status", {}), ("/api/v1/status/organizations/liveco", bearer(world.alice_token))):
+        doc = client.get(path, headers=headers)
+        assert doc.status_code == 200 and doc.json()["current"] == [], path
+        assert "room-8812" not in doc.text
+    assert "room-8812" not in client.get("/status/feed.atom").text

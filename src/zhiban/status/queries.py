@@ -52,11 +52,14 @@ def _published() -> Any:
 
 
 def _visible(organization_id: str | None) -> Any:
-    """Incidents a page shows: published platform ones, plus (for an organization) its own and those linked to it."""
+    """Incidents a page shows: published platform ones, plus (for an organization) its own and those linked to it.
+
+    Never a ticket's on-duty incident: it is internal (the customer sees the page on its ticket)."""
+    internal = IncidentRow.ticket_id.is_(None)
     if organization_id is None:
-        return _published()
+        return internal & _published()
     linked = select(IncidentTicketRow.incident_id).where(IncidentTicketRow.organization_id == organization_id)
-    return or_(
+    return internal & or_(
         _published(),
         IncidentRow.organization_id == organization_id,
         # Linked to its ticket by an agent: shown to that organization (a platform one under a public title).
@@ -210,6 +213,8 @@ def audience(incident: IncidentRow, published: bool) -> Select[Any]:
     query = select(SubscriptionRow).where(
         SubscriptionRow.unsubscribed_at.is_(None), SubscriptionRow.confirmed_at.is_not(None)
     )
+    if incident.ticket_id is not None:
+        return query.where(false())  # a ticket's on-duty page is announced to nobody
     if not published:
         linked = select(IncidentTicketRow.organization_id).where(IncidentTicketRow.incident_id == incident.id)
         # An unpublished platform incident reaches only the organizations whose tickets an agent linked to it.
@@ -228,7 +233,8 @@ def publication(
         )
     )
     mapping = session.get(PublishedServiceRow, incident.service_id) if incident.organization_id is None else None
-    return incident.organization_id is None and (mapping is not None or bool(own)), mapping, own
+    public = incident.organization_id is None and incident.ticket_id is None and (mapping is not None or bool(own))
+    return public, mapping, own
 
 
 def published_services(session: Session) -> list[tuple[PublishedServiceRow, str]]:

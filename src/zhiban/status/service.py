@@ -22,7 +22,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from zhiban.core.clock import Clock
-from zhiban.core.errors import Forbidden, InvalidInput, NotFound, RateLimited
+from zhiban.core.errors import Conflict, Forbidden, InvalidInput, NotFound, RateLimited
 from zhiban.core.i18n import translate
 from zhiban.drills.service import is_drill_incident
 from zhiban.engine import JobContext, enqueue
@@ -186,6 +186,8 @@ def post_update(
     incident = queries.incident_by_id(session, find_incident_id(session, incident_ref))
     if incident is None:
         raise NotFound(f"no incident {incident_ref}")
+    if incident.ticket_id is not None:
+        raise Conflict(f"incident #{incident.number} pages on duty for ticket #{incident.ticket_id}: reply there")
     if status not in UPDATE_STATUSES:
         raise InvalidInput(f"status must be one of {', '.join(UPDATE_STATUSES)}")
     body = body.strip()
