@@ -108,9 +108,26 @@ def seed_demo_tickets(session: Session, clock: Clock) -> None:
     for i, (slug, prio, subject, body) in enumerate(TICKETS):
         # Spread the demo tickets over the last hours so the queue looks like a real night.
         ticket_clock = FrozenClock(now - timedelta(minutes=37 * (len(TICKETS) - i)))
-        tickets.create_ticket(
+        ticket = tickets.create_ticket(
             session, ticket_clock, customers[slug], subject=subject, body=body, priority=prio, channel=Channel.PORTAL
         )
+        _acknowledge_demo_page(session, ticket_clock, ticket.id)
+
+
+def _acknowledge_demo_page(session: Session, clock: FrozenClock, ticket_id: int) -> None:
+    """The night's P1 woke the network engineer on call, who acknowledged four minutes later (as in real life,
+    and so the demo starts without hours-old escalation steps firing at once)."""
+    from zhiban.incidents import service as incidents
+    from zhiban.oncall import service as oncall
+
+    on_duty = tickets.on_duty_of(session, ticket_id)
+    schedule = oncall.schedule_named(session, "Network primary")
+    if on_duty is None or schedule is None:
+        return
+    clock.advance(timedelta(minutes=4))
+    on_call = oncall.on_call_now(session, schedule[0], clock.now())
+    if on_call:
+        incidents.acknowledge_as(session, clock, on_duty.incident_id, on_call[0], via="demo")
 
 
 def seed_demo_world(session: Session, clock: Clock) -> list[DemoLogin]:
