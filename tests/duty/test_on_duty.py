@@ -169,3 +169,19 @@ def test_a_ticket_incident_never_reaches_a_status_page(client: TestClient, desk:
         assert doc.status_code == 200 and doc.json()["current"] == [], path
         assert "room-8812" not in doc.text
     assert "room-8812" not in client.get("/status/feed.atom").text
+
+
+def test_a_solved_ticket_reopened_by_the_customer_pages_again(client: TestClient, desk: Desk) -> None:
+    world, primary = _setup(client, desk)
+    ticket = _file(client, world.alice_token, "P1")
+    first = ticket["on_duty"]["incident_id"]
+    agent, alice = bearer(world.agent_token), bearer(world.alice_token)
+    assert client.post(f"/api/v1/tickets/{ticket['id']}/status", json={"status": "solved"}, headers=agent).is_success
+    desk.clock.advance(timedelta(minutes=30))  # type: ignore[attr-defined]
+    reply = client.post(f"/api/v1/tickets/{ticket['id']}/comments", json={"body": "still down"}, headers=alice)
+    assert reply.status_code == 201
+    seen = client.get(f"/api/v1/tickets/{ticket['id']}", headers=alice).json()
+    assert seen["status"] == "open" and seen["on_duty"]["incident_id"] == first  # the same incident, re-triggered
+    with desk.sessions() as s:
+        assert s.get(IncidentRow, first).status == "triggered"
+    assert _incidents(desk) == 1 and _pages_to(desk, primary) == 2

@@ -57,6 +57,11 @@ def on_ticket_change(session: Session, clock: Clock, change: TicketChange) -> No
     elif change.kind == EventKind.STATUS_CHANGED and change.status in (Status.SOLVED, Status.CLOSED):
         status = change.status.value if change.status else ""
         incidents.close_for_ticket(session, clock, change.ticket.id, via=f"ticket #{change.ticket.id} {status}")
+    elif change.kind == EventKind.STATUS_CHANGED and change.data.get("frm") == Status.SOLVED.value:
+        # "Still broken" on a solved ticket at 03:00 wakes someone again, as the ticket itself would.
+        summary = tickets.summary(session, change.ticket.id)
+        if summary is not None:
+            _filed_or_raised(session, clock, change, Priority(summary.priority))
 
 
 def _filed_or_raised(session: Session, clock: Clock, change: TicketChange, priority: Priority) -> None:
