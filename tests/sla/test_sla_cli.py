@@ -74,3 +74,29 @@ def test_calendar_commands_and_due_follow_the_database(tmp_path: Path) -> None:
     assert json.loads(r.stdout)["first_response_due"] == "2026-10-12T12:50:00+08:00"
     bad = run(tmp_path, "calendars", "close", "CN Asia/Shanghai", "2026-13-40")
     assert bad.returncode == 2 and bad.stderr.startswith("error: ")
+
+
+def test_support_mode_is_set_from_the_cli_and_checked(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'cli.db'}")
+    Base.metadata.create_all(engine)
+    engine.dispose()
+    refused = run(tmp_path, "sla", "support", "enterprise", "--mode", "standby")
+    assert refused.returncode == 2 and refused.stderr.strip().count("\n") == 0
+    assert "names the incident service" in refused.stderr
+    unknown = run(tmp_path, "sla", "support", "enterprise", "--mode", "standby", "--service", "nowhere")
+    assert unknown.returncode == 2 and "error:" in unknown.stderr
+    assert run(tmp_path, "sla", "support", "basic", "--mode", "sometimes").returncode == 2
+    listed = run(tmp_path, "sla", "plans")
+    assert listed.returncode == 0 and "queue" in listed.stdout and "standby" not in listed.stdout
+    from sqlalchemy.orm import Session
+
+    from zhiban.core.clock import SystemClock
+    from zhiban.incidents import service as incidents
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'cli.db'}")
+    with Session(engine) as session, session.begin():
+        incidents.create_service(session, SystemClock(), name="P1 tickets", policy=None)
+    engine.dispose()
+    ok = run(tmp_path, "sla", "support", "enterprise", "--mode", "standby", "--service", "P1 tickets")
+    assert ok.returncode == 0 and "standby, pages P1,P2" in ok.stdout, ok.stderr
+    assert "standby" in run(tmp_path, "sla", "plans").stdout  # a narrow table wraps the rest

@@ -100,12 +100,15 @@ def plans() -> None:
     with desk.transaction() as session:
         rows = service.list_plans(session)
         table = Table(title=f"policy version {service.current_policy_version(session)}")
-        for col in ("key", "name", "priority", "targets"):
+        for col in ("key", "name", "support", "priority", "targets"):
             table.add_column(col)
         for plan in rows:
+            terms = service.terms_of(plan)
+            pages = "/".join(sorted(p.value for p in terms.paging_priorities))
+            support = terms.mode.value + (f" (pages {pages})" if pages and terms.mode.value != "queue" else "")
             for prio, targets in sorted(plan.targets.items()):
                 text = ", ".join(f"{t['metric']} {t['minutes']} min ({t['calendar']})" for t in targets)
-                table.add_row(plan.key, plan.name, prio, text)
+                table.add_row(plan.key, plan.name, support, prio, text)
     console.print(table)
 
 
@@ -149,6 +152,42 @@ def plan_set(
             current[priority.upper()] = targets
             row = service.save_plan(session, desk.clock, key, name=name, targets=current)
             console.print(f"plan {row.key}: {priority.upper()} now has {len(targets)} target(s)")
+    except ZhibanError as exc:
+        raise _fail(exc) from None
+
+
+def _priorities(text: str | None) -> list[str] | None:
+    return None if text is None else [p.strip().upper() for p in text.split(",") if p.strip()]
+
+
+@app.command("support")
+def support(
+    key: Annotated[str, typer.Argument(help="plan key, e.g. enterprise")],
+    mode: Annotated[str | None, typer.Option(help="queue, dedicated or standby")] = None,
+    service_ref: Annotated[
+        str | None, typer.Option("--service", help="incident service the pages go through (name or id)")
+    ] = None,
+    paging: Annotated[str | None, typer.Option(help="priorities that page, e.g. P1,P2 (default: the mode's)")] = None,
+    urgent: Annotated[str | None, typer.Option(help="priorities a customer may mark urgent, e.g. P1,P2")] = None,
+    urgent_per_day: Annotated[int | None, typer.Option(help="urgent requests a day per organization")] = None,
+) -> None:
+    """Set a plan's support mode: who is woken for its tickets, when, and through which incident service."""
+    from zhiban.sla import service
+
+    given: dict[str, Any] = {
+        "mode": mode,
+        "paging_service_id": service_ref,
+        "paging_priorities": _priorities(paging),
+        "urgent_priorities": _priorities(urgent),
+        "urgent_per_day": urgent_per_day,
+    }
+    try:
+        desk = _desk()
+        with desk.transaction() as session:
+            row = service.save_plan(session, desk.clock, key, support={k: v for k, v in given.items() if v is not None})
+            terms = service.terms_of(row)
+            pages = ",".join(sorted(p.value for p in terms.paging_priorities)) or "nothing"
+            console.print(f"plan {row.key}: {terms.mode.value}, pages {pages}", highlight=False)
     except ZhibanError as exc:
         raise _fail(exc) from None
 
