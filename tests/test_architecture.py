@@ -19,6 +19,10 @@ EDGES = {"api", "views", "cli", "policy_views", "service_views"}  # modules that
 IO = {"sqlalchemy", "fastapi", "starlette", "httpx", "jinja2", "typer", "nats", "alembic", "aiosmtpd", "smtplib"}
 INFRA = {"core", "store", "features", "desk"}  # shared by all: no feature's own
 IMPURE = {"store", "service", "api", "views", "cli", "jobs", "hooks", "web", "engine", "desk", "handlers"}
+# Who may read settings from the environment and hand them over: a feature's hooks and its edges (the desk,
+# the root cli and core are not features). Everything else is handed its settings.
+COMPOSERS = EDGES | {"hooks"}
+SETTINGS_READERS = {"get_settings", "Settings"}  # `Settings()` reads the environment as `get_settings()` does
 
 # Dependencies left to cut, each (importer, imported): the list only shrinks (a stale entry fails).
 STORE_ALLOWED: set[tuple[str, str]] = set()
@@ -143,6 +147,29 @@ def test_no_module_takes_another_features_private_names() -> None:
     assert taken == []
 
 
+def settings_reads() -> set[tuple[str, str]]:
+    """(module, name) for each feature module that reads settings itself: calls or takes `get_settings` or
+    calls `Settings()`, outside its feature's `hooks.py` and edges."""
+    found = set()
+    for name, path in _modules().items():
+        if feature(name) in INFRA | {"(root)"} or name.rpartition(".")[2] in COMPOSERS:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom):
+                found |= {(name, a.name) for a in node.names if a.name == "get_settings"}
+            elif isinstance(node, ast.Call):
+                func = node.func
+                called = func.id if isinstance(func, ast.Name) else getattr(func, "attr", "")
+                if called in SETTINGS_READERS:
+                    found.add((name, called))
+    return found
+
+
+def test_settings_reach_features_from_their_hooks_or_as_arguments() -> None:
+    """Services do not call `get_settings()`: their hooks (or edges) hand settings over, so the desk decides."""
+    assert sorted(settings_reads()) == []
+
+
 def test_models_are_pure() -> None:
     assert model_violations() == set()
 
@@ -174,6 +201,7 @@ if __name__ == "__main__":
     for name, targets in sorted(feature_graph().items()):
         print(f"{name:10} -> {', '.join(sorted(targets))}")
     print("knots:", "; ".join(" <-> ".join(k) for k in knots(feature_graph())))
+    print("settings read inside features:", ", ".join(sorted({m for m, _ in settings_reads()})) or "none")
     crossing = sorted(store_violations())
     print(f"store imports outside the rules: {len(crossing)}")
     for src, dst in crossing:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Callable
 from functools import lru_cache
 
 from pydantic import Field
@@ -54,3 +56,27 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """The process's settings, read once."""
     return Settings()
+
+
+class SettingsSource:
+    """Where a feature module reads its settings, at each use: the source its feature's `hooks.py` registers.
+
+    Features do not call `get_settings()`: their hooks hand it over (`read_from`), so the composition decides
+    where settings come from. Read at each use, never kept: a changed environment (ZHIBAN_SMTP_URL,
+    ZHIBAN_EGRESS_ALLOW, ...) is seen at the next save or send. A process that imported no hooks (a script, a
+    unit test, a bare engine worker) imports the feature's hooks on first use, as a desk does at start.
+    """
+
+    def __init__(self, hooks: str) -> None:
+        self.hooks = hooks  # the module that registers the source, e.g. "zhiban.notify.hooks"
+        self._read: Callable[[], Settings] | None = None
+
+    def read_from(self, read: Callable[[], Settings]) -> None:
+        self._read = read
+
+    def __call__(self) -> Settings:
+        if self._read is None:
+            importlib.import_module(self.hooks)
+            if self._read is None:
+                raise RuntimeError(f"settings are not configured: {self.hooks} registered no source")
+        return self._read()

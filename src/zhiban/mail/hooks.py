@@ -1,4 +1,8 @@
-"""Mail the requester when an agent answers in public (subscribed to ticket events at start-up)."""
+"""Mail the requester when an agent answers in public (subscribed to ticket events at start-up).
+
+Ticket mail reads the desk address and portal link at each use from the environment's settings (handed over here);
+reply tokens are signed with the desk's secret key (`configure`), else the environment's desk's.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from sqlalchemy.orm import Session
 from zhiban.core.clock import Clock
 from zhiban.core.settings import get_settings
 from zhiban.mail.reply_token import configure_reply_key, reply_key_default
-from zhiban.mail.service import queue_agent_reply
+from zhiban.mail.service import current_settings, queue_agent_reply
 from zhiban.tickets import events
 from zhiban.tickets.model import EventKind, TicketChange
 
@@ -32,11 +36,12 @@ def on_ticket_event(session: Session, clock: Clock, change: TicketChange) -> Non
         ticket,
         author_id=change.actor_id,
         comment_id=change.comment_id,
-        settings=get_settings(),
+        settings=current_settings(),
     )
 
 
 events.subscribe(on_ticket_event)
+current_settings.read_from(get_settings)  # the environment's, read at each use (as notify reads its relay)
 
 
 def _reply_key_from_environment() -> str:

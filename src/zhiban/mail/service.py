@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from zhiban.core.clock import Clock
 from zhiban.core.errors import Conflict, Forbidden, InvalidInput, NotFound, TooLarge
 from zhiban.core.i18n import translate
-from zhiban.core.settings import Settings, get_settings
+from zhiban.core.settings import Settings, SettingsSource
 from zhiban.identity.model import Person, Principal, Role
 from zhiban.identity.service import person_with_email as person_by_email
 from zhiban.identity.service import principal_of
@@ -314,6 +314,9 @@ def _record_inbound(
 
 # --- outbound ---------------------------------------------------------------------------------
 
+# The desk's address and portal link of mail handed to the outbox, read at each use from what mail.hooks hands over.
+current_settings = SettingsSource("zhiban.mail.hooks")
+
 
 def mail_domain(settings: Settings) -> str:
     """The domain of the desk's Message-IDs: the SMTP sender's, else the portal's host."""
@@ -380,7 +383,7 @@ def hand_to_outbox(session: Session, clock: Clock, row: MailMessageRow) -> None:
             subject_id=row.id,
             ticket_id=row.ticket_id,
             # The ticket's secret reply address: only a reply that carries it threads onto the ticket.
-            reply_to=ticket_addressing(reply_key(), row.ticket_id, desk_address(get_settings())).reply_to,
+            reply_to=ticket_addressing(reply_key(), row.ticket_id, desk_address(current_settings())).reply_to,
         )
     except (InvalidInput, ValidationError) as exc:
         # The reply itself stands; only its mail cannot be made (e.g. a requester address the channel refuses).
@@ -414,7 +417,7 @@ def _compose(session: Session, row: MailMessageRow) -> Message:
     view = tickets.get_ticket(session, _DESK, row.ticket_id)
     language: Language = "zh" if view.requester.language == "zh" else "en"
     # The portal link as the running desk's settings give it (as SLA and on-call notices do).
-    url = f"{get_settings().base_url.rstrip('/')}/tickets/{row.ticket_id}"
+    url = f"{current_settings().base_url.rstrip('/')}/tickets/{row.ticket_id}"
     label = translate(language, "mail.view_ticket", id=row.ticket_id)
     hint = translate(language, "mail.reply_hint", id=row.ticket_id)
     if row.purpose == "reply":

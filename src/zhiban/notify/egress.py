@@ -24,6 +24,7 @@ import httpcore
 import httpx
 
 from zhiban.core.errors import InvalidInput
+from zhiban.core.settings import SettingsSource
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -204,11 +205,13 @@ def _parsed(allow: str) -> EgressPolicy:
     return EgressPolicy.parse(allow)
 
 
+# The allowlist is read at every save and send from the settings notify.hooks hands over (never kept here).
+current_settings = SettingsSource("zhiban.notify.hooks")
+
+
 def current_policy() -> EgressPolicy:
     """The policy from ZHIBAN_EGRESS_ALLOW as the settings read it now."""
-    from zhiban.core.settings import get_settings
-
-    return _parsed(get_settings().egress_allow)
+    return _parsed(current_settings().egress_allow)
 
 
 def _url_parts(url: str) -> tuple[str, int]:

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from zhiban.core.clock import Clock
 from zhiban.core.errors import InvalidInput
 from zhiban.core.i18n import translate
-from zhiban.core.settings import get_settings
+from zhiban.core.settings import SettingsSource
 from zhiban.identity import service as identity
 from zhiban.identity.model import Person
 from zhiban.notify import outbox
@@ -24,6 +24,8 @@ from zhiban.oncall.store import GapNoticeRow, ScheduleRow
 
 SUBJECT = "oncall_gap"
 MAX_NOTICES_PER_MAIL = 50
+# The desk's portal link, read at each use from the settings oncall.hooks hands over.
+current_settings = SettingsSource("zhiban.oncall.hooks")
 
 
 def compose(notes: list[GapNoticeRow], schedules: dict[str, str], person: Person) -> Message:
@@ -44,7 +46,7 @@ def compose(notes: list[GapNoticeRow], schedules: dict[str, str], person: Person
         )
         for n in notes
     ]
-    link = f"{get_settings().base_url.rstrip('/')}/oncall"
+    link = f"{current_settings().base_url.rstrip('/')}/oncall"
     name = schedules.get(notes[0].schedule_id, "")
     return Message(
         subject=translate(lang, "oncall.mail.gap.subject", schedule=name, count=len(notes))[:300],

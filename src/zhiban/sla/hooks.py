@@ -1,4 +1,7 @@
-"""SLA clocks follow the tickets: every ticket change replays the ticket's log; calendar edits re-apply."""
+"""SLA clocks follow the tickets: every ticket change replays the ticket's log; calendar edits re-apply.
+
+SLA notices link to the portal as the environment's settings name it, read at each mail.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +9,13 @@ from sqlalchemy.orm import Session
 
 from zhiban.calendars import service as calendars
 from zhiban.core.clock import Clock
-from zhiban.sla import service
+from zhiban.core.settings import get_settings
+from zhiban.sla import notices, service
 from zhiban.sla.store import SlaTicketRow
 from zhiban.tickets import events
 from zhiban.tickets.model import ON_DUTY_KINDS, EventKind, TicketChange
+
+notices.current_settings.read_from(get_settings)
 
 # Changes that cannot move a clock; the replay would only rewrite the same rows.
 _IGNORED = frozenset({EventKind.INTERNAL_NOTE, EventKind.ASSIGNED, *ON_DUTY_KINDS})

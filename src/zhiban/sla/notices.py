@@ -14,13 +14,15 @@ from sqlalchemy.orm import Session
 from zhiban.core.clock import Clock
 from zhiban.core.errors import InvalidInput
 from zhiban.core.i18n import translate
-from zhiban.core.settings import get_settings
+from zhiban.core.settings import SettingsSource
 from zhiban.identity.model import Person
 from zhiban.notify import outbox
 from zhiban.notify.model import Language, Message, MessageOutcome
 from zhiban.sla.store import NotificationRow
 
 SUBJECT = "sla_notification"
+# The desk's portal link, read at each use from the settings sla.hooks hands over.
+current_settings = SettingsSource("zhiban.sla.hooks")
 
 
 def compose(note: NotificationRow, person: Person, subject: str) -> Message:
@@ -38,7 +40,7 @@ def compose(note: NotificationRow, person: Person, subject: str) -> Message:
         "due": due,
         "level": translate(lang, f"sla.level.{note.level}"),
     }
-    link = f"{get_settings().base_url.rstrip('/')}/tickets/{note.ticket_id}"
+    link = f"{current_settings().base_url.rstrip('/')}/tickets/{note.ticket_id}"
     subject = translate(lang, f"sla.mail.{note.kind}.subject", **values)
     text = translate(lang, f"sla.mail.{note.kind}.body", **values) + f"\n\n{link}\n"
     return Message(

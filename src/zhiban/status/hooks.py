@@ -1,10 +1,12 @@
-"""Status pages take the desk's base URL at start-up: notices and feeds link back to the pages."""
+"""Status pages take the desk's base URL at start-up (notices and feeds link back to the pages); the
+subscription caps are read at each subscription from the environment's settings."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from zhiban.status.service import base_url_default
+from zhiban.core.settings import get_settings
+from zhiban.status.service import base_url_default, current_settings
 from zhiban.status.service import configure as configure_status
 
 if TYPE_CHECKING:
@@ -13,12 +15,11 @@ if TYPE_CHECKING:
 
 def _base_url_from_environment() -> str:
     """A process without a desk (a bare engine worker) links to the pages the environment names."""
-    from zhiban.core.settings import get_settings
-
     return get_settings().base_url
 
 
 base_url_default(_base_url_from_environment)
+current_settings.read_from(get_settings)
 
 
 def configure(desk: Desk) -> None:

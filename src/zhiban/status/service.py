@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from zhiban.core.clock import Clock
 from zhiban.core.errors import Conflict, Forbidden, InvalidInput, NotFound, RateLimited
 from zhiban.core.i18n import translate
+from zhiban.core.settings import SettingsSource
 from zhiban.drills.service import is_drill_incident
 from zhiban.engine import JobContext, enqueue
 from zhiban.identity import ratelimit
@@ -73,6 +74,8 @@ CONFIRM_PER_MAILBOX = Limit("status.sub.mailbox", 1, timedelta(minutes=10))
 CONFIRM_PER_MAILBOX_DAY = Limit("status.sub.mailbox.day", 5, timedelta(days=1))
 
 
+# The subscription caps, read at each subscription from the settings status.hooks hands over.
+current_settings = SettingsSource("zhiban.status.hooks")
 _config: dict[str, str] = {}
 _defaults: list[Callable[[], str]] = []  # a process without a desk: set by status.hooks
 
@@ -357,9 +360,7 @@ def subscribe(
 
 def _check_subscription_caps(session: Session, principal: Principal) -> None:
     """Refuse a person's or an organization's subscription beyond the settings' caps (each one may fan out)."""
-    from zhiban.core.settings import get_settings
-
-    settings = get_settings()
+    settings = current_settings()
     # Lock the organization (or the person) so that concurrent requests cannot slip past the count together.
     identity.lock_account(session, person_id=principal.person_id, organization_id=principal.organization_id)
     active = select(func.count()).select_from(SubscriptionRow).where(SubscriptionRow.unsubscribed_at.is_(None))
