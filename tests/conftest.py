@@ -235,3 +235,24 @@ def allow_loopback_egress(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     get_settings.cache_clear()
     yield
     get_settings.cache_clear()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Make `--dist loadgroup` group again: one worker runs every `xdist_group("browser")` test.
+
+    pytest-xdist 3.8 tags a grouped test by setting `item._nodeid` to "<id>@<group>", which pytest 9 no longer
+    reads (the id lives in `item._id`): the tag was lost and the browser tests were spread over both workers,
+    each starting its own Chromium and its own demo desk (whose simulator then ran for the whole session).
+    """
+    if not getattr(config.option, "loadgroup", False):
+        return
+    from _pytest.nodeid import NodeId
+
+    for item in items:
+        names = {
+            str(m.args[0] if m.args else m.kwargs.get("name", "default")) for m in item.iter_markers("xdist_group")
+        }
+        suffix = "@" + "_".join(sorted(names))
+        if names and not item.nodeid.endswith(suffix):
+            item._id = NodeId.parse(item.nodeid + suffix)
