@@ -1,4 +1,4 @@
-"""An Alertmanager storm: a 10,000-alert group is taken whole (bounded by bytes, not count) and opens its incident."""
+"""An Alertmanager storm: a 4 MB group of 2,500 alerts is taken whole (bounded by bytes, not count), one incident."""
 
 from __future__ import annotations
 
@@ -15,9 +15,16 @@ from zhiban.incidents import integrations
 from zhiban.incidents.store import AlertRow, IncidentEventRow, IncidentRow
 
 GROUP_KEY = '{}/{severity="critical"}:{alertname="NodeDown"}'
+# The storm's size. It was 10,000 alerts (~4.7 MB); 2,500 proves the same at a quarter of the cost: five times the
+# count cap that was removed (500), past two boundaries of the bulk path's batches (MAX_TRIGGER_BATCH = 1,000) and
+# into a partial third, for triggers, repeats and resolves alike. A longer description (as real runbooks write them)
+# keeps the body over 4 MB, past the API's and the pages' byte caps: the integrations' cap alone bounds it.
+STORM = 2_500
+SHORT = "node_exporter has not answered a scrape for 5 minutes"
+DESCRIPTION = SHORT + ". " + "Check the uplink, then the PSU. " * 40
 
 
-def notification(status: str, nodes: range, *, resolved: range = range(0)) -> dict[str, Any]:
+def notification(status: str, nodes: range, *, resolved: range = range(0), description: str = SHORT) -> dict[str, Any]:
     """An Alertmanager webhook (version 4) as Alertmanager sends it: one alert per node of the group."""
 
     def alert(i: int, state: str) -> dict[str, Any]:
@@ -32,7 +39,7 @@ def notification(status: str, nodes: range, *, resolved: range = range(0)) -> di
             },
             "annotations": {
                 "summary": f"edge-{i:05d} is down",
-                "description": "node_exporter has not answered a scrape for 5 minutes",
+                "description": description,
                 "runbook_url": "https://runbooks.vendor.test/node-down",
             },
             "startsAt": "2026-11-20T18:55:00.000Z",
@@ -69,29 +76,29 @@ def _counts(desk: Desk) -> tuple[int, int, int]:
     return incidents, alerts, open_alerts
 
 
-def test_a_10000_alert_group_opens_one_incident_and_resolves_it(client: TestClient, desk: Desk) -> None:
+def test_a_storm_group_opens_one_incident_and_resolves_it(client: TestClient, desk: Desk) -> None:
     world = build(desk)
     url = _alertmanager_url(desk, world.service)
-    body = orjson.dumps(notification("firing", range(10_000)))
+    body = orjson.dumps(notification("firing", range(STORM), description=DESCRIPTION))
     assert 4_000_000 < len(body) < desk.settings.body_max_integrations
     started = time.perf_counter()
     answer = client.post(url, content=body, headers={"content-type": "application/json"})
     seconds = time.perf_counter() - started
     assert answer.status_code == 200, answer.text
-    assert answer.json() == {"status": "success", "alerts": 10_000}
-    assert seconds < 60, f"a 10,000-alert group took {seconds:.1f} s"
-    assert _counts(desk) == (1, 10_000, 10_000)
+    assert answer.json() == {"status": "success", "alerts": STORM}
+    assert seconds < 30, f"a {STORM}-alert group took {seconds:.1f} s"  # 60 s was the bound for 10,000
+    assert _counts(desk) == (1, STORM, STORM)
     with desk.transaction() as s:
         [incident] = s.scalars(select(IncidentRow))
-        assert (incident.status, incident.alert_count, incident.group_key) == ("triggered", 10_000, GROUP_KEY)
+        assert (incident.status, incident.alert_count, incident.group_key) == ("triggered", STORM, GROUP_KEY)
         assert incident.title == "edge-00000 is down"
     # Alertmanager re-sends the group every group_interval: repeats, no new alerts.
     assert client.post(url, content=body, headers={"content-type": "application/json"}).status_code == 200
     with desk.transaction() as s:
         assert set(s.scalars(select(AlertRow.event_count))) == {2}
-    resolved = client.post(url, json=notification("resolved", range(0), resolved=range(10_000)))
+    resolved = client.post(url, json=notification("resolved", range(0), resolved=range(STORM)))
     assert resolved.status_code == 200
-    assert _counts(desk) == (1, 10_000, 0)
+    assert _counts(desk) == (1, STORM, 0)
     with desk.transaction() as s:
         assert s.scalar(select(IncidentRow.status)) == "resolved"
 
