@@ -258,7 +258,7 @@ def bench(kind: str, args: argparse.Namespace) -> dict[str, Any]:
     engine = make_engine(db_url)
     worker_pid = processes.get("worker", processes.get("serve")).pid  # type: ignore[union-attr]
     try:
-        wait_ready(port)
+        wait_ready(port, timeout=600)  # a loaded machine can take minutes to import and start
         print("  processes: " + ", ".join(f"{name} {p.pid}" for name, p in processes.items()), flush=True)
         # Each organization's first ticket alone: it makes the organization's calendar (a one-time step).
         first = {org: (token, org) for token, org in reversed(customers)}

@@ -135,8 +135,9 @@ class Worker:
         now = self.clock.now()
         with transaction(self.session_factory) as session:
             held = store.extend_leases(session, worker_id=self.worker_id, runs=runs, lease_until=now + self.lease)
-        lost = set(runs) - held
         with self._lock:
+            # A run that finished meanwhile is no longer running, not lost: only those still in hand count.
+            lost = {run for run in set(runs) - held if run in self._held or run in self._queued}
             self._lost.update(lost)
         for job_id, attempt in lost:
             log.warning("job %s attempt %d: lease lost, another worker may run it", job_id, attempt)
