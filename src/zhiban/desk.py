@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from zhiban.core.clock import Clock, SystemClock
 from zhiban.core.settings import Settings, get_settings
-from zhiban.store.db import make_engine, session_factory
+from zhiban.store.db import make_engine, read_transaction, session_factory
 
 
 def secret_key_for(settings: Settings) -> str:
@@ -63,6 +63,12 @@ class Desk:
     def transaction(self) -> Iterator[Session]:
         """A session that commits on success and rolls back on error."""
         with self.sessions() as session, session.begin():
+            yield session
+
+    @contextmanager
+    def read_transaction(self) -> Iterator[Session]:
+        """A session that only reads (store.db.read_transaction: on SQLite it never waits for a writer)."""
+        with read_transaction(self.sessions) as session:
             yield session
 
 

@@ -94,3 +94,33 @@ def test_identity_hands_out_people_without_secrets(desk: Desk) -> None:
         assert identity.names_of(s, [w.alice_id, "nobody"]) == {w.alice_id: "Alice"}
         org = identity.organization_with_slug(s, "liveco")
         assert org is not None and org == identity.organization(s, w.liveco) and org.plan == "enterprise"
+
+
+def test_followers_hear_committed_changes_in_batches_after_the_fact(desk: Desk, clock: FrozenClock) -> None:
+    from zhiban.engine import Worker
+    from zhiban.tickets.jobs import registry
+
+    batches: list[list[tuple[int, EventKind]]] = []
+
+    def follower(session: Session, clock: Clock, changes: object) -> None:
+        batches.append([(c.ticket.id, c.kind) for c in changes])  # type: ignore[attr-defined]
+
+    events.follow("test", follower, kinds={EventKind.CREATED, EventKind.AGENT_REPLY})
+    try:
+        alice, agent = _people(desk)
+        with desk.transaction() as s:
+            first = tickets.create_ticket(s, clock, alice, subject="No audio", body="since 9:00").id
+            second = tickets.create_ticket(s, clock, alice, subject="No video", body="since 9:05").id
+        with pytest.raises(RuntimeError), desk.transaction() as s:  # rolled back: nobody ever hears of it
+            tickets.create_ticket(s, clock, alice, subject="never filed", body="x")
+            raise RuntimeError("the request failed")
+        with desk.transaction() as s:
+            tickets.add_comment(s, clock, agent, first, body="Looking")  # its status change is not followed
+        assert batches == []  # filing waited for no follower
+        assert Worker(desk.sessions, registry, clock).run_once(limit=10) == 3
+    finally:
+        del events._followers["test"]
+        events.follow("_refresh", lambda *_: None, kinds=())  # recompute the followed kinds
+        del events._followers["_refresh"]
+    # One claim took the three jobs: one call, in log order.
+    assert batches == [[(first, EventKind.CREATED), (second, EventKind.CREATED), (first, EventKind.AGENT_REPLY)]]

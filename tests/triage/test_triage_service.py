@@ -148,8 +148,8 @@ def test_ticket_filed_before_the_model_is_ready_is_triaged_by_a_job(
     client: TestClient, desk: Desk, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from zhiban.engine import Worker, list_jobs
-    from zhiban.triage.jobs import TRIAGE_TICKET
-    from zhiban.triage.jobs import registry as triage_jobs
+    from zhiban.tickets.events import FOLLOW_JOB
+    from zhiban.tickets.jobs import registry as ticket_jobs
 
     w = build_world(desk)
     monkeypatch.setattr(service, "_models", {})  # a fresh process: nothing trained or loaded yet
@@ -162,8 +162,8 @@ def test_ticket_filed_before_the_model_is_ready_is_triaged_by_a_job(
     tid = r.json()["id"]
     with Session(desk.db) as s:
         assert s.get(TriageRow, tid) is None  # filing did not wait for a model
-        assert [j.kind for j in list_jobs(s, kind=TRIAGE_TICKET)] == [TRIAGE_TICKET]
-    Worker(desk.sessions, triage_jobs, desk.clock).run_once()
+        assert [j.kind for j in list_jobs(s, kind=FOLLOW_JOB)] == [FOLLOW_JOB]
+    Worker(desk.sessions, ticket_jobs, desk.clock).run_once()
     with Session(desk.db) as s:
         row = s.get(TriageRow, tid)
         assert row is not None and row.domain == "recording_streaming"

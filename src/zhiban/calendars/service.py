@@ -374,5 +374,12 @@ def ensure_country_calendar(session: Session, clock: Clock, country: str, tz: st
     name = f"{code} {tz}"
     row = calendar_by_name(session, name)
     if row is None:
-        row = create_calendar(session, clock, name=name, tz=tz, country=code)
+        try:
+            # Two organizations' first tickets may make it at once: the unique name decides, the other reads it.
+            with session.begin_nested():
+                row = create_calendar(session, clock, name=name, tz=tz, country=code)
+        except IntegrityError:
+            row = calendar_by_name(session, name)
+            if row is None:
+                raise
     return row

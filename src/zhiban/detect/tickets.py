@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy.orm import Session
 
 from zhiban.core.errors import NotFound
@@ -26,11 +28,14 @@ def open_telemetry_incidents(session: Session, organization_id: str) -> list[str
     return found
 
 
-def link_to_open_incidents(session: Session, ticket: TicketRef) -> list[str]:
-    """Link the ticket to every open telemetry incident of its organization; returns their ids."""
+def link_to_open_incidents(session: Session, tickets: Sequence[TicketRef]) -> list[str]:
+    """Link tickets of one organization to every open telemetry incident of it; returns the incidents' ids."""
     from zhiban.incidents import service as incidents
 
-    linked = open_telemetry_incidents(session, ticket.organization_id)
+    if not tickets:
+        return []
+    linked = open_telemetry_incidents(session, tickets[0].organization_id)
     for incident_id in linked:
-        incidents.link_ticket(session, incident_id, ticket.id)
+        for ticket in tickets:
+            incidents.link_ticket(session, incident_id, ticket.id)
     return linked

@@ -10,7 +10,7 @@ Worker(sessions, registry, clock).run_forever(stop)   # or: python -m zhiban.eng
 """
 
 from .model import JobState, backoff_ceiling, retry_delay
-from .registry import Handler, JobContext, JobRegistry, LeaseLost, PermanentFailure
+from .registry import BatchHandler, Handler, JobContext, JobRegistry, LeaseLost, PermanentFailure
 from .service import (
     JobView,
     add_commit_listener,
@@ -27,6 +27,7 @@ from .service import (
 from .worker import Worker, install_signal_handlers
 
 __all__ = [
+    "BatchHandler",
     "Handler",
     "JobContext",
     "JobRegistry",

@@ -39,6 +39,7 @@ class JobContext:
         due_at: datetime,
         worker_id: str,
         heartbeat: Callable[[], bool],
+        runs: list[tuple[str, int]] | None = None,
     ) -> None:
         self.session_factory = session_factory
         self.clock = clock
@@ -50,6 +51,8 @@ class JobContext:
         self.due_at = due_at
         self.worker_id = worker_id
         self._heartbeat = heartbeat
+        # Every run this context finishes: one job, or the batch a batch handler was given.
+        self.runs = runs or [(job_id, attempt)]
         self.finished = False
         self._finish_token: object | None = None
 
@@ -62,9 +65,14 @@ class JobContext:
 
         Raises LeaseLost (rolling that transaction back) when another run holds the job now.
         """
-        if not store.mark_done(
-            session, job_id=self.job_id, worker_id=self.worker_id, attempt=self.attempt, now=self.clock.now()
-        ):
+        if len(self.runs) == 1:
+            held = store.mark_done(
+                session, job_id=self.job_id, worker_id=self.worker_id, attempt=self.attempt, now=self.clock.now()
+            )
+        else:
+            done = store.mark_done_many(session, worker_id=self.worker_id, runs=self.runs, now=self.clock.now())
+            held = done == len(self.runs)
+        if not held:
             raise LeaseLost(f"job {self.job_id} attempt {self.attempt} no longer holds its lease")
         # `finished` becomes true only once that transaction commits; if it rolls back, the worker
         # records completion itself when the handler returns.
@@ -84,6 +92,9 @@ class JobContext:
 
 
 Handler = Callable[[JobContext, dict[str, Any]], None]
+# A batch handler gets the payloads of many jobs of its kind at once; `ctx.finish` finishes them all.
+BatchHandler = Callable[[JobContext, list[dict[str, Any]]], None]
+MAX_BATCH = 1000
 
 
 class JobRegistry:
@@ -91,6 +102,7 @@ class JobRegistry:
 
     def __init__(self) -> None:
         self._handlers: dict[str, Handler] = {}
+        self._batches: dict[str, tuple[BatchHandler, int]] = {}
 
     def handler(self, kind: str) -> Callable[[Handler], Handler]:
         """Decorator: `@registry.handler("sla.breach") def on_breach(ctx, payload): ...`."""
@@ -108,10 +120,32 @@ class JobRegistry:
             raise ValueError(f"a handler for job kind {kind!r} is already registered")
         self._handlers[kind] = fn
 
+    def batch_handler(self, kind: str, *, max_batch: int = 500) -> Callable[[BatchHandler], BatchHandler]:
+        """Decorator for kinds whose jobs are cheaper together: a worker claims up to `max_batch` due jobs of
+        the kind at once and calls `fn(ctx, payloads)` in one go (in due order).
+
+        If the batch fails, the worker runs each of its jobs alone, so one bad job fails (and retries) alone:
+        the handler must be idempotent, as every handler is.
+        """
+
+        def register(fn: BatchHandler) -> BatchHandler:
+            if not 1 <= max_batch <= MAX_BATCH:
+                raise ValueError(f"max_batch must be 1..{MAX_BATCH}")
+            self.add(kind, lambda ctx, payload: fn(ctx, [payload]))
+            self._batches[kind] = (fn, max_batch)
+            return fn
+
+        return register
+
+    def batch(self, kind: str) -> tuple[BatchHandler, int] | None:
+        """The batch handler of `kind` and its largest batch (None: the kind runs a job at a time)."""
+        return self._batches.get(kind)
+
     def include(self, other: JobRegistry) -> None:
         """Add every handler of another registry (e.g. one per feature)."""
         for kind, fn in other._handlers.items():
             self.add(kind, fn)
+        self._batches.update(other._batches)
 
     def get(self, kind: str) -> Handler | None:
         return self._handlers.get(kind)

@@ -217,6 +217,28 @@ def mark_done(session: Session, *, job_id: str, worker_id: str, attempt: int, no
     return int(result.rowcount or 0) == 1
 
 
+def mark_done_many(session: Session, *, worker_id: str, runs: list[tuple[str, int]], now: datetime) -> int:
+    """Finish the runs (job id, attempt) this worker still holds, in one statement; returns how many."""
+    if not runs:
+        return 0
+    result = _core(session).execute(
+        update(JOBS)
+        .where(
+            tuple_(Job.id, Job.attempts).in_(runs),
+            Job.state == JobState.RUNNING.value,
+            Job.locked_by == worker_id,
+        )
+        .values(
+            state=JobState.DONE.value,
+            finished_at=now,
+            lease_until=None,
+            last_error=None,
+            updated_at=_wall_now(),
+        )
+    )
+    return int(result.rowcount or 0)
+
+
 def mark_failed(
     session: Session,
     *,

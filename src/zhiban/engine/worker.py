@@ -80,7 +80,8 @@ class Worker:
 
     # --- claiming -----------------------------------------------------------------------------
 
-    def _claim(self, limit: int) -> list[ClaimedJob]:
+    def _claim(self, limit: int) -> list[list[ClaimedJob]]:
+        """Claim up to `limit` due jobs, as units to run: one job each, or a batch of one batch kind."""
         now = self.clock.now()
         # Burying is housekeeping (the claim below already skips what it would bury): once a second will do.
         bury = self._next_bury is None or now >= self._next_bury
@@ -96,11 +97,34 @@ class Worker:
                 lease_until=now + self.lease,
                 limit=limit,
             )
+            units: list[list[ClaimedJob]] = []
+            batches: dict[str, list[ClaimedJob]] = {}
+            for job in claimed:
+                if self.registry.batch(job.kind) is None:
+                    units.append([job])
+                elif job.kind in batches:
+                    batches[job.kind].append(job)
+                else:
+                    batches[job.kind] = [job]
+                    units.append(batches[job.kind])
+            for kind, batch in batches.items():
+                # A rush of one batch kind: take what else is due of it now, in the same claim.
+                room = self.registry.batch(kind)[1] - len(batch)  # type: ignore[index]
+                if room > 0 and len(batch) >= 1:
+                    batch += store.claim_due(
+                        session,
+                        worker_id=self.worker_id,
+                        kinds=frozenset({kind}),
+                        now=now,
+                        lease_until=now + self.lease,
+                        limit=room,
+                    )
         if buried:
             log.warning("marked %d job(s) dead: lease expired on their last attempt", buried)
-        for job in claimed:
-            JOBS_CLAIMED.labels(job.kind).inc()
-        return claimed
+        for unit in units:
+            for job in unit:
+                JOBS_CLAIMED.labels(job.kind).inc()
+        return units
 
     # --- leases -------------------------------------------------------------------------------
 
@@ -111,8 +135,9 @@ class Worker:
         now = self.clock.now()
         with transaction(self.session_factory) as session:
             held = store.extend_leases(session, worker_id=self.worker_id, runs=runs, lease_until=now + self.lease)
-        lost = set(runs) - held
         with self._lock:
+            # A run that finished meanwhile is no longer running, not lost: only those still in hand count.
+            lost = {run for run in set(runs) - held if run in self._held or run in self._queued}
             self._lost.update(lost)
         for job_id, attempt in lost:
             log.warning("job %s attempt %d: lease lost, another worker may run it", job_id, attempt)
@@ -161,6 +186,62 @@ class Worker:
         JOB_RUN_SECONDS.labels(job.kind).observe(time.monotonic() - started)
         JOBS_FINISHED.labels(job.kind, outcome).inc()
         return outcome
+
+    def _run_unit(self, unit: list[ClaimedJob]) -> None:
+        """Run one claimed job, or a batch of one kind (alone each if the batch fails)."""
+        if len(unit) == 1:
+            self._run(unit[0])
+            return
+        runs = [(job.id, job.attempt) for job in unit]
+        first = unit[0]
+        ctx = JobContext(
+            session_factory=self.session_factory,
+            clock=self.clock,
+            job_id=first.id,
+            kind=first.kind,
+            attempt=first.attempt,
+            max_attempts=first.max_attempts,
+            dedup_key=first.dedup_key,
+            due_at=first.due_at,
+            worker_id=self.worker_id,
+            heartbeat=lambda: not self._extend(runs),
+            runs=runs,
+        )
+        with self._lock:
+            self._queued.difference_update(runs)
+            for run in runs:
+                self._held[run] = ctx
+        started = time.monotonic()
+        handler, _ = self.registry.batch(first.kind)  # type: ignore[misc]
+        try:
+            handler(ctx, [dict(job.payload) for job in unit])
+            outcome = "done" if ctx.finished else self._record_done_many(first.kind, runs)
+        except LeaseLost:
+            log.warning("batch of %d %s job(s): lease lost during the run", len(unit), first.kind)
+            outcome = "lost"
+        except Exception as exc:
+            log.warning("batch of %d %s job(s) failed (%s); running them one by one", len(unit), first.kind, exc)
+            outcome = "split"
+        finally:
+            with self._lock:
+                for run in runs:
+                    self._held.pop(run, None)
+                    self._lost.discard(run)
+        JOB_RUN_SECONDS.labels(first.kind).observe(time.monotonic() - started)
+        if outcome == "split":
+            for job in unit:
+                self._run(job)
+            return
+        JOBS_FINISHED.labels(first.kind, outcome).inc(len(unit))
+
+    def _record_done_many(self, kind: str, runs: list[tuple[str, int]]) -> str:
+        try:
+            with transaction(self.session_factory) as session:
+                held = store.mark_done_many(session, worker_id=self.worker_id, runs=runs, now=self.clock.now())
+        except Exception:
+            log.exception("batch of %d %s job(s): could not record completion", len(runs), kind)
+            return "lost"
+        return "done" if held == len(runs) else "lost"
 
     def _execute(self, ctx: JobContext, job: ClaimedJob) -> str:
         handler = self.registry.get(job.kind)
@@ -218,10 +299,10 @@ class Worker:
 
     def run_once(self, limit: int | None = None) -> int:
         """Claim the due jobs (up to `limit`, default `concurrency`) and run them here, one after another."""
-        claimed = self._claim(limit or self.concurrency)
-        for job in claimed:
-            self._run(job)
-        return len(claimed)
+        units = self._claim(limit or self.concurrency)
+        for unit in units:
+            self._run_unit(unit)
+        return sum(len(unit) for unit in units)
 
     # --- the loop -----------------------------------------------------------------------------
 
@@ -229,15 +310,15 @@ class Worker:
         """Wake the loop now: new work may be due, or a slot is free."""
         self._wake.set()
 
-    def _serve(self, jobs: queue.Queue[ClaimedJob | None]) -> None:
+    def _serve(self, jobs: queue.Queue[list[ClaimedJob] | None]) -> None:
         while True:
-            job = jobs.get()
-            if job is None:
+            unit = jobs.get()
+            if unit is None:
                 return
             try:
-                self._run(job)
+                self._run_unit(unit)
             except Exception:
-                log.exception("job %s: unexpected error in the worker", job.id)
+                log.exception("job %s: unexpected error in the worker", unit[0].id)
             finally:
                 with self._lock:
                     self._inflight -= 1
@@ -250,7 +331,7 @@ class Worker:
 
     def run_forever(self, stop: threading.Event) -> None:
         """Claim and run jobs until `stop` is set; then give running jobs `shutdown_grace` and release the rest."""
-        jobs: queue.Queue[ClaimedJob | None] = queue.Queue()
+        jobs: queue.Queue[list[ClaimedJob] | None] = queue.Queue()
         threads = [
             threading.Thread(target=self._serve, args=(jobs,), name=f"job-{i}", daemon=True)
             for i in range(self.concurrency)
@@ -268,18 +349,18 @@ class Worker:
                     # Claimed jobs wait in a queue as deep as the pool, refilled once at most `concurrency`
                     # remain: one claim transaction then takes many jobs, not one per finished job.
                     free = 2 * self.concurrency - self._inflight if self._inflight <= self.concurrency else 0
-                claimed: list[ClaimedJob] = []
+                claimed: list[list[ClaimedJob]] = []
                 if free > 0:
                     try:
                         claimed = self._claim(free)
                     except Exception:
                         log.exception("claiming jobs failed; will try again")
-                for job in claimed:
+                for unit in claimed:  # a batch takes one slot
                     with self._lock:
                         self._inflight += 1
-                        self._queued.add((job.id, job.attempt))
-                    jobs.put(job)
-                if len(claimed) < free or free == 0:
+                        self._queued.update((job.id, job.attempt) for job in unit)
+                    jobs.put(unit)
+                if sum(len(unit) for unit in claimed) < free or free == 0:
                     # Nothing more is due, or the queue is full: sleep until a poll, a finished job or notify().
                     self._wake.wait(self.poll.total_seconds())
         finally:
@@ -287,19 +368,21 @@ class Worker:
             self._shut_down(jobs, threads)
             beat_done.set()
 
-    def _shut_down(self, jobs: queue.Queue[ClaimedJob | None], threads: list[threading.Thread]) -> None:
+    def _shut_down(self, jobs: queue.Queue[list[ClaimedJob] | None], threads: list[threading.Thread]) -> None:
         deadline = time.monotonic() + self.shutdown_grace.total_seconds()
         # Jobs still queued were claimed but not started: hand them back at once.
         unstarted: list[ClaimedJob] = []
+        units = 0
         while True:
             try:
-                job = jobs.get_nowait()
+                unit = jobs.get_nowait()
             except queue.Empty:
                 break
-            if job is not None:
-                unstarted.append(job)
+            if unit is not None:
+                unstarted.extend(unit)
+                units += 1
         with self._lock:
-            self._inflight -= len(unstarted)
+            self._inflight -= units
             self._queued.difference_update((job.id, job.attempt) for job in unstarted)
         for _ in threads:
             jobs.put(None)

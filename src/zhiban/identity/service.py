@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import secrets
+import threading
 import zoneinfo
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -37,7 +41,9 @@ from zhiban.identity.store import (
     organization_by_slug,
     person_by_email,
 )
+from zhiban.store.db import is_read_only
 
+log = logging.getLogger("zhiban.identity")
 SESSION_LIFETIME = timedelta(hours=12)
 EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,190}\.[A-Za-z0-9-]{2,63}$")
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
@@ -348,6 +354,32 @@ def create_token(
     return IssuedToken(row.id, plain, scopes)
 
 
+TOKEN_USE_GRANULARITY = timedelta(minutes=1)
+_stamper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="token-stamp")
+_stamping: set[str] = set()
+_stamping_lock = threading.Lock()
+
+
+def _stamp_later(bind: Any, token_id: str, at: datetime) -> None:
+    """Record a token's use in a small transaction of its own, on a background thread (best effort)."""
+    with _stamping_lock:
+        if token_id in _stamping or len(_stamping) > 10_000:
+            return
+        _stamping.add(token_id)
+
+    def stamp() -> None:
+        try:
+            with Session(bind) as apart, apart.begin():
+                apart.execute(update(ApiTokenRow).where(ApiTokenRow.id == token_id).values(last_used_at=at))
+        except Exception:
+            log.exception("could not record the use of token %s", token_id)
+        finally:
+            with _stamping_lock:
+                _stamping.discard(token_id)
+
+    _stamper.submit(stamp)
+
+
 def resolve_token(session: Session, clock: Clock, plain: str) -> Principal:
     """The principal of a bearer token, or Unauthorized."""
     prefix = zsecrets.token_prefix(plain)
@@ -361,7 +393,14 @@ def resolve_token(session: Session, clock: Clock, plain: str) -> Principal:
     person = session.get(PersonRow, row.person_id)
     if person is None or not person.active:
         raise Unauthorized("invalid or revoked API token")
-    row.last_used_at = clock.now()
+    now = clock.now()
+    # "Last used" to the minute: writing it on every request would make every read a write, and on
+    # PostgreSQL queue one token's concurrent requests behind each other's row lock until they commit.
+    if row.last_used_at is None or not timedelta(0) <= now - row.last_used_at < TOKEN_USE_GRANULARITY:
+        if is_read_only(session):  # a read-only request never waits for a write: the stamp follows apart
+            _stamp_later(session.get_bind(), row.id, now)
+        else:
+            row.last_used_at = now
     return principal_of(person, frozenset(row.scopes))
 
 

@@ -10,9 +10,9 @@ from typing import Any
 from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
-from zhiban import engine as jobs_engine
 from zhiban.calendars import service as calendars
 from zhiban.calendars.model import BusinessCalendar, always_open
+from zhiban.engine.service import cancel_many, enqueue_many
 from zhiban.sla.model import (
     CALENDAR_24X7,
     AgentReply,
@@ -287,7 +287,8 @@ def _urgency(rows: Sequence[Mapping[str, Any]], facts: Facts) -> dict[str, Any]:
 
 
 def _apply_timers(session: Session, ops: TimerOps) -> None:
-    for key in ops.cancel:
-        jobs_engine.cancel(session, key)
-    for kind, payload, due, key in ops.arm:
-        jobs_engine.enqueue(session, kind, payload, due_at=due, dedup_key=key)
+    # One statement each for the cancelled and the armed timers (a filed ticket arms about four).
+    if ops.cancel:
+        cancel_many(session, ops.cancel)
+    if ops.arm:
+        enqueue_many(session, ops.arm)

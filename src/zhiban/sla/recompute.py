@@ -45,7 +45,7 @@ from zhiban.sla.store import (
     ids_in,
 )
 from zhiban.tickets import service as tickets
-from zhiban.tickets.model import TicketChange
+from zhiban.tickets.model import EventKind, TicketChange
 
 _CLOCKS = cast(Table, ClockRow.__table__)
 _HISTORY = cast(Table, ClockChangeRow.__table__)
@@ -63,11 +63,15 @@ class _Ticket(Protocol):
     def organization_id(self) -> str: ...
 
 
-def _context(session: Session, clock: Clock, ticket: _Ticket) -> SlaTicketRow:
-    """The ticket's SLA context, made when it is first seen: the plan, policy and calendar in force."""
-    st = session.get(SlaTicketRow, ticket.id, with_for_update=True)
+def _context(session: Session, clock: Clock, ticket: _Ticket, *, new: bool = False) -> tuple[SlaTicketRow, bool]:
+    """The ticket's SLA context, made when it is first seen: the plan, policy and calendar in force.
+
+    Also says whether it was made just now. `new`: the ticket is being filed in this transaction, so no other
+    transaction can have seen it yet and there is nothing to look up (or lock).
+    """
+    st = None if new else session.get(SlaTicketRow, ticket.id, with_for_update=True)
     if st is not None:
-        return st
+        return st, False
     org = identity.organization(session, ticket.organization_id)
     if org is None:
         raise NotFound(f"no organization for ticket #{ticket.id}")
@@ -84,7 +88,7 @@ def _context(session: Session, clock: Clock, ticket: _Ticket) -> SlaTicketRow:
     )
     session.add(st)
     session.flush()
-    return st
+    return st, True
 
 
 def _policy_changes(session: Session, after: int) -> list[tuple[int, datetime]]:
@@ -111,22 +115,34 @@ def recompute_ticket(
     """
     _ticket_changed()
     now = clock.now()
-    st = _context(session, clock, ticket)
-    log = tickets.history(session, ticket.id, before=latest.seq if latest else None) + ([latest] if latest else [])
+    # A ticket being filed: its log is this one change, and it has no clocks or timers yet to read or replace.
+    filing = latest is not None and latest.kind == EventKind.CREATED
+    st, made = _context(session, clock, ticket, new=filing)
+    log: list[TicketChange]
+    if filing and latest is not None:
+        log = [latest]
+    else:
+        log = tickets.history(session, ticket.id, before=latest.seq if latest else None) + ([latest] if latest else [])
     facts = Facts()
+    # A context made just now holds the policy and calendar versions in force: none can be newer.
     events = model_events(
         st,
         log,
-        _policy_changes(session, st.policy_version),
-        _calendar_changes(session, st.calendar_id, st.calendar_version),
+        [] if made else _policy_changes(session, st.policy_version),
+        [] if made else _calendar_changes(session, st.calendar_id, st.calendar_version),
         facts,
     )
     _, fraction = policy_version(session, _latest_version_in(events, st.policy_version))
     clocks = replay(_Resolvers(session), events, now, fraction) if events else []
-    old = {(r.metric, r.cycle): {c: getattr(r, c) for c in _CLOCK_COLUMNS} for r in clocks_of(session, ticket.id)}
+    old = (
+        {}
+        if made
+        else {(r.metric, r.cycle): {c: getattr(r, c) for c in _CLOCK_COLUMNS} for r in clocks_of(session, ticket.id)}
+    )
     ops, history = TimerOps(), list[dict[str, Any]]()
     rows = _rows_for(ticket.id, clocks, old, now, reason, ops, history, lazy_later)
-    session.execute(delete(ClockRow).where(ClockRow.ticket_id == ticket.id))
+    if not made:
+        session.execute(delete(ClockRow).where(ClockRow.ticket_id == ticket.id))
     if rows:
         session.execute(insert(ClockRow), rows)
     if history:

@@ -78,6 +78,27 @@ BUSY_WAIT_SECONDS = 60.0
 _BUSY_NAPS = (0.0005, 0.001, 0.002)  # then 2 ms each
 
 
+READ_ONLY = "zhiban_read_only"  # execution option of a session's connection: a transaction that only reads
+
+
+def _sqlite_begin(conn: Any) -> None:
+    # A read-only transaction begins DEFERRED: in WAL mode a reader takes no lock and waits for no writer.
+    # query_only makes a write in it fail at once instead of taking the write lock behind everyone's back.
+    dbapi = conn.connection.dbapi_connection
+    read_only = bool(conn.get_execution_options().get(READ_ONLY))
+    if read_only != conn.connection.info.get(READ_ONLY, False):
+        cursor = dbapi.cursor()
+        cursor.execute(f"PRAGMA query_only={1 if read_only else 0}")
+        cursor.close()
+        conn.connection.info[READ_ONLY] = read_only
+    if read_only:
+        cursor = dbapi.cursor()
+        cursor.execute("BEGIN DEFERRED")
+        cursor.close()
+        return
+    _sqlite_begin_immediate(conn)
+
+
 def _sqlite_begin_immediate(conn: Any) -> None:
     # A deferred transaction that reads and then writes fails at once with "database is locked" when
     # another process writes meanwhile (the busy timeout does not apply to that upgrade). Taking the
@@ -114,7 +135,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(parsed, connect_args={"check_same_thread": False, "timeout": 60}, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
-        event.listen(engine, "begin", _sqlite_begin_immediate)
+        event.listen(engine, "begin", _sqlite_begin)
         return engine
     engine = create_engine(parsed, **kwargs)
     if "pool_pre_ping" not in kwargs:
@@ -159,6 +180,28 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
     """A session that commits on success and rolls back on error."""
     with factory() as session, session.begin():
         yield session
+
+
+@contextmanager
+def read_transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """A session for reads only (ended by a rollback): on SQLite it begins DEFERRED, so it never queues behind
+    writers, and refuses writes; on PostgreSQL it is a plain transaction (readers never wait there)."""
+    with factory() as session:
+        read_only(session)
+        try:
+            yield session
+        finally:
+            session.rollback()
+
+
+def read_only(session: Session) -> None:
+    """Make the session's next transaction read-only (before its first statement)."""
+    session.connection(execution_options={READ_ONLY: True})
+
+
+def is_read_only(session: Session) -> bool:
+    """Whether the session's transaction was begun read-only."""
+    return bool(session.connection().get_execution_options().get(READ_ONLY))
 
 
 def insert_or_skip(session: Session, table: Table, key: list[str] | None = None) -> Any:

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from zhiban.tickets import service
 from zhiban.tickets.model import Channel, OnDuty
-from zhiban.web.deps import DB, ClockDep, CurrentPrincipal
+from zhiban.web.deps import DB, ClockDep, CurrentPrincipal, reads_only
 from zhiban.web.fields import Ident, Limit, LongText, Offset, ShortText, TicketId
 from zhiban.web.scopes import by_method
 
@@ -135,6 +135,7 @@ def create(body: TicketIn, session: DB, clock: ClockDep, principal: CurrentPrinc
 
 
 @router.get("", response_model=list[TicketOut], summary="List the tickets the caller may see")
+@reads_only
 def list_(
     session: DB,
     principal: CurrentPrincipal,
@@ -165,6 +166,7 @@ def _detail(view: service.TicketView) -> TicketDetail:
 
 
 @router.get("/{ticket_id}", response_model=TicketDetail, summary="One ticket with its conversation")
+@reads_only
 def get(session: DB, principal: CurrentPrincipal, ticket_id: TicketId) -> TicketDetail:
     principal.require_scope("tickets:read")
     return _detail(service.get_ticket(session, principal, ticket_id))

@@ -8,7 +8,7 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, case, func, select
+from sqlalchemy import ColumnElement, Select, case, func, select, update
 from sqlalchemy.orm import Session
 
 from zhiban.core.clock import Clock
@@ -96,6 +96,27 @@ def histories(
     return found
 
 
+def changes(session: Session, seqs: Sequence[int]) -> list[TicketChange]:
+    """The changes numbered `seqs` (event ids), in log order; unknown numbers are left out."""
+    kinds = {k.value: k for k in EventKind}
+    found: list[TicketChange] = []
+    query = select(
+        TicketEventRow.id,
+        TicketEventRow.ticket_id,
+        TicketRow.organization_id,
+        TicketEventRow.kind,
+        TicketEventRow.at,
+        TicketEventRow.actor_id,
+        TicketEventRow.data,
+    ).join(TicketRow, TicketRow.id == TicketEventRow.ticket_id)
+    for part in _chunks(sorted(set(seqs))):
+        for seq, tid, org, kind, at, actor, data in session.execute(query.where(TicketEventRow.id.in_(part))):
+            data = MappingProxyType(data or {})
+            found.append(TicketChange(TicketRef(tid, org), kinds[kind], at, seq, actor, data))
+    found.sort(key=lambda c: c.seq)
+    return found
+
+
 def _chunks(ids: list[int], size: int = 2000) -> list[list[int]]:
     """Bounded IN lists: every database accepts a few hundred parameters."""
     return [ids[i : i + size] for i in range(0, len(ids), size)]
@@ -131,6 +152,45 @@ def summaries(session: Session, ticket_ids: Sequence[int]) -> dict[int, TicketSu
         for row in session.execute(select(*_SUMMARY).where(TicketRow.id.in_(part))):
             found[row[0]] = TicketSummary(*row)
     return found
+
+
+def first_messages(session: Session, ticket_ids: Sequence[int]) -> dict[int, tuple[str, str]]:
+    """(subject, first message) of many tickets by id, e.g. for triage; unknown ids are left out."""
+    found: dict[int, tuple[str, str]] = {}
+    for part in _chunks(sorted(set(ticket_ids))):
+        subjects = {
+            t: subject
+            for t, subject in session.execute(select(TicketRow.id, TicketRow.subject).where(TicketRow.id.in_(part)))
+        }
+        first = (
+            select(CommentRow.ticket_id, func.min(CommentRow.id))
+            .where(CommentRow.ticket_id.in_(part))
+            .group_by(CommentRow.ticket_id)
+        )
+        comment_ids = [cid for _, cid in session.execute(first)]
+        bodies: dict[int, str] = {}
+        if comment_ids:
+            query = select(CommentRow.ticket_id, CommentRow.body).where(CommentRow.id.in_(comment_ids))
+            bodies = {t: body for t, body in session.execute(query)}
+        for tid, subject in subjects.items():
+            found[tid] = (subject, bodies.get(tid, ""))
+    return found
+
+
+def route_new(session: Session, teams: dict[int, str]) -> None:
+    """Give each ticket (id -> team id) to its team unless a team already has it: one statement per team."""
+    by_team: dict[str, list[int]] = {}
+    for ticket_id, team_id in teams.items():
+        by_team.setdefault(team_id, []).append(ticket_id)
+    for team_id, ids in by_team.items():
+        for part in _chunks(sorted(ids)):
+            session.execute(
+                update(TicketRow).where(TicketRow.id.in_(part), TicketRow.team_id.is_(None)).values(team_id=team_id),
+                execution_options={"synchronize_session": False},
+            )
+    for ticket in session.identity_map.values():  # rows changed in SQL: drop stale ORM copies
+        if isinstance(ticket, TicketRow) and ticket.id in teams:
+            session.expire(ticket)
 
 
 def route(session: Session, ticket_id: int, team_id: str | None, *, unless_routed: bool = False) -> None:

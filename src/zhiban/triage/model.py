@@ -147,13 +147,23 @@ class TriageModel:
 
     def predict(self, subject: str, body: str) -> Prediction:
         """The likely domain of a ticket, with calibrated probabilities for every domain."""
-        _check_sizes(subject, body)
-        probabilities = self._pipeline.predict_proba([ticket_text(subject, body)])[0]
+        return self.predict_many([(subject, body)])[0]
+
+    def predict_many(self, tickets: Sequence[tuple[str, str]]) -> list[Prediction]:
+        """`predict` for many (subject, body) at once: one pass of the pipeline (its per-call cost dominates)."""
+        if not tickets:
+            return []
+        for subject, body in tickets:
+            _check_sizes(subject, body)
         import numpy as np
 
-        order = np.argsort(-probabilities)
-        ranked = tuple((self.domains[i], float(probabilities[i])) for i in order)
-        return Prediction(ranked[0][0], ranked[0][1], ranked)
+        domains = self.domains
+        found = []
+        for probabilities in self._pipeline.predict_proba([ticket_text(s, b) for s, b in tickets]):
+            order = np.argsort(-probabilities)
+            ranked = tuple((domains[i], float(probabilities[i])) for i in order)
+            found.append(Prediction(ranked[0][0], ranked[0][1], ranked))
+        return found
 
     def with_corrections(self, corrections: Iterable[TriageExample]) -> TriageModel:
         """A model retrained with agents' corrections appended to the training examples."""

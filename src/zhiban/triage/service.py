@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import orjson
@@ -190,6 +191,55 @@ def triage_ticket(session: Session, clock: Clock, ticket: TicketRef) -> TriageRo
         tickets.route(session, ticket.id, team.id, unless_routed=True)
     session.flush()
     return row
+
+
+def triage_new(session: Session, clock: Clock, refs: Sequence[TicketRef]) -> int:
+    """Triage many new tickets at once (those without a triage yet), as `triage_ticket` would each: one model
+    pass and a few queries for the whole batch. Returns how many were triaged."""
+    ids = sorted({r.id for r in refs})
+    done = store.triaged_among(session, ids)
+    todo = [i for i in ids if i not in done]
+    texts = tickets.first_messages(session, todo)
+    todo = [i for i in todo if i in texts]  # a ticket deleted meanwhile needs no triage
+    if not todo:
+        return 0
+    version, model = current_model(session, clock)
+    pairs = [(texts[i][0][:MAX_SUBJECT_CHARS], texts[i][1][:MAX_BODY_CHARS]) for i in todo]
+    predictions = model.predict_many(pairs)
+    org_of = {r.id: r.organization_id for r in refs}
+    plans: dict[str, str] = {}
+    incidents: dict[str, bool] = {}
+    teams: dict[str, Team | None] = {}
+    now = clock.now()
+    routes: dict[int, str] = {}
+    rows = []
+    for ticket_id, (subject, body), prediction in zip(todo, pairs, predictions, strict=True):
+        ref = TicketRef(ticket_id, org_of[ticket_id])
+        if ref.organization_id not in plans:
+            plans[ref.organization_id] = identity.get_organization(session, _DESK, ref.organization_id).plan
+            incidents[ref.organization_id] = open_incident_for(session, ref)
+        if prediction.domain not in teams:
+            teams[prediction.domain] = team_for(session, prediction.domain)
+        text = f"{subject}\n{body}"[: MAX_SUBJECT_CHARS + MAX_BODY_CHARS]
+        team = teams[prediction.domain]
+        rows.append(
+            {
+                "ticket_id": ticket_id,
+                "domain": prediction.domain,
+                "confidence": round(prediction.confidence, 4),
+                "suggested_priority": suggest_priority(
+                    text, plans[ref.organization_id], incidents[ref.organization_id]
+                ),
+                "team_id": team.id if team else None,
+                "model_version": version,
+                "created_at": now,
+            }
+        )
+        if team is not None:
+            routes[ticket_id] = team.id
+    store.add_triages(session, rows)
+    tickets.route_new(session, routes)
+    return len(rows)
 
 
 @dataclass(frozen=True)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import Float, ForeignKey, Integer, LargeBinary, String, select
+from sqlalchemy import Float, ForeignKey, Integer, LargeBinary, String, Table, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from zhiban.store.db import Base, UTCDateTime
+from zhiban.store.db import Base, UTCDateTime, insert_or_skip
 
 
 class TriageModelRow(Base):
@@ -52,3 +53,18 @@ def latest_model_version(session: Session) -> int | None:
 def corrected_rows(session: Session) -> list[TriageRow]:
     query = select(TriageRow).where(TriageRow.corrected_domain.is_not(None)).order_by(TriageRow.ticket_id)
     return list(session.scalars(query))
+
+
+def triaged_among(session: Session, ticket_ids: list[int]) -> set[int]:
+    """Which of these tickets have a triage already."""
+    found: set[int] = set()
+    for start in range(0, len(ticket_ids), 2000):
+        part = ticket_ids[start : start + 2000]
+        found.update(session.scalars(select(TriageRow.ticket_id).where(TriageRow.ticket_id.in_(part))))
+    return found
+
+
+def add_triages(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Insert triage rows in bulk; a ticket triaged meanwhile (e.g. on demand by an agent) keeps its row."""
+    if rows:
+        session.execute(insert_or_skip(session, cast(Table, TriageRow.__table__), ["ticket_id"]), rows)

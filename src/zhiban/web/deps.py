@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Callable, Iterator
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
@@ -26,8 +26,24 @@ def desk_of(request: Request) -> Desk:
     return desk
 
 
+_READS_ONLY = "__zhiban_reads_only__"
+Endpoint = TypeVar("Endpoint", bound=Callable[..., Any])
+
+
+def reads_only(endpoint: Endpoint) -> Endpoint:
+    """Mark a GET route whose request only reads: its transaction is read-only (on SQLite it begins DEFERRED and
+    never queues behind writers; a write in it fails loudly)."""
+    setattr(endpoint, _READS_ONLY, True)
+    return endpoint
+
+
 def get_db(request: Request) -> Iterator[Session]:
     """One transaction per request: committed when the handler returns, rolled back if it raises."""
+    endpoint = request.scope.get("endpoint")
+    if request.method in SAFE_METHODS and getattr(endpoint, _READS_ONLY, False):
+        with desk_of(request).read_transaction() as session:
+            yield session
+        return
     with desk_of(request).transaction() as session:
         yield session
 
