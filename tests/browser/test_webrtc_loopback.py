@@ -61,7 +61,7 @@ def quiet_desk(tmp_path: Path) -> Iterator[QuietDesk]:
     proc = subprocess.Popen([zhiban, "serve", "--port", str(port)], env=env, stdout=log, stderr=log)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + 240  # a bound, not a wait: at load 24 the desk took over 90 s to start
         while True:
             try:
                 with urllib.request.urlopen(base + "/readyz", timeout=1):
