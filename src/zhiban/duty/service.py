@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy.orm import Session
@@ -158,7 +159,7 @@ def request_urgent(session: Session, clock: Clock, principal: Principal, ticket_
     current = tickets.on_duty_of(session, ticket_id)
     if current is not None and current.closed_at is None:
         return current  # already paging or acknowledged: asking again wakes nobody twice
-    limit = ratelimit.Limit("duty.urgent", terms.urgent_per_day, URGENT_WINDOW)
+    limit = _urgent_limit(terms)
     key = ratelimit.key_of(org.id)
     now = clock.now()
     if ratelimit.exhausted(session, limit, key, now):
@@ -168,3 +169,38 @@ def request_urgent(session: Session, clock: Clock, principal: Principal, ticket_
     found = tickets.on_duty_of(session, ticket_id)
     assert found is not None
     return found
+
+
+def _urgent_limit(terms: SupportTerms) -> ratelimit.Limit:
+    return ratelimit.Limit("duty.urgent", terms.urgent_per_day, URGENT_WINDOW)
+
+
+@dataclass(frozen=True, slots=True)
+class UrgentOffer:
+    """The portal's "wake the engineer on duty" action on a ticket: what the plan allows a day, what is left today."""
+
+    per_day: int
+    left_today: int
+
+
+def urgent_offer(session: Session, clock: Clock, principal: Principal, ticket_id: int) -> UrgentOffer | None:
+    """Whether the portal offers this customer the urgent action on this ticket (None: it does not).
+
+    Offered where `request_urgent` would page: a customer's open ticket whose plan allows it for the ticket's
+    priority, not while its engineer is already being paged. Spent allowances still show the action (its answer
+    says so), with how many are left today.
+    """
+    ticket = tickets.find(session, principal, ticket_id)  # NotFound for another tenant's ticket
+    if principal.is_staff or Status(ticket.status) in (Status.SOLVED, Status.CLOSED):
+        return None  # agents raise the priority instead
+    current = tickets.on_duty_of(session, ticket_id)
+    if current is not None and current.closed_at is None:
+        return None
+    org = identity.organization(session, ticket.organization_id)
+    if org is None:
+        return None
+    terms = _terms(session, org)
+    if not terms.may_ask_urgent(Priority(ticket.priority)):
+        return None
+    used = ratelimit.used(session, _urgent_limit(terms), ratelimit.key_of(org.id), clock.now())
+    return UrgentOffer(per_day=terms.urgent_per_day, left_today=max(terms.urgent_per_day - used, 0))

@@ -40,8 +40,9 @@ from zhiban.mail.store import HeldMailRow, MailMessageRow
 from zhiban.notify import Link, Message, MessageOutcome, outbox
 from zhiban.notify.channels.email import parse_smtp_url
 from zhiban.notify.model import Language
+from zhiban.notify.render import format_since
 from zhiban.tickets import service as tickets
-from zhiban.tickets.model import Channel, Status, TicketRef
+from zhiban.tickets.model import Channel, OnDuty, Status, TicketRef
 
 log = logging.getLogger("zhiban.mail")
 
@@ -427,6 +428,9 @@ def _compose(session: Session, row: MailMessageRow) -> Message:
         body = comment.body
     else:
         body = translate(language, "mail.confirmation", id=row.ticket_id, subject=view.ticket.subject)
+        if view.on_duty is not None:
+            # Duty pages in the transaction that filed the ticket, before this acknowledgement is composed.
+            body += "\n\n" + _on_duty_words(language, view.on_duty, view.requester.timezone)
     if len(body) > MAX_MAIL_TEXT:
         body = body[:MAX_MAIL_TEXT] + "\n[…]"
     return Message(
@@ -439,6 +443,17 @@ def _compose(session: Session, row: MailMessageRow) -> Message:
         message_id=row.message_id,
         references=tuple(row.thread_refs.split()),
     )
+
+
+def _on_duty_words(language: Language, on_duty: OnDuty, timezone: str) -> str:
+    """The acknowledgement's line on the engineer on duty woken for the ticket, in the requester's zone."""
+    if on_duty.paged_at is None:
+        return translate(language, "mail.on_duty_paging")
+    try:
+        at = format_since(on_duty.paged_at, timezone)
+    except InvalidInput:
+        at = format_since(on_duty.paged_at, "UTC")
+    return translate(language, "mail.on_duty_paged", at=at)
 
 
 def record_result(session: Session, clock: Clock, row: MessageOutcome) -> None:
