@@ -12,9 +12,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import uvicorn
+from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from tests.incidents.incident_kit import Receiver, build, drain, worker
+from tests.tenancy import bearer, build_world
 from zhiban.core.clock import FrozenClock
 from zhiban.core.errors import InvalidInput
 from zhiban.desk import Desk
@@ -220,6 +222,7 @@ def test_drill_says_which_step_broke(desk: Desk) -> None:
         quiet = _result(desk, ids[1])
         assert quiet["passed"] is False and quiet["broke"] == "page"
         assert quiet["problems"][0] == "no page within 5 min of the ticket", quiet["problems"]
+        assert any("dedicated plan hands tickets to the dedicated contact" in p for p in quiet["problems"])
         # The intake itself down: the drill says so and files nothing.
         with desk.transaction() as s:
             dead = service.schedule_drill(s, clock, ADMIN, plan="enterprise", at="23:00", window_minutes=30).id
@@ -229,3 +232,22 @@ def test_drill_says_which_step_broke(desk: Desk) -> None:
         down = _result(desk, dead)
         assert down["passed"] is False and down["broke"] == "intake"
         assert down["problems"][0].startswith("intake failed: the ticket API at http://127.0.0.1:"), down["problems"]
+
+
+def test_drills_page_offers_paging_plans_only(client: TestClient, desk: Desk) -> None:
+    world = build_world(desk)
+    kit = build(desk)
+    _support(desk, "enterprise", "standby", kit.service)
+    admin = bearer(world.admin_token)
+    page = client.get("/agent/drills", headers=admin)
+    assert page.status_code == 200
+    assert "<option>enterprise</option>" in page.text and "<option>basic</option>" not in page.text
+    refused = client.post("/agent/drills", data={"plan": "basic", "at": "Sunday 03:00"}, headers=admin)
+    assert refused.status_code == 422 and "queue" in refused.text
+    made = client.post(
+        "/agent/drills", data={"plan": "enterprise", "at": "Sunday 03:00"}, headers=admin, follow_redirects=False
+    )
+    assert made.status_code == 303
+    listed = client.get("/agent/drills", headers=admin).text
+    assert "media network cn-east" in listed  # where the plan pages
+    assert client.get("/agent/drills", headers=bearer(world.alice_token)).status_code in (403, 404)

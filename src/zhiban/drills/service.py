@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +23,7 @@ import httpx
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from zhiban.core.clock import Clock
+from zhiban.core.clock import Clock, FrozenClock
 from zhiban.core.errors import Conflict, InvalidInput, NotFound
 from zhiban.drills import queries
 from zhiban.drills.model import MAX_WINDOW_MINUTES, Observation, evaluate, next_occurrence, zone
@@ -325,8 +326,29 @@ def _target(session: Session, plan_key: str) -> timedelta | None:
 
 
 def observe(session: Session, drill: DrillRow, now: datetime) -> Observation:
-    """What the tables say about a drill up to `now`."""
-    return queries.observe(session, drill, now, _target(session, drill.plan))
+    """What the tables say about a drill up to `now`, with why a ticket that did not page was not meant to."""
+    from zhiban.sla import service as sla
+    from zhiban.sla.model import SupportMode
+
+    seen = queries.observe(session, drill, now, _target(session, drill.plan))
+    if seen.paged_at is not None or seen.ticket_created_at is None or drill.ticket_id is None:
+        return seen
+    ref = _ticket_org(session, drill.ticket_id)
+    if ref is None:
+        return seen
+    terms = sla.support_of(session, drill.plan)
+    hours = sla.hours_at(session, FrozenClock(now), ref, seen.ticket_created_at)
+    if terms.mode == SupportMode.DEDICATED and hours == "business":
+        why = "in business hours a dedicated plan hands tickets to the dedicated contact: drill it out of hours"
+        return replace(seen, timeline_problems=(*seen.timeline_problems, why))
+    return seen
+
+
+def _ticket_org(session: Session, ticket_id: int) -> Organization | None:
+    from zhiban.tickets import service as tickets
+
+    ref = tickets.ref(session, ticket_id)
+    return identity.organization(session, ref.organization_id) if ref is not None else None
 
 
 def evaluate_job(ctx: JobContext, payload: dict[str, Any]) -> None:
