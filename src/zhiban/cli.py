@@ -158,6 +158,11 @@ def serve(
     # uvicorn re-raises SIGTERM once it has stopped; turn it into SystemExit so the clean-up below runs.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     bind_host, bind_port = host or settings.host, port or settings.port
+    from zhiban.drills.service import configure as configure_drills
+
+    # This process's worker files drills' tickets through this process's API, wherever the public URL points.
+    local = "127.0.0.1" if bind_host in ("0.0.0.0", "::", "") else bind_host
+    configure_drills(api_url=f"http://[{local}]:{bind_port}" if ":" in local else f"http://{local}:{bind_port}")
     console.print(f"zhiban is on duty at http://{bind_host}:{bind_port}  (API docs: /docs)")
     web_app = create_app(desk)
     settle_heap()

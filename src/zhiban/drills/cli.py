@@ -1,4 +1,4 @@
-"""`zhiban drill --plan PLAN --service NAME --at "Sunday 03:00"`: schedule a drill; `zhiban drills list|show`."""
+"""`zhiban drill --plan PLAN --at "Sunday 03:00"`: schedule a drill; `zhiban drills list|show`."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from zhiban.core.errors import ZhibanError
 
 app = typer.Typer(
     help=(
-        "Drills: synthetic tickets and alerts at chosen local times, e.g. "
-        'zhiban drill --plan enterprise --service "media network cn-east" --at "Sunday 03:00".'
+        "Drills: a drill customer's real ticket through the API at a chosen local time, measured ticket -> page -> "
+        'acknowledgement -> first reply, e.g. zhiban drill --plan enterprise --at "Sunday 03:00".'
     ),
     invoke_without_command=True,
 )
@@ -22,7 +22,6 @@ console = Console()
 err = Console(stderr=True)
 
 Plan = Annotated[str | None, typer.Option(help="plan key, e.g. enterprise")]
-Service = Annotated[str | None, typer.Option(help="incident service name or id the alert goes to")]
 At = Annotated[str | None, typer.Option(help='when, local: "Sunday 03:00", "03:00" or "2026-11-22 03:00"')]
 Zone = Annotated[str, typer.Option("--tz", help="IANA zone of --at")]
 Window = Annotated[int, typer.Option(help="minutes the drill runs before it is judged")]
@@ -34,7 +33,7 @@ def _fail(exc: ZhibanError) -> typer.Exit:
     return typer.Exit(2)
 
 
-def _schedule(plan: str, service: str, at: str, tz: str, window: int, team: str | None) -> None:
+def _schedule(plan: str, at: str, tz: str, window: int, team: str | None) -> None:
     from zhiban.core.settings import get_settings
     from zhiban.desk import Desk
     from zhiban.drills import service as drills
@@ -45,7 +44,7 @@ def _schedule(plan: str, service: str, at: str, tz: str, window: int, team: str 
     try:
         with desk.transaction() as session:
             row = drills.schedule_drill(
-                session, desk.clock, operator, plan=plan, service=service, at=at, tz=tz, window_minutes=window,
+                session, desk.clock, operator, plan=plan, at=at, tz=tz, window_minutes=window,
                 expected_team=team,
             )  # fmt: skip
             when = row.scheduled_at
@@ -61,19 +60,18 @@ def _schedule(plan: str, service: str, at: str, tz: str, window: int, team: str 
 def drill(
     ctx: typer.Context,
     plan: Plan = None,
-    service: Service = None,
     at: At = None,
     tz: Zone = "Asia/Shanghai",
     window: Window = 60,
     expected_team: Team = None,
 ) -> None:
-    """Schedule a drill (with --plan, --service and --at), or list and show drills."""
+    """Schedule a drill of a dedicated or standby plan (with --plan and --at), or list and show drills."""
     if ctx.invoked_subcommand is not None:
         return
-    if not (plan and service and at):
+    if not (plan and at):
         console.print(ctx.get_help())
-        raise typer.Exit(0 if not (plan or service or at) else 2)
-    _schedule(plan, service, at, tz, window, expected_team)
+        raise typer.Exit(0 if not (plan or at) else 2)
+    _schedule(plan, at, tz, window, expected_team)
 
 
 @app.command("list")
@@ -89,10 +87,10 @@ def list_() -> None:
     with desk.transaction() as session:
         rows = drills.list_drills(session, operator, limit=50)
     table = Table()
-    for col in ("id", "plan", "service", "when", "state", "result"):
+    for col in ("id", "plan", "pages through", "when", "state", "result"):
         table.add_column(col)
     for r in rows:
-        verdict = "" if r.result is None else ("pass" if r.result.get("passed") else "fail")
+        verdict = "" if r.result is None else ("pass" if r.result.get("passed") else f"fail ({r.result.get('broke')})")
         table.add_row(r.id, r.plan, r.service_name, r.scheduled_at.isoformat(timespec="minutes"), r.state, verdict)
     console.print(table)
 
@@ -110,7 +108,7 @@ def show(drill_id: Annotated[str, typer.Argument(help="drill id")]) -> None:
     try:
         with desk.transaction() as session:
             r = drills.get_drill(session, operator, drill_id)
-            doc = {"id": r.id, "plan": r.plan, "service": r.service_name, "at": r.at_label, "tz": r.tz,
+            doc = {"id": r.id, "plan": r.plan, "pages_through": r.service_name, "at": r.at_label, "tz": r.tz,
                    "scheduled_at": r.scheduled_at.isoformat(), "state": r.state, "ticket_id": r.ticket_id,
                    "incident_id": r.incident_id, "result": r.result}  # fmt: skip
     except ZhibanError as exc:

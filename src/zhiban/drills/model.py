@@ -1,8 +1,9 @@
 """Drills in the domain, pure: when "Sunday 03:00" next comes in a zone, and what a drill's run proves.
 
-A drill passes when the page was acknowledged and the ticket got its first public reply within the plan's
-P1 first-response target, and nothing broke on the way (someone was on call, every page went out, the
-ticket reached the expected team, an SLA clock started).
+A drill passes when its ticket paged the engineer on duty within PAGE_WITHIN, the page was acknowledged and
+the ticket got its first public reply within the plan's P1 first-response target, and nothing broke on the way
+(someone was on call, every page went out, the ticket reached the expected team, an SLA clock started). A
+failed drill names the first step that broke: no page, no acknowledgement, or no reply in time.
 """
 
 from __future__ import annotations
@@ -88,6 +89,9 @@ def next_occurrence(spec: str, now: datetime, tz: str) -> datetime:
     return candidate
 
 
+PAGE_WITHIN = timedelta(minutes=5)  # a ticket that should wake someone pages in seconds; 5 min is broken
+
+
 @dataclass(frozen=True, slots=True)
 class Observation:
     """What the tables say happened during one drill's window."""
@@ -95,24 +99,25 @@ class Observation:
     ended_at: datetime
     target: timedelta | None  # the plan's P1 first-response target; None when the plan has none
     ticket_created_at: datetime | None
+    paged_at: datetime | None  # the ticket's first on-duty page
+    acknowledged_at: datetime | None  # the first acknowledgement of that page
     first_response_at: datetime | None
     ticket_team: str | None
     expected_team: str | None
     sla_clock_started: bool
-    incident_triggered_at: datetime | None
-    acknowledged_at: datetime | None
     incident_team: str | None
     pages_sent: int
     page_failures: tuple[str, ...] = ()  # "sms: 503 from provider"
     nobody_on_call: bool = False
     timeline_problems: tuple[str, ...] = ()  # e.g. "the service has no escalation policy"
+    page_within: timedelta = PAGE_WITHIN
 
 
 @dataclass(frozen=True, slots=True)
 class Check:
     """One timed step of the chain against its target."""
 
-    name: str  # "acknowledge" | "first_response"
+    name: str  # "page" | "acknowledge" | "first_response"
     team: str | None
     target_seconds: float | None
     actual_seconds: float | None
@@ -125,11 +130,13 @@ class DrillResult:
     checks: tuple[Check, ...]
     problems: tuple[str, ...]
     teams: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    broke: str | None = None  # the first step that failed: "page" | "acknowledge" | "first_response"
 
     def to_json(self) -> dict[str, object]:
         """As stored in the drill row."""
         return {
             "passed": self.passed,
+            "broke": self.broke,
             "checks": [
                 {
                     "name": c.name,
@@ -154,15 +161,43 @@ def _timed(
     return Check(name, team, limit, actual, passed)
 
 
+def _minutes(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    return f"{seconds / 60:.0f} min" if seconds >= 60 else f"{seconds:.0f} s"
+
+
+_STEP_TEXT = {
+    "page": "no page within {limit} of the ticket",
+    "acknowledge": "no acknowledgement within {limit} of the page",
+    "first_response": "no public reply within {limit} of the ticket",
+}
+
+
+def _broke(check: Check) -> str:
+    """What a failed step says: "no page within 5 min of the ticket (paged after 7 min)"."""
+    text = _STEP_TEXT[check.name].format(limit=_minutes(check.target_seconds) if check.target_seconds else "the window")
+    if check.actual_seconds is not None:
+        return f"{text} (after {_minutes(check.actual_seconds)})"
+    return text
+
+
 def evaluate(obs: Observation) -> DrillResult:
-    """Pass or fail, the times per team, and every problem seen, from one drill's observation."""
-    ack = _timed("acknowledge", obs.incident_team, obs.incident_triggered_at, obs.acknowledged_at, obs.target)
+    """Pass or fail, which step broke first, the times per team, and every problem seen, from one observation."""
+    page = _timed("page", obs.incident_team, obs.ticket_created_at, obs.paged_at, obs.page_within)
+    ack = _timed("acknowledge", obs.incident_team, obs.paged_at, obs.acknowledged_at, obs.target)
     reply = _timed("first_response", obs.ticket_team, obs.ticket_created_at, obs.first_response_at, obs.target)
+    checks = (page, ack, reply)
+    failed = next((c for c in checks if not c.passed), None)
     problems: list[str] = []
+    if obs.ticket_created_at is None:
+        problems.append("no ticket was filed")
+    elif failed is not None:
+        problems.append(_broke(failed))
     if obs.nobody_on_call:
         problems.append("nobody on call: the escalation policy paged nobody")
     problems.extend(f"channel failing: {failure}" for failure in obs.page_failures)
-    if obs.incident_triggered_at is not None and obs.pages_sent == 0 and not obs.nobody_on_call:
+    if obs.paged_at is not None and obs.pages_sent == 0 and not obs.nobody_on_call:
         problems.append("no page was delivered")
     problems.extend(obs.timeline_problems)
     if obs.ticket_created_at is not None:
@@ -174,14 +209,10 @@ def evaluate(obs: Observation) -> DrillResult:
             problems.append("no SLA clock started for the ticket")
     if obs.target is None:
         problems.append("the plan has no P1 first-response target to measure against")
-    if obs.acknowledged_at is None and obs.incident_triggered_at is not None:
-        problems.append("the page was not acknowledged within the drill window")
-    if obs.first_response_at is None and obs.ticket_created_at is not None:
-        problems.append("the ticket got no first public reply within the drill window")
     teams: dict[str, dict[str, float | None]] = {}
-    for check in (ack, reply):
-        row = teams.setdefault(check.team or "—", {"acknowledge": None, "first_response": None})
+    for check in checks:
+        row = teams.setdefault(check.team or "—", {"page": None, "acknowledge": None, "first_response": None})
         row[check.name] = check.actual_seconds
-    checks = (ack, reply)
     bounded = tuple(dict.fromkeys(problems))[:MAX_PROBLEMS]
-    return DrillResult(all(c.passed for c in checks) and not bounded, checks, bounded, teams)
+    broke = failed.name if failed is not None else None
+    return DrillResult(failed is None and not bounded, checks, bounded, teams, broke)

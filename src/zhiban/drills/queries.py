@@ -18,35 +18,40 @@ from zhiban.tickets.store import TicketEventRow, TicketRow
 UNASSIGNED = "unassigned"  # as reports say of an incident nobody owns
 
 
+def filed_ticket(session: Session, requester_id: str, subject: str) -> int | None:
+    """The ticket a drill already filed as its customer (found by its subject, which names the drill)."""
+    query = select(TicketRow.id).where(TicketRow.requester_id == requester_id, TicketRow.subject == subject)
+    return session.scalar(query.order_by(TicketRow.id).limit(1))
+
+
+def _first(session: Session, ticket_id: int, kind: str, now: datetime) -> datetime | None:
+    query = select(func.min(TicketEventRow.at)).where(
+        TicketEventRow.ticket_id == ticket_id, TicketEventRow.kind == kind, TicketEventRow.at <= now
+    )
+    return session.scalar(query)
+
+
 def observe(session: Session, drill: DrillRow, now: datetime, target: timedelta | None) -> Observation:
-    """What the tables say about a drill up to `now`."""
+    """What the tables say about a drill up to `now`: the ticket's log (filed, paged, acknowledged, answered),
+    its team and SLA clock, and the on-duty incident's pages."""
     from zhiban.incidents import service as incidents
 
     ticket = session.get(TicketRow, drill.ticket_id) if drill.ticket_id else None
     incident = session.get(IncidentRow, drill.incident_id) if drill.incident_id else None
-    first_reply = team = None
+    first_reply = paged = acknowledged = team = None
     clock_started = False
     if ticket is not None:
-        first_reply = session.scalar(
-            select(func.min(TicketEventRow.at)).where(
-                TicketEventRow.ticket_id == ticket.id, TicketEventRow.kind == "agent_reply", TicketEventRow.at <= now
-            )
-        )
+        # The ticket's log, not the incident's columns: a re-trigger (acknowledgement timeout) clears those.
+        first_reply = _first(session, ticket.id, "agent_reply", now)
+        paged = _first(session, ticket.id, "on_duty_paged", now)
+        acknowledged = _first(session, ticket.id, "on_duty_acknowledged", now)
         team = session.scalar(select(TeamRow.name).where(TeamRow.id == ticket.team_id)) if ticket.team_id else None
         clock_started = (
             session.scalar(select(ClockRow.ticket_id).where(ClockRow.ticket_id == ticket.id).limit(1)) is not None
         )
-    acknowledged = incident_team_name = None
+    incident_team_name = None
     sent, failures, nobody, timeline = 0, [], False, []
     if incident is not None:
-        # The first acknowledgement counts: a later re-trigger (acknowledgement timeout) clears the column.
-        acknowledged = session.scalar(
-            select(func.min(IncidentEventRow.at)).where(
-                IncidentEventRow.incident_id == incident.id,
-                IncidentEventRow.kind == "acknowledged",
-                IncidentEventRow.at <= now,
-            )
-        )
         service = session.get(ServiceRow, incident.service_id)
         policy_id = service.policy_id if service else None
         incident_team_name = incidents.owning_team(session, policy_id, incident.acknowledged_by) or UNASSIGNED
@@ -63,17 +68,17 @@ def observe(session: Session, drill: DrillRow, now: datetime, target: timedelta 
         steps = list(session.scalars(select(EscalationStepRow).where(EscalationStepRow.incident_id == incident.id)))
         nobody = "nobody_to_page" in kinds or any(s.state == "done" and not s.paged for s in steps)
         if "no_policy" in kinds:
-            timeline.append("the service has no escalation policy")
+            timeline.append("the plan's incident service has no escalation policy")
     return Observation(
         ended_at=now,
         target=target,
         ticket_created_at=ticket.created_at if ticket else None,
+        paged_at=paged,
+        acknowledged_at=acknowledged,
         first_response_at=first_reply,
         ticket_team=team,
         expected_team=drill.expected_team,
         sla_clock_started=clock_started,
-        incident_triggered_at=incident.triggered_at if incident else None,
-        acknowledged_at=acknowledged,
         incident_team=incident_team_name,
         pages_sent=sent,
         page_failures=tuple(failures),

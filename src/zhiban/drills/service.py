@@ -1,31 +1,41 @@
-"""Use cases of drills: schedule one, start it through the real chain, and judge what happened.
+"""Use cases of drills: schedule one, file its ticket through the customer's door, and judge what happened.
 
-A drill files a P1 ticket for a synthetic organization on the drill's plan (so no real customer ever sees
-it, and no customer mail can go out: see is_drill_ticket) and triggers a critical alert on the chosen
-service, which opens an incident and pages whoever is on call. After its window the drill is judged
-(drills.model.evaluate), then its incident is resolved and its ticket solved. Both are registered in the
-`drills` table, which reports and status pages use to leave drills out.
+A drill is a real ticket from a drill customer: an organization of its own on the drilled plan, marked as a
+drill (`Organization.drill`), made on first use. At the chosen local time the drill mints a short-lived API
+token for that customer and files a ticket through the desk's own HTTP API, as any customer's integration
+would. Whatever happens next is caused by the ticket alone: the plan's support mode, the priority and the
+customer's calendar decide whether the on-duty engineer is paged (zhiban.duty), exactly as for a real customer.
+After its window the drill is judged (drills.model.evaluate) on ticket -> page -> acknowledgement -> first public
+reply, then its ticket is solved (which resolves the page). The ticket and the on-duty incident are registered
+in the `drills` table, and the organization's flag marks its tickets from the first moment, so that reports,
+status pages and customer mail leave them out (see is_drill_ticket).
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+import httpx
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from zhiban.core.clock import Clock
+from zhiban.core.clock import Clock, FrozenClock
 from zhiban.core.errors import Conflict, InvalidInput, NotFound
 from zhiban.drills import queries
 from zhiban.drills.model import MAX_WINDOW_MINUTES, Observation, evaluate, next_occurrence, zone
 from zhiban.drills.store import DrillRow, drill_of_incident, drill_of_ticket, recent_drills
 from zhiban.engine import JobContext, cancel, enqueue
 from zhiban.identity import service as identity
-from zhiban.identity.model import Person, Principal
+from zhiban.identity.model import Organization, Person, Principal, Role
 
 if TYPE_CHECKING:
-    from zhiban.incidents.store import IncidentRow, ServiceRow
+    from zhiban.sla.model import SupportTerms
+
+log = logging.getLogger("zhiban.drills")
 
 START_JOB = "drill.start"
 EVALUATE_JOB = "drill.evaluate"
@@ -33,18 +43,47 @@ DEFAULT_WINDOW_MINUTES = 60
 MAX_SCHEDULED = 200
 DRILL_MARK = "[DRILL 演练]"
 DRILL_DOMAIN = "drills.zhiban.invalid"  # .invalid never resolves: a drill requester has no real mailbox
+INTAKE_TIMEOUT_SECONDS = 15.0
+_DESK = Principal(person_id="system", role=Role.ADMIN, organization_id=None, name="zhiban")
+
+_config: dict[str, str] = {}
+_defaults: list[Callable[[], str]] = []  # a process without a desk: set by drills.hooks
+
+
+def configure(*, api_url: str) -> None:
+    """Where drills file their tickets: the desk's own HTTP API, as customers reach it (set by the desk at start)."""
+    _config["api_url"] = api_url.rstrip("/")
+
+
+def api_url_default(source: Callable[[], str]) -> None:
+    """Where to take the API's URL from when no desk configured it."""
+    _defaults[:] = [source]
+
+
+def api_url() -> str:
+    if "api_url" not in _config:
+        if not _defaults:
+            raise RuntimeError("drills are not configured: no desk and no drills.hooks")
+        configure(api_url=_defaults[0]())
+    return _config["api_url"]
 
 
 # -- the registry other features ask ----------------------------------------------------------------------------
 
 
 def is_drill_ticket(session: Session, ticket_id: int) -> bool:
-    """Whether a drill created this ticket (customer mail and webhooks must skip it)."""
-    return drill_of_ticket(session, ticket_id) is not None
+    """Whether a drill filed this ticket (customer mail and webhooks must skip it), from its first moment on."""
+    from zhiban.tickets import service as tickets
+
+    if drill_of_ticket(session, ticket_id) is not None:
+        return True
+    ref = tickets.ref(session, ticket_id)
+    org = identity.organization(session, ref.organization_id) if ref is not None else None
+    return org is not None and org.drill
 
 
 def is_drill_incident(session: Session, incident_id: str) -> bool:
-    """Whether a drill created this incident (status pages and reports leave it out)."""
+    """Whether a drill's ticket paged through this incident (status pages and reports leave it out)."""
     return drill_of_incident(session, incident_id) is not None
 
 
@@ -61,13 +100,22 @@ def _plan(session: Session, plan: str) -> Any:
         raise InvalidInput(f"unknown plan {plan!r}; plans: {known}") from exc
 
 
-def _service(session: Session, name: str) -> ServiceRow:
-    from zhiban.incidents import service as incidents
+def _paging_terms(session: Session, plan_key: str) -> SupportTerms:
+    """The plan's support terms, refused when its tickets can wake nobody (a drill would prove nothing)."""
+    from zhiban.sla import service as sla
+    from zhiban.sla.model import SupportMode
 
-    try:
-        return incidents.get_service(session, name)
-    except NotFound as exc:
-        raise InvalidInput(f"no incident service {name!r}") from exc
+    terms = sla.support_of(session, plan_key)
+    if terms.mode == SupportMode.QUEUE:
+        raise InvalidInput(f"the {plan_key} plan is a queue: its tickets wake nobody; drill a dedicated or standby one")
+    if terms.paging_service_id is None or not terms.paging_priorities:
+        raise InvalidInput(f"the {plan_key} plan names no incident service or priority to page")
+    return terms
+
+
+def drill_priority(terms: SupportTerms) -> str:
+    """The most urgent priority the plan pages for: the drill's ticket has it."""
+    return min(p.value for p in terms.paging_priorities)
 
 
 def schedule_drill(
@@ -76,17 +124,21 @@ def schedule_drill(
     principal: Principal,
     *,
     plan: str,
-    service: str,
     at: str,
     tz: str = "Asia/Shanghai",
     window_minutes: int = DEFAULT_WINDOW_MINUTES,
     expected_team: str | None = None,
 ) -> DrillRow:
-    """Schedule a drill at the next local time matching `at` (e.g. "Sunday 03:00") in `tz` (staff only)."""
+    """Schedule a drill of a paging plan at the next local time matching `at` (e.g. "Sunday 03:00") in `tz`."""
+    from zhiban.incidents import service as incidents
+
     principal.require_staff()
     zone(tz)
     plan_row = _plan(session, plan)
-    service_row = _service(session, service)
+    terms = _paging_terms(session, plan_row.key)
+    paging = incidents.find_service(session, terms.paging_service_id or "")
+    if paging is None:
+        raise InvalidInput(f"the {plan_row.key} plan pages through an incident service that is gone")
     if not 5 <= window_minutes <= MAX_WINDOW_MINUTES:
         raise InvalidInput(f"the drill window is 5-{MAX_WINDOW_MINUTES} minutes")
     if expected_team is not None:
@@ -99,8 +151,8 @@ def schedule_drill(
     when = next_occurrence(at, clock.now(), tz)
     row = DrillRow(
         plan=plan_row.key,
-        service_id=service_row.id,
-        service_name=service_row.name,
+        service_id=paging.id,  # where the plan pages today (the page itself follows the plan at run time)
+        service_name=paging.name,
         at_label=" ".join(at.split())[:100],
         tz=tz,
         scheduled_at=when,
@@ -143,15 +195,17 @@ def list_drills(session: Session, principal: Principal, limit: int = 100) -> lis
 # -- running ----------------------------------------------------------------------------------------------------
 
 
-def _drill_requester(session: Session, clock: Clock, plan_key: str, tz: str) -> Person:
-    """The synthetic customer of a plan's drills, in an organization of its own (made on first use)."""
-    slug = f"drill-{plan_key}"[:63].rstrip("-")
+def drill_customer(session: Session, clock: Clock, plan_key: str, tz: str) -> tuple[Organization, Person]:
+    """The drill customer of a plan: an organization marked as a drill, on that plan, and its requester."""
+    slug = f"zhiban-drill-{plan_key}"[:63].rstrip("-")
     org = identity.organization_with_slug(session, slug)
     if org is None:
         org = identity.organization_value(identity.create_organization(
             session, clock, name=f"Drill · {plan_key}", slug=slug, plan=plan_key, country="CN", timezone=tz,
-            language="en",
+            language="en", drill=True,
         ))  # fmt: skip
+    elif not org.drill:
+        raise Conflict(f"the organization {slug!r} is a real customer, not a drill's")
     email = f"{slug}@{DRILL_DOMAIN}"
     person = identity.person_with_email(session, email)
     if person is None:
@@ -159,71 +213,105 @@ def _drill_requester(session: Session, clock: Clock, plan_key: str, tz: str) -> 
             session, clock, email=email, name=f"Drill requester ({plan_key})", role="customer",
             organization_id=org.id, timezone=tz,
         ))  # fmt: skip
-    return person
+    return org, person
 
 
-def _trigger(session: Session, clock: Clock, drill: DrillRow, service: ServiceRow) -> IncidentRow:
-    """A critical alert on the service through its integration, as monitoring would send it."""
-    from zhiban.incidents import integrations
-    from zhiban.incidents import service as incidents
-    from zhiban.incidents.model import AlertEvent
+def _subject(drill: DrillRow) -> str:
+    # The drill's id in the subject finds a ticket filed by a run that died before recording it.
+    return f"{DRILL_MARK} {drill.id}: viewers cannot join rooms"
 
-    title = f"{DRILL_MARK} {service.name}: synthetic critical alert"
-    hooks = integrations.list_integrations(session, service.id)
-    if hooks:
-        event = AlertEvent(
-            action="trigger", dedup_key=f"drill:{drill.id}", summary=title, severity="critical", source="zhiban drill"
-        )
-        incident = incidents.ingest(session, clock, hooks[0], event)
-        if incident is not None:
-            return incident
-    return incidents.open_incident(session, clock, service, title=title, severity="critical")
+
+_BODY = (
+    "This is a drill: a real ticket from a synthetic customer, to test that a ticket wakes the engineer on duty. "
+    "Please acknowledge the page and answer it as you would a real one. "
+    "这是一次演练：由模拟客户提交的真实工单，用于检验工单能否叫醒值班工程师。请确认呼叫，并按真实工单处理。"
+)
+
+
+def _done(drill: DrillRow, now: datetime, problem: str) -> None:
+    drill.state = "done"
+    drill.finished_at = now
+    drill.result = {"passed": False, "broke": "intake", "checks": [], "teams": {}, "problems": [problem]}
+
+
+def _file_through_api(token: str, subject: str, priority: str) -> int | str:
+    """POST the ticket to the desk's API as the drill customer: its id, or what went wrong."""
+    url = f"{api_url()}/api/v1/tickets"
+    try:
+        answer = httpx.post(
+            url, json={"subject": subject, "body": _BODY, "priority": priority},
+            headers={"Authorization": f"Bearer {token}"}, timeout=INTAKE_TIMEOUT_SECONDS,
+        )  # fmt: skip
+    except httpx.HTTPError as exc:
+        return f"intake failed: the ticket API at {url} did not answer ({type(exc).__name__})"
+    if answer.status_code != 201:
+        return f"intake failed: the ticket API answered HTTP {answer.status_code}: {answer.text[:200]}"
+    try:
+        return int(answer.json()["id"])
+    except (ValueError, KeyError, TypeError):
+        return "intake failed: the ticket API's answer carried no ticket id"
 
 
 def start(ctx: JobContext, payload: dict[str, Any]) -> None:
-    """The `drill.start` timer: file the ticket, trigger the alert, register both, arm the evaluation."""
-    from zhiban.identity.service import principal_of
-    from zhiban.incidents import service as incidents
-    from zhiban.tickets import service as tickets
-    from zhiban.tickets.model import Channel
+    """The `drill.start` timer: file the drill customer's ticket through the API, register it, arm the judgement.
 
+    Three steps, so that no transaction is open while the API files the ticket (on SQLite, one writer): claim
+    the drill and mint a token; file; record. A run that dies after filing finds its ticket by subject.
+    """
     clock = ctx.clock
+    drill_id = str(payload.get("drill"))
     with ctx.session_factory() as session, session.begin():
-        drill = session.scalar(select(DrillRow).where(DrillRow.id == str(payload.get("drill"))).with_for_update())
-        if drill is None or drill.state != "scheduled":
+        drill = session.scalar(select(DrillRow).where(DrillRow.id == drill_id).with_for_update())
+        if drill is None or drill.state not in ("scheduled", "filing"):
             ctx.finish(session)
             return
         now = clock.now()
-        service = incidents.find_service(session, drill.service_id)
-        if service is None:
-            drill.state = "done"
-            drill.finished_at = now
-            drill.result = {"passed": False, "checks": [], "teams": {}, "problems": ["the drill's service is gone"]}
+        try:
+            terms = _paging_terms(session, drill.plan)
+            _, requester = drill_customer(session, clock, drill.plan, drill.tz)
+        except (InvalidInput, Conflict) as exc:
+            _done(drill, now, f"the drill could not start: {exc.detail}")
             ctx.finish(session)
             return
-        requester = _drill_requester(session, clock, drill.plan, drill.tz)
-        ticket = tickets.create_ticket(
-            session,
-            clock,
-            principal_of(requester),
-            subject=f"{DRILL_MARK} {service.name}: viewers cannot join rooms",
-            body=(
-                "This is a drill: a synthetic P1 ticket to test the night chain. Please answer it as you would a "
-                "real one. 这是一次演练：用于检验夜间值班链路的模拟 P1 工单，请按真实工单处理。"
-            ),
-            priority="P1",
-            channel=Channel.API,
-        )
-        drill.ticket_id = ticket.id
-        session.flush()
-        incident = _trigger(session, clock, drill, service)
-        drill.incident_id = incident.id
-        incidents.link_ticket(session, incident.id, ticket.id)
+        drill.state = "filing"
+        subject, priority = _subject(drill), drill_priority(terms)
+        filed = queries.filed_ticket(session, requester.id, subject)
+        token = None
+        if filed is None:
+            token = identity.create_token(
+                session, clock, person_id=requester.id, name=f"drill {drill.id}"[:100],
+                scopes=("tickets:read", "tickets:write"),
+            )  # fmt: skip
+    outcome: int | str = filed if filed is not None else _file_through_api(token.plain, subject, priority)  # type: ignore[union-attr]
+    with ctx.session_factory() as session, session.begin():
+        drill = session.scalar(select(DrillRow).where(DrillRow.id == drill_id).with_for_update())
+        if token is not None:
+            identity.revoke_token(session, clock, _DESK, token.id)  # the drill customer files once per drill
+        if drill is None or drill.state != "filing":
+            ctx.finish(session)
+            return
+        now = clock.now()
+        if isinstance(outcome, str):
+            log.warning("drill %s: %s", drill.id, outcome)
+            _done(drill, now, outcome)
+            ctx.finish(session)
+            return
+        _record(session, drill, outcome)
         drill.state = "running"
         drill.started_at = now
         due = now + timedelta(minutes=drill.window_minutes)
         enqueue(session, EVALUATE_JOB, {"drill": drill.id}, due_at=due, dedup_key=f"drill.evaluate:{drill.id}")
         ctx.finish(session)
+
+
+def _record(session: Session, drill: DrillRow, ticket_id: int) -> None:
+    """Register the drill's ticket and, once it paged, its on-duty incident."""
+    from zhiban.tickets import service as tickets
+
+    drill.ticket_id = ticket_id
+    on_duty = tickets.on_duty_of(session, ticket_id)
+    if on_duty is not None and drill.incident_id is None:
+        drill.incident_id = on_duty.incident_id
 
 
 def _target(session: Session, plan_key: str) -> timedelta | None:
@@ -238,12 +326,33 @@ def _target(session: Session, plan_key: str) -> timedelta | None:
 
 
 def observe(session: Session, drill: DrillRow, now: datetime) -> Observation:
-    """What the tables say about a drill up to `now`."""
-    return queries.observe(session, drill, now, _target(session, drill.plan))
+    """What the tables say about a drill up to `now`, with why a ticket that did not page was not meant to."""
+    from zhiban.sla import service as sla
+    from zhiban.sla.model import SupportMode
+
+    seen = queries.observe(session, drill, now, _target(session, drill.plan))
+    if seen.paged_at is not None or seen.ticket_created_at is None or drill.ticket_id is None:
+        return seen
+    ref = _ticket_org(session, drill.ticket_id)
+    if ref is None:
+        return seen
+    terms = sla.support_of(session, drill.plan)
+    hours = sla.hours_at(session, FrozenClock(now), ref, seen.ticket_created_at)
+    if terms.mode == SupportMode.DEDICATED and hours == "business":
+        why = "in business hours a dedicated plan hands tickets to the dedicated contact: drill it out of hours"
+        return replace(seen, timeline_problems=(*seen.timeline_problems, why))
+    return seen
+
+
+def _ticket_org(session: Session, ticket_id: int) -> Organization | None:
+    from zhiban.tickets import service as tickets
+
+    ref = tickets.ref(session, ticket_id)
+    return identity.organization(session, ref.organization_id) if ref is not None else None
 
 
 def evaluate_job(ctx: JobContext, payload: dict[str, Any]) -> None:
-    """The `drill.evaluate` timer: judge the drill, then resolve its incident and solve its ticket."""
+    """The `drill.evaluate` timer: judge the drill, then solve its ticket (which resolves its page)."""
     from zhiban.incidents import service as incidents
     from zhiban.tickets import service as tickets
 
@@ -254,14 +363,15 @@ def evaluate_job(ctx: JobContext, payload: dict[str, Any]) -> None:
             ctx.finish(session)
             return
         now = clock.now()
+        if drill.ticket_id is not None:
+            _record(session, drill, drill.ticket_id)  # a page that came late (a raised priority) is the drill's too
         drill.result = evaluate(observe(session, drill, now)).to_json()
         drill.state = "done"
         drill.finished_at = now
-        system = incidents.system_principal()
-        if drill.incident_id:
-            incidents.resolve(session, clock, system, drill.incident_id, via="drill finished")
         found = drill.ticket_id is not None and tickets.ref(session, drill.ticket_id) is not None
-        ticket = tickets.get_ticket(session, system, drill.ticket_id).ticket if found and drill.ticket_id else None
+        ticket = tickets.get_ticket(session, _DESK, drill.ticket_id).ticket if found and drill.ticket_id else None
         if ticket is not None and ticket.status not in ("solved", "closed"):
-            tickets.change_status(session, clock, system, ticket.id, "solved")
+            tickets.change_status(session, clock, _DESK, ticket.id, "solved")
+        if drill.incident_id:  # solving resolved it through zhiban.duty; a desk without that hook still stops paging
+            incidents.close_for_ticket(session, clock, drill.ticket_id or 0, via="drill finished")
         ctx.finish(session)

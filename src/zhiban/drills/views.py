@@ -17,17 +17,17 @@ router = APIRouter(include_in_schema=False, dependencies=[by_method("incidents:r
 
 
 def _page(request: Request, session: DB, principal: CurrentPrincipal, status: int = 200, **extra: object) -> Response:
-    from zhiban.incidents import service as incidents
     from zhiban.sla import service as sla
+    from zhiban.sla.model import SupportMode
 
     drills = service.list_drills(session, principal, limit=100)
+    paging = [p.key for p in sla.list_plans(session) if sla.support_of(session, p.key).mode != SupportMode.QUEUE]
     return render(
         request,
         "drills/list.html",
         status,
         drills=drills,
-        plans=[p.key for p in sla.list_plans(session)],
-        services=[s.name for s in incidents.list_services(session)],
+        plans=paging,  # a queue plan wakes nobody: nothing to drill
         form=extra.get("form", {}),
         error=extra.get("error"),
     )
@@ -46,7 +46,6 @@ def schedule(
     clock: ClockDep,
     principal: CurrentPrincipal,
     plan: Annotated[str, Form(max_length=64)],
-    service_name: Annotated[str, Form(alias="service", max_length=200)],
     at: Annotated[str, Form(max_length=100)],
     tz: Annotated[str, Form(max_length=64)] = "Asia/Shanghai",
     window: Annotated[int, Form(ge=5, le=1440)] = service.DEFAULT_WINDOW_MINUTES,
@@ -55,13 +54,13 @@ def schedule(
     principal.require_staff()
     try:
         service.schedule_drill(
-            session, clock, principal, plan=plan, service=service_name, at=at, tz=tz, window_minutes=window,
+            session, clock, principal, plan=plan, at=at, tz=tz, window_minutes=window,
             expected_team=expected_team or None,
         )  # fmt: skip
     except ZhibanError as exc:
         if exc.status != 422:
             raise
-        form = {"plan": plan, "service": service_name, "at": at, "tz": tz, "window": window}
+        form = {"plan": plan, "at": at, "tz": tz, "window": window}
         return _page(request, session, principal, 422, form=form, error=exc.detail)
     return RedirectResponse("/agent/drills", status_code=303)
 

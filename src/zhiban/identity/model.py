@@ -58,6 +58,7 @@ class Organization:
     language: str = "zh"
     dedicated_contact_id: str | None = None
     backup_contact_id: str | None = None
+    drill: bool = False  # a drill's synthetic customer
 
 
 @dataclass(frozen=True, slots=True)

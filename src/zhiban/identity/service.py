@@ -98,8 +98,9 @@ def create_organization(
     country: str = "CN",
     timezone: str = "Asia/Shanghai",
     language: str = "zh",
+    drill: bool = False,
 ) -> OrganizationRow:
-    """Add a customer organization of the vendor."""
+    """Add a customer organization of the vendor (`drill`: the synthetic customer of drills)."""
     name = name.strip()
     if not 1 <= len(name) <= 200:
         raise InvalidInput("organization name must be 1–200 characters")
@@ -115,6 +116,7 @@ def create_organization(
         timezone=_check_timezone(timezone),
         language=_check_language(language),
         created_at=clock.now(),
+        drill=drill,
     )
     session.add(org)
     try:
@@ -435,6 +437,7 @@ def organization_value(row: OrganizationRow) -> Organization:
         row.language,
         row.dedicated_contact_id,
         row.backup_contact_id,
+        bool(row.drill),
     )
 
 

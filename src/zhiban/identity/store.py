@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, Column, ForeignKey, Integer, String, Table, select
+from sqlalchemy import JSON, Boolean, Column, ForeignKey, Integer, String, Table, false, select
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from zhiban.store.db import Base, UTCDateTime, new_id
@@ -35,6 +35,8 @@ class OrganizationRow(Base):
     backup_contact_id: Mapped[str | None] = mapped_column(
         ForeignKey("people.id", ondelete="SET NULL", use_alter=True), nullable=True
     )
+    # A drill's customer (zhiban.drills): its tickets are real but synthetic, never mailed, never reported.
+    drill: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class PersonRow(Base):

@@ -64,7 +64,7 @@ def customer(
 
 @app.command()
 def figure(
-    name: Annotated[str, typer.Argument(help="first_response, sla_compliance, breaches, resolution, backlog, ...")],
+    name: Annotated[str, typer.Argument(help="first_response, sla_compliance, backlog, on_duty, ...")],
     start: Annotated[str | None, typer.Option("--from", help="date or ISO time (default: 30 days ago)")] = None,
     end: Annotated[str | None, typer.Option("--to", help="date or ISO time (default: now)")] = None,
     plan: Annotated[str | None, typer.Option(help="plan key")] = None,

@@ -19,7 +19,8 @@ from zhiban.reports.credits import (
     service_credit,
 )
 from zhiban.reports.metrics import Breach, breaches
-from zhiban.reports.model import ClockFact, IncidentFact, Ratio, RecordId, TicketFact, bounded
+from zhiban.reports.model import ClockFact, IncidentFact, OnDutyFact, Ratio, RecordId, TicketFact, bounded
+from zhiban.reports.on_duty import OnDutyTimes, on_duty_times
 from zhiban.sla.model import METRIC_ORDER, ClockState
 
 MAX_TARGETS = 200
@@ -75,6 +76,7 @@ class CustomerSlaReport:
     credit: ServiceCredit
     monthly_fee: Decimal | None
     currency: str
+    on_duty: OnDutyTimes | None = None  # None: no ticket of the month was filed in a paging mode
 
 
 def plan_targets(plan: object) -> tuple[PlanTarget, ...]:
@@ -108,11 +110,13 @@ def customer_sla_report(
     monthly_fee: Decimal | None = None,
     currency: str = "CNY",
     credit_policies: dict[str, CreditPolicy] = DEMO_CREDIT_POLICIES,
+    on_duty: Iterable[OnDutyFact] = (),
 ) -> CustomerSlaReport:
     """Build the month's report from the organization's tickets (created in the month), their clocks, and incidents.
 
     Clocks of tickets not in `tickets` are ignored (they belong to another organization or month); a clock
-    is matched to a target by the ticket's priority and the clock's metric.
+    is matched to a target by the ticket's priority and the clock's metric. `on_duty` facts of the organization's
+    tickets filed in the month give the on-duty times.
     """
     if not organization_name.strip() or len(organization_name) > MAX_NAME:
         raise InvalidInput(f"organization name must be 1-{MAX_NAME} characters")
@@ -172,4 +176,10 @@ def customer_sla_report(
         credit=credit,
         monthly_fee=monthly_fee,
         currency=currency,
+        on_duty=_on_duty(on_duty, organization_id, start, end),
     )
+
+
+def _on_duty(facts: Iterable[OnDutyFact], organization_id: str, start: datetime, end: datetime) -> OnDutyTimes | None:
+    own = [f for f in bounded(facts, "tickets") if f.organization_id == organization_id and start <= f.created_at < end]
+    return on_duty_times(own) if own else None

@@ -14,6 +14,16 @@ _TEXTS: dict[str, tuple[str, str]] = {
         "的位置分组：工作时间（日历营业中）、节假日（客户所在国家的法定节假日）、非工作时间（非营业且非节假日，即夜间与"
         "周末；调休上班日按工作日计）。",
     ),
+    "on_duty_times": (
+        "Tickets filed while their plan's support mode could wake someone (dedicated or standby, the mode as it "
+        "was when the ticket was filed): elapsed time from ticket creation to the first page of the engineer on "
+        "duty, to the first acknowledgement, and to the first public agent reply; p50/p90 by nearest rank over "
+        "the tickets that reached each step. Split by the filing time on the customer's calendar (business hours, "
+        "out of hours, holiday). Drills are left out.",
+        "在套餐支持模式可以叫醒值班工程师时（专属或待命，取工单创建时的模式）提交的工单：从工单创建到第一次呼叫值班工程师、"
+        "到第一次确认、到客服第一次公开回复所经过的自然时间；p50/p90 按最近秩法，仅计到达该步骤的工单。按创建时刻在客户"
+        "日历上的位置分组（工作时间、非工作时间、节假日）。演练不计入。",
+    ),
     "sla_compliance": (
         "Per metric and plan: met / (met + breached) of SLA clock cycles. A cycle is met when fulfilled at or "
         "before its due time; active and paused cycles are not yet decided and are not counted.",

@@ -175,6 +175,38 @@ class PageFact:
         _aware("sent_at", self.sent_at)
 
 
+HOURS_CLASSES: tuple[str, ...] = ("business_hours", "out_of_hours", "holiday")
+PAGING_MODES: tuple[str, ...] = ("dedicated", "standby")
+
+
+@dataclass(frozen=True, slots=True)
+class OnDutyFact:
+    """A ticket filed under a paging support mode: when it was filed, first paged, acknowledged and answered.
+
+    `mode` is the plan's mode when the ticket was filed; `hours` where the filing fell on the customer's calendar.
+    """
+
+    ticket_id: RecordId
+    organization_id: str
+    mode: str
+    hours: str
+    created_at: datetime
+    paged_at: datetime | None
+    acknowledged_at: datetime | None
+    first_public_reply_at: datetime | None
+
+    def __post_init__(self) -> None:
+        _text("organization_id", self.organization_id)
+        if self.mode not in PAGING_MODES:
+            raise InvalidInput(f"mode must be one of {', '.join(PAGING_MODES)}, not {self.mode!r}")
+        if self.hours not in HOURS_CLASSES:
+            raise InvalidInput(f"hours must be one of {', '.join(HOURS_CLASSES)}, not {self.hours!r}")
+        for name in ("created_at", "paged_at", "acknowledged_at", "first_public_reply_at"):
+            _aware(name, getattr(self, name))
+        for name in ("paged_at", "acknowledged_at", "first_public_reply_at"):
+            _not_before(name, getattr(self, name), "created_at", self.created_at)
+
+
 @dataclass(frozen=True, slots=True)
 class DeflectionFact:
     """Ticket drafts started in a period and how many ended without a ticket after reading an article."""

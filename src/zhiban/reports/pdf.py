@@ -75,6 +75,7 @@ _HEAD_FILL = (228, 235, 245)
 _TARGET_COLS = (14, 34, 44, 16, 18, 16, 38)
 _INCIDENT_COLS = (18, 46, 22, 16, 29, 29, 20)
 _BREACH_COLS = (22, 30, 30, 98)
+_ON_DUTY_COLS = (34, 18, 43, 43, 42)
 
 
 def render_pdf(report: CustomerSlaReport, lang: str = "en", font: FontFile | None = None) -> bytes:
@@ -164,6 +165,14 @@ def render_pdf(report: CustomerSlaReport, lang: str = "en", font: FontFile | Non
         table([words[k] for k in ("ticket", "metric", "due", "cause")], view.breach_rows, _BREACH_COLS)
     else:
         note(words["no_breaches"])
+
+    section(words["on_duty"])
+    if view.on_duty_rows:
+        note(words["on_duty_intro"])
+        headings = [words[k] for k in ("hours_class", "tickets", "to_page", "to_ack", "to_reply")]
+        table(headings, view.on_duty_rows, _ON_DUTY_COLS)
+    else:
+        note(words["no_on_duty"])
 
     section(words["credits"])
     for line in view.credit_lines:

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
+from zhiban.core.errors import NotFound
 from zhiban.drills.store import drill_incident_ids, drill_ticket_ids
 from zhiban.identity.store import OrganizationRow, PersonRow, TeamRow, team_members
 from zhiban.incidents import service as incidents
@@ -28,8 +29,17 @@ from zhiban.incidents.store import (
 )
 from zhiban.kb.store import DeflectionRow
 from zhiban.notify.store import NotificationRow
-from zhiban.reports.model import MAX_FACTS, ClockFact, DeflectionFact, IncidentFact, PageFact, TicketFact
-from zhiban.sla.store import ClockRow, SlaTicketRow
+from zhiban.reports.model import (
+    MAX_FACTS,
+    PAGING_MODES,
+    ClockFact,
+    DeflectionFact,
+    IncidentFact,
+    OnDutyFact,
+    PageFact,
+    TicketFact,
+)
+from zhiban.sla.store import ClockRow, PlanRow, PolicyVersionRow, SlaTicketRow
 from zhiban.tickets.store import TicketEventRow, TicketRow
 
 CHUNK = 500
@@ -98,7 +108,11 @@ def ticket_rows(session: Session, scope: Scope, *, created_from: datetime | None
         select(TicketRow, OrganizationRow.plan, OrganizationRow.country, OrganizationRow.timezone, TeamRow.name)
         .join(OrganizationRow, OrganizationRow.id == TicketRow.organization_id)
         .outerjoin(TeamRow, TeamRow.id == TicketRow.team_id)
-        .where(TicketRow.created_at < scope.end, TicketRow.id.not_in(drill_ticket_ids()))
+        .where(
+            TicketRow.created_at < scope.end,
+            TicketRow.id.not_in(drill_ticket_ids()),
+            OrganizationRow.drill.is_(False),  # a drill customer's ticket counts from its first moment as a drill
+        )
     )
     if created_from is not None:
         query = query.where(TicketRow.created_at >= created_from)
@@ -316,6 +330,7 @@ def deflection_facts(session: Session, scope: Scope) -> list[DeflectionFact]:
             TicketRow.created_at < scope.end,
             TicketRow.channel == "portal",
             TicketRow.id.not_in(drill_ticket_ids()),
+            OrganizationRow.drill.is_(False),
         )
     )
     if scope.organization_id:
@@ -328,3 +343,97 @@ def deflection_facts(session: Session, scope: Scope) -> list[DeflectionFact]:
     n_deflected = session.scalar(deflected) or 0
     n_filed = session.scalar(filed) or 0
     return [DeflectionFact(n_deflected + n_filed, n_deflected)]
+
+
+# -- on duty --------------------------------------------------------------------------------------------------
+
+_ON_DUTY_KINDS = ("on_duty_paged", "on_duty_acknowledged", "agent_reply")
+
+
+@dataclass(frozen=True, slots=True)
+class _Filed:
+    """What the SLA feature stored when the ticket was filed: plan, policy version and calendar version."""
+
+    plan: str
+    policy_version: int
+    calendar_id: str
+    calendar_version: int
+
+
+def _modes_at_filing(session: Session, filed: dict[int, _Filed]) -> dict[int, dict[str, str]]:
+    """Each policy version's mode per plan (the version snapshots every plan's support terms)."""
+    versions = {f.policy_version for f in filed.values()}
+    modes: dict[int, dict[str, str]] = {}
+    for part in _chunks(sorted(versions)):
+        query = select(PolicyVersionRow.version, PolicyVersionRow.support).where(PolicyVersionRow.version.in_(part))
+        for version, support in session.execute(query):
+            plans = (support or {}).items()
+            modes[version] = {str(plan): str((terms or {}).get("mode", "queue")) for plan, terms in plans}
+    return modes
+
+
+def on_duty_facts(session: Session, scope: Scope, *, as_of: datetime) -> list[OnDutyFact]:
+    """The scope's tickets filed under a paging mode, with their first page, acknowledgement and public reply.
+
+    The mode is the plan's as snapshot by the SLA policy version the ticket was filed under (the current plan's
+    mode for a ticket the SLA never saw); the hours class is where the filing fell on the calendar version its
+    clocks counted on (else the plans' business calendar of the customer's country and zone).
+    """
+    from zhiban.calendars import service as calendars
+    from zhiban.reports.metrics import hours_bucket
+    from zhiban.sla.plans import business_calendar
+
+    rows = [row for row in ticket_rows(session, scope, created_from=scope.start) if row[0].created_at <= as_of]
+    ids = [row[0].id for row in rows]
+    firsts: dict[int, dict[str, datetime]] = defaultdict(dict)
+    filed: dict[int, _Filed] = {}
+    for part in _chunks(ids):
+        events = session.execute(
+            select(TicketEventRow.ticket_id, TicketEventRow.kind, func.min(TicketEventRow.at))
+            .where(
+                TicketEventRow.ticket_id.in_(part),
+                TicketEventRow.kind.in_(_ON_DUTY_KINDS),
+                TicketEventRow.at <= as_of,
+            )
+            .group_by(TicketEventRow.ticket_id, TicketEventRow.kind)
+        )
+        for ticket_id, kind, first in events:
+            firsts[ticket_id][kind] = first
+        sla = select(
+            SlaTicketRow.ticket_id, SlaTicketRow.plan, SlaTicketRow.policy_version, SlaTicketRow.calendar_id,
+            SlaTicketRow.calendar_version,
+        ).where(SlaTicketRow.ticket_id.in_(part))  # fmt: skip
+        for ticket_id, plan, version, calendar_id, calendar_version in session.execute(sla):
+            filed[ticket_id] = _Filed(plan, version, calendar_id, calendar_version)
+    version_modes = _modes_at_filing(session, filed)
+    current = {key.lower(): mode for key, mode in session.execute(select(PlanRow.key, PlanRow.support_mode))}
+    facts = []
+    for ticket, plan, country, tz, _team in rows:
+        at_filing = filed.get(ticket.id)
+        if at_filing is not None and at_filing.policy_version in version_modes:
+            mode = version_modes[at_filing.policy_version].get(at_filing.plan, "queue")
+        else:
+            mode = current.get(plan.lower(), "queue")
+        if mode not in PAGING_MODES:
+            continue
+        calendar = None
+        if at_filing is not None:
+            try:
+                calendar = calendars.calendar_version(session, at_filing.calendar_id, at_filing.calendar_version)
+            except NotFound:
+                calendar = None
+        calendar = calendar or business_calendar(country, tz)
+        seen = firsts.get(ticket.id, {})
+        facts.append(
+            OnDutyFact(
+                ticket_id=ticket.id,
+                organization_id=ticket.organization_id,
+                mode=mode,
+                hours=hours_bucket(ticket.created_at, calendar).value,
+                created_at=ticket.created_at,
+                paged_at=seen.get("on_duty_paged"),
+                acknowledged_at=seen.get("on_duty_acknowledged"),
+                first_public_reply_at=seen.get("agent_reply"),
+            )
+        )
+    return facts

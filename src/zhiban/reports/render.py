@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 
@@ -11,6 +11,8 @@ import jinja2
 from zhiban.reports.credits import CreditReason
 from zhiban.reports.customer import CustomerSlaReport
 from zhiban.reports.definitions import definition
+from zhiban.reports.model import HOURS_CLASSES, Percentiles
+from zhiban.reports.on_duty import ALL, STEPS, OnDutyTimes
 from zhiban.reports.texts import format_duration, format_pct, format_time, labels
 
 TEMPLATE = "reports/customer_sla.html"
@@ -20,6 +22,7 @@ DEFINITION_KEYS = (
     ("availability", "availability"),
     ("breaches", "sla_breaches"),
     ("credits", "service_credit"),
+    ("on_duty", "on_duty_times"),
 )
 
 
@@ -36,6 +39,7 @@ class ReportView:
     breach_rows: list[list[str]]
     credit_lines: list[str]
     definitions: list[tuple[str, str]]
+    on_duty_rows: list[list[str]] = field(default_factory=list)  # empty: no ticket in a paging mode
 
 
 def _reason(reason: CreditReason, lang: str) -> str:
@@ -46,6 +50,24 @@ def _reason(reason: CreditReason, lang: str) -> str:
         threshold=format_pct(reason.below_pct, lang),
         credit=format_pct(reason.credit_pct, lang),
     )
+
+
+def _on_duty_rows(times: OnDutyTimes | None, lang: str) -> list[list[str]]:
+    """One row per hours class the organization filed in (all its paging-mode tickets), then all hours."""
+    if times is None:
+        return []
+    words = labels(lang)
+
+    def cell(p: Percentiles) -> str:
+        return f"{format_duration(p.p50, lang)} / {format_duration(p.p90, lang)} ({p.n})"
+
+    rows = []
+    for hours in (*HOURS_CLASSES, ALL):
+        group = times.group(ALL, hours)
+        if group.tickets:
+            name = words["all_hours"] if hours == ALL else words[hours]
+            rows.append([name, str(group.tickets), *(cell(group.steps[step]) for step in STEPS)])
+    return rows
 
 
 def report_view(report: CustomerSlaReport, lang: str = "en") -> ReportView:
@@ -102,7 +124,10 @@ def report_view(report: CustomerSlaReport, lang: str = "en") -> ReportView:
     else:
         credit_lines.append(words["no_credit"])
     definitions = [(words[label], definition(key).text(lang)) for label, key in DEFINITION_KEYS]
-    return ReportView(lang, words, heading, target_rows, summary, incident_rows, breach_rows, credit_lines, definitions)
+    return ReportView(
+        lang, words, heading, target_rows, summary, incident_rows, breach_rows, credit_lines, definitions,
+        _on_duty_rows(report.on_duty, lang),
+    )  # fmt: skip
 
 
 @cache

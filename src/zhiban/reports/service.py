@@ -19,7 +19,7 @@ from zhiban.core.clock import Clock
 from zhiban.core.errors import Forbidden, InvalidInput, NotFound
 from zhiban.identity import service as identity
 from zhiban.identity.model import Organization, Principal
-from zhiban.reports import metrics
+from zhiban.reports import metrics, on_duty
 from zhiban.reports.credits import month_bounds
 from zhiban.reports.customer import CustomerSlaReport, PlanTarget, customer_sla_report
 from zhiban.reports.definitions import definition
@@ -30,6 +30,7 @@ from zhiban.reports.queries import (
     clock_facts,
     deflection_facts,
     incident_facts,
+    on_duty_facts,
     page_facts,
     ticket_facts,
 )
@@ -45,6 +46,7 @@ FIGURES = (
     "pages_per_person",
     "proactive_ratio",
     "deflection_rate",
+    "on_duty",
 )
 STAFF_ONLY = frozenset({"pages_per_person"})  # names the vendor's on-call people
 DEFAULT_DAYS = 30
@@ -293,6 +295,30 @@ def _deflection_rate(session: Session, filters: Filters, now: datetime) -> Figur
     return Figure("deflection_rate", (report.definition,), tuple(row), [row], dict(row))
 
 
+ON_DUTY_COLUMNS = (
+    "mode", "hours", "tickets", "paged", "page_p50_minutes", "page_p90_minutes", "acknowledged", "ack_p50_minutes",
+    "ack_p90_minutes", "answered", "reply_p50_minutes", "reply_p90_minutes",
+)  # fmt: skip
+
+
+def on_duty_row(group: on_duty.OnDutyGroup) -> dict[str, Any]:
+    """One mode × hours class as a flat row (minutes)."""
+    page, ack, reply = (group.steps[s] for s in on_duty.STEPS)
+    return {
+        "mode": group.mode, "hours": group.hours, "tickets": group.tickets,
+        "paged": page.n, "page_p50_minutes": _minutes(page.p50), "page_p90_minutes": _minutes(page.p90),
+        "acknowledged": ack.n, "ack_p50_minutes": _minutes(ack.p50), "ack_p90_minutes": _minutes(ack.p90),
+        "answered": reply.n, "reply_p50_minutes": _minutes(reply.p50), "reply_p90_minutes": _minutes(reply.p90),
+    }  # fmt: skip
+
+
+def _on_duty(session: Session, filters: Filters, now: datetime) -> Figure:
+    times = on_duty.on_duty_times(on_duty_facts(session, filters.scope(), as_of=min(now, filters.end)))
+    rows = [on_duty_row(g) for g in times.groups]
+    summary = {f"{r['mode']}.{r['hours']}": r for r in rows if r["hours"] == on_duty.ALL}
+    return Figure("on_duty", (times.definition,), ON_DUTY_COLUMNS, rows, summary)
+
+
 _COMPUTE: dict[str, Callable[[Session, Filters, datetime], Figure]] = {
     "first_response": _first_response,
     "sla_compliance": _sla_compliance,
@@ -303,6 +329,7 @@ _COMPUTE: dict[str, Callable[[Session, Filters, datetime], Figure]] = {
     "pages_per_person": _pages_per_person,
     "proactive_ratio": _proactive_ratio,
     "deflection_rate": _deflection_rate,
+    "on_duty": _on_duty,
 }
 
 
@@ -415,4 +442,5 @@ def customer_report(
         incidents=incidents,
         now=now,
         tz=org.timezone,
+        on_duty=on_duty_facts(session, scope, as_of=now),
     )
