@@ -21,6 +21,7 @@ from zhiban.identity.model import DEFAULT_SCOPES
 from zhiban.notify.store import InboxRow, NotificationRow
 from zhiban.tickets import service as tickets
 
+WARNED = timedelta(minutes=11, seconds=20)  # 75 % of 15 minutes
 BREACHED = timedelta(minutes=15, seconds=5)
 
 
@@ -57,7 +58,10 @@ def test_a_standby_p1_breaching_at_night_tells_the_engineer_on_call(
     ticket = _file(client, world.alice_token, "P1")
     _assign(client, world, ticket["id"], world.agent_id)  # the assignee, asleep at 03:00
     w = worker(desk)
-    clock.advance(BREACHED)
+    clock.advance(WARNED)
+    drain(w)
+    assert _sla_notices(desk, ticket["id"], "sla_warning") == {primary: "on_call", world.agent_id: "assignee"}
+    clock.advance(BREACHED - WARNED)
     drain(w)
     told = _sla_notices(desk, ticket["id"])
     # The engineer on call for the plan's paging service now, and the assignee (whose mail waits for the morning);
@@ -65,7 +69,6 @@ def test_a_standby_p1_breaching_at_night_tells_the_engineer_on_call(
     assert told == {primary: "on_call", world.agent_id: "assignee"}
     assert world.admin_id not in told
     assert _sla_mail_to(desk, ticket["id"]) == sorted([primary, world.agent_id])
-    assert _sla_notices(desk, ticket["id"], "sla_warning") == {primary: "on_call", world.agent_id: "assignee"}
     # Timers that run again tell nobody twice.
     clock.advance(timedelta(minutes=1))
     drain(w)
@@ -126,7 +129,9 @@ def test_the_inbox_shows_the_four_kinds_marks_read_and_is_private(
     w = worker(desk)
     drain(w)  # the team hears of the new ticket
     _assign(client, world, ticket["id"], primary)
-    clock.advance(BREACHED)
+    clock.advance(WARNED)
+    drain(w)
+    clock.advance(BREACHED - WARNED)
     drain(w)
 
     me = bearer(_token(desk, primary))
