@@ -21,7 +21,7 @@ STAFF_PAGES = [
     "/oncall/me",
     "/oncall/policies",
     "/oncall/services",
-    "/agent/sla/notifications",
+    "/agent/inbox",
     "/agent/kb",
     "/agent/drills",
     "/reports",

@@ -25,9 +25,10 @@ from zhiban.engine import Worker, list_jobs
 from zhiban.identity import service as identity
 from zhiban.identity.model import Principal, Role
 from zhiban.identity.service import principal_of
+from zhiban.notify.store import InboxRow
 from zhiban.sla import service as sla
 from zhiban.sla.jobs import registry
-from zhiban.sla.store import ClockChangeRow, ClockRow, NotificationRow
+from zhiban.sla.store import ClockChangeRow, ClockRow
 from zhiban.tickets import service as tickets
 from zhiban.tickets.store import TicketRow
 
@@ -88,9 +89,9 @@ def clocks(w: Desk1, ticket_id: int) -> dict[tuple[str, int], dict[str, Any]]:
 
 def notes(w: Desk1) -> list[tuple[str, str, str]]:
     with w.desk.transaction() as s:
-        rows = s.scalars(select(NotificationRow).order_by(NotificationRow.id))
+        rows = s.scalars(select(InboxRow).where(InboxRow.kind.startswith("sla_")).order_by(InboxRow.id))
         names = {p.person_id: p.name for p in (w.agent, w.lead, w.admin)}
-        return [(r.kind, r.level, names[r.person_id]) for r in rows]
+        return [(r.kind.removeprefix("sla_"), r.reason, names[r.person_id]) for r in rows]
 
 
 def test_standard_p2_friday_1750_is_due_on_the_make_up_saturday(world: Desk1) -> None:
@@ -170,7 +171,7 @@ def test_breach_is_mailed_once_per_person_in_their_language(world: Desk1, smtp: 
     assert "12:50" in by_to["wang@vendor.test"]["Subject"]  # due time in Wang's zone
     assert by_to["boss@vendor.test"]["Subject"].startswith("[SLA breach]")
     with world.desk.transaction() as s:
-        assert s.scalar(select(func.count()).where(NotificationRow.emailed_at.is_(None))) == 0
+        assert s.scalar(select(func.count()).where(InboxRow.emailed_at.is_(None))) == 0
 
 
 def test_reply_before_due_cancels_the_timers(world: Desk1) -> None:
@@ -370,9 +371,10 @@ def test_an_email_job_queued_before_the_outbox_is_handed_to_it(world: Desk1, smt
 
     tid = file_ticket(world, sh(2026, 10, 9, 17, 50))
     with world.desk.transaction() as s:
-        note = NotificationRow(
-            person_id=world.agent.person_id, ticket_id=tid, metric="first_response", cycle=1, kind="breach",
-            level="assignee", due_at=sh(2026, 10, 10, 12, 50), created_at=world.clock.now(),
+        note = InboxRow(
+            person_id=world.agent.person_id, ticket_id=tid, kind="sla_breach", key=f"sla:{tid}:first_response:1:breach",
+            reason="assignee", title="黑屏", due_at=sh(2026, 10, 10, 12, 50), created_at=world.clock.now(),
+            data={"metric": "first_response", "cycle": 1},
         )  # fmt: skip
         s.add(note)
         s.flush()
@@ -382,7 +384,7 @@ def test_an_email_job_queued_before_the_outbox_is_handed_to_it(world: Desk1, smt
     [mail] = smtp.received
     assert mail["To"] == "wang@vendor.test" and mail["Subject"].startswith("[SLA 超时]")
     with world.desk.transaction() as s:
-        assert s.scalar(select(func.count()).where(NotificationRow.emailed_at.is_(None))) == 0
+        assert s.scalar(select(func.count()).where(InboxRow.emailed_at.is_(None))) == 0
 
 
 def test_warning_and_breach_mail_are_in_the_one_outbox(world: Desk1) -> None:

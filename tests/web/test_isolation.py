@@ -392,6 +392,10 @@ ISOLATION_CASES = [
     Case(
         "POST", "/api/v1/sla/notifications/{notification_id}/read", lambda f: ("/api/v1/sla/notifications/1/read", None)
     ),
+    # The inbox is the caller's own: Bob (a customer) has none, and cannot mark anyone's read.
+    Case("GET", "/api/v1/inbox", lambda f: ("/api/v1/inbox", None), frozenset({200}), _no_liveco_data),
+    Case("POST", "/api/v1/inbox/read", lambda f: ("/api/v1/inbox/read", None), frozenset({200}), _no_liveco_data),
+    Case("POST", "/api/v1/inbox/{notice_id}/read", lambda f: ("/api/v1/inbox/1/read", None)),
     Case("GET", "/api/v1/calendars", lambda f: ("/api/v1/calendars", None), frozenset({403})),
     Case("POST", "/api/v1/calendars", lambda f: ("/api/v1/calendars", {"name": "x", "tz": "UTC"}), frozenset({403})),
     Case("GET", "/api/v1/calendars/{calendar_id}", lambda f: ("/api/v1/calendars/x", None), frozenset({403})),

@@ -1,10 +1,13 @@
-"""On duty follows tickets (filed, raised, urgent, solved) and their incidents (paged, acknowledged, resolved)."""
+"""On duty follows tickets (filed, raised, urgent, solved) and their incidents (paged, acknowledged, resolved);
+the agent's inbox hears of new tickets, assignments and pages (duty.notices)."""
 
 from __future__ import annotations
 
-from zhiban.duty import service
+from zhiban.duty import notices, service
 from zhiban.incidents import events as incident_events
 from zhiban.tickets import events as ticket_events
 
 ticket_events.subscribe(service.on_ticket_change)
 incident_events.subscribe(service.on_incident_change)
+ticket_events.subscribe(notices.on_ticket_change)
+incident_events.subscribe(notices.on_incident_change)

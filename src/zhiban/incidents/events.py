@@ -32,6 +32,8 @@ class IncidentChange:
     ticket_id: int | None = None  # set for the internal incident that pages on-duty for a ticket
     actor_id: str | None = None
     paged: int = 0  # how many people a PAGED step reached
+    people: tuple[str, ...] = ()  # who a PAGED step reached (person ids): their in-app notice of the page
+    title: str = ""
 
 
 IncidentListener = Callable[[Session, Clock, IncidentChange], None]

@@ -21,7 +21,7 @@ from zhiban.core.errors import NotFound
 from zhiban.engine import JobContext, cancel, enqueue, enqueue_many
 from zhiban.identity import service as identity
 from zhiban.incidents import events
-from zhiban.incidents.catalog import _business_calendar, policy_of
+from zhiban.incidents.catalog import _business_calendar, find_service, policy_of
 from zhiban.incidents.escalation import (
     EscalationStep,
     Target,
@@ -112,16 +112,24 @@ def changed(
     kind: events.IncidentChangeKind,
     *,
     actor_id: str | None = None,
-    paged: int = 0,
+    people: Sequence[str] = (),
 ) -> None:
     """Tell the subscribed features what just happened to the incident (same transaction)."""
     change = events.IncidentChange(
-        incident.id, incident.number, kind, clock.now(), incident.ticket_id, actor_id=actor_id, paged=paged
+        incident.id,
+        incident.number,
+        kind,
+        clock.now(),
+        incident.ticket_id,
+        actor_id=actor_id,
+        paged=len(people),
+        people=tuple(people),
+        title=incident.title,
     )
     events.emit(session, clock, change)
 
 
-def _resolver(session: Session, incident: IncidentRow) -> Any:
+def _resolver(session: Session) -> Any:
     def resolve(target: Target, at: datetime) -> Sequence[str]:
         if target.kind is TargetKind.PERSON:
             person = identity.person(session, target.ref)
@@ -157,11 +165,30 @@ def _plan_next(
         previous,
         incident.triggered_at if previous is not None else _generation_start(incident),
         Urgency(incident.urgency),
-        _resolver(session, incident),
+        _resolver(session),
         support.is_open,
         is_business_time=business.is_open,
         round_robin_offset=incident.round_robin_offset,
     )
+
+
+def on_call_for_service(session: Session, service_id: str | None, at: datetime) -> list[str]:
+    """Who the service's escalation policy would page first at `at` (person ids): whoever is on duty for it now.
+
+    The first level whose condition holds and whose targets resolve to somebody, as a high-urgency page
+    would find it; [] for an unknown service, one without a policy, or a policy that resolves to nobody.
+    """
+    service = find_service(session, service_id)
+    if service is None or service.policy_id is None:
+        return []
+    policy_row = session.get(EscalationPolicyRow, service.policy_id)
+    if policy_row is None:
+        return []
+    business = _business_calendar(policy_row.calendar_country, policy_row.calendar_zone)
+    step = next_step(
+        policy_of(policy_row), None, at, Urgency.HIGH, _resolver(session), is_business_time=business.is_open
+    )
+    return list(step.targets) if step is not None else []
 
 
 def _generation_start(incident: IncidentRow) -> datetime:
@@ -267,7 +294,7 @@ def _fire(
         # Whoever is on call now, not when the step was planned.
         level = policy_of(policy_row).levels[step_row.level_index]
         current: list[str] = []
-        resolve = _resolver(session, incident)
+        resolve = _resolver(session)
         for target in level.targets:
             found = list(resolve(target, now))
             if target.round_robin and found:
@@ -288,7 +315,7 @@ def _fire(
     )
     session.add(step_row)  # a step fired as it was planned is new here: one INSERT of the finished step
     if paged:
-        changed(session, clock, incident, events.IncidentChangeKind.PAGED, paged=len(paged))
+        changed(session, clock, incident, events.IncidentChangeKind.PAGED, people=paged)
     if policy_row is not None:
         previous = EscalationStep(
             step_row.step_no, step_row.level_index, step_row.repeat, step_row.due_at, tuple(people)

@@ -68,6 +68,7 @@ from zhiban.incidents.paging import (
     ensure_auditor,
     fire_step,
     links_default,
+    on_call_for_service,
     page_person,
     start_escalation,
 )
@@ -119,6 +120,7 @@ __all__ = [
     "list_incidents",
     "list_policies",
     "list_services",
+    "on_call_for_service",
     "open_incident",
     "open_incidents_for_org",
     "owning_team",

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from zhiban.core.errors import Forbidden
 from zhiban.identity.model import Principal
-from zhiban.notify import outbox, service
+from zhiban.notify import inbox_api, outbox, service
 from zhiban.web.deps import DB, ClockDep, CurrentPrincipal
 from zhiban.web.fields import Ident
 from zhiban.web.scopes import by_method
@@ -18,7 +18,8 @@ from zhiban.web.scopes import by_method
 if TYPE_CHECKING:  # rows notify.service and notify.outbox hand over, only read here
     from zhiban.notify.store import ContactMethodRow, NotificationRow
 
-router = APIRouter(prefix="/api/v1", tags=["notify"], dependencies=[by_method("oncall:read", "oncall:write")])
+# Paging settings and the outbox (on-call scopes); the inbox has its own router (tickets scopes), mounted below.
+paging = APIRouter(prefix="/api/v1", tags=["notify"], dependencies=[by_method("oncall:read", "oncall:write")])
 
 
 def paged_person(principal: Principal, person_id: str | None) -> str:
@@ -49,12 +50,12 @@ class ContactMethodOut(BaseModel):
         return cls(id=row.id, person_id=row.person_id, channel=row.channel, label=row.label)
 
 
-@router.get("/contact-methods", response_model=list[ContactMethodOut], summary="Your contact methods")
+@paging.get("/contact-methods", response_model=list[ContactMethodOut], summary="Your contact methods")
 def list_methods(session: DB, principal: CurrentPrincipal, person_id: Ident | None = None) -> list[ContactMethodOut]:
     return [ContactMethodOut.of(r) for r in service.contact_methods_of(session, paged_person(principal, person_id))]
 
 
-@router.post("/contact-methods", status_code=201, response_model=ContactMethodOut, summary="Add a contact method")
+@paging.post("/contact-methods", status_code=201, response_model=ContactMethodOut, summary="Add a contact method")
 def add_method(body: ContactMethodIn, session: DB, clock: ClockDep, principal: CurrentPrincipal) -> ContactMethodOut:
     person = paged_person(principal, body.person_id)
     row = service.add_contact_method(
@@ -77,7 +78,7 @@ class RuleOut(BaseModel):
     urgency: str
 
 
-@router.get("/notification-rules", response_model=list[RuleOut], summary="Your notification rules")
+@paging.get("/notification-rules", response_model=list[RuleOut], summary="Your notification rules")
 def list_rules(session: DB, principal: CurrentPrincipal, person_id: Ident | None = None) -> list[RuleOut]:
     rows = service.rules_of(session, paged_person(principal, person_id))
     return [
@@ -86,7 +87,7 @@ def list_rules(session: DB, principal: CurrentPrincipal, person_id: Ident | None
     ]
 
 
-@router.post("/notification-rules", status_code=201, response_model=RuleOut, summary="Add a notification rule")
+@paging.post("/notification-rules", status_code=201, response_model=RuleOut, summary="Add a notification rule")
 def add_rule(body: RuleIn, session: DB, clock: ClockDep, principal: CurrentPrincipal) -> RuleOut:
     person = paged_person(principal, body.person_id)
     r = service.add_notification_rule(
@@ -141,7 +142,7 @@ class NotificationOut(BaseModel):
         )
 
 
-@router.get(
+@paging.get(
     "/notifications",
     response_model=list[NotificationOut],
     summary="The outbox: delivery state of messages about a subject, or (admins) of every kind",
@@ -164,3 +165,8 @@ def list_notifications(
     principal.require_admin()
     rows = outbox.recent(session, kind=kind, state=state, ticket_id=ticket_id, limit=limit)
     return [NotificationOut.of(r) for r in rows]
+
+
+router = APIRouter()
+router.include_router(paging)
+router.include_router(inbox_api.router)

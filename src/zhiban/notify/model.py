@@ -241,3 +241,23 @@ def notification_plan(
     ]
     planned.sort(key=lambda item: item.due_at)  # stable: rules due together keep their order
     return [item for item in planned if stop is None or item.due_at < stop]
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """One in-app notice of a person's inbox, as other features see it (never the table row)."""
+
+    id: int
+    person_id: str
+    kind: str  # ticket_new | ticket_assigned | sla_warning | sla_breach | page
+    key: str
+    reason: str
+    title: str
+    ticket_id: int | None
+    incident_id: str | None
+    due_at: datetime | None
+    data: Mapping[str, Any]
+    created_at: datetime
+    read_at: datetime | None
+    emailed_at: datetime | None
+    email_error: str | None

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -84,4 +84,38 @@ class NotificationRow(Base):
         Index("ix_notifications_rate_key_handed", "rate_key", "handed_at"),
         Index("ix_notifications_kind_created", "kind", "created_at"),
         Index("ix_notifications_ticket", "ticket_id"),
+    )
+
+
+class InboxRow(Base):
+    """One in-app notice to one person (the agent's inbox): read in the desk, marked read there.
+
+    Every feature writes here through `notify.inbox.post`: SLA warnings and breaches, new tickets for a team,
+    tickets assigned, pages. `key` says what the notice is about, so it is recorded once per person however
+    often its cause is heard (an SLA notice is once per ticket, clock, cycle and kind).
+    """
+
+    __tablename__ = "inbox"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    person_id: Mapped[str] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(32))  # notify.inbox.KINDS
+    key: Mapped[str] = mapped_column(String(200))
+    # Why this person hears of it: assignee, team_lead, manager, on_call, dedicated_contact, team, paged.
+    reason: Mapped[str] = mapped_column(String(32), default="", server_default="")
+    title: Mapped[str] = mapped_column(String(300), default="", server_default="")
+    # What it is about; no foreign keys, as in the outbox: a notice outlives nothing it names, it is only read.
+    ticket_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    incident_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # e.g. an SLA notice's metric and cycle
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    read_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # The fate of the notice's mail, when one was sent with it (SLA notices).
+    emailed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    email_error: Mapped[str | None] = mapped_column(String(500), nullable=True)
+
+    __table_args__ = (
+        UniqueConstraint("person_id", "key", name="uq_inbox_once"),
+        Index("ix_inbox_person_created", "person_id", "created_at"),
     )

@@ -17,7 +17,7 @@ from zhiban.core.errors import InvalidInput, NotFound
 from zhiban.identity import service as identity
 from zhiban.identity.model import Person, Principal, Role
 from zhiban.identity.service import staff as staff_people
-from zhiban.notify import outbox, service
+from zhiban.notify import inbox_views, outbox, service
 from zhiban.notify.api import ContactMethodIn, RuleIn, paged_person
 from zhiban.notify.registry import CHANNEL_TYPES, channel_type
 from zhiban.web.deps import DB, ClockDep, CurrentPrincipal, viewer_language
@@ -26,7 +26,8 @@ from zhiban.web.forms import RawForm, change, text
 from zhiban.web.scopes import by_method
 from zhiban.web.templating import render
 
-router = APIRouter(include_in_schema=False, dependencies=[by_method("oncall:read", "oncall:write")])
+# Paging settings and the outbox (on-call scopes); the inbox pages have their own router (tickets scopes).
+paging = APIRouter(include_in_schema=False, dependencies=[by_method("oncall:read", "oncall:write")])
 
 PAGE = "/oncall/notifications"
 
@@ -93,7 +94,7 @@ def _back(person: Person, principal: Principal) -> RedirectResponse:
     return RedirectResponse(PAGE + suffix, status_code=303)
 
 
-@router.get(PAGE, response_class=HTMLResponse)
+@paging.get(PAGE, response_class=HTMLResponse)
 def notifications(
     request: Request,
     session: DB,
@@ -108,7 +109,7 @@ def _method_fields(form: FormData) -> dict[str, str]:
     return {"channel": text(form, "channel"), "address": text(form, "address"), "label": text(form, "label")}
 
 
-@router.post(PAGE + "/methods")
+@paging.post(PAGE + "/methods")
 def add_method(request: Request, session: DB, clock: ClockDep, principal: CurrentPrincipal, form: RawForm) -> Response:
     person = _person(session, principal, text(form, "person_id"))
     fields = _method_fields(form)
@@ -127,14 +128,14 @@ def add_method(request: Request, session: DB, clock: ClockDep, principal: Curren
     return _back(person, principal)
 
 
-@router.post(PAGE + "/methods/{method_id}/delete")
+@paging.post(PAGE + "/methods/{method_id}/delete")
 def remove_method(session: DB, principal: CurrentPrincipal, method_id: Ident, form: RawForm) -> Response:
     person = _person(session, principal, text(form, "person_id"))
     service.remove_contact_method(session, person_id=person.id, contact_method_id=method_id)
     return _back(person, principal)
 
 
-@router.post(PAGE + "/rules")
+@paging.post(PAGE + "/rules")
 def add_rule(request: Request, session: DB, clock: ClockDep, principal: CurrentPrincipal, form: RawForm) -> Response:
     person = _person(session, principal, text(form, "person_id"))
     fields = {name: text(form, name) for name in ("contact_method_id", "delay_minutes", "urgency")}
@@ -155,7 +156,7 @@ def add_rule(request: Request, session: DB, clock: ClockDep, principal: CurrentP
     return _back(person, principal)
 
 
-@router.post(PAGE + "/rules/{rule_id}/delete")
+@paging.post(PAGE + "/rules/{rule_id}/delete")
 def remove_rule(session: DB, principal: CurrentPrincipal, rule_id: Ident, form: RawForm) -> Response:
     person = _person(session, principal, text(form, "person_id"))
     service.remove_notification_rule(session, person_id=person.id, rule_id=rule_id)
@@ -165,7 +166,7 @@ def remove_rule(session: DB, principal: CurrentPrincipal, rule_id: Ident, form: 
 OUTBOX_PAGE = "/agent/outbox"
 
 
-@router.get(OUTBOX_PAGE, response_class=HTMLResponse)
+@paging.get(OUTBOX_PAGE, response_class=HTMLResponse)
 def outbox_page(
     request: Request,
     session: DB,
@@ -178,3 +179,8 @@ def outbox_page(
     chosen = state if state in outbox.STATES else None
     rows = outbox.recent(session, kind=kind.strip() or None, state=chosen, limit=200)
     return render(request, "notify/outbox.html", rows=rows, kind=kind, state=chosen or "", states=outbox.STATES)
+
+
+router = APIRouter(include_in_schema=False)
+router.include_router(paging)
+router.include_router(inbox_views.router)

@@ -15,7 +15,8 @@ from zhiban.web.fields import Ident, ShortText, TicketId
 from zhiban.web.scopes import needs
 
 if TYPE_CHECKING:
-    from zhiban.sla.store import ClockChangeRow, ClockRow, NotificationRow, PlanRow, PolicyRuleRow
+    from zhiban.notify.model import Notice
+    from zhiban.sla.store import ClockChangeRow, ClockRow, PlanRow, PolicyRuleRow
 
 router = APIRouter(tags=["sla"])
 
@@ -410,14 +411,26 @@ class NotificationOut(BaseModel):
     emailed_at: datetime | None
 
     @classmethod
-    def of(cls, r: NotificationRow) -> NotificationOut:
-        return cls(**{name: getattr(r, name) for name in cls.model_fields})
+    def of(cls, r: Notice) -> NotificationOut:
+        # An SLA notice of the one inbox, in the shape this route always had.
+        return cls(
+            id=r.id,
+            ticket_id=r.ticket_id or 0,
+            metric=str(r.data.get("metric", "")),
+            cycle=int(r.data.get("cycle", 0)),
+            kind=r.kind.removeprefix("sla_"),
+            level=r.reason,
+            due_at=r.due_at,
+            created_at=r.created_at,
+            read_at=r.read_at,
+            emailed_at=r.emailed_at,
+        )
 
 
 @router.get(
     "/api/v1/sla/notifications",
     response_model=list[NotificationOut],
-    summary="My SLA alerts",
+    summary="My SLA alerts (the SLA notices of my inbox, /api/v1/inbox)",
     dependencies=[needs("tickets:read")],
 )
 def notifications(session: DB, principal: CurrentPrincipal, unread: bool = False) -> list[NotificationOut]:

@@ -1,23 +1,38 @@
-"""Notices of SLA warnings and breaches: whom to tell (the escalation chain), and their inbox."""
+"""Notices of SLA warnings and breaches: whom to tell, recorded in the one in-app inbox (notify.inbox) and mailed.
+
+Whom to tell depends on the plan's support mode and the hour on the customer's calendar:
+
+- `queue` plans (and any ticket whose organization or plan is unknown): the fixed chain, `escalation_chain`.
+- `dedicated` and `standby` plans, in the organization's business hours: the assignee and the organization's
+  dedicated contact (its backup when the contact is gone): the people who own the customer by day.
+- the same plans out of business hours: whoever is on call for the plan's paging service now (the people its
+  escalation policy would page first), and the assignee as well. The assignee is kept, not replaced: the notice
+  is a mail and an in-app line, not a page, so it wakes nobody, and the assignee finds it in the morning; the
+  team lead and managers are left out, since at night they are the ones asleep and the on-call engineer is not.
+- When a rule finds nobody (no one on call, no assignee and no contact), the fixed chain is told, so a notice
+  is never silently lost.
+"""
 
 from __future__ import annotations
 
 from typing import Protocol
 
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from zhiban.core.clock import Clock
-from zhiban.core.errors import InvalidInput, NotFound
+from zhiban.core.errors import InvalidInput
 from zhiban.identity import service as identity
-from zhiban.identity.model import Person, Principal, Role, Team
+from zhiban.identity.model import Organization, Person, Principal, Role, Team
+from zhiban.incidents import service as incidents
+from zhiban.notify import inbox
+from zhiban.notify.model import Notice
 from zhiban.sla import notices
+from zhiban.sla.model import SupportMode
+from zhiban.sla.policies import in_business_hours, support_of
 from zhiban.sla.recompute import _Ticket
-from zhiban.sla.store import (
-    ClockRow,
-    NotificationRow,
-)
+from zhiban.sla.store import ClockRow
+
+SLA_KINDS = (inbox.SLA_WARNING, inbox.SLA_BREACH)
 
 # -- notifications -------------------------------------------------------------------------------------
 
@@ -77,38 +92,65 @@ def escalation_chain(session: Session, ticket: _NoticeTicket, kind: str) -> list
     return unique
 
 
-def notify(session: Session, clock: Clock, ticket: _NoticeTicket, row: ClockRow, kind: str) -> list[NotificationRow]:
-    """Record the in-app notifications of a warning or breach (once per person) and queue their mail in notify."""
-    made = []
+def _unique(chain: list[tuple[Person | None, str]]) -> list[tuple[Person, str]]:
+    seen: set[str] = set()
+    unique = []
+    for person, level in chain:
+        if person is not None and person.id not in seen:
+            seen.add(person.id)
+            unique.append((person, level))
+    return unique
+
+
+def _dedicated_contact(session: Session, org: Organization) -> Person | None:
+    for person_id in (org.dedicated_contact_id, org.backup_contact_id):
+        person = _active_person(session, person_id)
+        if person is not None:
+            return person
+    return None
+
+
+def recipients(session: Session, clock: Clock, ticket: _NoticeTicket, kind: str) -> list[tuple[Person, str]]:
+    """Who hears of this warning or breach now: by the plan's support mode and the customer's hours (see above)."""
+    org = identity.organization(session, ticket.organization_id)
+    terms = support_of(session, org.plan) if org is not None else None
+    if org is None or terms is None or terms.mode == SupportMode.QUEUE:
+        return escalation_chain(session, ticket, kind)
     now = clock.now()
-    for person, level in escalation_chain(session, ticket, kind):
-        exists = session.scalar(
-            select(NotificationRow.id).where(
-                NotificationRow.ticket_id == ticket.id,
-                NotificationRow.metric == row.metric,
-                NotificationRow.cycle == row.cycle,
-                NotificationRow.kind == kind,
-                NotificationRow.person_id == person.id,
-            )
-        )
-        if exists is not None:
-            continue
-        note = NotificationRow(
+    assignee = _active_person(session, ticket.assignee_id)
+    chain: list[tuple[Person | None, str]]
+    if in_business_hours(session, clock, org, now):
+        chain = [(assignee, "assignee"), (_dedicated_contact(session, org), "dedicated_contact")]
+    else:
+        on_call = incidents.on_call_for_service(session, terms.paging_service_id, now)
+        chain = [(_active_person(session, person_id), "on_call") for person_id in on_call]
+        chain.append((assignee, "assignee"))
+    return _unique(chain) or escalation_chain(session, ticket, kind)
+
+
+def notice_key(ticket_id: int, metric: str, cycle: int, kind: str) -> str:
+    """What an SLA notice is about: once per person for a ticket's clock, cycle and kind."""
+    return f"sla:{ticket_id}:{metric}:{cycle}:{kind}"
+
+
+def notify(session: Session, clock: Clock, ticket: _NoticeTicket, row: ClockRow, kind: str) -> list[Notice]:
+    """Record the in-app notices of a warning or breach (once per person) and queue their mail in notify."""
+    made = []
+    for person, level in recipients(session, clock, ticket, kind):
+        note = inbox.post(
+            session,
+            clock,
             person_id=person.id,
+            kind=f"sla_{kind}",
+            key=notice_key(ticket.id, row.metric, row.cycle, kind),
+            title=ticket.subject,
+            reason=level,
             ticket_id=ticket.id,
-            metric=row.metric,
-            cycle=row.cycle,
-            kind=kind,
-            level=level,
             due_at=row.due_at,
-            created_at=now,
+            data={"metric": row.metric, "cycle": row.cycle},
         )
-        try:
-            with session.begin_nested():
-                session.add(note)
-                session.flush()
-        except IntegrityError:
-            continue  # another run recorded it first
+        if note is None:
+            continue  # told before (this run repeats, or another one got there first)
         notices.queue_mail(session, clock, note, person, ticket.subject)
         made.append(note)
     return made
@@ -116,25 +158,13 @@ def notify(session: Session, clock: Clock, ticket: _NoticeTicket, row: ClockRow,
 
 def list_notifications(
     session: Session, principal: Principal, *, unread_only: bool = False, limit: int = 50
-) -> list[NotificationRow]:
-    """The caller's own SLA notifications, newest first (customers have none)."""
-    if not 1 <= limit <= 200:
-        raise InvalidInput("limit must be 1-200")
-    if not principal.is_staff:
-        return []
-    query = select(NotificationRow).where(NotificationRow.person_id == principal.person_id)
-    if unread_only:
-        query = query.where(NotificationRow.read_at.is_(None))
-    return list(
-        session.scalars(query.order_by(NotificationRow.created_at.desc(), NotificationRow.id.desc()).limit(limit))
-    )
+) -> list[Notice]:
+    """The caller's own SLA notices from the inbox, unread first (customers have none)."""
+    if not 1 <= limit <= inbox.MAX_PAGE:
+        raise InvalidInput(f"limit must be 1-{inbox.MAX_PAGE}")
+    return inbox.list_mine(session, principal, unread_only=unread_only, kinds=SLA_KINDS, limit=limit)
 
 
-def mark_read(session: Session, clock: Clock, principal: Principal, notification_id: int) -> NotificationRow:
-    note = session.get(NotificationRow, notification_id)
-    if note is None or note.person_id != principal.person_id:
-        raise NotFound(f"no notification {notification_id}")
-    if note.read_at is None:
-        note.read_at = clock.now()
-        session.flush()
-    return note
+def mark_read(session: Session, clock: Clock, principal: Principal, notification_id: int) -> Notice:
+    """Mark one of the caller's SLA notices read."""
+    return inbox.mark_read(session, clock, principal, notification_id, kinds=SLA_KINDS)

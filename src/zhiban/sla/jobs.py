@@ -14,11 +14,12 @@ from typing import Any
 from zhiban.core.clock import Clock
 from zhiban.engine import JobContext, JobRegistry, PermanentFailure
 from zhiban.identity import service as identity
+from zhiban.notify import inbox
 from zhiban.notify import jobs as notify_jobs
 from zhiban.notify import service as notify
 from zhiban.sla import notices, service
 from zhiban.sla.model import ClockState, Metric
-from zhiban.sla.store import ClockRow, NotificationRow
+from zhiban.sla.store import ClockRow
 from zhiban.tickets import service as tickets
 
 log = logging.getLogger("zhiban.sla")
@@ -72,8 +73,8 @@ def hand_over_legacy_email(ctx: JobContext, payload: dict[str, Any]) -> None:
     """An `sla.email` job left from before the upgrade: its notice's mail goes to notify's outbox."""
     note_id = payload.get("notification_id")
     with ctx.session_factory() as session, session.begin():
-        note = session.get(NotificationRow, note_id) if isinstance(note_id, int) else None
-        if note is not None and note.emailed_at is None and note.email_error is None:
+        note = inbox.get(session, note_id) if isinstance(note_id, int) else None
+        if note is not None and note.ticket_id is not None and note.emailed_at is None and note.email_error is None:
             person, ticket = identity.person(session, note.person_id), tickets.summary(session, note.ticket_id)
             if person is not None and ticket is not None:
                 notices.queue_mail(session, ctx.clock, note, person, ticket.subject)

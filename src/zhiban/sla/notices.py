@@ -1,7 +1,8 @@
 """SLA notices by mail: each warning or breach notice is queued through notify's outbox.
 
-The notice row (sla_notifications) is the in-app alert a person reads and marks read; the mail itself is a
-notify message about it (subject "sla_notification"), and `record_result` stamps its fate back on the notice.
+The notice is a row of notify's in-app inbox (kind sla_warning or sla_breach) that a person reads and marks read;
+the mail itself is a notify message about it (subject "sla_notification", the inbox row's id), and
+`record_result` stamps its fate back on the notice.
 """
 
 from __future__ import annotations
@@ -16,16 +17,19 @@ from zhiban.core.errors import InvalidInput
 from zhiban.core.i18n import translate
 from zhiban.core.settings import SettingsSource
 from zhiban.identity.model import Person
-from zhiban.notify import outbox
-from zhiban.notify.model import Language, Message, MessageOutcome
-from zhiban.sla.store import NotificationRow
+from zhiban.notify import inbox, outbox
+from zhiban.notify.model import Language, Message, MessageOutcome, Notice
 
 SUBJECT = "sla_notification"
 # The desk's portal link, read at each use from the settings sla.hooks hands over.
 current_settings = SettingsSource("zhiban.sla.hooks")
 
 
-def compose(note: NotificationRow, person: Person, subject: str) -> Message:
+def _kind(note: Notice) -> str:
+    return note.kind.removeprefix("sla_")  # warning | breach
+
+
+def compose(note: Notice, person: Person, subject: str) -> Message:
     """The notice's mail, in the person's language, with the due time in their zone."""
     lang: Language = "zh" if person.language == "zh" else "en"
     try:
@@ -36,24 +40,25 @@ def compose(note: NotificationRow, person: Person, subject: str) -> Message:
     values = {
         "id": note.ticket_id,
         "subject": subject,
-        "metric": translate(lang, f"sla.metric.{note.metric}"),
+        "metric": translate(lang, f"sla.metric.{note.data.get('metric')}"),
         "due": due,
-        "level": translate(lang, f"sla.level.{note.level}"),
+        "level": translate(lang, f"sla.level.{note.reason}"),
     }
     link = f"{current_settings().base_url.rstrip('/')}/tickets/{note.ticket_id}"
-    subject = translate(lang, f"sla.mail.{note.kind}.subject", **values)
-    text = translate(lang, f"sla.mail.{note.kind}.body", **values) + f"\n\n{link}\n"
+    kind = _kind(note)
+    subject = translate(lang, f"sla.mail.{kind}.subject", **values)
+    text = translate(lang, f"sla.mail.{kind}.body", **values) + f"\n\n{link}\n"
     return Message(
         subject=subject[:300],
         text=text,
         idempotency_key=f"sla-notification-{note.id}",
         language=lang,
-        event=f"sla.{note.kind}",
-        metadata={"ticket_id": note.ticket_id, "metric": note.metric, "level": note.level},
+        event=f"sla.{kind}",
+        metadata={"ticket_id": note.ticket_id, "metric": note.data.get("metric"), "level": note.reason},
     )
 
 
-def queue_mail(session: Session, clock: Clock, note: NotificationRow, person: Person, subject: str) -> None:
+def queue_mail(session: Session, clock: Clock, note: Notice, person: Person, subject: str) -> None:
     """Queue the notice's mail in the caller's transaction; a mail that cannot be made is noted on the notice."""
     try:
         outbox.queue_email(
@@ -67,17 +72,14 @@ def queue_mail(session: Session, clock: Clock, note: NotificationRow, person: Pe
             ticket_id=note.ticket_id,
         )
     except (InvalidInput, ValidationError) as exc:
-        note.email_error = str(exc)[:500]  # sending cannot help: keep the reason on the notice
+        inbox.stamp_mail(session, note.id, error=str(exc))  # sending cannot help: keep the reason on the notice
 
 
 def record_result(session: Session, clock: Clock, row: MessageOutcome) -> None:
     """notify listener: a mailed notice gets its emailed_at, a failed one its email_error."""
     if row.subject_kind != SUBJECT or row.state not in ("sent", "failed"):
         return
-    note = session.get(NotificationRow, int(row.subject_id))
-    if note is None:
-        return
     if row.state == "sent":
-        note.emailed_at = row.sent_at or clock.now()
+        inbox.stamp_mail(session, int(row.subject_id), sent_at=row.sent_at or clock.now())
     else:
-        note.email_error = (row.last_error or "failed")[:500]
+        inbox.stamp_mail(session, int(row.subject_id), error=row.last_error or "failed")

@@ -1,6 +1,6 @@
 """Use cases of SLAs, the feature's public entry point: re-exports plans and policies (sla.policies, sla.rules),
 clock replay and timers (sla.clocks), recompute (sla.recompute), the urgency queue (sla.queue), what-if due
-times (sla.whatif) and notices of warnings and breaches (sla.escalation).
+times (sla.whatif) and notices of warnings and breaches (sla.escalation: whom to tell, by support mode and hour).
 
 The ticket event log is the truth: `recompute_ticket` replays it (plus the policy and calendar versions that
 came into force since the ticket was filed) with sla.model.compute_clocks, then rewrites the ticket's rows of
@@ -22,6 +22,7 @@ from zhiban.sla.escalation import (
     list_notifications,
     mark_read,
     notify,
+    recipients,
 )
 from zhiban.sla.policies import (
     BREACH_JOB,
@@ -129,6 +130,7 @@ __all__ = [
     "policy_from_json",
     "policy_version",
     "queue_order",
+    "recipients",
     "recompute_open_tickets",
     "recompute_ticket",
     "reorder_rules",

@@ -23,7 +23,6 @@ from sqlalchemy import (
     Integer,
     String,
     Table,
-    UniqueConstraint,
     any_,
     bindparam,
     insert,
@@ -151,28 +150,6 @@ class ClockChangeRow(Base):
     due_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     reason: Mapped[str] = mapped_column(String(64))
     at: Mapped[datetime] = mapped_column(UTCDateTime())
-
-
-class NotificationRow(Base):
-    __tablename__ = "sla_notifications"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    person_id: Mapped[str] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"))
-    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
-    metric: Mapped[str] = mapped_column(String(32))
-    cycle: Mapped[int] = mapped_column(Integer)
-    kind: Mapped[str] = mapped_column(String(16))  # warning | breach
-    level: Mapped[str] = mapped_column(String(16))  # assignee | team_lead | manager
-    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    read_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
-    emailed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
-    email_error: Mapped[str | None] = mapped_column(String(500), nullable=True)
-
-    __table_args__ = (
-        UniqueConstraint("ticket_id", "metric", "cycle", "kind", "person_id", name="uq_sla_notifications_once"),
-        Index("ix_sla_notifications_person", "person_id", "created_at"),
-    )
 
 
 def plans_in_order(session: Session) -> list[PlanRow]:

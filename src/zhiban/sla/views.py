@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from zhiban.core.i18n import translate
@@ -102,16 +102,7 @@ def ticket_clocks(
     return render(request, "sla/ticket_clocks.html", sla=view, targets=targets)
 
 
-@router.get("/agent/sla/notifications", response_class=HTMLResponse)
-def notifications(request: Request, session: DB, principal: CurrentPrincipal) -> Response:
-    principal.require_staff()
-    rows = service.list_notifications(session, principal, limit=100)
-    return render(request, "sla/notifications.html", notifications=rows)
-
-
-@router.post("/agent/sla/notifications/{notification_id}/read")
-def read(
-    session: DB, clock: ClockDep, principal: CurrentPrincipal, notification_id: int = Path(ge=1, le=2**31 - 1)
-) -> RedirectResponse:
-    service.mark_read(session, clock, principal, notification_id)
-    return RedirectResponse("/agent/sla/notifications", status_code=303)
+@router.get("/agent/sla/notifications")
+def notifications() -> RedirectResponse:
+    """SLA alerts are notices of the one inbox now: old links land there."""
+    return RedirectResponse("/agent/inbox", status_code=303)

@@ -1,0 +1,165 @@
+"""The agent's in-app inbox: one list of notices per person, whichever feature has something to tell.
+
+SLA warnings and breaches (sla.escalation), new tickets for a team, tickets assigned, and pages (duty.notices,
+which hears tickets' and incidents' changes) are all rows of `inbox`, written here in the caller's transaction.
+A notice is recorded once per person and key; its mail, if any, goes through the outbox as every message does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from zhiban.core.clock import Clock
+from zhiban.core.errors import InvalidInput, NotFound
+from zhiban.core.principal import Principal
+from zhiban.notify.model import Notice
+from zhiban.notify.store import InboxRow
+
+TICKET_NEW = "ticket_new"  # a new ticket for one of my teams
+TICKET_ASSIGNED = "ticket_assigned"  # a ticket given to me
+SLA_WARNING = "sla_warning"
+SLA_BREACH = "sla_breach"
+PAGE = "page"  # an incident paging me
+KINDS = (TICKET_NEW, TICKET_ASSIGNED, SLA_WARNING, SLA_BREACH, PAGE)
+MAX_PAGE = 100
+MAX_TITLE = 300
+
+
+def _value(row: InboxRow) -> Notice:
+    return Notice(
+        id=row.id,
+        person_id=row.person_id,
+        kind=row.kind,
+        key=row.key,
+        reason=row.reason,
+        title=row.title,
+        ticket_id=row.ticket_id,
+        incident_id=row.incident_id,
+        due_at=row.due_at,
+        data=dict(row.data or {}),
+        created_at=row.created_at,
+        read_at=row.read_at,
+        emailed_at=row.emailed_at,
+        email_error=row.email_error,
+    )
+
+
+def post(
+    session: Session,
+    clock: Clock,
+    *,
+    person_id: str,
+    kind: str,
+    key: str,
+    title: str = "",
+    reason: str = "",
+    ticket_id: int | None = None,
+    incident_id: str | None = None,
+    due_at: datetime | None = None,
+    data: Mapping[str, Any] | None = None,
+) -> Notice | None:
+    """Record one notice for a person; None when this person already has the notice of this key."""
+    if kind not in KINDS:
+        raise InvalidInput(f"inbox kind must be one of {KINDS}")
+    found = session.scalar(select(InboxRow.id).where(InboxRow.person_id == person_id, InboxRow.key == key))
+    if found is not None:
+        return None
+    row = InboxRow(
+        person_id=person_id,
+        kind=kind,
+        key=key[:200],
+        reason=reason[:32],
+        title=title[:MAX_TITLE],
+        ticket_id=ticket_id,
+        incident_id=incident_id,
+        due_at=due_at,
+        data=dict(data or {}),
+        created_at=clock.now(),
+    )
+    try:
+        with session.begin_nested():  # a concurrent run recorded it first: keep theirs, not an error
+            session.add(row)
+            session.flush()
+    except IntegrityError:
+        return None
+    return _value(row)
+
+
+def _mine(principal: Principal) -> Any:
+    return InboxRow.person_id == principal.person_id
+
+
+def list_mine(
+    session: Session,
+    principal: Principal,
+    *,
+    unread_only: bool = False,
+    kinds: tuple[str, ...] | None = None,
+    limit: int = 50,
+) -> list[Notice]:
+    """The caller's own notices, unread first, newest first within each; a bounded page (customers have none)."""
+    if not 1 <= limit <= MAX_PAGE:
+        raise InvalidInput(f"limit must be 1-{MAX_PAGE}")
+    if kinds is not None and any(k not in KINDS for k in kinds):
+        raise InvalidInput(f"kind must be one of {KINDS}")
+    if not principal.is_staff:
+        return []
+    query = select(InboxRow).where(_mine(principal))
+    if unread_only:
+        query = query.where(InboxRow.read_at.is_(None))
+    if kinds:
+        query = query.where(InboxRow.kind.in_(kinds))
+    order = (InboxRow.read_at.is_not(None), InboxRow.created_at.desc(), InboxRow.id.desc())
+    return [_value(row) for row in session.scalars(query.order_by(*order).limit(limit))]
+
+
+def unread_count(session: Session, principal: Principal) -> int:
+    """How many of the caller's notices are unread."""
+    if not principal.is_staff:
+        return 0
+    query = select(func.count()).select_from(InboxRow).where(_mine(principal), InboxRow.read_at.is_(None))
+    return session.scalar(query) or 0
+
+
+def mark_read(
+    session: Session, clock: Clock, principal: Principal, notice_id: int, *, kinds: tuple[str, ...] | None = None
+) -> Notice:
+    """Mark one of the caller's notices read (another person's notice does not exist for the caller)."""
+    row = session.get(InboxRow, notice_id)
+    if row is None or row.person_id != principal.person_id or (kinds is not None and row.kind not in kinds):
+        raise NotFound(f"no notification {notice_id}")
+    if row.read_at is None:
+        row.read_at = clock.now()
+        session.flush()
+    return _value(row)
+
+
+def mark_all_read(session: Session, clock: Clock, principal: Principal) -> int:
+    """Mark every unread notice of the caller read; how many were."""
+    done = session.execute(
+        update(InboxRow).where(_mine(principal), InboxRow.read_at.is_(None)).values(read_at=clock.now())
+    )
+    return int(getattr(done, "rowcount", 0) or 0)
+
+
+def get(session: Session, notice_id: int) -> Notice | None:
+    """A notice by id, for the feature that wrote it (its mail's fate, a legacy job)."""
+    row = session.get(InboxRow, notice_id)
+    return _value(row) if row is not None else None
+
+
+def stamp_mail(session: Session, notice_id: int, *, sent_at: datetime | None = None, error: str | None = None) -> None:
+    """Record the fate of a notice's mail: sent (when), or why it failed."""
+    row = session.get(InboxRow, notice_id)
+    if row is None:
+        return
+    if error is not None:
+        row.email_error = error[:500]
+    elif sent_at is not None:
+        row.emailed_at = sent_at
