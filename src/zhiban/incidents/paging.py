@@ -121,7 +121,7 @@ def changed(
     events.emit(session, clock, change)
 
 
-def _resolver(session: Session, incident: IncidentRow) -> Any:
+def _resolver(session: Session, incident: IncidentRow | None = None) -> Any:
     def resolve(target: Target, at: datetime) -> Sequence[str]:
         if target.kind is TargetKind.PERSON:
             person = identity.person(session, target.ref)
