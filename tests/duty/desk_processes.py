@@ -108,6 +108,7 @@ class Deployment:
     db_url: str
     mailbox: Mailbox | None
     clock_start: str | None = None  # a test clock; None: the real clock
+    lease_seconds: int = 60  # short, so that a job a killed worker held is taken over soon
     port: int = field(default_factory=unused_port)
     inbound_port: int = field(default_factory=unused_port)
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
@@ -131,7 +132,7 @@ class Deployment:
             "ZHIBAN_MAIL_VERIFY_DKIM": "false",
             "ZHIBAN_SIMULATE": "false",
             "ZHIBAN_LOG_LEVEL": "INFO",
-            "ZHIBAN_JOB_LEASE_SECONDS": "3",
+            "ZHIBAN_JOB_LEASE_SECONDS": str(self.lease_seconds),
             "ZHIBAN_EGRESS_ALLOW": "127.0.0.1",
         }
         for name in ("ZHIBAN_CLOCK_START", "ZHIBAN_CLOCK_ANCHOR", "ZHIBAN_ALLOW_TEST_CLOCK"):
@@ -160,7 +161,7 @@ class Deployment:
     def logs(self) -> str:
         return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-2500:]}" for p in self.tmp.glob("*.log"))
 
-    def wait_ready(self, timeout: float = 90.0) -> None:
+    def wait_ready(self, timeout: float = 240.0) -> None:
         def ready() -> bool:
             try:
                 with urllib.request.urlopen(self.base + "/readyz", timeout=1):
