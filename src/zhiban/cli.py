@@ -60,7 +60,7 @@ def clean_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except ZhibanError as exc:
-            err.print(f"[red]error:[/red] {exc.detail}", highlight=False)
+            err.print(f"[red]error:[/red] {exc.detail}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
