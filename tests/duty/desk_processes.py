@@ -161,6 +161,9 @@ class Deployment:
     def logs(self) -> str:
         return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-2500:]}" for p in self.tmp.glob("*.log"))
 
+    def log_text(self) -> str:
+        return "\n".join(p.read_text(errors="replace") for p in self.tmp.glob("*.log"))
+
     def wait_ready(self, timeout: float = 240.0) -> None:
         def ready() -> bool:
             try:
@@ -172,9 +175,12 @@ class Deployment:
                 return False
 
         wait_for(ready, "the desk to answer /readyz", timeout)
+        # The demo's knowledge base is imported by a job in one long write: on SQLite every other writer (and the
+        # CLI) waits behind it, so the flow starts once it is in.
+        wait_for(lambda: "knowledge base imported" in self.log_text(), f"the demo's KB import\n{self.logs()}", timeout)
 
     def cli(self, *args: str) -> str:
-        done = subprocess.run([ZHIBAN, *args], env=self.env(), cwd=ROOT, capture_output=True, text=True, timeout=60)
+        done = subprocess.run([ZHIBAN, *args], env=self.env(), cwd=ROOT, capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, f"zhiban {' '.join(args)}: {done.stdout}{done.stderr}"
         return done.stdout
 
@@ -183,6 +189,31 @@ class Deployment:
         for scope in scopes:
             args += ["--scope", scope]
         return self.cli(*args).strip()
+
+    def tokens(self, *emails: str, scopes: tuple[str, ...] | None = None) -> list[str]:
+        """API tokens minted into the deployment's database as `zhiban token create` does, in this process (each
+        `zhiban` process start costs tens of seconds on a busy machine), on the deployment's clock."""
+        import zhiban.store.models  # noqa: F401  (every table on Base.metadata)
+        from zhiban.core.clock import clock_from
+        from zhiban.identity import service as identity
+        from zhiban.identity.model import DEFAULT_SCOPES
+        from zhiban.store.db import make_engine, session_factory
+
+        engine = make_engine(self.db_url)
+        clock = clock_from(self.clock_start or "", self.anchor, allowed=True)
+        try:
+            with session_factory(engine)() as session, session.begin():
+                minted = []
+                for address in emails:
+                    person = identity.person_with_email(session, address)
+                    assert person is not None, address
+                    issued = identity.create_token(
+                        session, clock, person_id=person.id, name="e2e", scopes=scopes or DEFAULT_SCOPES
+                    )
+                    minted.append(issued.plain)
+                return minted
+        finally:
+            engine.dispose()
 
     def on_call(self, plan: str) -> dict[str, Any]:
         found: dict[str, Any] = json.loads(self.cli("oncall", "who", "--plan", plan, "--json"))

@@ -47,7 +47,8 @@ class Customers:
     (the demo's Premium customer is in New York, where it is Friday 14:00)."""
 
     def __init__(self, desk: Deployment, http: httpx.Client) -> None:
-        admin = _bearer(desk.token("admin@zhiban.demo", "admin"))
+        [admin_token] = desk.tokens("admin@zhiban.demo", scopes=("admin",))
+        admin = _bearer(admin_token)
         org = http.post(
             "/api/v1/organizations",
             json={"name": "NightOwl 夜猫直播", "slug": "nightowl", "plan": "premium", "timezone": "Asia/Shanghai"},
@@ -57,9 +58,9 @@ class Customers:
         person = {"email": "dev@nightowl.test", "name": "NightOwl dev", "role": "customer"}
         made = http.post("/api/v1/people", json={**person, "organization_id": org.json()["id"]}, headers=admin)
         assert made.status_code == 201, made.text
-        self.liveco = desk.token("dev@liveco.demo")
-        self.chatterbox = desk.token("dev@chatterbox.demo")
-        self.nightowl = desk.token("dev@nightowl.test")
+        self.liveco, self.chatterbox, self.nightowl = desk.tokens(
+            "dev@liveco.demo", "dev@chatterbox.demo", "dev@nightowl.test"
+        )
 
 
 def _file(http: httpx.Client, token: str, priority: str, subject: str = SUBJECT) -> dict[str, Any]:
@@ -223,3 +224,38 @@ def _listening(port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.5)
         return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_the_running_demo_pages_whom_oncall_who_names(tmp_path: Path) -> None:
+    """The demo as shipped, on the real clock and without SMTP (mail is logged): `zhiban oncall who --plan
+    enterprise --json` names who is on call for the Enterprise plan's policy, and a P1 ticket the Enterprise demo
+    customer files through the API pages that person within 60 s."""
+    desk = Deployment(tmp_path, f"sqlite:///{tmp_path / 'desk.db'}", None)
+    desk.start("serve", "serve", "--port", str(desk.port))
+    try:
+        desk.wait_ready()
+        who = desk.on_call("enterprise")
+        assert abs(datetime.fromisoformat(who["at"]) - datetime.now(UTC)) < timedelta(minutes=2)  # the real clock
+        plan = who["plan"]
+        assert (plan["plan"], plan["mode"]) == ("enterprise", "standby")
+        assert plan["policy_name"] == "Customer tickets on duty"
+        [on_call] = plan["people"]
+        # The first level pages the "Network primary" schedule: its person now, until their shift ends.
+        [primary] = [s for s in who["schedules"] if s["name"] == "Network primary"]
+        assert primary["on_call"] == [on_call] and on_call["email"].endswith("@zhiban.demo")
+        token = desk.token("dev@liveco.demo")
+        with httpx.Client(base_url=desk.base, timeout=30) as http:
+            ticket = _file(http, token, "P1", "直播间大面积卡顿 real clock")
+        page = f"Ticket #{ticket['id']} P1"
+
+        def logged() -> bool:
+            return any(
+                "no SMTP server configured" in line and page in line and on_call["email"] in line
+                for line in desk.log_text().splitlines()
+            )
+
+        took = wait_for(logged, f"the page of ticket #{ticket['id']} to {on_call['email']}\n{desk.logs()}", 60)
+        assert ticket["on_duty"] is not None and ticket["on_duty"]["paged_at"] is not None
+    finally:
+        desk.stop()
+    print(f"real clock: ticket -> page logged within {took:.2f} s")
