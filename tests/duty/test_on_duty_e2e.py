@@ -92,9 +92,10 @@ def run_flow(desk: Deployment, mailbox: Mailbox, after_commit: Callable[[], None
     Returns seconds from each paging ticket's commit to its page's arrival at the SMTP server.
     """
     who = desk.on_call("enterprise")
-    # The test clock: every process of the deployment is at Saturday 03:00 in Shanghai, give or take the setup.
+    # The test clock: every process of the deployment is at Saturday 03:00 in Shanghai plus the real time the setup
+    # took (minutes on a busy machine: migrations, the demo's argon2 hashes), still deep in the night.
     at = datetime.fromisoformat(who["at"])
-    assert timedelta(0) <= at - datetime.fromisoformat(SATURDAY_3AM) < timedelta(minutes=3), who["at"]
+    assert timedelta(0) <= at - datetime.fromisoformat(SATURDAY_3AM) < timedelta(minutes=30), who["at"]
     assert who["plan"]["mode"] == "standby" and who["plan"]["service_name"] == "P1 tickets"
     [on_call] = who["plan"]["people"]
     with httpx.Client(base_url=desk.base, timeout=30) as http:
@@ -169,7 +170,7 @@ def run_flow(desk: Deployment, mailbox: Mailbox, after_commit: Callable[[], None
         assert on_duty["incident_id"] == incident_of["liveco api P1"]
         # Acknowledged on the test clock: Saturday early morning in Shanghai.
         acked = datetime.fromisoformat(on_duty["acknowledged_at"]).astimezone(UTC)
-        assert acked - datetime.fromisoformat(SATURDAY_3AM) < timedelta(minutes=5)
+        assert acked - datetime.fromisoformat(SATURDAY_3AM) < timedelta(minutes=30)
         assert seen("liveco mail P1")["on_duty"]["acknowledged_at"] is None  # the other page still waits
     return latency
 
