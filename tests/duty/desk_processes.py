@@ -241,5 +241,5 @@ def mail_ticket(port: int, sender: str, subject: str, body: str, message_id: str
     msg["Subject"] = subject
     msg["Message-ID"] = message_id
     msg.set_content(body)
-    with smtplib.SMTP("127.0.0.1", port, timeout=30) as smtp:
+    with smtplib.SMTP("127.0.0.1", port, timeout=120) as smtp:
         smtp.send_message(msg, from_addr=sender, to_addrs=["support@desk.test"])

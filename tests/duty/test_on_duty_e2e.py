@@ -197,17 +197,18 @@ def test_a_worker_killed_between_ticket_and_page_loses_no_page_and_doubles_none(
     desk = Deployment(tmp_path, db_url, mailbox, SATURDAY_3AM, lease_seconds=10)
     desk.cli("migrate")
     desk.cli("demo")
-    workers = iter(range(1, 100))
-    desk.start("worker", "worker")
+    workers = ["worker-0"]
+    desk.start("worker-0", "worker")
     desk.start("web", "web", "--port", str(desk.port))
     desk.start("mail", "mail", "listen")
     kills: list[bool] = []
 
     def kill_and_replace() -> None:
         before = len(mailbox.pages())
-        desk.kill("worker")
+        desk.kill(workers[-1])
         kills.append(len(mailbox.pages()) == before)  # True: the kill came before the page went out
-        desk.start(f"worker-{next(workers)}", "worker")
+        workers.append(f"worker-{len(workers)}")
+        desk.start(workers[-1], "worker")
 
     try:
         desk.wait_ready()
