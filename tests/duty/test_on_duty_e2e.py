@@ -145,7 +145,8 @@ def run_flow(desk: Deployment, mailbox: Mailbox, after_commit: Callable[[], None
         def paged(name: str) -> list[Received]:
             return [p for p in mailbox.pages() if p.incident_id == incident_of[name]]
 
-        wait_for(lambda: all(paged(n) for n in committed), f"a page per paging ticket\n{desk.logs()}")
+        # Generous: a replacement worker's start (importing every feature) takes minutes on a machine under load.
+        wait_for(lambda: all(paged(n) for n in committed), f"a page per paging ticket\n{desk.logs()}", 300)
         latency = {n: min(p.at for p in paged(n)) - committed[n] for n in committed}
         time.sleep(3)  # a duplicate would come within the worker's poll and retry intervals
         pages = [p for p in mailbox.pages() if p.incident_id in set(incident_of.values())]
