@@ -21,7 +21,7 @@ INFRA = {"core", "store", "features", "desk"}  # shared by all: no feature's own
 IMPURE = {"store", "service", "api", "views", "cli", "jobs", "hooks", "web", "engine", "desk", "handlers"}
 # Who may read settings from the environment and hand them over: a feature's hooks and its edges (the desk,
 # the root cli and core are not features). Everything else is handed its settings.
-COMPOSERS = EDGES | {"hooks"}
+COMPOSERS = EDGES | {"hooks", "runner"}  # engine.runner: a bare worker process's entry point, like a cli
 SETTINGS_READERS = {"get_settings", "Settings"}  # `Settings()` reads the environment as `get_settings()` does
 
 # Dependencies left to cut, each (importer, imported): the list only shrinks (a stale entry fails).

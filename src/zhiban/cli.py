@@ -40,6 +40,11 @@ def _mount_feature_commands() -> None:
             app.add_typer(group, name=name)
         for name, command in getattr(module, "root_commands", {}).items():
             app.command(name)(command)
+    # `zhiban oncall who --plan`: on-call may not import duty (duty -> incidents -> oncall), so it is told here.
+    from zhiban.duty.who import on_duty_for_plan
+    from zhiban.oncall.cli import plans_with
+
+    plans_with(on_duty_for_plan)
 
 
 console = Console()
@@ -55,7 +60,7 @@ def clean_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except ZhibanError as exc:
-            err.print(f"[red]error:[/red] {exc.detail}", highlight=False)
+            err.print(f"[red]error:[/red] {exc.detail}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
@@ -344,3 +349,6 @@ def main() -> None:
         app()
     except KeyboardInterrupt:
         sys.exit(130)
+    except ZhibanError as exc:  # e.g. a desk refusing its settings (a test clock) in any command
+        err.print(f"[red]error:[/red] {exc.detail}", highlight=False, soft_wrap=True)
+        sys.exit(2)

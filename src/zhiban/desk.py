@@ -5,13 +5,13 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from zhiban.core.clock import Clock, SystemClock
+from zhiban.core.clock import Clock, clock_from
 from zhiban.core.settings import Settings, get_settings
 from zhiban.store.db import make_engine, read_transaction, session_factory
 
@@ -30,16 +30,23 @@ def secret_key_for(settings: Settings) -> str:
     return key
 
 
+def clock_of(settings: Settings) -> Clock:
+    """The real clock, or the test clock ZHIBAN_CLOCK_START names (refused unless ZHIBAN_ALLOW_TEST_CLOCK)."""
+    return clock_from(settings.clock_start, settings.clock_anchor, allowed=settings.allow_test_clock)
+
+
 @dataclass
 class Desk:
     """What every edge needs: settings, the clock, the database."""
 
     settings: Settings
-    clock: Clock = field(default_factory=SystemClock)
+    clock: Clock = None  # type: ignore[assignment]  # None: the clock the settings name (clock_of)
     engine: Engine | None = None
     secret_key: str = ""
 
     def __post_init__(self) -> None:
+        if self.clock is None:
+            self.clock = clock_of(self.settings)
         if self.engine is None:
             self.engine = make_engine(self.settings.database_url)
         if not self.secret_key:

@@ -14,6 +14,7 @@ from zhiban.mail.model import (
     outbound_subject,
     parse_mail,
     sent_references,
+    subject_priority,
     ticket_subject,
     ticket_token,
     trim_quoted,
@@ -120,6 +121,9 @@ def test_subjects() -> None:
     assert len(ticket_subject("x" * 500)) == 200
     assert outbound_subject(42, "Video  freezes") == "[#42] Video freezes"
     assert ticket_token(outbound_subject(42, "Re: [#9] old")) == 42
+    # A leading priority tag names the new ticket's priority and leaves its subject.
+    assert subject_priority(" [p1] 直播卡顿") == "P1" and ticket_subject(" [p1] 直播卡顿") == "直播卡顿"
+    assert subject_priority("Re: [P1] old") is None and subject_priority("[P5] no") is None
 
 
 def test_sent_references_keep_the_first_and_the_latest() -> None:

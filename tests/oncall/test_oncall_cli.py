@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -71,6 +72,24 @@ def test_who_is_on_call_schedules_and_clean_errors(demo_env: dict[str, str]) -> 
         assert text in listed.stdout
     missing = run(demo_env, "who", "--schedule", "Nope")
     assert missing.returncode == 2 and missing.stderr.strip() == "error: no schedule named 'Nope'"
+
+
+def test_who_as_json_and_for_a_plan(demo_env: dict[str, str]) -> None:
+    found = run(demo_env, "who", "--json", "--at", "2026-11-23T01:00", "--plan", "basic")
+    assert found.returncode == 0, found.stderr
+    document = json.loads(found.stdout)
+    assert document["at"] == "2026-11-23T01:00:00+00:00"
+    [network] = [s for s in document["schedules"] if s["name"] == "Network primary"]
+    [sam] = network["on_call"]
+    assert (sam["name"], sam["email"], sam["until"]) == (
+        "Sam Carter (video)",
+        "sam@zhiban.demo",
+        "2026-11-30T01:00:00+00:00",
+    )
+    # Basic is a queue: its tickets wake nobody (the plans that page are shown by the end-to-end tests).
+    assert document["plan"]["mode"] == "queue" and document["plan"]["people"] == []
+    unknown = run(demo_env, "who", "--plan", "platinum")
+    assert unknown.returncode == 2 and unknown.stderr.strip() == "error: no plan 'platinum'"
 
 
 def test_seed_demo_command(tmp_path: Path) -> None:

@@ -47,6 +47,13 @@ class Settings(BaseSettings):
     body_max_integrations: int = Field(
         16 * 1024 * 1024, ge=1024, description="largest body for Alertmanager, webhook and heartbeat integrations"
     )
+    clock_start: str = Field(
+        "", description="tests only: the desk's clock starts at this ISO time and runs at real speed; empty: real time"
+    )
+    clock_anchor: str = Field(
+        "", description="tests only: the real ISO time at which the test clock read clock_start; empty: process start"
+    )
+    allow_test_clock: bool = Field(False, description="allow clock_start; without it a desk refuses to start on one")
     metrics_token: str = Field(
         "", description="bearer token that /metrics requires; empty: /metrics is off (404), nothing is exposed"
     )

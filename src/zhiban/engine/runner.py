@@ -10,7 +10,9 @@ import threading
 from collections.abc import Sequence
 from datetime import timedelta
 
-from zhiban.core.clock import SystemClock
+from zhiban.core.clock import clock_from
+from zhiban.core.errors import ZhibanError
+from zhiban.core.settings import get_settings
 from zhiban.store.db import make_engine, session_factory
 
 from .registry import JobRegistry
@@ -51,11 +53,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=args.log_level.upper(), stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
     registry = load_registry(args.handlers)
+    settings = get_settings()  # the desk's test clock, if its environment names one, as `zhiban worker` has it
+    try:
+        clock = clock_from(settings.clock_start, settings.clock_anchor, allowed=settings.allow_test_clock)
+    except ZhibanError as exc:
+        raise SystemExit(f"error: {exc.detail}") from None
     engine = make_engine(args.database_url)
     worker = Worker(
         session_factory(engine),
         registry,
-        SystemClock(),
+        clock,
         args.worker_id,
         concurrency=args.concurrency,
         lease=timedelta(seconds=args.lease),

@@ -7,19 +7,22 @@ the same incident rather than opening a second one.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
+
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from zhiban.core.clock import Clock
 from zhiban.incidents.alerts import _incident_row, _next_number
-from zhiban.incidents.catalog import get_service
-from zhiban.incidents.escalation import Urgency
+from zhiban.incidents.catalog import _business_calendar, get_service, policy_of
+from zhiban.incidents.escalation import TargetKind, Urgency, next_step
 from zhiban.incidents.events import IncidentChangeKind
 from zhiban.incidents.lifecycle import _resolve
 from zhiban.incidents.model import IncidentStatus
-from zhiban.incidents.paging import _event, changed, start_escalation
-from zhiban.incidents.store import IncidentRow, ServiceRow
+from zhiban.incidents.paging import _event, _resolver, changed, start_escalation
+from zhiban.incidents.store import EscalationPolicyRow, IncidentRow, ServiceRow
 
 
 def _of_ticket(session: Session, ticket_id: int) -> IncidentRow | None:
@@ -90,3 +93,44 @@ def close_for_ticket(session: Session, clock: Clock, ticket_id: int, *, via: str
 
 def is_ticket_incident(session: Session, incident_id: str) -> bool:
     return session.scalar(select(IncidentRow.ticket_id).where(IncidentRow.id == incident_id)) is not None
+
+
+@dataclass(frozen=True)
+class FirstPage:
+    """Whom a ticket's page through a service would wake first at a moment: its policy's first level with people."""
+
+    service_id: str
+    service_name: str
+    policy_id: str
+    policy_name: str
+    level: int  # 1-based, as the policy editor numbers levels
+    people: tuple[str, ...]  # person ids, in the order they are paged
+    schedules: tuple[str, ...]  # the level's schedule targets (their shifts say until when)
+
+
+def first_page(session: Session, service_ref: str, at: datetime) -> FirstPage | None:
+    """The first step a new ticket incident on this service would fire at `at`, as the escalation plans it;
+    None when the service has no policy or nobody is reachable."""
+    service = get_service(session, service_ref)
+    policy_row = session.get(EscalationPolicyRow, service.policy_id) if service.policy_id else None
+    if policy_row is None:
+        return None
+    policy = policy_of(policy_row)
+    business = _business_calendar(policy_row.calendar_country, policy_row.calendar_zone)
+    # Ticket incidents are high urgency: the first step is due at once, whatever the support hours.
+    step = next_step(
+        policy,
+        None,
+        at,
+        Urgency.HIGH,
+        _resolver(session),
+        is_business_time=business.is_open,
+        round_robin_offset=policy_row.round_robin_offset,
+    )
+    if step is None:
+        return None
+    level = policy.levels[step.level_index]
+    schedules = tuple(t.ref for t in level.targets if t.kind is TargetKind.SCHEDULE)
+    return FirstPage(
+        service.id, service.name, policy_row.id, policy_row.name, step.level_index + 1, step.targets, schedules
+    )

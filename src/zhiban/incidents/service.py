@@ -52,7 +52,9 @@ from zhiban.incidents.lifecycle import (
     resolve,
 )
 from zhiban.incidents.on_duty import (
+    FirstPage,
     close_for_ticket,
+    first_page,
     is_ticket_incident,
     page_for_ticket,
 )
@@ -89,6 +91,7 @@ __all__ = [
     "ESCALATE_JOB",
     "MAX_NOTE",
     "MAX_TRIGGER_BATCH",
+    "FirstPage",
     "IncidentView",
     "TimelineEntry",
     "ack_timed_out",
@@ -107,6 +110,7 @@ __all__ = [
     "find_person",
     "find_service",
     "fire_step",
+    "first_page",
     "get_incident",
     "get_policy",
     "get_service",

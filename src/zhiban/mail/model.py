@@ -283,9 +283,19 @@ def ticket_token(subject: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
+# The customer names a new ticket's priority as the portal and API let them: "[P1] Live rooms stutter".
+_PRIORITY_TAG = re.compile(r"^\s*\[\s*(P[1-4])\s*\]", re.IGNORECASE)
+
+
+def subject_priority(subject: str) -> str | None:
+    """The priority a leading "[P1]".."[P4]" tag of a mail subject names, else None (the desk's default)."""
+    match = _PRIORITY_TAG.match(subject)
+    return match.group(1).upper() if match else None
+
+
 def ticket_subject(subject: str) -> str:
     """A new ticket's subject from a mail subject: tags removed, whitespace collapsed, bounded."""
-    cleaned = " ".join(_TOKEN.sub(" ", subject).split())
+    cleaned = " ".join(_TOKEN.sub(" ", _PRIORITY_TAG.sub(" ", subject, count=1)).split())
     if not cleaned:
         return NO_SUBJECT
     return cleaned if len(cleaned) <= MAX_SUBJECT else cleaned[: MAX_SUBJECT - 1] + "…"

@@ -30,6 +30,7 @@ from zhiban.mail.model import (
     outbound_subject,
     parse_mail,
     sent_references,
+    subject_priority,
     ticket_subject,
     ticket_token,
     trim_quoted,
@@ -42,7 +43,7 @@ from zhiban.notify.channels.email import parse_smtp_url
 from zhiban.notify.model import Language
 from zhiban.notify.render import format_since
 from zhiban.tickets import service as tickets
-from zhiban.tickets.model import Channel, OnDuty, Status, TicketRef
+from zhiban.tickets.model import Channel, OnDuty, Priority, Status, TicketRef
 
 log = logging.getLogger("zhiban.mail")
 
@@ -164,6 +165,7 @@ def _file(
         subject=ticket_subject(mail.subject),
         body=bounded_body(mail.text.strip()),
         channel=Channel.EMAIL,
+        priority=subject_priority(mail.subject) or Priority.P3.value,  # the portal's default without a tag
     )
     first = tickets.get_ticket(session, _DESK, ticket.id).comments[0]
     _record_inbound(session, clock, ticket.id, message_id, first.id, mail.sender)

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import fields, is_dataclass
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -13,6 +17,9 @@ from zhiban.core.errors import InvalidInput, ZhibanError
 from zhiban.core.settings import get_settings
 from zhiban.desk import Desk
 from zhiban.identity.model import Principal, Role
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 app = typer.Typer(help="On-call schedules: who is on call now or at a time, and the schedules.", no_args_is_help=True)
 console = Console()
@@ -41,12 +48,39 @@ def _moment(text: str | None, desk: Desk) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
+# `--plan`: the composition root (zhiban.cli) names who answers for a plan (the duty feature, which oncall must
+# not import: duty depends on incidents, which depends on oncall). Called as lookup(session, plan, at).
+_plan_lookups: list[Callable[[Session, str, datetime], Any]] = []
+
+
+def plans_with(lookup: Callable[[Session, str, datetime], Any]) -> None:
+    """Answer `zhiban oncall who --plan` with this lookup (a dataclass value, printed as JSON or a table)."""
+    _plan_lookups[:] = [lookup]
+
+
+def _jsonable(value: Any) -> Any:
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _jsonable(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, tuple | list):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat()
+    return value
+
+
 @app.command()
 def who(
     schedule: Annotated[str | None, typer.Option(help="schedule name (default: every schedule)")] = None,
     at: Annotated[str | None, typer.Option(help="ISO time; without an offset it is UTC (default: now)")] = None,
+    plan: Annotated[
+        str | None, typer.Option(help="also whom a ticket of this plan that pages would wake first, e.g. enterprise")
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="print JSON: schedules, people (id, name, e-mail), until")
+    ] = False,
 ) -> None:
-    """Who is on call now (or --at a time), per schedule, and until when."""
+    """Who is on call now (or --at a time), per schedule, and until when; --plan: whom that plan's pages wake."""
+    from zhiban.identity import service as identity
     from zhiban.oncall import service
     from zhiban.oncall.model import zone_of
 
@@ -59,24 +93,58 @@ def who(
                 rows = [r for r in rows if r.name == schedule]
                 if not rows:
                     raise InvalidInput(f"no schedule named {schedule!r}")
-            lines = []
+            found = []
             for row in rows:
                 current, _following = service.now_and_next(session, row.id, moment)
-                names = service.names_of(session, [current.person_id] if current else [])
-                zone = zone_of(row.zone)
-                if current is None:
-                    lines.append((row.name, "-", "nobody on call", ""))
-                else:
-                    until = current.end.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
-                    lines.append((row.name, current.person_id, names.get(current.person_id, ""), until))
+                person = identity.person(session, current.person_id) if current else None
+                found.append((row, current, person))
+            paging = None
+            if plan is not None:
+                if not _plan_lookups:
+                    raise InvalidInput("--plan needs the duty feature (run the zhiban command)")
+                paging = _plan_lookups[0](session, plan, moment)
     except ZhibanError as exc:
         raise _fail(exc) from None
+    if as_json:
+        document: dict[str, Any] = {
+            "at": moment.astimezone(UTC).isoformat(),
+            "schedules": [
+                {
+                    "id": row.id,
+                    "name": row.name,
+                    "zone": row.zone,
+                    "on_call": [
+                        {
+                            "id": current.person_id,
+                            "name": person.name if person else "",
+                            "email": person.email if person else "",
+                            "until": current.end.astimezone(UTC).isoformat(),
+                        }
+                    ]
+                    if current
+                    else [],
+                }
+                for row, current, person in found
+            ],
+        }
+        if paging is not None:
+            document["plan"] = _jsonable(paging)
+        sys.stdout.write(json.dumps(document, ensure_ascii=False, indent=2) + "\n")
+        return
     table = Table(title=f"On call at {moment.astimezone(UTC).isoformat(timespec='minutes')}")
     for col in ("schedule", "person id", "name", "until"):
         table.add_column(col)
-    for line in lines:
-        table.add_row(*line)
+    for row, current, person in found:
+        if current is None:
+            table.add_row(row.name, "-", "nobody on call", "")
+        else:
+            until = current.end.astimezone(zone_of(row.zone)).strftime("%Y-%m-%d %H:%M %Z")
+            table.add_row(row.name, current.person_id, person.name if person else "", until)
     console.print(table)
+    if paging is not None:
+        woken = ", ".join(f"{p.name} <{p.email}>" for p in paging.people) or "nobody"
+        via = f"{paging.service_name} → {paging.policy_name}, level {paging.level}" if paging.level else "no page"
+        console.print(f"plan {paging.plan} ({paging.mode}): {via}: {woken}", highlight=False)
 
 
 @app.command()
