@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import text
 
+from tests.store.rows import seed_ticket
 from zhiban.store.db import make_engine
 from zhiban.store.migrate import upgrade
 
@@ -17,27 +18,7 @@ def test_sla_notices_become_inbox_notices(db_url: str) -> None:
         upgrade(engine, "0008")
         now = datetime(2026, 12, 1, tzinfo=UTC)
         with engine.begin() as conn:
-            conn.execute(
-                text(
-                    "INSERT INTO organizations (id, name, slug, plan, country, timezone, language, created_at)"
-                    " VALUES ('o1', 'LiveCo', 'liveco', 'enterprise', 'CN', 'Asia/Shanghai', 'zh', :now)"
-                ),
-                {"now": now},
-            )
-            conn.execute(
-                text(
-                    "INSERT INTO people (id, email, name, role, timezone, language, active, created_at)"
-                    " VALUES ('p1', 'wang@vendor.test', 'Wang', 'agent', 'UTC', 'en', :yes, :now)"
-                ),
-                {"now": now, "yes": True},
-            )
-            conn.execute(
-                text(
-                    "INSERT INTO tickets (id, organization_id, requester_id, subject, status, priority, channel,"
-                    " created_at, updated_at) VALUES (7, 'o1', 'p1', '直播卡顿', 'new', 'P1', 'api', :now, :now)"
-                ),
-                {"now": now},
-            )
+            seed_ticket(conn, now)
             conn.execute(
                 text(
                     "INSERT INTO sla_notifications (id, person_id, ticket_id, metric, cycle, kind, level, due_at,"

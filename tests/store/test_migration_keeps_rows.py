@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import text
 
+from tests.store.rows import seed_ticket
 from zhiban.store.db import make_engine
 from zhiban.store.migrate import upgrade
 
@@ -17,27 +18,7 @@ def test_upgrading_from_0007_keeps_organizations_people_and_tickets(db_url: str)
         upgrade(engine, "0007")
         now = datetime(2026, 12, 1, tzinfo=UTC)
         with engine.begin() as conn:
-            conn.execute(
-                text(
-                    "INSERT INTO organizations (id, name, slug, plan, country, timezone, language, created_at)"
-                    " VALUES ('o1', 'LiveCo', 'liveco', 'enterprise', 'CN', 'Asia/Shanghai', 'zh', :now)"
-                ),
-                {"now": now},
-            )
-            conn.execute(
-                text(
-                    "INSERT INTO people (id, email, name, role, organization_id, timezone, language, active,"
-                    " created_at) VALUES ('p1', 'dev@liveco.test', 'Dev', 'customer', 'o1', 'UTC', 'en', :yes, :now)"
-                ),
-                {"now": now, "yes": True},
-            )
-            conn.execute(
-                text(
-                    "INSERT INTO tickets (id, organization_id, requester_id, subject, status, priority, channel,"
-                    " created_at, updated_at) VALUES (7, 'o1', 'p1', '直播卡顿', 'new', 'P1', 'api', :now, :now)"
-                ),
-                {"now": now},
-            )
+            seed_ticket(conn, now)
         upgrade(engine)
         with engine.connect() as conn:
             counts = [
