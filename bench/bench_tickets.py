@@ -29,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +78,7 @@ def quiet_machine(timeout: float) -> float:
 # --- the desk -------------------------------------------------------------------------------------
 
 
-def setup_desk(db_url: str, env: dict[str, str]) -> list[tuple[str, str]]:
+def setup_desk(db_url: str, env: dict[str, str], *, paging: bool = True) -> list[tuple[str, str]]:
     """Schema by `zhiban migrate`; then plans, teams, organizations and their customers' tokens, as an admin
     would make them. Returns (token, organization id) per customer."""
     subprocess.run([_zhiban(), "migrate"], env=env, check=True, stdout=subprocess.DEVNULL)
@@ -97,6 +98,21 @@ def setup_desk(db_url: str, env: dict[str, str]) -> list[tuple[str, str]]:
         for name, domain in (("Network", "network"), ("Video & Audio", "video"), ("SDK", "sdk_integration")):
             team = identity.create_team(s, name=name, domain=domain, lead_id=lead.id)
             identity.add_team_member(s, team.id, lead.id)
+        if paging:
+            # On duty as a vendor runs it: Premium and Enterprise tickets page the duty manager (mail; no SMTP
+            # server here, so the mail is logged and the message counts as sent) through "P1 tickets".
+            from zhiban.incidents import service as incidents
+            from zhiban.sla.service import save_plan
+
+            policy = incidents.create_policy(
+                s,
+                clock,
+                name="tickets",
+                levels=[{"delay_minutes": 10, "targets": [{"kind": "person", "ref": lead.id}]}],
+            )
+            service = incidents.create_service(s, clock, name="P1 tickets", policy=policy.id, urgency_rule="high")
+            save_plan(s, clock, "premium", support={"mode": "dedicated", "paging_service_id": service.id})
+            save_plan(s, clock, "enterprise", support={"mode": "standby", "paging_service_id": service.id})
         for i in range(8):
             plan = PLANS[i % len(PLANS)]
             org = identity.create_organization(
@@ -228,10 +244,31 @@ def counts(engine: Any) -> dict[str, int]:
             "where c2.ticket_id = c.ticket_id and c2.metric = 'first_response') and c.started_at <> t.created_at"
         ),
         "triaged": "select count(*) from ticket_triage",
+        "paged_tickets": "select count(*) from ticket_on_duty",
+        "pages_sent": "select count(*) from notifications where subject_kind = 'incident' and state = 'sent'",
         "dead_jobs": "select count(*) from jobs where state = 'dead'",
     }
     with engine.connect() as conn:
         return {name: int(conn.execute(text(q)).scalar() or 0) for name, q in queries.items()}
+
+
+def ticket_to_page(engine: Any) -> list[float]:
+    """Seconds from each paged ticket's filing to its first page handed to the mail channel (sent)."""
+    from sqlalchemy import text
+
+    query = (
+        "select t.created_at, min(n.sent_at) from ticket_on_duty d join tickets t on t.id = d.ticket_id "
+        "join notifications n on n.subject_kind = 'incident' and n.subject_id = d.incident_id "
+        "where n.sent_at is not null group by t.id, t.created_at"
+    )
+
+    def utc(value: Any) -> datetime:  # SQLite hands back text, PostgreSQL aware datetimes; both are UTC
+        moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+    with engine.connect() as conn:
+        rows = conn.execute(text(query)).all()
+    return sorted((utc(sent) - utc(created)).total_seconds() for created, sent in rows)
 
 
 def bench(kind: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -253,7 +290,7 @@ def bench(kind: str, args: argparse.Namespace) -> dict[str, Any]:
     log = workdir / "desk.log"
     from zhiban.store.db import make_engine
 
-    customers = setup_desk(db_url, env)
+    customers = setup_desk(db_url, env, paging=args.paging)
     processes = start_desk(args.layout, env, port, log)
     engine = make_engine(db_url)
     worker_pid = processes.get("worker", processes.get("serve")).pid  # type: ignore[union-attr]
@@ -279,6 +316,7 @@ def bench(kind: str, args: argparse.Namespace) -> dict[str, Any]:
         cpu = {name: cpu_seconds(p.pid) - cpu_before[name] for name, p in processes.items()}
         pg_cpu = postgres_cpu_seconds() - pg_before if kind == "postgres" else None
         after_counts = counts(engine)
+        page_delays = ticket_to_page(engine)
     finally:
         stop_desk(processes)
         engine.dispose()
@@ -301,6 +339,9 @@ def bench(kind: str, args: argparse.Namespace) -> dict[str, Any]:
         "new": new,
         "clocks_not_started_at_creation": after_counts["clocks_not_started_at_creation"],
         "dead_jobs": after_counts["dead_jobs"],
+        "paged": (after_counts["paged_tickets"], after_counts["pages_sent"]),
+        "page_p50": percentile(page_delays, 0.5) if page_delays else None,
+        "page_p99": percentile(page_delays, 0.99) if page_delays else None,
         "log": str(log),
     }
 
@@ -323,6 +364,12 @@ def report(r: dict[str, Any]) -> None:
         f"with clocks, {new['triaged']} triaged; first-response clocks not started at creation: "
         f"{r['clocks_not_started_at_creation']}; dead jobs: {r['dead_jobs']}"
     )
+    paged, sent = r["paged"]
+    if paged:
+        print(
+            f"  on duty: {paged} tickets paged, {sent} page mails sent; ticket -> page sent p50 "
+            f"{r['page_p50']:.2f} s, p99 {r['page_p99']:.2f} s (goal < 2 s)"
+        )
     print("  nothing lost" if not lost and not r["clocks_not_started_at_creation"] else f"  MISSING: {lost}")
     for source, rate, p99 in HELPDESK_QUOTED[r["db"]]:
         quoted = f"{rate:.0f}/s" + (f", p99 {p99:.0f} ms" if p99 else "")
@@ -336,6 +383,9 @@ def main() -> None:
     parser.add_argument("--layout", choices=["split", "serve"], default="split")
     parser.add_argument("--tree", type=Path, default=ROOT, help="checkout whose src/ the desk runs")
     parser.add_argument("--quiet-timeout", type=float, default=120.0)
+    parser.add_argument(
+        "--no-paging", dest="paging", action="store_false", help="all plans queue (nobody is paged for a ticket)"
+    )
     args = parser.parse_args()
     if not 1 <= args.tickets <= 1_000_000:
         raise SystemExit("--tickets must be 1..1000000")
