@@ -81,6 +81,7 @@ class PostgresTables:
     def __init__(self) -> None:
         self.admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
         self.schema = ""
+        self.served = 0
         self.url = ""
         self._empty_sql = ""
 
@@ -106,16 +107,20 @@ class PostgresTables:
         )
 
     def emptied(self) -> str:
-        """The schema's URL, every table there and none holding a row, every sequence restarted."""
+        """The schema's URL, every table there and none holding a row, every sequence restarted.
+
+        Each test's URL differs (its connections' application_name): the desk's caches are keyed by database URL
+        (policy versions, calendars, counts), and a test must not find the previous test's entries under it."""
+        self.served += 1
         if not self.url:
             self._build()
-            return self.url
-        try:
-            with self.admin.connect() as conn:
-                conn.exec_driver_sql(self._empty_sql)
-        except Exception:
-            self._build()
-        return self.url
+        else:
+            try:
+                with self.admin.connect() as conn:
+                    conn.exec_driver_sql(self._empty_sql)
+            except Exception:
+                self._build()
+        return f"{self.url}&application_name=zhiban_test_{self.served}"
 
     def drop(self) -> None:
         if self.schema:

@@ -185,3 +185,11 @@ def test_a_solved_ticket_reopened_by_the_customer_pages_again(client: TestClient
     with desk.sessions() as s:
         assert s.get(IncidentRow, first).status == "triggered"
     assert _incidents(desk) == 1 and _pages_to(desk, primary) == 2
+
+
+def test_null_support_terms_leave_the_plan_as_it_is(client: TestClient, desk: Desk) -> None:
+    world, _ = _setup(client, desk)
+    sent = {"support": {"mode": None, "paging_service": None, "urgent_per_day": None, "paging_priorities": None}}
+    ok = client.put("/api/v1/sla/plans/enterprise", json=sent, headers=bearer(world.admin_token))
+    assert ok.status_code == 200, ok.text
+    assert ok.json()["support"]["mode"] == "standby" and ok.json()["support"]["urgent_per_day"] == 1

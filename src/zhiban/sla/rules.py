@@ -100,6 +100,7 @@ def save_plan(
 
 
 def _apply_support(session: Session, row: PlanRow, support: Mapping[str, Any]) -> None:
+    support = {k: v for k, v in support.items() if v is not None}  # null means "leave it as it is"
     unknown = set(support) - {"mode", "paging_priorities", "paging_service_id", "urgent_priorities", "urgent_per_day"}
     if unknown:
         raise InvalidInput(f"unknown support terms: {', '.join(sorted(unknown))}")
