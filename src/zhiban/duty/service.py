@@ -25,7 +25,7 @@ from zhiban.core.clock import Clock
 from zhiban.core.errors import Forbidden, InvalidInput, NotFound, RateLimited
 from zhiban.identity import ratelimit
 from zhiban.identity import service as identity
-from zhiban.identity.model import Organization, Principal, Role
+from zhiban.identity.model import Organization, Principal
 from zhiban.incidents import service as incidents
 from zhiban.incidents.events import IncidentChange, IncidentChangeKind
 from zhiban.sla import service as sla
@@ -39,7 +39,6 @@ log = logging.getLogger("zhiban.duty")
 REASON_PRIORITY = "priority"
 REASON_URGENT = "urgent"
 URGENT_WINDOW = timedelta(days=1)
-_DESK = Principal(person_id="system", role=Role.ADMIN, organization_id=None, name="zhiban")
 _SEVERITY = {Priority.P1: "critical", Priority.P2: "error"}
 
 
@@ -83,7 +82,7 @@ def _to_dedicated_contact(session: Session, clock: Clock, org: Organization, tic
     for person_id in (org.dedicated_contact_id, org.backup_contact_id):
         person = identity.person(session, person_id)
         if person is not None and person.active and person.is_staff:
-            tickets.assign(session, clock, _DESK, ticket_id, person.id)
+            tickets.assign(session, clock, incidents.system_principal(), ticket_id, person.id)
             return
 
 

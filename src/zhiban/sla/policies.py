@@ -179,8 +179,9 @@ def terms_of(plan: PlanRow) -> SupportTerms:
 
 
 def support_of(session: Session, plan_key: str) -> SupportTerms:
-    """The support terms in force for an organization's plan (an unknown plan is queue: nobody is woken)."""
-    ensure_plans(session)
+    """The support terms in force for an organization's plan (an unknown plan is queue: nobody is woken).
+
+    Read on every ticket filed: one lookup by key. Plans not yet seeded would be the built-in ones, all queue."""
     row = session.get(PlanRow, _plan_key(plan_key)) if plan_key else None
     return terms_of(row) if row is not None else SupportTerms(plan=plan_key)
 
