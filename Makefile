@@ -38,7 +38,7 @@ typecheck: install-dev
 	uv run --frozen mypy
 
 pytest: install-dev system-deps
-	uv run --frozen pytest -n 2 --dist loadgroup
+	uv run --frozen pytest -n 2 --dist loadgroup --durations=40
 
 test: lint typecheck pytest
 

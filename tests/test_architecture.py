@@ -147,21 +147,39 @@ def test_no_module_takes_another_features_private_names() -> None:
     assert taken == []
 
 
+def _settings_classes() -> set[str]:
+    """Names of the classes that read the environment when built: `Settings` and every `BaseSettings` subclass."""
+    names = set(SETTINGS_READERS)
+    for path in _modules().values():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ClassDef) and any(getattr(b, "id", "") == "BaseSettings" for b in node.bases):
+                names.add(node.name)
+    return names
+
+
 def settings_reads() -> set[tuple[str, str]]:
-    """(module, name) for each feature module that reads settings itself: calls or takes `get_settings` or
-    calls `Settings()`, outside its feature's `hooks.py` and edges."""
+    """(module, name) for each feature module that reads settings itself, outside its feature's `hooks.py` and
+    edges: calls or takes `get_settings`, builds a settings class (a call or a `default_factory`), or reads the
+    environment (`os.environ`, `getenv`)."""
+    readers = _settings_classes()
     found = set()
     for name, path in _modules().items():
         if feature(name) in INFRA | {"(root)"} or name.rpartition(".")[2] in COMPOSERS:
             continue
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.ImportFrom):
-                found |= {(name, a.name) for a in node.names if a.name == "get_settings"}
+                taken = {"get_settings"} | ({"environ", "getenv"} if node.module == "os" else set())
+                found |= {(name, a.name) for a in node.names if a.name in taken}
+            elif isinstance(node, ast.Attribute) and node.attr in ("environ", "getenv"):
+                found.add((name, f"os.{node.attr}"))
             elif isinstance(node, ast.Call):
                 func = node.func
                 called = func.id if isinstance(func, ast.Name) else getattr(func, "attr", "")
-                if called in SETTINGS_READERS:
+                if called in readers:
                     found.add((name, called))
+                for keyword in node.keywords:
+                    if keyword.arg == "default_factory" and getattr(keyword.value, "id", "") in readers:
+                        found.add((name, getattr(keyword.value, "id", "")))
     return found
 
 

@@ -1,10 +1,10 @@
 """A real WebRTC stack feeds zhiban: Chromium's loopback call posts getStats() as W3C webrtc-stats reports.
 
 A fresh `zhiban serve` (demo organizations, no simulator) gets an app from `zhiban apps create`; the page
-/static/telemetry/webrtc-loopback.html calls itself with Chromium's fake camera and microphone for about
-15 s and posts a snapshot every second. Then: the converted interval reports are in the session inspector's
-API with plausible values, and once the desk shuts down (which persists its open windows) the app's
-aggregated windows are in the database.
+/static/telemetry/webrtc-loopback.html calls itself with Chromium's fake camera and microphone and posts a
+snapshot every second, one at a time, until eight were answered. Then: the converted interval reports are in
+the session inspector's API with plausible values, and once the desk shuts down (which persists its open
+windows) the app's aggregated windows are in the database.
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ from zhiban.demo.seed import DEMO_PASSWORD
 # One xdist worker runs every browser test: one Chromium and one desk, not two competing for the cores.
 pytestmark = pytest.mark.xdist_group("browser")
 
-CALL_SECONDS = 15
+SNAPSHOTS = 8  # the call ends once this many snapshots were answered: a busy desk slows the call, never shortens it
+CALL_BOUND_SECONDS = 180
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 
@@ -111,13 +112,13 @@ def _numbers(value: Any) -> Iterator[float]:
 def test_a_loopback_call_in_chromium_becomes_quality_reports(chromium: Any, quiet_desk: QuietDesk) -> None:
     context = chromium.new_context(viewport={"width": 800, "height": 700})
     page = context.new_page()
-    fragment = f"app=webrtc-test&key={quiet_desk.ingest_key}&seconds={CALL_SECONDS}"
+    fragment = f"app=webrtc-test&key={quiet_desk.ingest_key}&count={SNAPSHOTS}&seconds={CALL_BOUND_SECONDS}"
     url = f"{quiet_desk.base}/static/telemetry/webrtc-loopback.html#{fragment}"
     page.goto(url)
-    wait_until(page, "window.loopback && window.loopback.done", timeout=(CALL_SECONDS + 30) * 1000)
+    wait_until(page, "window.loopback && window.loopback.done", timeout=(CALL_BOUND_SECONDS + 30) * 1000)
     state = page.evaluate("window.loopback")
     assert state["errors"] == [] and state["rejected"] == [], state
-    assert state["sent"] >= 5 and state["accepted"] == state["sent"]  # one post at a time: a slow answer skips ticks
+    assert state["sent"] == SNAPSHOTS and state["accepted"] == state["sent"]
     session_id = state["sessionId"]
     # Read back as an agent, through the session inspector's API (same browser, signed in).
     page.goto(quiet_desk.base + "/login?lang=en")
@@ -144,7 +145,7 @@ def test_a_loopback_call_in_chromium_becomes_quality_reports(chromium: Any, quie
         assert report["app_id"] == "webrtc-test" and report["session_id"] == session_id
         assert report["platform"] == "web" and report["sdk_version"] == "webrtc-loopback/1"
         # Snapshots a second apart; one post at a time, so a slow answer under load skips ticks (8 s seen at load 4).
-        assert 500 <= report["interval_ms"] <= 15000
+        assert 500 <= report["interval_ms"] <= 60000
         assert all(n >= 0 for n in _numbers(report)), report  # never a negative value
         assert report["video"]["loss_pct"] >= 0 and report["audio"]["loss_pct"] >= 0
         assert report["net"]["rtt_ms"] >= 0
@@ -177,7 +178,8 @@ def test_a_loopback_call_in_chromium_becomes_quality_reports(chromium: Any, quie
             " and window_seconds = 10 and dimension = 'platform' group by value"
         ).fetchall()
     assert sum(w[1] for w in windows) == len(reports)
-    assert 2 <= len(windows) <= 3 and all(w[2] == 1 for w in windows)  # one session over ~15 s of 10 s windows
+    # One session over ~8 s of 10 s windows; a slow desk stretches the call over more windows, never fewer than one.
+    assert 1 <= len(windows) <= len(reports) and all(w[2] == 1 for w in windows)
     assert all(w[3] is not None and w[3] >= 0 for w in windows)
     assert all(w[4] is not None and 1 <= w[4] <= 4.5 for w in windows)
     assert platforms == [("web", len(reports))]

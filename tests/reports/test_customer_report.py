@@ -12,7 +12,7 @@ import pytest
 
 from zhiban.reports.customer import CustomerSlaReport, customer_sla_report, plan_targets
 from zhiban.reports.model import ClockFact, IncidentFact, TicketFact
-from zhiban.reports.pdf import FONT_ENV, FontFile, ReportFontMissing, find_cjk_font, render_pdf
+from zhiban.reports.pdf import FontFile, ReportFontMissing, find_cjk_font, render_pdf
 from zhiban.reports.render import render_html
 from zhiban.reports.texts import format_duration, format_pct
 from zhiban.sla.plans import ENTERPRISE
@@ -126,7 +126,7 @@ def _pdf_text_streams(pdf: bytes) -> list[bytes]:
 
 
 def test_pdf_embeds_a_cjk_font_with_the_organization_name() -> None:
-    pdf = render_pdf(build(), "zh")
+    pdf = render_pdf(build(), find_cjk_font(), "zh")
     assert pdf.startswith(b"%PDF-") and pdf.rstrip().endswith(b"%%EOF")
     assert b"/FontFile2" in pdf  # the TrueType font is embedded, not referenced
     # fpdf2 writes a ToUnicode map for the embedded subset: every character of the name must be in it.
@@ -139,9 +139,9 @@ def test_pdf_embeds_a_cjk_font_with_the_organization_name() -> None:
 def test_font_lookup_prefers_the_environment_and_explains_a_missing_font(tmp_path: Path) -> None:
     font = tmp_path / "x.ttc"
     font.write_bytes(b"not really a font")
-    assert find_cjk_font((), {FONT_ENV: f"{font}#2"}) == FontFile(font, 2)
-    assert find_cjk_font((FontFile(font, 1),), {}) == FontFile(font, 1)
+    assert find_cjk_font(f"{font}#2", ()) == FontFile(font, 2)
+    assert find_cjk_font("", (FontFile(font, 1),)) == FontFile(font, 1)
     with pytest.raises(ReportFontMissing, match="fonts-wqy-microhei"):
-        find_cjk_font((FontFile(tmp_path / "none.ttf"),), {})
+        find_cjk_font("", (FontFile(tmp_path / "none.ttf"),))
     with pytest.raises(ReportFontMissing, match="no such font file"):
-        find_cjk_font((), {FONT_ENV: str(tmp_path / "gone.ttf")})
+        find_cjk_font(str(tmp_path / "gone.ttf"), ())

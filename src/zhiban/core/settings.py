@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from functools import lru_cache
+from typing import Generic, TypeVar
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -54,9 +55,18 @@ class Settings(BaseSettings):
         "", description="tests only: the real ISO time at which the test clock read clock_start; empty: process start"
     )
     allow_test_clock: bool = Field(False, description="allow clock_start; without it a desk refuses to start on one")
+    twilio_url: str = Field(
+        "", description="twilio://SID:TOKEN@api.twilio.com?from=%2B1… for SMS and voice pages; empty: no phone channel"
+    )
+    report_font: str = Field(
+        "", description="a CJK font file (path[#face]) for PDF reports; empty: the first known font installed"
+    )
     metrics_token: str = Field(
         "", description="bearer token that /metrics requires; empty: /metrics is off (404), nothing is exposed"
     )
+
+
+S = TypeVar("S", bound=BaseSettings)
 
 
 @lru_cache(maxsize=1)
@@ -65,7 +75,7 @@ def get_settings() -> Settings:
     return Settings()
 
 
-class SettingsSource:
+class SettingsSource(Generic[S]):
     """Where a feature module reads its settings, at each use: the source its feature's `hooks.py` registers.
 
     Features do not call `get_settings()`: their hooks hand it over (`read_from`), so the composition decides
@@ -76,12 +86,12 @@ class SettingsSource:
 
     def __init__(self, hooks: str) -> None:
         self.hooks = hooks  # the module that registers the source, e.g. "zhiban.notify.hooks"
-        self._read: Callable[[], Settings] | None = None
+        self._read: Callable[[], S] | None = None
 
-    def read_from(self, read: Callable[[], Settings]) -> None:
+    def read_from(self, read: Callable[[], S]) -> None:
         self._read = read
 
-    def __call__(self) -> Settings:
+    def __call__(self) -> S:
         if self._read is None:
             importlib.import_module(self.hooks)
             if self._read is None:

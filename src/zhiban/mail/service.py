@@ -318,7 +318,7 @@ def _record_inbound(
 # --- outbound ---------------------------------------------------------------------------------
 
 # The desk's address and portal link of mail handed to the outbox, read at each use from what mail.hooks hands over.
-current_settings = SettingsSource("zhiban.mail.hooks")
+current_settings: SettingsSource[Settings] = SettingsSource("zhiban.mail.hooks")
 
 
 def mail_domain(settings: Settings) -> str:

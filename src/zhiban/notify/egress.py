@@ -24,7 +24,7 @@ import httpcore
 import httpx
 
 from zhiban.core.errors import InvalidInput
-from zhiban.core.settings import SettingsSource
+from zhiban.core.settings import Settings, SettingsSource
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -206,7 +206,7 @@ def _parsed(allow: str) -> EgressPolicy:
 
 
 # The allowlist is read at every save and send from the settings notify.hooks hands over (never kept here).
-current_settings = SettingsSource("zhiban.notify.hooks")
+current_settings: SettingsSource[Settings] = SettingsSource("zhiban.notify.hooks")
 
 
 def current_policy() -> EgressPolicy:

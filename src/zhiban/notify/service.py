@@ -10,7 +10,6 @@ e-mail, SMS and voice become `unknown` instead (docs/DELIVERY.md).
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import asdict
@@ -24,7 +23,7 @@ from sqlalchemy.orm import Session
 from zhiban.core.clock import Clock
 from zhiban.core.errors import Conflict, InvalidInput, NotFound
 from zhiban.core.metrics import REGISTRY
-from zhiban.core.settings import SettingsSource
+from zhiban.core.settings import Settings, SettingsSource
 from zhiban.engine import JobContext, enqueue
 from zhiban.engine.model import bounded_error
 from zhiban.notify.channels.base import Channel
@@ -384,9 +383,9 @@ def unknown_handoffs(
 # --- channels of this process -------------------------------------------------------------------
 
 # The SMTP relay, read at each send from the settings notify.hooks hands over.
-current_settings = SettingsSource("zhiban.notify.hooks")
+current_settings: SettingsSource[Settings] = SettingsSource("zhiban.notify.hooks")
 _deps_override: ChannelDeps | None = None
-_channels: dict[tuple[str, int, str], Channel] = {}
+_channels: dict[tuple[str, int, str, str], Channel] = {}
 _channels_lock = threading.Lock()
 
 
@@ -398,22 +397,22 @@ def set_channel_deps(deps: ChannelDeps | None) -> None:
         _channels.clear()
 
 
-def _default_deps(clock: Clock, smtp_url: str) -> ChannelDeps:
+def _default_deps(clock: Clock, smtp_url: str, twilio_url: str) -> ChannelDeps:
     from zhiban.notify.channels.phone import TwilioProvider
 
-    twilio_url = os.environ.get("ZHIBAN_TWILIO_URL", "")
     provider = TwilioProvider.from_url(twilio_url) if twilio_url else None
     return ChannelDeps(clock=clock, smtp_url=smtp_url, sms_provider=provider, voice_provider=provider)
 
 
 def _channel(name: str, clock: Clock) -> Channel:
-    smtp_url = current_settings().smtp_url if _deps_override is None else ""
+    settings = current_settings() if _deps_override is None else None
+    smtp_url, twilio_url = (settings.smtp_url, settings.twilio_url) if settings else ("", "")
     with _channels_lock:
-        # The SMTP URL is part of the key: a changed ZHIBAN_SMTP_URL must not reuse a session to the old relay.
-        key = (name, id(clock), smtp_url)
+        # The relays are part of the key: a changed ZHIBAN_SMTP_URL must not reuse a session to the old relay.
+        key = (name, id(clock), smtp_url, twilio_url)
         found = _channels.get(key)
         if found is None:
-            deps = _deps_override or _default_deps(clock, smtp_url)
+            deps = _deps_override or _default_deps(clock, smtp_url, twilio_url)
             found = _channels[key] = channel_for(name, deps)
         return found
 

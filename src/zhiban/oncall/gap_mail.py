@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from zhiban.core.clock import Clock
 from zhiban.core.errors import InvalidInput
 from zhiban.core.i18n import translate
-from zhiban.core.settings import SettingsSource
+from zhiban.core.settings import Settings, SettingsSource
 from zhiban.identity import service as identity
 from zhiban.identity.model import Person
 from zhiban.notify import outbox
@@ -25,7 +25,7 @@ from zhiban.oncall.store import GapNoticeRow, ScheduleRow
 SUBJECT = "oncall_gap"
 MAX_NOTICES_PER_MAIL = 50
 # The desk's portal link, read at each use from the settings oncall.hooks hands over.
-current_settings = SettingsSource("zhiban.oncall.hooks")
+current_settings: SettingsSource[Settings] = SettingsSource("zhiban.oncall.hooks")
 
 
 def compose(notes: list[GapNoticeRow], schedules: dict[str, str], person: Person) -> Message:

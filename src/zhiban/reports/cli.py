@@ -41,7 +41,7 @@ def customer(
     from zhiban.desk import Desk
     from zhiban.identity.model import Principal
     from zhiban.reports import service
-    from zhiban.reports.pdf import render_pdf
+    from zhiban.reports.pdf import find_cjk_font, render_pdf
     from zhiban.reports.render import render_html
 
     desk = Desk(settings=get_settings())
@@ -56,7 +56,7 @@ def customer(
         if out.suffix.lower() == ".html":
             out.write_text(render_html(report, language), encoding="utf-8")
         else:
-            out.write_bytes(render_pdf(report, language))
+            out.write_bytes(render_pdf(report, find_cjk_font(desk.settings.report_font), language))
     except ZhibanError as exc:
         raise _fail(exc) from None
     console.print(f"wrote {out} ({report.organization_name}, {month})", highlight=False)

@@ -7,8 +7,7 @@ for a face inside a .ttc collection). fpdf2 embeds only the glyphs used (subsett
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,11 +43,10 @@ class ReportFontMissing(ZhibanError):
     title = "No CJK font for PDF reports"
 
 
-def find_cjk_font(
-    candidates: Sequence[FontFile] = KNOWN_CJK_FONTS, environ: Mapping[str, str] = os.environ
-) -> FontFile:
-    """The font for PDF reports: $ZHIBAN_REPORT_FONT if set, else the first known CJK font installed."""
-    configured = environ.get(FONT_ENV, "").strip()
+def find_cjk_font(configured: str = "", candidates: Sequence[FontFile] = KNOWN_CJK_FONTS) -> FontFile:
+    """The font for PDF reports: `configured` ($ZHIBAN_REPORT_FONT, "path[#face]") if set, else the first known
+    CJK font installed."""
+    configured = configured.strip()
     if configured:
         path_text, _, face_text = configured.partition("#")
         path = Path(path_text)
@@ -78,13 +76,12 @@ _BREACH_COLS = (22, 30, 30, 98)
 _ON_DUTY_COLS = (34, 18, 43, 43, 42)
 
 
-def render_pdf(report: CustomerSlaReport, lang: str = "en", font: FontFile | None = None) -> bytes:
-    """The report as PDF bytes (A4), in `lang`, with the CJK font embedded."""
+def render_pdf(report: CustomerSlaReport, font: FontFile, lang: str = "en") -> bytes:
+    """The report as PDF bytes (A4), in `lang`, with the CJK font (`find_cjk_font`) embedded."""
     from fpdf import FPDF  # imported here: only report downloads pay for it
     from fpdf.enums import WrapMode
     from fpdf.fonts import FontFace
 
-    font = font or find_cjk_font()
     view = report_view(report, lang)
     wrap = WrapMode.CHAR if lang == "zh" else WrapMode.WORD  # Chinese prose has no spaces to break at
     footer = f"{report.organization_name} · {report.year}-{report.month:02d} · zhiban"

@@ -11,9 +11,9 @@ from zhiban.core.errors import ZhibanError
 from zhiban.core.i18n import translate
 from zhiban.identity import service as identity
 from zhiban.reports import service
-from zhiban.reports.pdf import render_pdf
+from zhiban.reports.pdf import find_cjk_font, render_pdf
 from zhiban.reports.render import render_html
-from zhiban.web.deps import DB, ClockDep, CurrentPrincipal, viewer_language
+from zhiban.web.deps import DB, ClockDep, CurrentPrincipal, desk_of, viewer_language
 from zhiban.web.scopes import needs
 from zhiban.web.templating import local_time, render
 
@@ -145,7 +145,7 @@ def customer_pdf(
     lang: Annotated[str | None, Query(max_length=2)] = None,
 ) -> Response:
     report = service.customer_report(session, clock, principal, org_ref, month)
-    body = render_pdf(report, _lang(request, lang))
+    body = render_pdf(report, find_cjk_font(desk_of(request).settings.report_font), _lang(request, lang))
     name = f"sla-report-{org_ref}-{month}.pdf"
     return Response(body, media_type="application/pdf", headers={"Content-Disposition": f'inline; filename="{name}"'})
 

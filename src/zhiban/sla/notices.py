@@ -15,14 +15,14 @@ from sqlalchemy.orm import Session
 from zhiban.core.clock import Clock
 from zhiban.core.errors import InvalidInput
 from zhiban.core.i18n import translate
-from zhiban.core.settings import SettingsSource
+from zhiban.core.settings import Settings, SettingsSource
 from zhiban.identity.model import Person
 from zhiban.notify import inbox, outbox
 from zhiban.notify.model import Language, Message, MessageOutcome, Notice
 
 SUBJECT = "sla_notification"
 # The desk's portal link, read at each use from the settings sla.hooks hands over.
-current_settings = SettingsSource("zhiban.sla.hooks")
+current_settings: SettingsSource[Settings] = SettingsSource("zhiban.sla.hooks")
 
 
 def _kind(note: Notice) -> str:

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from zhiban.core.clock import Clock
 from zhiban.core.errors import Conflict, Forbidden, InvalidInput, NotFound, RateLimited
 from zhiban.core.i18n import translate
-from zhiban.core.settings import SettingsSource
+from zhiban.core.settings import Settings, SettingsSource
 from zhiban.drills.service import is_drill_incident
 from zhiban.engine import JobContext, enqueue
 from zhiban.identity import ratelimit
@@ -75,7 +75,7 @@ CONFIRM_PER_MAILBOX_DAY = Limit("status.sub.mailbox.day", 5, timedelta(days=1))
 
 
 # The subscription caps, read at each subscription from the settings status.hooks hands over.
-current_settings = SettingsSource("zhiban.status.hooks")
+current_settings: SettingsSource[Settings] = SettingsSource("zhiban.status.hooks")
 _config: dict[str, str] = {}
 _defaults: list[Callable[[], str]] = []  # a process without a desk: set by status.hooks
 

@@ -30,6 +30,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from zhiban.apps.model import IngestIdentity, key_digest
 from zhiban.core.errors import RateLimited
+from zhiban.core.settings import SettingsSource
 from zhiban.desk import Desk
 from zhiban.telemetry.bus import Bus, MemoryBus, make_bus
 from zhiban.telemetry.dedup import Deduplicator
@@ -63,6 +64,10 @@ class TelemetrySettings(BaseSettings):
         if not self.owned_partitions.strip():
             return list(range(self.partitions))
         return sorted({int(p) for p in self.owned_partitions.split(",") if p.strip()})
+
+
+# The telemetry hooks point this at the environment; a runtime takes its settings from here when built.
+current_settings: SettingsSource[TelemetrySettings] = SettingsSource("zhiban.telemetry.hooks")
 
 
 @dataclass(frozen=True)
@@ -207,7 +212,7 @@ class TelemetryRuntime:
     """Per process: the bus, the ingest edge, the ingest-key cache and (when consuming) the pipeline."""
 
     desk: Desk
-    settings: TelemetrySettings = field(default_factory=TelemetrySettings)
+    settings: TelemetrySettings = field(default_factory=lambda: current_settings())
     bus: Bus | None = None
     pipeline_options: PipelineOptions | None = None
 

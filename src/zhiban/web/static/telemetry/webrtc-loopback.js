@@ -1,5 +1,6 @@
 /* A real WebRTC client for zhiban's ingest: a loopback call in one page, getStats() posted every second.
    Parameters (fragment or query): app (app_id), key (ingest key), seconds (stop after; default: run on),
+   count (stop once this many snapshots were answered, whatever the time; default: no limit),
    endpoint (default /api/v1/telemetry). State is kept on window.loopback for tests and curious people. */
 (function () {
   "use strict";
@@ -10,6 +11,7 @@
   const key = get("key") || "";
   const endpoint = get("endpoint") || "/api/v1/telemetry";
   const seconds = +(get("seconds") || 0);
+  const count = +(get("count") || 0);
   const sessionId = "web-" + (crypto.randomUUID ? crypto.randomUUID() : String(Math.random()).slice(2));
   const state = window.loopback = { sessionId: sessionId, sent: 0, accepted: 0, rejected: [], errors: [], state: "starting", done: false };
   const $ = id => document.getElementById(id);
@@ -70,7 +72,8 @@
     const started = Date.now();
     const inflight = new Set();  // posts still waiting for their answer: "done" waits for them
     const timer = setInterval(async () => {
-      if (seconds && Date.now() - started > seconds * 1000) {
+      const answered = state.accepted + state.rejected.length + state.errors.length;
+      if ((seconds && Date.now() - started > seconds * 1000) || (count && answered >= count)) {
         clearInterval(timer);
         peers.caller.close(); peers.callee.close(); peers.media.getTracks().forEach(t => t.stop());
         await Promise.allSettled(Array.from(inflight));
