@@ -68,41 +68,40 @@ def tell_team(session: Session, clock: Clock, ticket_id: int) -> int:
     summary = tickets.summary(session, ticket_id)
     if summary is None or summary.team_id is None:
         return 0
-    told = 0
     data: dict[str, Any] = {"priority": summary.priority, "team_id": summary.team_id}
-    for person in identity.team_members(session, summary.team_id)[:MAX_TEAM_NOTICES]:
-        if not _staff(person) or person.id == summary.assignee_id:
-            continue
-        made = inbox.post(
-            session,
-            clock,
-            person_id=person.id,
-            kind=inbox.TICKET_NEW,
-            key=f"new:{ticket_id}",
+    drafts = [
+        inbox.Draft(
+            person.id,
+            inbox.TICKET_NEW,
+            f"new:{ticket_id}",
             title=summary.subject,
             reason="team",
             ticket_id=ticket_id,
             data=data,
         )
-        told += made is not None
-    return told
+        for person in identity.team_members(session, summary.team_id)[:MAX_TEAM_NOTICES]
+        if _staff(person) and person.id != summary.assignee_id
+    ]
+    return inbox.post_many(session, clock, drafts)
 
 
 def on_incident_change(session: Session, clock: Clock, change: IncidentChange) -> None:
     """Each person a step paged finds the page in their inbox."""
     if change.kind != IncidentChangeKind.PAGED:
         return
-    for person_id in change.people:
-        inbox.post(
-            session,
-            clock,
-            person_id=person_id,
-            kind=inbox.PAGE,
-            # A step pages once (its own transaction); the moment tells a re-trigger's pages from the first.
-            key=f"page:{change.incident_id}:{change.at.isoformat()}",
+    # A step pages once (its own transaction); the moment tells a re-trigger's pages from the first.
+    key = f"page:{change.incident_id}:{change.at.isoformat()}"
+    drafts = [
+        inbox.Draft(
+            person_id,
+            inbox.PAGE,
+            key,
             title=change.title,
             reason="paged",
             ticket_id=change.ticket_id,
             incident_id=change.incident_id,
             data={"number": change.number},
         )
+        for person_id in change.people
+    ]
+    inbox.post_many(session, clock, drafts)

@@ -7,12 +7,12 @@ A notice is recorded once per person and key; its mail, if any, goes through the
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Table, func, select, update
 from sqlalchemy.orm import Session
 
 from zhiban.core.clock import Clock
@@ -20,6 +20,7 @@ from zhiban.core.errors import InvalidInput, NotFound
 from zhiban.core.principal import Principal
 from zhiban.notify.model import Notice
 from zhiban.notify.store import InboxRow
+from zhiban.store.db import insert_or_skip
 
 TICKET_NEW = "ticket_new"  # a new ticket for one of my teams
 TICKET_ASSIGNED = "ticket_assigned"  # a ticket given to me
@@ -50,6 +51,42 @@ def _value(row: InboxRow) -> Notice:
     )
 
 
+@dataclass(frozen=True)
+class Draft:
+    """One notice to record: for whom, of what kind, about what (`key`: once per person)."""
+
+    person_id: str
+    kind: str
+    key: str
+    title: str = ""
+    reason: str = ""
+    ticket_id: int | None = None
+    incident_id: str | None = None
+    due_at: datetime | None = None
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+
+def _values(clock: Clock, draft: Draft) -> dict[str, Any]:
+    if draft.kind not in KINDS:
+        raise InvalidInput(f"inbox kind must be one of {KINDS}")
+    return {
+        "person_id": draft.person_id,
+        "kind": draft.kind,
+        "key": draft.key[:200],
+        "reason": draft.reason[:32],
+        "title": draft.title[:MAX_TITLE],
+        "ticket_id": draft.ticket_id,
+        "incident_id": draft.incident_id,
+        "due_at": draft.due_at,
+        "data": dict(draft.data),
+        "created_at": clock.now(),
+    }
+
+
+def _table() -> Table:
+    return cast(Table, InboxRow.__table__)
+
+
 def post(
     session: Session,
     clock: Clock,
@@ -65,30 +102,23 @@ def post(
     data: Mapping[str, Any] | None = None,
 ) -> Notice | None:
     """Record one notice for a person; None when this person already has the notice of this key."""
-    if kind not in KINDS:
-        raise InvalidInput(f"inbox kind must be one of {KINDS}")
-    found = session.scalar(select(InboxRow.id).where(InboxRow.person_id == person_id, InboxRow.key == key))
-    if found is not None:
+    draft = Draft(person_id, kind, key, title, reason, ticket_id, incident_id, due_at, dict(data or {}))
+    # One statement: a notice someone (or a concurrent run) recorded first is kept, not an error.
+    stmt = insert_or_skip(session, _table(), ["person_id", "key"]).values(_values(clock, draft))
+    row = session.execute(stmt.returning(*_table().c)).mappings().first()
+    if row is None:
         return None
-    row = InboxRow(
-        person_id=person_id,
-        kind=kind,
-        key=key[:200],
-        reason=reason[:32],
-        title=title[:MAX_TITLE],
-        ticket_id=ticket_id,
-        incident_id=incident_id,
-        due_at=due_at,
-        data=dict(data or {}),
-        created_at=clock.now(),
-    )
-    try:
-        with session.begin_nested():  # a concurrent run recorded it first: keep theirs, not an error
-            session.add(row)
-            session.flush()
-    except IntegrityError:
-        return None
-    return _value(row)
+    return Notice(**{**row, "data": dict(row["data"] or {})})
+
+
+def post_many(session: Session, clock: Clock, drafts: Sequence[Draft]) -> int:
+    """Record many notices in one statement (pages to a step's people, a new ticket to its team); how many were
+    new (a person who has a notice of the same key keeps the one they have)."""
+    if not drafts:
+        return 0
+    rows = [_values(clock, d) for d in drafts]
+    stmt = insert_or_skip(session, _table(), ["person_id", "key"]).returning(_table().c.id)
+    return len(session.execute(stmt, rows).all())
 
 
 def _mine(principal: Principal) -> Any:
