@@ -95,6 +95,31 @@ def test_a_priority_raised_later_pages(client: TestClient, desk: Desk) -> None:
     assert _pages_to(desk, primary) == 1
 
 
+def test_the_customer_raises_the_priority_and_the_engineer_is_paged(client: TestClient, desk: Desk) -> None:
+    world, primary = _setup(client, desk)
+    alice = bearer(world.alice_token)
+    ticket = _file(client, world.alice_token, "P3")
+    url = f"/api/v1/tickets/{ticket['id']}"
+    # Asking to reassign it is the agents' call: refused before anything changes.
+    refused = client.patch(url, json={"priority": "P1", "assignee_id": world.agent_id}, headers=alice)
+    assert refused.status_code == 403 and refused.json()["type"].endswith("forbidden")
+    assert client.get(url, headers=alice).json()["priority"] == "P3" and _pages_to(desk, primary) == 0
+    raised = client.patch(url, json={"priority": "P1"}, headers=alice)
+    assert raised.status_code == 200, raised.text
+    assert raised.json()["priority"] == "P1" and raised.json()["on_duty"]["paged_at"] is not None
+    assert _pages_to(desk, primary) == 1
+    # Lowering is the agents' call; so is anything on a solved ticket.
+    lowered = client.patch(url, json={"priority": "P4"}, headers=alice)
+    assert lowered.status_code == 403 and client.get(url, headers=alice).json()["priority"] == "P1"
+    other = _file(client, world.alice_token, "P4")
+    agent = bearer(world.agent_token)
+    assert client.post(f"/api/v1/tickets/{other['id']}/status", json={"status": "solved"}, headers=agent).is_success
+    assert client.patch(f"/api/v1/tickets/{other['id']}", json={"priority": "P1"}, headers=alice).status_code == 403
+    # Another organization's customer cannot see it, let alone raise it.
+    assert client.patch(url, json={"priority": "P2"}, headers=bearer(world.bob_token)).status_code == 404
+    assert _incidents(desk) == 1 and _pages_to(desk, primary) == 1
+
+
 def test_dedicated_plan_pages_only_outside_business_hours(client: TestClient, desk: Desk, clock: FrozenClock) -> None:
     world, primary = _setup(client, desk)
     admin = bearer(world.admin_token)

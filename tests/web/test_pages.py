@@ -68,6 +68,16 @@ def test_customer_portal_files_ticket_and_cannot_open_queue(client: TestClient, 
     assert queue.status_code == 403
     mine = client.get("/api/v1/tickets", headers=bearer(w.alice_token)).json()
     assert [t["subject"] for t in mine] == ["首帧慢"]
+    # The ticket page offers the customer only a more urgent priority; choosing it raises the ticket.
+    page = client.get(f"/tickets/{mine[0]['id']}")
+    offered = re.findall(r'<select id="priority" name="priority">(.*?)</select>', page.text)
+    assert offered and re.findall(r'value="(P\d)"', offered[0]) == ["P1"]
+    r = client.post(
+        f"/tickets/{mine[0]['id']}/priority", data={"priority": "P1", "csrf_token": token}, follow_redirects=False
+    )
+    assert r.status_code == 303
+    assert client.get(f"/api/v1/tickets/{mine[0]['id']}", headers=bearer(w.alice_token)).json()["priority"] == "P1"
+    assert 'name="priority"' not in client.get(f"/tickets/{mine[0]['id']}").text  # nothing above P1
 
 
 def test_login_throttle_and_uniform_failure(client: TestClient, desk: Desk) -> None:

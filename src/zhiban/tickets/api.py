@@ -189,12 +189,17 @@ def set_status(
     return TicketOut.of(ticket, service.on_duty_of(session, ticket.id))
 
 
-@router.patch("/{ticket_id}", response_model=TicketOut, summary="Change priority or assignee (agents)")
+@router.patch(
+    "/{ticket_id}",
+    response_model=TicketOut,
+    summary="Change priority or assignee (agents; a customer may raise the priority of an open ticket)",
+)
 def patch(
     body: TicketPatch, session: DB, clock: ClockDep, principal: CurrentPrincipal, ticket_id: TicketId
 ) -> TicketOut:
     principal.require_scope("tickets:write")
-    principal.require_staff()
+    if body.unassign or body.assignee_id is not None:
+        principal.require_staff()  # before any change: a refused request changes nothing
     ticket = service.get_ticket(session, principal, ticket_id).ticket
     if body.priority is not None:
         ticket = service.change_priority(session, clock, principal, ticket_id, body.priority)

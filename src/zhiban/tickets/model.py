@@ -29,6 +29,14 @@ class Priority(enum.StrEnum):
     P4 = "P4"  # low
 
 
+def priority_choices(current: Priority, *, staff: bool) -> tuple[Priority, ...]:
+    """The priorities a person may give a ticket now at `current`: agents any; a customer only a more urgent
+    one (it got worse), never a less urgent one: saying it got better is the agents' call."""
+    if staff:
+        return tuple(p for p in Priority if p != current)
+    return tuple(p for p in Priority if p.value < current.value)  # P1 < P2 < …: more urgent sorts first
+
+
 class Channel(enum.StrEnum):
     PORTAL = "portal"
     AGENT = "agent"

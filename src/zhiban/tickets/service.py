@@ -28,6 +28,7 @@ from zhiban.tickets.model import (
     check_move,
     clean_body,
     clean_subject,
+    priority_choices,
     status_after_agent_reply,
     status_after_customer_message,
 )
@@ -408,9 +409,15 @@ def change_status(session: Session, clock: Clock, principal: Principal, ticket_i
 
 
 def change_priority(session: Session, clock: Clock, principal: Principal, ticket_id: int, priority: str) -> TicketRow:
-    principal.require_staff()
+    """Give the ticket another priority: agents any, the customer a more urgent one on an open ticket (a
+    raise to a paging priority pages the engineer on duty, as any raise does)."""
     ticket = _load(session, principal, ticket_id)
     prio = _priority(priority)
+    if not principal.is_staff and prio.value != ticket.priority:
+        if Status(ticket.status) in (Status.SOLVED, Status.CLOSED):
+            raise Forbidden("a solved or closed ticket keeps its priority; reply to reopen it first")
+        if prio not in priority_choices(Priority(ticket.priority), staff=False):
+            raise Forbidden(f"customers may raise a ticket's priority, not lower it (it is {ticket.priority})")
     if prio.value != ticket.priority:
         now = clock.now()
         _record(

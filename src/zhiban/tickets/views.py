@@ -10,7 +10,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from zhiban.core.errors import ZhibanError
 from zhiban.identity import service as identity
 from zhiban.tickets import service
-from zhiban.tickets.model import AGENT_MOVES, CUSTOMER_MOVES, Channel, Status
+from zhiban.tickets.model import AGENT_MOVES, CUSTOMER_MOVES, Channel, Priority, Status, priority_choices
 from zhiban.web.deps import DB, ClockDep, CurrentPrincipal
 from zhiban.web.fields import TicketId
 from zhiban.web.scopes import by_method
@@ -26,7 +26,13 @@ def ticket_page(request: Request, session: DB, principal: CurrentPrincipal, tick
     authors = identity.names_of(session, author_ids)
     moves_map = AGENT_MOVES if principal.is_staff else CUSTOMER_MOVES
     moves = sorted(s.value for s in moves_map[Status(view.ticket.status)])
-    return render(request, "ticket.html", view=view, authors=authors, moves=moves)
+    closed = Status(view.ticket.status) in (Status.SOLVED, Status.CLOSED)
+    priorities = (
+        []
+        if closed and not principal.is_staff
+        else [p.value for p in priority_choices(Priority(view.ticket.priority), staff=principal.is_staff)]
+    )
+    return render(request, "ticket.html", view=view, authors=authors, moves=moves, priorities=priorities)
 
 
 @router.post("/tickets/{ticket_id}/reply")
@@ -51,6 +57,18 @@ def set_status(
     status: Annotated[str, Form(max_length=16)],
 ) -> RedirectResponse:
     service.change_status(session, clock, principal, ticket_id, status)
+    return RedirectResponse(f"/tickets/{ticket_id}", status_code=303)
+
+
+@router.post("/tickets/{ticket_id}/priority")
+def set_priority(
+    session: DB,
+    clock: ClockDep,
+    principal: CurrentPrincipal,
+    ticket_id: TicketId,
+    priority: Annotated[str, Form(max_length=2)],
+) -> RedirectResponse:
+    service.change_priority(session, clock, principal, ticket_id, priority)
     return RedirectResponse(f"/tickets/{ticket_id}", status_code=303)
 
 
