@@ -16,6 +16,8 @@ from tests.incidents.incident_kit import drain, worker
 from tests.tenancy import World, bearer
 from zhiban.core.clock import FrozenClock
 from zhiban.desk import Desk
+from zhiban.duty.notices import TEAM_WAIT, TEAM_WAITS, TELL_TEAM_JOB
+from zhiban.engine.store import Job
 from zhiban.identity import service as identity
 from zhiban.identity.model import DEFAULT_SCOPES
 from zhiban.notify.store import InboxRow, NotificationRow
@@ -178,3 +180,38 @@ def test_the_inbox_shows_the_four_kinds_marks_read_and_is_private(
     # The old SLA list still answers, from the same inbox.
     sla = client.get("/api/v1/sla/notifications", headers=me).json()
     assert {n["kind"] for n in sla} == {"warning", "breach"} and all(n["read_at"] for n in sla)
+
+
+def test_a_team_hears_of_a_ticket_triage_routes_after_the_notice_job_ran(
+    client: TestClient, desk: Desk, clock: FrozenClock
+) -> None:
+    world, primary = _setup(client, desk)
+    with desk.transaction() as s:
+        team = identity.create_team(s, name="Network", domain="network")
+        identity.add_team_member(s, team.id, primary)
+    routed_late = _file(client, world.alice_token, "P3", subject="routed late")
+    never_routed = _file(client, world.alice_token, "P3", subject="no rule matches")
+    w = worker(desk)
+    drain(w)  # the notice jobs run before triage gave either ticket a team
+    assert _told_of(desk, routed_late["id"]) == set()
+    with desk.transaction() as s:
+        tickets.route(s, routed_late["id"], team.id)  # triage's batch, a little later
+    clock.advance(timedelta(seconds=16))
+    drain(w)
+    assert _told_of(desk, routed_late["id"]) == {primary}
+    # A ticket no rule routes is looked at a bounded number of times, then left: no job of it waits any more.
+    for _ in range(TEAM_WAITS + 2):
+        clock.advance(TEAM_WAIT + timedelta(seconds=1))
+        drain(w)
+    with desk.sessions() as s:
+        looks = s.scalars(select(Job.state).where(Job.kind == TELL_TEAM_JOB)).all()
+    assert len(looks) == 2 + 1 + TEAM_WAITS and set(looks) == {"done"}
+    assert _told_of(desk, never_routed["id"]) == set() and _told_of(desk, routed_late["id"]) == {primary}
+
+
+def _told_of(desk: Desk, ticket_id: int) -> set[str]:
+    with desk.sessions() as s:
+        rows = s.scalars(
+            select(InboxRow.person_id).where(InboxRow.ticket_id == ticket_id, InboxRow.kind == "ticket_new")
+        )
+        return set(rows)

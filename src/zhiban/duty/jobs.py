@@ -15,8 +15,9 @@ registry = JobRegistry()
 def tell_team(ctx: JobContext, payload: dict[str, Any]) -> None:
     try:
         ticket_id = int(payload["ticket_id"])
+        attempt = int(payload.get("attempt", 0))
     except (KeyError, TypeError, ValueError) as exc:
         raise PermanentFailure(f"bad payload {payload!r}") from exc
     with transaction(ctx.session_factory) as session:
-        notices.tell_team(session, ctx.clock, ticket_id)
+        notices.tell_team(session, ctx.clock, ticket_id, attempt)
         ctx.finish(session)

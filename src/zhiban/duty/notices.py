@@ -12,6 +12,7 @@ keeps the graph one-way: notify knows neither tickets nor incidents, and neither
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -27,6 +28,8 @@ from zhiban.tickets.model import EventKind, TicketChange
 
 TELL_TEAM_JOB = "duty.tell_team"
 MAX_TEAM_NOTICES = 200  # a team is told of a new ticket; a team bigger than this is a queue, not a team
+TEAM_WAIT = timedelta(seconds=15)  # a ticket triage has not routed yet is looked at again after this …
+TEAM_WAITS = 8  # … this many times (two minutes), then it is nobody's team's
 
 
 def _staff(person: Person | None) -> bool:
@@ -63,10 +66,19 @@ def _tell_assignee(session: Session, clock: Clock, change: TicketChange, person_
     )
 
 
-def tell_team(session: Session, clock: Clock, ticket_id: int) -> int:
-    """Tell the members of a new ticket's team (its assignee excepted) that it came in; how many were told."""
+def tell_team(session: Session, clock: Clock, ticket_id: int, attempt: int = 0) -> int:
+    """Tell the members of a new ticket's team (its assignee excepted) that it came in; how many were told.
+
+    Triage routes new tickets in batches of its own, which may run after this job: a ticket with no team yet is
+    looked at again a little later (a bounded number of times; a ticket no rule routes is nobody's team's)."""
     summary = tickets.summary(session, ticket_id)
-    if summary is None or summary.team_id is None:
+    if summary is None:
+        return 0
+    if summary.team_id is None:
+        if attempt < TEAM_WAITS:
+            due = clock.now() + TEAM_WAIT
+            payload = {"ticket_id": ticket_id, "attempt": attempt + 1}
+            enqueue(session, TELL_TEAM_JOB, payload, due_at=due, dedup_key=f"tell-team:{ticket_id}:{attempt + 1}")
         return 0
     data: dict[str, Any] = {"priority": summary.priority, "team_id": summary.team_id}
     drafts = [
