@@ -83,8 +83,21 @@ def desk_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         proc.kill()
         raise RuntimeError("zhiban serve did not become ready")
     yield base
+    stop_desk(proc)
+
+
+def stop_desk(proc: subprocess.Popen[bytes]) -> None:
+    """Stop a desk as an operator would (SIGTERM), then kill it if it does not go. A desk stopping gives its running
+    jobs a grace period, and on SQLite waits for a long write (the demo's knowledge-base import) to commit: at
+    high load that took over 30 s."""
+    if proc.poll() is not None:
+        return
     proc.terminate()
-    proc.wait(timeout=30)
+    try:
+        proc.wait(timeout=120)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=30)
 
 
 def wait_until(page: Any, expression: str, timeout: float = 30_000) -> None:

@@ -108,3 +108,23 @@ def test_another_site_cannot_frame_a_page(chromium: Any, desk_server: str) -> No
     assert framed.locator("#email").count() == 0  # the form never shows inside the frame
     assert any(_blocked(text) for text in refused), refused
     context.close()
+
+
+@pytest.mark.browser
+def test_api_docs_render_offline_under_the_pages_policy(chromium: Any, desk_server: str) -> None:
+    """/docs draws every operation of /openapi.json from the desk's own files: no CDN, no violation."""
+    context = chromium.new_context(viewport={"width": 1280, "height": 900})
+    problems: list[str] = []
+    elsewhere: list[str] = []
+    page = _watched(context, problems)
+    page.on("request", lambda r: elsewhere.append(r.url) if not r.url.startswith(desk_server) else None)
+    _visit(page, desk_server + "/docs", problems)
+    page.wait_for_selector(".swagger-ui .opblock", timeout=30_000)
+    operations = page.locator(".swagger-ui .opblock").count()
+    schema = page.evaluate("async () => (await fetch('/openapi.json')).json()")
+    expected = sum(
+        len([m for m in ops if m in ("get", "post", "put", "patch", "delete")]) for ops in schema["paths"].values()
+    )
+    context.close()
+    assert problems == [] and elsewhere == []
+    assert operations == expected > 100

@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser_fixtures import _free_port, wait_until
+from tests.browser_fixtures import _free_port, stop_desk, wait_until
 from zhiban.demo.seed import DEMO_PASSWORD
 
 # One xdist worker runs every browser test: one Chromium and one desk, not two competing for the cores.
@@ -82,9 +82,7 @@ def quiet_desk(tmp_path: Path) -> Iterator[QuietDesk]:
         key = json.loads(made.stdout)["ingest_key"]
         yield QuietDesk(base, key, db_path, proc, log_path)
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-            proc.wait(timeout=30)
+        stop_desk(proc)
         log.close()
 
 
@@ -167,7 +165,7 @@ def test_a_loopback_call_in_chromium_becomes_quality_reports(chromium: Any, quie
     # Shutting down persists the open windows (in-memory bus): the app's aggregates are there. SIGINT (Ctrl-C),
     # not SIGTERM: uvicorn re-raises a captured SIGTERM once it stops, which kills serve before its clean-up.
     quiet_desk.proc.send_signal(signal.SIGINT)
-    quiet_desk.proc.wait(timeout=60)
+    quiet_desk.proc.wait(timeout=180)  # a bound: stopping waits for running jobs and SQLite writes
     with sqlite3.connect(quiet_desk.db_path) as db:
         windows = db.execute(
             "select window_start, reports, sessions, rtt_p95_ms, mos from telemetry_windows"

@@ -557,7 +557,7 @@ ISOLATION_CASES = [
 ]
 
 # Routes that carry no tenant data at all.
-PUBLIC_ROUTES = {"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect"}
+PUBLIC_ROUTES = {"/healthz", "/readyz", "/metrics", "/openapi.json"}
 
 
 def _api_routes(app: FastAPI) -> set[tuple[str, str]]:

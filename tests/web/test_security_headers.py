@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -50,11 +51,16 @@ def test_ack_pages_send_no_referrer(client: TestClient, desk: Desk, clock: Froze
     _hardened(client.get("/status/subscriptions/" + "a" * 32 + "/confirm"), referrer="no-referrer")
 
 
-def test_swagger_ui_may_load_its_bundle(client: TestClient) -> None:
+def test_api_docs_load_nothing_from_elsewhere_and_run_no_inline_script(client: TestClient) -> None:
     docs = client.get("/docs")
-    csp = docs.headers["content-security-policy"]
-    assert "https://cdn.jsdelivr.net" in csp and "frame-ancestors 'none'" in csp
-    assert "cdn.jsdelivr.net" not in client.get("/login").headers["content-security-policy"]
+    assert docs.status_code == 200
+    assert docs.headers["content-security-policy"] == client.get("/login").headers["content-security-policy"]
+    assert "'unsafe-inline'" not in docs.headers["content-security-policy"].split("script-src")[1].split(";")[0]
+    scripts = re.findall(r"<script([^>]*)>(.*?)</script>", docs.text, re.S)
+    assert scripts and all(body.strip() == "" and 'src="/static/' in attrs for attrs, body in scripts)
+    for asset in re.findall(r'(?:src|href)="(/static/[^"]+)"', docs.text):
+        assert client.get(asset).status_code == 200, asset
+    assert "http" not in docs.text.replace('"/openapi.json"', "")  # no other origin named
 
 
 def test_metrics_are_off_unless_a_token_is_set(client: TestClient, desk: Desk) -> None:

@@ -10,7 +10,7 @@ from fastapi.staticfiles import StaticFiles
 from zhiban import __version__
 from zhiban.desk import Desk
 from zhiban.features import feature_modules, load_hooks
-from zhiban.web import limits, observability, problems
+from zhiban.web import api_docs, limits, observability, problems
 from zhiban.web.security_headers import SecurityHeadersMiddleware
 
 
@@ -20,7 +20,7 @@ def create_app(desk: Desk) -> FastAPI:
         title="zhiban",
         version=__version__,
         summary="值班 — 7x24 support and incident desk for real-time audio/video vendors",
-        docs_url="/docs",
+        docs_url=None,  # web.api_docs serves /docs from vendored files
         redoc_url=None,
     )
     app.state.desk = desk
@@ -30,6 +30,7 @@ def create_app(desk: Desk) -> FastAPI:
     observability.install(app)
     static = resources.files("zhiban.web").joinpath("static")
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
+    app.include_router(api_docs.router)
     load_hooks()
     for part in ("api", "views"):
         for module in feature_modules(part):
