@@ -352,3 +352,17 @@ def main() -> None:
     except ZhibanError as exc:  # e.g. a desk refusing its settings (a test clock) in any command
         err.print(f"[red]error:[/red] {exc.detail}", highlight=False, soft_wrap=True)
         sys.exit(2)
+    except Exception as exc:
+        from zhiban.store.db import missing_table
+
+        table = missing_table(exc)
+        if table is None:
+            raise
+        url = get_settings().database_url.split("@")[-1]  # no password in the message
+        err.print(
+            f"[red]error:[/red] the database ({url}) has no table {table!r}: it was never migrated, or by an older"
+            " release; run `zhiban migrate`",
+            highlight=False,
+            soft_wrap=True,
+        )
+        sys.exit(2)

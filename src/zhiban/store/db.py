@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import DateTime, MetaData, String, Table, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect, Engine, make_url
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -216,3 +216,16 @@ def insert_or_skip(session: Session, table: Table, key: list[str] | None = None)
 
 def is_postgres(engine: Engine) -> bool:
     return engine.dialect.name == "postgresql"
+
+
+def missing_table(exc: BaseException) -> str | None:
+    """The table a statement found missing (a database never migrated, or migrated by an older release), else None."""
+    if not isinstance(exc, DBAPIError):
+        return None
+    text = str(exc.orig)
+    if isinstance(exc.orig, sqlite3.OperationalError) and text.startswith("no such table: "):
+        return text.removeprefix("no such table: ").strip()
+    if getattr(exc.orig, "sqlstate", None) == "42P01":  # PostgreSQL undefined_table
+        name = text.split('"')
+        return name[1] if len(name) > 2 else "?"
+    return None
