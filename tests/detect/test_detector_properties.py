@@ -6,10 +6,12 @@ and without the engine having to isolate anything (a swallowed exception would s
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -17,6 +19,7 @@ from zhiban.core.errors import InvalidInput
 from zhiban.detect.core import Detector, DetectorParams
 from zhiban.detect.engine import DetectionEngine
 from zhiban.detect.extremes import SeenRange
+from zhiban.detect.rules import Rule
 from zhiban.detect.seasonal import z_score
 from zhiban.detect.surprise import SurpriseTests, gaussian_surprise
 from zhiban.telemetry.sketch import QuantileSketch, hll_registers
@@ -25,6 +28,12 @@ from zhiban.telemetry.window import COUNTED, SKETCHED, SliceKey, WindowAggregate
 T0 = datetime(2026, 11, 16, 2, 30, tzinfo=UTC)
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 ODD = [math.nan, math.inf, -math.inf, -1.0, 0.0, 1e15]
+RULES = [
+    Rule("freeze", "video_freeze_rate", "above", 0.02, window_seconds=20, consecutive=1, min_sessions=1),
+    Rule("joins", "join_success_rate", "below", 0.99, window_seconds=10, consecutive=2, min_sessions=1),
+    Rule("delay", "e2e_delay_p95_ms", "above", 100.0, window_seconds=30, consecutive=1, min_sessions=1),
+    Rule("mos", "mos", "below", 4.0, window_seconds=10, consecutive=1, min_sessions=1),
+]
 
 
 @dataclass(frozen=True)
@@ -87,9 +96,9 @@ def traffic(draw: st.DrawFn) -> tuple[int, int, list[Slice], int, dict[int, dict
 
 
 def run_engine(windows: int, app_sessions: int, slices: list[Slice], app_bad_from: int,
-               odd: dict[int, dict[str, float]], seed: int) -> DetectionEngine:  # fmt: skip
+               odd: dict[int, dict[str, float]], seed: int, rules: Sequence[Rule] = ()) -> DetectionEngine:  # fmt: skip
     rng = np.random.default_rng(seed)
-    engine = DetectionEngine()
+    engine = DetectionEngine(rules=rules)
     for t in range(windows):
         batch = [window(SliceKey("app"), t, app_sessions, 4.0 if t >= app_bad_from else 1.0, rng, odd.get(t, {}))]
         for s in slices:
@@ -108,7 +117,7 @@ def run_engine(windows: int, app_sessions: int, slices: list[Slice], app_bad_fro
 @SETTINGS
 @given(traffic())
 def test_the_engine_never_raises_on_generated_traffic(case: tuple) -> None:  # type: ignore[type-arg]
-    engine = run_engine(*case)
+    engine = run_engine(*case, rules=RULES)  # the explicit rules run beside the detectors, on the same windows
     assert not engine.failures, engine.failures  # nothing had to be isolated: no hidden exception either
 
 
@@ -134,6 +143,17 @@ def test_nan_and_infinite_counters_read_as_not_measured() -> None:
     odd = {t: {"video_freeze_ms": math.nan, "video_active_ms": math.inf, "mos_sum": -1.0} for t in range(25, 30)}
     engine = run_engine(40, 400, [], 40, odd, seed=1)
     assert engine.open_detections() == [] and not engine.failures
+
+
+@pytest.mark.parametrize(
+    "odd",
+    [{"video_freeze_ms": math.inf}, {"video_active_ms": math.nan}, {"mos_sum": math.inf}, {"join_attempts": -5.0}],
+)
+def test_the_rules_read_odd_counters_as_not_measured_too(odd: dict[str, float]) -> None:
+    engine = run_engine(10, 400, [], 40, {5: odd}, seed=3, rules=RULES)
+    assert not engine.failures
+    assert all(math.isfinite(d.observed) for d in engine.open_detections())
+    assert not any(d.rule == "freeze" for d in engine.open_detections())  # 1 % freezes: under the rule's 2 %
 
 
 @settings(max_examples=200, deadline=None)

@@ -29,8 +29,8 @@ import contextlib
 import math
 import statistics
 from collections import Counter, OrderedDict
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -64,6 +64,8 @@ from zhiban.telemetry.window import SliceKey, WindowAggregate
 
 KeyId = tuple[str, str | None, str | None]
 FailureSink = Callable[[str, BaseException], None]
+_PAIRS = (("video_freeze_ms", "video_active_ms"), ("audio_freeze_ms", "audio_active_ms"),
+          ("join_successes", "join_attempts"), ("mos_sum", "mos_count"))  # fmt: skip
 MAX_CAUSES = 64  # distinct failure causes kept apart (a label of /metrics); the rest are "other"
 
 
@@ -112,11 +114,17 @@ class _Open:
     shown: KeyId | None = None
 
 
-def _measured(counters: Mapping[str, float]) -> Mapping[str, float]:
-    """The window's counters, with any that is not a finite, non-negative number read as not measured (0)."""
+def _measured(window: WindowAggregate) -> WindowAggregate:
+    """The window, with any counter that is not a finite, non-negative number read as not measured (0): one
+    inf would otherwise become a key's baseline for good, or a rule's observed value."""
+    counters = window.counters
     if all(math.isfinite(v) and v >= 0 for v in counters.values()):
-        return counters
-    return {k: (v if math.isfinite(v) and v >= 0 else 0.0) for k, v in counters.items()}
+        return window
+    clean = {k: (v if math.isfinite(v) and v >= 0 else 0.0) for k, v in counters.items()}
+    for pair in _PAIRS:  # a ratio whose one side is not measured is not measured: frozen ms without active ms
+        if any(k in counters and clean[k] != counters[k] for k in pair):
+            clean.update(dict.fromkeys((k for k in pair if k in clean), 0.0))
+    return replace(window, counters=clean)
 
 
 def _key_id(key: SliceKey) -> KeyId:
@@ -205,7 +213,7 @@ class DetectionEngine:
     ) -> tuple[MetricWindow, np.ndarray | None]:
         """The window's badness for one metric on one key, tested against the key's baselines."""
         options = self.options.detector
-        c = _measured(window.counters)
+        c = window.counters
         sketch_hist = None
         if spec.kind == "quantile":
             sketch = window.sketches[spec.sketch]
@@ -252,7 +260,7 @@ class DetectionEngine:
     def _step(self, app_id: str, start: datetime, windows: list[WindowAggregate]) -> list[DetectionEvent]:
         options = self.options.detector
         self.windows_seen += len(windows)
-        windows.sort(key=lambda w: w.key.sort_key())
+        windows = sorted(map(_measured, windows), key=lambda w: w.key.sort_key())
         app_window = next((w for w in windows if w.key.dimension is None), None)
         if app_window is None:
             return []
