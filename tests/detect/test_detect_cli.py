@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import gzip
 import os
 import subprocess
 import sys
+import zlib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -83,3 +85,30 @@ def test_rules_and_notice_webhook_from_the_command_line(database: str, tmp_path:
     short = run(database, "detect", "notice-webhook", "set", "--org", "liveco", "--url", "https://x.test",
                 "--secret", "short", cwd=tmp_path)  # fmt: skip
     assert short.returncode == 2 and "secret" in short.stderr
+
+
+def test_replay_survives_a_dimension_with_no_baseline_at_all(database: str, tmp_path: Path) -> None:
+    # Issue 16: a realistic recording whose edges are all too small to learn a baseline (a few sessions
+    # each); when the ISP congestion opens a detection, localization meets a dimension whose baseline is
+    # empty everywhere. It used to divide by zero and exit 1.
+    start = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+    fault = Fault(
+        "isp_congestion", "liveco", start + timedelta(minutes=4), timedelta(minutes=1), {"isp": "china-mobile"}
+    )
+    simulated = tmp_path / "sim.ndjson.gz"
+    apps = [a for a in demo_apps(peak_sessions=400) if a.app_id == "liveco"]
+    simulate_to_file(simulated, apps, [fault], seed=5, start=start, duration=timedelta(minutes=6.5), progress=False)
+    recording = tmp_path / "tiny-edges.ndjson"
+    with gzip.open(simulated, "rb") as source, recording.open("wb") as sink:
+        for line in source:
+            report = orjson.loads(line)
+            report["edge"] = f"tiny-edge-{zlib.crc32(report['session_id'].encode()) % 60}"  # ~7 sessions each
+            sink.write(orjson.dumps(report) + b"\n")
+    out = tmp_path / "detections.jsonl"
+    done = run(database, "detect", "replay", str(recording), "--out", str(out), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    summary = orjson.loads(done.stdout)
+    assert summary["failures"] == {} and "warning" not in done.stderr
+    lines = [orjson.loads(line) for line in out.read_bytes().splitlines()]
+    assert any(line["slice"] == {"isp": "china-mobile"} for line in lines), lines
+    assert not any("edge" in line["slice"] for line in lines)  # no edge has a baseline to depart from

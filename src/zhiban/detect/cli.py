@@ -68,9 +68,12 @@ def replay(
                 "windows": summary.windows,
                 "seconds": round(summary.seconds, 2),
                 "windows_per_s": round(summary.windows_per_second),
+                "failures": summary.failures,
             }
         )
     )
+    if summary.failures:  # isolated as live isolates them: the rest was detected, but say so
+        typer.echo(f"warning: detection steps failed and were skipped: {summary.failures}", err=True)
 
 
 @rules_app.command("list")

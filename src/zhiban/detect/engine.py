@@ -14,14 +14,23 @@ windows in a row replaces its slice (never a different one), and the detection s
 `opened_at` and `detected_at` stay those of the first detection). It closes after `clear_windows` clean
 windows in a row on the keys it watches (hysteresis), or after a long silence. Explicit rules (rules.py)
 run beside it. Key state is bounded: least recently seen keys are forgotten past `max_keys`.
+
+A detector that never dies: an exception while measuring one key, tracking one metric, localizing, running
+the rules, learning one key or stepping one app window is isolated there. The key, metric or window sits
+this one out, everything else goes on, and the failure is counted (`failures`, by cause) and handed to
+`on_failure` (the live desk counts it in /metrics and logs it, see failures.py). A failed localization
+still opens the detection, on the key that alarmed. A counter that is not a finite, non-negative number
+(NaN, inf) counts as not measured.
 """
 
 from __future__ import annotations
 
+import contextlib
+import math
 import statistics
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -54,6 +63,10 @@ from zhiban.detect.seasonal import (
 from zhiban.telemetry.window import SliceKey, WindowAggregate
 
 KeyId = tuple[str, str | None, str | None]
+FailureSink = Callable[[str, BaseException], None]
+_PAIRS = (("video_freeze_ms", "video_active_ms"), ("audio_freeze_ms", "audio_active_ms"),
+          ("join_successes", "join_attempts"), ("mos_sum", "mos_count"))  # fmt: skip
+MAX_CAUSES = 64  # distinct failure causes kept apart (a label of /metrics); the rest are "other"
 
 
 @dataclass(frozen=True)
@@ -101,6 +114,19 @@ class _Open:
     shown: KeyId | None = None
 
 
+def _measured(window: WindowAggregate) -> WindowAggregate:
+    """The window, with any counter that is not a finite, non-negative number read as not measured (0): one
+    inf would otherwise become a key's baseline for good, or a rule's observed value."""
+    counters = window.counters
+    if all(math.isfinite(v) and v >= 0 for v in counters.values()):
+        return window
+    clean = {k: (v if math.isfinite(v) and v >= 0 else 0.0) for k, v in counters.items()}
+    for pair in _PAIRS:  # a ratio whose one side is not measured is not measured: frozen ms without active ms
+        if any(k in counters and clean[k] != counters[k] for k in pair):
+            clean.update(dict.fromkeys((k for k in pair if k in clean), 0.0))
+    return replace(window, counters=clean)
+
+
 def _key_id(key: SliceKey) -> KeyId:
     return (key.app_id, key.dimension, key.value)
 
@@ -127,8 +153,11 @@ class DetectionEngine:
         *,
         rules: Sequence[Rule] = (),
         plan_of: Callable[[str], str | None] | None = None,
+        on_failure: FailureSink | None = None,
     ) -> None:
         self.options = options or EngineOptions()
+        self.failures: Counter[str] = Counter()  # isolated failures by cause (stage:exception type)
+        self.on_failure = on_failure
         self.keys: OrderedDict[KeyId, KeyState] = OrderedDict()
         self.open: dict[tuple[str, str], _Open] = {}
         self.rules = RuleTracker(rules, plan_of or (lambda app_id: None), self.options.clear_windows)
@@ -144,8 +173,21 @@ class DetectionEngine:
             groups.setdefault((window.window_start, window.key.app_id), []).append(window)
         events: list[DetectionEvent] = []
         for start, app_id in sorted(groups):
-            events.extend(self._step(app_id, start, groups[(start, app_id)]))
+            try:
+                events.extend(self._step(app_id, start, groups[(start, app_id)]))
+            except Exception as exc:  # this app's window is lost; the other apps' go on
+                self._failed("window", exc)
         return events
+
+    def _failed(self, stage: str, exc: Exception) -> None:
+        """Count an isolated failure and tell the sink (which must not raise either)."""
+        cause = f"{stage}:{type(exc).__name__}"
+        if cause not in self.failures and len(self.failures) >= MAX_CAUSES:
+            cause = f"{stage}:other"
+        self.failures[cause] += 1
+        if self.on_failure is not None:
+            with contextlib.suppress(Exception):  # a broken sink must not stop detection; the count above stays
+                self.on_failure(cause, exc)
 
     def set_rules(self, rules: Sequence[Rule]) -> None:
         """Replace the explicit rules (state of rules that remain is kept)."""
@@ -218,7 +260,7 @@ class DetectionEngine:
     def _step(self, app_id: str, start: datetime, windows: list[WindowAggregate]) -> list[DetectionEvent]:
         options = self.options.detector
         self.windows_seen += len(windows)
-        windows.sort(key=lambda w: w.key.sort_key())
+        windows = sorted(map(_measured, windows), key=lambda w: w.key.sort_key())
         app_window = next((w for w in windows if w.key.dimension is None), None)
         if app_window is None:
             return []
@@ -233,28 +275,41 @@ class DetectionEngine:
         for window in windows:
             key = _key_id(window.key)
             state = states[key]
-            row = []
-            for i, spec in enumerate(CONTRACT_METRICS):
-                mw, hist = self._measure(state, spec, i, window, thresholds[i])
+            try:
+                row = [self._measure(state, spec, i, window, thresholds[i]) for i, spec in enumerate(CONTRACT_METRICS)]
+            except Exception as exc:  # this key sits the window out; the others are watched
+                self._failed("measure", exc)
+                continue
+            for i, (mw, _) in enumerate(row):
                 state.remember(i, mw, window.sessions)
-                row.append((mw, hist))
             measured[key] = row
+        states = {key: states[key] for key in measured}
         events: list[DetectionEvent] = []
         for i, spec in enumerate(CONTRACT_METRICS):
-            events.extend(self._track(app_id, i, spec, start, end, states, measured))
-        events.extend(self.rules.step(app_window, end, lambda metric, n: self._localize(app_id, metric, n, states)))
+            try:
+                events.extend(self._track(app_id, i, spec, start, end, states, measured))
+            except Exception as exc:  # this metric skips the window; the others are tracked
+                self._failed("track", exc)
+        try:
+            events.extend(self.rules.step(app_window, end, lambda metric, n: self._localize(app_id, metric, n, states)))
+        except Exception as exc:
+            self._failed("rules", exc)
         # Learn from clean windows only, and never on keys an open detection watches.
         for key, row in measured.items():
             state = states[key]
-            for i, (mw, hist) in enumerate(row):
-                if not mw.volume:
-                    continue
-                state.learn_season(i, mw, start)
-                if state.frozen[i]:
-                    continue
-                if not state.warm(i, options) or (mw.z < options.watch_z and not mw.effect):
-                    state.teach(i, mw, hist, self._alpha, options)
-            state.advance()
+            try:
+                for i, (mw, hist) in enumerate(row):
+                    if not mw.volume:
+                        continue
+                    state.learn_season(i, mw, start)
+                    if state.frozen[i]:
+                        continue
+                    if not state.warm(i, options) or (mw.z < options.watch_z and not mw.effect):
+                        state.teach(i, mw, hist, self._alpha, options)
+            except Exception as exc:
+                self._failed("learn", exc)
+            finally:
+                state.advance()  # the ring of recent windows stays aligned whatever happened
         return events
 
     def _alarmed(self, key: KeyId, state: KeyState, i: int) -> int:
@@ -477,7 +532,17 @@ class DetectionEngine:
         self, app_id: str, metric: str, windows: int, states: dict[KeyId, KeyState], opened: _Open | None = None
     ) -> tuple[dict[str, str], list[dict[str, object]]]:
         """The slice that explains the departure of `metric` over the last `windows` windows; for an open
-        detection, over the evidence it gathered, against the slices' baselines as they were at opening."""
+        detection, over the evidence it gathered, against the slices' baselines as they were at opening.
+        A failure finds nothing (counted): the detection still opens, on the key that alarmed."""
+        try:
+            return self._localize_unsafe(app_id, metric, windows, states, opened)
+        except Exception as exc:
+            self._failed("localize", exc)
+            return {}, []
+
+    def _localize_unsafe(
+        self, app_id: str, metric: str, windows: int, states: dict[KeyId, KeyState], opened: _Open | None = None
+    ) -> tuple[dict[str, str], list[dict[str, object]]]:
         i = next(n for n, s in enumerate(CONTRACT_METRICS) if s.name == metric)
         spec = CONTRACT_METRICS[i]
         app_state = states.get((app_id, None, None))

@@ -2,6 +2,9 @@
 
 The engine's state lives in the process that owns the app's partitions (as the windows do); a restart
 warms up again from the next windows (3 minutes). Rules are re-read from the database every few seconds.
+Nothing here stops the stream: the engine isolates a failing key or window, and a failure to read rules
+(the old ones stay) or to record events (kept, recorded with the next windows) is counted and logged the
+same way (failures.py).
 """
 
 from __future__ import annotations
@@ -15,12 +18,15 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from zhiban.core.clock import Clock
+from zhiban.detect.detections import DetectionEvent
 from zhiban.detect.engine import DetectionEngine, EngineOptions
+from zhiban.detect.failures import FailureLog
 from zhiban.detect.service import active_rules, organization_of_app, plan_of_organization, record_events
 
 log = logging.getLogger("zhiban.detect")
 RULES_EVERY_SECONDS = 10.0
 PLAN_CACHE_SECONDS = 60.0
+MAX_UNRECORDED = 10_000  # events kept while the database refuses them (the oldest go first)
 
 
 class LiveDetection:
@@ -29,7 +35,9 @@ class LiveDetection:
     def __init__(self, sessions: sessionmaker[Session], clock: Clock, options: EngineOptions | None = None) -> None:
         self.sessions = sessions
         self.clock = clock
-        self.engine = DetectionEngine(options, plan_of=self._plan_of)
+        self.failures = FailureLog(clock, log)
+        self.engine = DetectionEngine(options, plan_of=self._plan_of, on_failure=self.failures)
+        self._unrecorded: list[DetectionEvent] = []
         self._rules_read = -1e18
         self._plans: dict[str, tuple[str | None, float]] = {}
         self._lock = threading.Lock()
@@ -58,12 +66,22 @@ class LiveDetection:
         """Detect over closed windows; store what happened. Returns the number of events recorded."""
         with self._lock:
             if time.monotonic() - self._rules_read >= RULES_EVERY_SECONDS:
-                self.refresh_rules()
-            events = self.engine.process(windows)
+                try:
+                    self.refresh_rules()
+                except Exception as exc:  # keep detecting with the rules read last
+                    self._rules_read = time.monotonic()
+                    self.failures("rules_read:" + type(exc).__name__, exc)
+            events = self._unrecorded + self.engine.process(windows)
             if not events:
                 return 0
-            with self.sessions() as session, session.begin():
-                record_events(session, self.clock, events)
+            try:
+                with self.sessions() as session, session.begin():
+                    record_events(session, self.clock, events)
+            except Exception as exc:  # recorded with the next windows (idempotent by detection key)
+                self._unrecorded = events[-MAX_UNRECORDED:]
+                self.failures("record:" + type(exc).__name__, exc)
+                return 0
+            self._unrecorded = []
             self.recorded += len(events)
             return len(events)
 

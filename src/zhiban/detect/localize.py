@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from itertools import combinations
 from statistics import NormalDist
@@ -31,6 +32,10 @@ from typing import Final, Literal
 from zhiban.core.errors import InvalidInput
 
 MAX_SLICE_STATS = 100_000
+MAX_COUNT: Final = 1e18  # per count; far beyond any real window (a year of frozen ms is 3e10), products stay finite
+NOTHING: Final = 1e-9  # an expectation below this (in numerator units) is no expectation: no baseline, no evidence
+MAX_RATE: Final = 1e6  # cap on a baseline rate: a sliver of denominator must not make expectations overflow
+MAX_CONCENTRATION: Final = 1e6  # a value's concentration when the rest of its dimension did not depart at all
 EXACT_EVENTS: Final = 400  # binomial tails summed exactly up to this many trials, normal beyond
 _NORMAL: Final = NormalDist()
 Direction = Literal["up", "down"]
@@ -54,8 +59,8 @@ class SliceStats:
 
     def __post_init__(self) -> None:
         numbers = (self.base_num, self.base_den, self.obs_num, self.obs_den)
-        if any(not math.isfinite(x) or x < 0 for x in numbers):
-            raise InvalidInput(f"{self.dimension}={self.value}: counts must be finite and non-negative")
+        if any(not 0 <= x <= MAX_COUNT for x in numbers):  # (also refuses NaN)
+            raise InvalidInput(f"{self.dimension}={self.value}: counts must be within 0..{MAX_COUNT:g}")
 
 
 @dataclass(frozen=True)
@@ -77,7 +82,8 @@ class ValueScore:
 
     @property
     def relative_change(self) -> float:
-        return (self.observed - self.expected) / self.expected if self.expected > 0 else math.inf
+        """(observed - expected) / expected; 0.0 when nothing was expected (no baseline: no evidence)."""
+        return (self.observed - self.expected) / self.expected if self.expected > NOTHING else 0.0
 
 
 @dataclass(frozen=True)
@@ -115,15 +121,37 @@ class Scores:
     expected_rate: float  # for a ratio metric
 
 
+def _rate(num: float, den: float) -> float | None:
+    """A baseline's rate with one pseudo-event, None when there is no baseline to speak of."""
+    if den <= 0:
+        return None
+    rate = (num + 1.0) / den
+    if not math.isfinite(rate):
+        return None  # a denormal denominator is no baseline either
+    # Real ratios stay below a few (MOS impairment per report ≤ 3.5); the cap keeps expectations finite.
+    return min(rate, MAX_RATE)
+
+
+def _per(amount: float, den: float) -> float:
+    """A rate for the binomial tests (clamped there to [0, 1]); finite even over a sliver of denominator."""
+    return min(MAX_RATE, amount / den) if den > 0 else 0.0
+
+
+def _population_rate(dimensions: Iterable[list[SliceStats]]) -> float | None:
+    """The whole population's baseline rate: every dimension partitions it, the one with most baseline says most."""
+    best = max(dimensions, key=lambda rows: sum(r.base_den for r in rows), default=[])
+    return _rate(sum(r.base_num for r in best), sum(r.base_den for r in best))
+
+
 def _js_term(p: float, q: float) -> float:
     """One value's term of the Jensen-Shannon divergence (base 2, so each term is within [0, 1])."""
-    m = (p + q) / 2
+    total = p + q  # p / m written as 2p / (p + q): m = total / 2 underflows to 0 for a denormal share
     term = 0.0
     if p > 0:
-        term += 0.5 * p * math.log2(p / m)
+        term += 0.5 * p * math.log2(2 * p / total)
     if q > 0:
-        term += 0.5 * q * math.log2(q / m)
-    return term
+        term += 0.5 * q * math.log2(2 * q / total)
+    return max(0.0, term)  # ≥ 0 by the log-sum inequality; rounding may say -1e-17
 
 
 def score_values(
@@ -136,7 +164,10 @@ def score_values(
 
     A value's baseline rate is shrunk toward its dimension's overall rate by a prior worth
     `prior_events` units of numerator: decisive for sparse counts (join failures), negligible
-    for sums in milliseconds.
+    for sums in milliseconds. A dimension with no baseline at all (every value new, or too small
+    to have learned one) borrows the population's rate from the dimension with the most baseline;
+    with no baseline anywhere there is no evidence, and every value is expected to be what it is.
+    Every score is finite (concentration is capped at MAX_CONCENTRATION).
     """
     if len(stats) > MAX_SLICE_STATS:
         raise InvalidInput(f"at most {MAX_SLICE_STATS} slice stats")
@@ -152,21 +183,29 @@ def score_values(
         by_dim[s.dimension].append(s)
     scores: dict[str, list[ValueScore]] = {}
     total_expected = total_excess = total_rate = 0.0
+    population = _population_rate(by_dim.values()) if kind == "ratio" else None
     for dim, rows in sorted(by_dim.items()):
         base_num = sum(r.base_num for r in rows)
         base_den = sum(r.base_den for r in rows)
         obs_den = sum(r.obs_den for r in rows)
         if kind == "ratio":
             # One pseudo-event keeps a clean baseline (no failure at all) from making any failure infinitely surprising.
-            overall = (base_num + 1.0) / base_den if base_den > 0 else 0.0
-            # A value with little or no baseline (a new SDK version) borrows the overall rate.
-            prior = prior_events / overall if overall > 0 else 0.0
-            expected = [
-                (r.base_num + prior * overall) / (r.base_den + prior) * r.obs_den if r.obs_den else 0.0 for r in rows
-            ]
+            overall = _rate(base_num, base_den) or population
+            if overall is None:
+                expected = [r.obs_num for r in rows]  # no baseline anywhere: nothing to depart from
+            else:
+                # A value with little or no baseline (a new SDK version) borrows the overall rate: `prior` > 0
+                # whenever `overall` is finite and positive, so a value with no baseline divides by it, not by 0.
+                prior = prior_events / overall
+                expected = [
+                    (r.base_num + prior * overall) / (r.base_den + prior) * r.obs_den if r.obs_den else 0.0
+                    for r in rows
+                ]
         else:
             scale = obs_den / base_den if base_den > 0 else 1.0
             expected = [r.base_num * scale for r in rows]
+            if not all(math.isfinite(e) for e in expected):
+                expected = [r.obs_num for r in rows]  # a sliver of a baseline period says nothing: no evidence
         exp_sum = sum(expected)
         obs_sum = sum(r.obs_num for r in rows)
         excess = sign * (obs_sum - exp_sum)
@@ -174,14 +213,14 @@ def score_values(
         for r, e in zip(rows, expected, strict=True):
             x = sign * (r.obs_num - e)
             rest_e, rest_x = exp_sum - e, excess - x
-            inside = x / e if e > 0 else (math.inf if x > 0 else 0.0)
-            outside = rest_x / rest_e if rest_e > 0 else math.nan
+            inside = x / e if e > NOTHING else (math.inf if x > 0 else 0.0)
+            outside = rest_x / rest_e if rest_e > NOTHING else math.nan
             if math.isnan(outside):
                 conc = 1.0  # the value is the whole population: it localizes nothing
             elif outside <= 0:
-                conc = math.inf if inside > 0 else 0.0
+                conc = MAX_CONCENTRATION if inside > 0 else 0.0
             else:
-                conc = inside / outside
+                conc = min(MAX_CONCENTRATION, inside / outside)
             dim_scores.append(
                 ValueScore(
                     dimension=dim,
@@ -194,7 +233,7 @@ def score_values(
                     concentration=conc,
                     rest_expected=rest_e,
                     rest_excess=rest_x,
-                    expected_rate=e / r.obs_den if kind == "ratio" and r.obs_den > 0 else 0.0,
+                    expected_rate=_per(e, r.obs_den) if kind == "ratio" else 0.0,
                     rest_observed=max(0.0, obs_sum - r.obs_num),
                 )
             )
@@ -202,7 +241,7 @@ def score_values(
         # Every dimension partitions the same population; keep the largest view of it.
         if exp_sum >= total_expected:
             total_expected, total_excess = exp_sum, excess
-            total_rate = exp_sum / obs_den if kind == "ratio" and obs_den > 0 else 0.0
+            total_rate = _per(exp_sum, obs_den) if kind == "ratio" else 0.0
     return Scores(scores, total_expected, total_excess, total_rate)
 
 
@@ -247,7 +286,10 @@ def binomial_tail_z(k: float, n: float, p: float) -> float:
     if p >= 1:
         return 0.0
     if n > EXACT_EVENTS:
-        return (k - 0.5 - n * p) / math.sqrt(n * p * (1 - p))
+        variance = n * p * (1 - p)
+        if variance <= 0:
+            return math.inf  # p so small that n·p underflows: any hit is impossible under the hypothesis
+        return max(0.0, (k - 0.5 - n * p) / math.sqrt(variance))  # the half event may eat a sub-event excess
     trials, hits = round(n), min(round(n), math.ceil(k - 1e-9))
     log_p, log_q = math.log(p), math.log1p(-p)
     log_terms = [
@@ -256,8 +298,8 @@ def binomial_tail_z(k: float, n: float, p: float) -> float:
     ]
     top = max(log_terms)
     log_tail = top + math.log(sum(math.exp(t - top) for t in log_terms))
-    if log_tail >= 0:
-        return 0.0
+    if log_tail >= -1e-15:
+        return 0.0  # a tail of (nearly) 1, whose exp() rounds to 1.0, which inv_cdf refuses
     if log_tail < -690:  # beyond double precision: far tail, log Q(z) ≈ -z²/2
         return math.sqrt(-2.0 * log_tail)
     return max(0.0, -_NORMAL.inv_cdf(math.exp(log_tail)))
@@ -323,7 +365,7 @@ def localize(
         direction = "up"
     scored = score_values(stats, direction, kind)
     scores, expected, excess = scored.by_dimension, scored.expected, scored.excess
-    relative = excess / expected if expected > 0 else (math.inf if excess > 0 else 0.0)
+    relative = excess / expected if expected > NOTHING else 0.0  # nothing expected: no baseline, no evidence
     candidates = explanatory_sets(scores, threshold)
     if relative < min_change or not _significant(excess, expected, event_size, min_significance, scored.expected_rate):
         # No real departure in this direction: any split of the noise would be a false lead.

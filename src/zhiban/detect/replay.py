@@ -39,6 +39,7 @@ class ReplaySummary:
     windows: int = 0
     seconds: float = 0.0
     detections: list[Detection] = field(default_factory=list)
+    failures: dict[str, int] = field(default_factory=dict)  # steps the engine isolated, by cause (as live counts them)
 
     @property
     def windows_per_second(self) -> float:
@@ -137,6 +138,7 @@ def replay_chunks(
     for detection in still_open:
         write(detection)
     replayer.summary.detections.extend(still_open)
+    replayer.summary.failures = dict(sorted(replayer.engine.failures.items()))
     replayer.summary.seconds = time.perf_counter() - began
     return replayer.summary
 
