@@ -13,9 +13,16 @@ SEED_DEMO = "kb.seed_demo"
 
 @registry.handler(SEED_DEMO)
 def seed_demo_corpus(ctx: JobContext, payload: dict[str, Any]) -> None:
-    """Import ../shared/data/kb (idempotent: unchanged files make no new versions)."""
-    from zhiban.kb.service import seed_kb
+    """Import ../shared/data/kb (idempotent: unchanged files make no new versions).
 
+    The files are parsed and the tokenizer loaded before the transaction begins: on SQLite a write transaction
+    holds the one write lock, and the desk's first minute (tickets, alerts, telemetry) must not wait on parsing."""
+    from zhiban.kb.service import find_corpus, read_corpus, seed_kb
+    from zhiban.kb.text import warm_up
+
+    root = find_corpus()
+    corpus = read_corpus(root) if root is not None else None
+    warm_up()
     with transaction(ctx.session_factory) as session:
-        seed_kb(session, ctx.clock)
+        seed_kb(session, ctx.clock, corpus)
         ctx.finish(session)

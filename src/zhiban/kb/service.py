@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -261,35 +261,55 @@ def _import_input(draft: ArticleDraft) -> ArticleInput:
     )
 
 
-def import_corpus(session: Session, clock: Clock, root: Path, progress: Progress | None = None) -> ImportReport:
-    """Upsert every article file under root by its relative path, then rebuild the search index.
+@dataclass(frozen=True)
+class CorpusFile:
+    """One article file, read and parsed: where it is under the corpus, its digest, and what it says."""
+
+    relative: str
+    digest: str
+    data: ArticleInput
+
+
+def read_corpus(root: Path) -> list[CorpusFile]:
+    """Read and parse every article file under root, touching no database: a bad file raises InvalidInput here,
+    before anything is written, and the parsing (the slow part) holds no write lock (SQLite has one writer)."""
+    base = root.parent if root.is_file() else root
+    found = []
+    for path in article_files(root):
+        relative = path.resolve().relative_to(base.resolve()).as_posix()
+        raw = path.read_bytes()
+        found.append(CorpusFile(relative, hashlib.sha256(raw).hexdigest(), _import_input(parse_article(path, base))))
+    return found
+
+
+def import_corpus(
+    session: Session, clock: Clock, corpus: Path | Sequence[CorpusFile], progress: Progress | None = None
+) -> ImportReport:
+    """Upsert every article of the corpus (a folder, or `read_corpus`'s files) by its relative path, then rebuild
+    the search index.
 
     An unchanged file adds nothing; a changed one appends a version. A bad file raises InvalidInput,
     and the caller's transaction then stores nothing of the import.
     """
-    files = article_files(root)
-    base = root.parent if root.is_file() else root
+    files = read_corpus(corpus) if isinstance(corpus, Path) else corpus
     existing = store.articles_by_source_path(session)
     created = updated = unchanged = 0
-    for done, path in enumerate(files, 1):
-        relative = path.resolve().relative_to(base.resolve()).as_posix()
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
-        article = existing.get(relative)
-        if article is not None and article.source_digest == digest:
+    for done, file in enumerate(files, 1):
+        article = existing.get(file.relative)
+        if article is not None and article.source_digest == file.digest:
             unchanged += 1
         else:
-            data = _import_input(parse_article(path, base))
             stored, changed = _write(
                 session,
                 clock,
                 article,
-                data,
+                file.data,
                 author_id=None,
                 author_label="import",
-                source_path=relative,
+                source_path=file.relative,
                 reindex=False,
             )
-            stored.source_digest = digest
+            stored.source_digest = file.digest
             if article is None:
                 created += 1
             elif changed:
@@ -313,20 +333,16 @@ def find_corpus() -> Path | None:
     return None
 
 
-def seed_kb(session: Session, clock: Clock, root: Path | None = None) -> int:
-    """Import the demo corpus (idempotent); without one, log a line and return 0. Returns the article count."""
-    corpus = root if root is not None else find_corpus()
-    if corpus is None or not corpus.is_dir():
+def seed_kb(session: Session, clock: Clock, corpus: Path | Sequence[CorpusFile] | None = None) -> int:
+    """Import the demo corpus (idempotent; `corpus`: a folder or `read_corpus`'s files, default ../shared/data/kb);
+    without one, log a line and return 0. Returns the article count."""
+    corpus = corpus if corpus is not None else find_corpus()
+    if corpus is None or (isinstance(corpus, Path) and not corpus.is_dir()):
         log.info("no knowledge-base corpus found at ../shared/data/kb; the demo starts without articles")
         return 0
     report = import_corpus(session, clock, corpus)
-    log.info(
-        "knowledge base imported from %s: %d created, %d updated, %d unchanged",
-        corpus,
-        report.created,
-        report.updated,
-        report.unchanged,
-    )
+    counts = (report.created, report.updated, report.unchanged)
+    log.info("knowledge base imported: %d created, %d updated, %d unchanged", *counts)
     return store.count_articles(session)
 
 
