@@ -120,7 +120,7 @@ def _zhiban(env: dict[str, str], *args: str) -> str:
     return done.stdout.strip()
 
 
-def _wait_ready(url: str, seconds: float) -> None:
+def _wait_ready(url: str, seconds: float, server: subprocess.Popen[bytes], log: Path) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         try:
@@ -128,8 +128,10 @@ def _wait_ready(url: str, seconds: float) -> None:
                 if r.status == 200:
                     return
         except OSError:
+            if server.poll() is not None:
+                raise SystemExit(f"the desk exited ({server.returncode}): {log.read_text()[-2000:]}") from None
             time.sleep(0.2)
-    raise SystemExit(f"the desk did not become ready at {url}")
+    raise SystemExit(f"the desk did not become ready at {url} in {seconds:.0f} s: {log.read_text()[-2000:]}")
 
 
 @contextmanager
@@ -159,11 +161,16 @@ def running_desk(tmp: str) -> Iterator[Desk]:
         stderr=open(Path(tmp) / "server.log", "w"),  # noqa: SIM115
     )
     try:
-        _wait_ready(f"http://127.0.0.1:{port}/readyz", 60)
+        # A bound, not a wait: at load 10 a web process took over 60 s to import and start.
+        _wait_ready(f"http://127.0.0.1:{port}/readyz", 240, server, Path(tmp) / "server.log")
         yield Desk(port, server.pid, token, am_key, webhook_key, ingest_key)
     finally:
         server.terminate()
-        server.wait(timeout=20)
+        try:
+            server.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(timeout=30)
 
 
 def warm(desk: Desk) -> None:
