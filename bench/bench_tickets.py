@@ -1,10 +1,11 @@
 """Ticket rush: customers of several organizations file tickets through the API as fast as the desk answers.
 
     uv run --frozen --with aiohttp python bench/bench_tickets.py [--db sqlite|postgres|both] [--tickets 20000]
-                                   [--layout split|serve] [--tree PATH] [--quiet-timeout 120]
+                                   [--layout split|serve] [--web-procs 1] [--tree PATH] [--quiet-timeout 120]
 
 The desk is started as a user deploys it: `zhiban migrate`, then `zhiban web` + `zhiban worker` (layout
-`split`, the default) or `zhiban serve` (layout `serve`), on a fresh SQLite file or a fresh PostgreSQL
+`split`, the default) or `zhiban serve` (layout `serve`), with `--web-procs N` web processes on the one port (the web
+process's CPU is then that of all N), on a fresh SQLite file or a fresh PostgreSQL
 schema (127.0.0.1:5432, db `test`, dropped afterwards). Customers of eight organizations (two per plan) get
 API tokens; 200 tickets warm the desk up, then a closed loop of 16 aiohttp connections files `--tickets`
 tickets with mixed priorities (each connection sends its next ticket when the last one is answered).
@@ -135,13 +136,30 @@ def _zhiban() -> str:
     )
 
 
-def start_desk(layout: str, env: dict[str, str], port: int, log: Path) -> dict[str, subprocess.Popen[bytes]]:
+def start_desk(
+    layout: str, env: dict[str, str], port: int, log: Path, web_procs: int = 1
+) -> dict[str, subprocess.Popen[bytes]]:
     def start(*args: str) -> subprocess.Popen[bytes]:
         return subprocess.Popen([_zhiban(), *args], env=env, stdout=subprocess.DEVNULL, stderr=open(log, "ab"))
 
+    procs = ("--web-procs", str(web_procs)) if web_procs > 1 else ()
     if layout == "serve":
-        return {"serve": start("serve", "--port", str(port), "--no-demo")}
-    return {"web": start("web", "--port", str(port)), "worker": start("worker")}
+        return {"serve": start("serve", "--port", str(port), "--no-demo", *procs)}
+    return {"web": start("web", "--port", str(port), *procs), "worker": start("worker")}
+
+
+def family_cpu_seconds(pid: int) -> float:
+    """CPU seconds of a process and its children (the sibling web processes of `--web-procs`)."""
+    total = cpu_seconds(pid)
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(stat[1]) == pid:
+                total += (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def stop_desk(processes: dict[str, subprocess.Popen[bytes]]) -> None:
@@ -291,7 +309,7 @@ def bench(kind: str, args: argparse.Namespace) -> dict[str, Any]:
     from zhiban.store.db import make_engine
 
     customers = setup_desk(db_url, env, paging=args.paging)
-    processes = start_desk(args.layout, env, port, log)
+    processes = start_desk(args.layout, env, port, log, args.web_procs)
     engine = make_engine(db_url)
     worker_pid = processes.get("worker", processes.get("serve")).pid  # type: ignore[union-attr]
     try:
@@ -308,12 +326,12 @@ def bench(kind: str, args: argparse.Namespace) -> dict[str, Any]:
         print(f"  warm-up done, worker idle {warm_idle:.1f} s later", flush=True)
         before_counts = counts(engine)
         load = quiet_machine(args.quiet_timeout)
-        cpu_before = {name: cpu_seconds(p.pid) for name, p in processes.items()}
+        cpu_before = {name: family_cpu_seconds(p.pid) for name, p in processes.items()}
         pg_before = postgres_cpu_seconds() if kind == "postgres" else 0.0
         latencies, codes, elapsed = file_tickets(port, customers, args.tickets, seed=2)
         load_after = os.getloadavg()[0]
         idle_after = wait_worker_idle(engine, worker_pid)
-        cpu = {name: cpu_seconds(p.pid) - cpu_before[name] for name, p in processes.items()}
+        cpu = {name: family_cpu_seconds(p.pid) - cpu_before[name] for name, p in processes.items()}
         pg_cpu = postgres_cpu_seconds() - pg_before if kind == "postgres" else None
         after_counts = counts(engine)
         page_delays = ticket_to_page(engine)
@@ -326,7 +344,7 @@ def bench(kind: str, args: argparse.Namespace) -> dict[str, Any]:
     new = {k: after_counts[k] - before_counts[k] for k in ("tickets", "sla_tickets", "tickets_with_clocks", "triaged")}
     return {
         "db": kind,
-        "layout": args.layout,
+        "layout": args.layout + (f", {args.web_procs} web processes" if args.web_procs > 1 else ""),
         "load": (load, load_after),
         "filed": filed,
         "codes": codes,
@@ -381,6 +399,7 @@ def main() -> None:
     parser.add_argument("--db", choices=["sqlite", "postgres", "both"], default="both")
     parser.add_argument("--tickets", type=int, default=20_000)
     parser.add_argument("--layout", choices=["split", "serve"], default="split")
+    parser.add_argument("--web-procs", type=int, default=1, help="web processes on the one port (1-8)")
     parser.add_argument("--tree", type=Path, default=ROOT, help="checkout whose src/ the desk runs")
     parser.add_argument("--quiet-timeout", type=float, default=120.0)
     parser.add_argument(
@@ -389,6 +408,8 @@ def main() -> None:
     args = parser.parse_args()
     if not 1 <= args.tickets <= 1_000_000:
         raise SystemExit("--tickets must be 1..1000000")
+    if not 1 <= args.web_procs <= 8:
+        raise SystemExit("--web-procs must be 1..8")
     try:
         import aiohttp  # noqa: F401
     except ImportError:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import threading
@@ -128,21 +129,48 @@ def _start_worker(desk: Desk, stop: threading.Event) -> threading.Thread:
     return thread
 
 
+WEB_PROCS = typer.Option(
+    "--web-procs", min=1, max=64, help="web processes on the one port, e.g. one per core (ZHIBAN_WEB_PROCESSES)"
+)
+
+
+def _with_web_processes(settings: Settings, web_procs: int | None) -> Settings:
+    return settings if web_procs is None else settings.model_copy(update={"web_processes": web_procs})
+
+
+def _run_web(web_app: Any, host: str, port: int, processes: int) -> None:
+    """Serve the app on host:port; with several processes, this one binds the port and starts the others."""
+    import uvicorn
+
+    if processes <= 1:
+        uvicorn.run(web_app, host=host, port=port, log_config=None, access_log=False)
+        return
+    from zhiban.web.processes import Siblings, listen, serve
+
+    listener = listen(host, port)
+    siblings = Siblings(listener, processes - 1, env={**os.environ, "ZHIBAN_WEB_PROCESSES": str(processes)})
+    siblings.start()
+    console.print(f"{processes} web processes on port {port}")
+    try:
+        serve(web_app, listener)
+    finally:
+        siblings.stop()
+
+
 @app.command()
 @clean_errors
 def serve(
     host: Annotated[str | None, typer.Option(help="address to bind (ZHIBAN_HOST)")] = None,
     port: Annotated[int | None, typer.Option(help="port to bind (ZHIBAN_PORT)")] = None,
     demo: Annotated[bool | None, typer.Option("--demo/--no-demo", help="seed demo data on a first start")] = None,
+    web_procs: Annotated[int | None, WEB_PROCS] = None,
 ) -> None:
-    """Run the whole desk in one process: web, API, worker (SQLite by default)."""
-    import uvicorn
-
+    """Run the whole desk in one process: web, API, worker (SQLite by default); --web-procs adds web processes."""
     from zhiban.core.logging import configure
     from zhiban.demo.seed import seed_demo_world
     from zhiban.web.app import create_app
 
-    settings = get_settings()
+    settings = _with_web_processes(get_settings(), web_procs)
     configure(settings.log_level)
     desk = _desk(settings)
     _migrate(desk)
@@ -172,7 +200,7 @@ def serve(
     web_app = create_app(desk)
     settle_heap()
     try:
-        uvicorn.run(web_app, host=bind_host, port=bind_port, log_config=None, access_log=False)
+        _run_web(web_app, bind_host, bind_port, settings.web_processes)
     finally:
         # Let running jobs finish or be released now, rather than waiting for their leases to expire.
         stop.set()
@@ -214,15 +242,15 @@ def worker(
 def web(
     host: Annotated[str | None, typer.Option(help="address to bind (ZHIBAN_HOST)")] = None,
     port: Annotated[int | None, typer.Option(help="port to bind (ZHIBAN_PORT)")] = None,
+    web_procs: Annotated[int | None, WEB_PROCS] = None,
 ) -> None:
     """Run the web app and API without a job worker (scale-out: beside `zhiban worker`; `zhiban migrate` first)."""
-    import uvicorn
-
     from zhiban.core.logging import configure
     from zhiban.telemetry.live import start_telemetry
     from zhiban.web.app import create_app
+    from zhiban.web.processes import follow_parent, inherited_listener
 
-    settings = get_settings()
+    settings = _with_web_processes(get_settings(), web_procs)
     configure(settings.log_level)
     desk = _desk(settings)
     stop = threading.Event()
@@ -231,9 +259,16 @@ def web(
     bind_host, bind_port = host or settings.host, port or settings.port
     web_app = create_app(desk)
     settle_heap()
-    console.print(f"zhiban web at http://{bind_host}:{bind_port}; jobs run in `zhiban worker` processes")
     try:
-        uvicorn.run(web_app, host=bind_host, port=bind_port, log_config=None, access_log=False)
+        inherited = inherited_listener(os.environ)
+        if inherited is not None:  # a sibling of a first process that holds the port
+            follow_parent(os.environ)
+            from zhiban.web.processes import serve as serve_on
+
+            serve_on(web_app, inherited)
+            return
+        console.print(f"zhiban web at http://{bind_host}:{bind_port}; jobs run in `zhiban worker` processes")
+        _run_web(web_app, bind_host, bind_port, settings.web_processes)
     finally:
         stop.set()
         if telemetry.thread:

@@ -405,3 +405,40 @@ def test_warning_and_breach_mail_are_in_the_one_outbox(world: Desk1) -> None:
         ("sla.breach", "wang@vendor.test", "sent"),
         ("sla.warning", "wang@vendor.test", "sent"),
     ]
+
+
+def test_one_transaction_sees_its_own_calendar_and_plan_edits(world: Desk1) -> None:
+    """A filed ticket's calendar and support terms are read once per transaction: an edit made in the same
+    transaction is seen by the next ticket (the memo is forgotten), and a new transaction reads afresh."""
+    from zhiban.incidents import service as incidents
+    from zhiban.sla.store import SlaTicketRow
+
+    w = world
+    w.clock.set(sh(2026, 10, 9, 17, 50))
+    with w.desk.transaction() as s:
+        first = tickets.create_ticket(s, w.clock, w.customer, subject="黑屏", body="老师端推流黑屏", priority="P2")
+        assert sla.support_of(s, "standard").mode.value == "queue"
+        always = calendars.create_calendar(
+            s, w.clock, name="ClassMate evenings", tz="Asia/Shanghai", weekly={d: "18:00-23:00" for d in range(7)}
+        )
+        sla.assign_calendar(s, w.customer.organization_id or "", always.id)
+        policy = incidents.create_policy(
+            s,
+            w.clock,
+            name="tickets",
+            levels=[{"delay_minutes": 10, "targets": [{"kind": "person", "ref": w.lead.person_id}]}],
+        )
+        service = incidents.create_service(s, w.clock, name="P1 tickets", policy=policy.id, urgency_rule="high")
+        sla.save_plan(s, w.clock, "standard", support={"mode": "standby", "paging_service_id": service.id})
+        assert sla.support_of(s, "standard").mode.value == "standby"
+        second = tickets.create_ticket(s, w.clock, w.customer, subject="卡顿", body="直播卡顿", priority="P3")
+        contexts = {r.ticket_id: r for r in s.scalars(select(SlaTicketRow))}
+        assert contexts[first.id].calendar_id != always.id
+        assert contexts[second.id].calendar_id == always.id
+        version = contexts[second.id].policy_version
+        assert version == contexts[first.id].policy_version + 1  # filed under the plan as edited
+    with w.desk.transaction() as s:
+        assert sla.support_of(s, "standard").mode.value == "standby"
+        third = tickets.create_ticket(s, w.clock, w.customer, subject="回声", body="通话回声", priority="P4")
+        row = s.get(SlaTicketRow, third.id)
+        assert row is not None and row.calendar_id == always.id and row.policy_version == version

@@ -174,7 +174,7 @@ class _VersionCache:
                 self._items.popitem(last=False)
 
 
-_cache = _VersionCache()
+_cache = _VersionCache()  # per process, and safe with several: versions never change
 
 
 def calendar_version(session: Session, calendar_id: str, version: int) -> BusinessCalendar:

@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     demo: bool = Field(True, description="seed demo data on a first start of `zhiban serve`")
     simulate: bool = Field(True, description="run the RTC traffic simulator inside `zhiban serve`")
     log_level: str = Field("INFO", description="logging level")
+    web_processes: int = Field(
+        1, ge=1, le=64, description="web processes `zhiban web` / `zhiban serve` run on one port (one per core)"
+    )
     worker_concurrency: int = Field(4, description="jobs a worker runs at once")
     job_lease_seconds: int = Field(60, description="how long a claimed job is held before another worker may take it")
     cookie_secure: bool = Field(False, description="mark the session cookie Secure (set behind HTTPS)")

@@ -41,7 +41,7 @@ from zhiban.identity.store import (
     organization_by_slug,
     person_by_email,
 )
-from zhiban.store.db import is_read_only
+from zhiban.store.db import is_read_only, keep
 
 log = logging.getLogger("zhiban.identity")
 SESSION_LIFETIME = timedelta(hours=12)
@@ -358,6 +358,7 @@ def create_token(
 
 TOKEN_USE_GRANULARITY = timedelta(minutes=1)
 _stamper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="token-stamp")
+# Per process by design: it only keeps one process from queueing the same best-effort stamp twice.
 _stamping: set[str] = set()
 _stamping_lock = threading.Lock()
 
@@ -385,14 +386,24 @@ def _stamp_later(bind: Any, token_id: str, at: datetime) -> None:
 def resolve_token(session: Session, clock: Clock, plain: str) -> Principal:
     """The principal of a bearer token, or Unauthorized."""
     prefix = zsecrets.token_prefix(plain)
-    row = session.scalar(select(ApiTokenRow).where(ApiTokenRow.prefix == prefix)) if prefix else None
+    # The token and its person in one round trip; the person is kept, so the request's later lookups of it
+    # (the ticket's requester, its organization's contacts) are answered from memory.
+    found = (
+        session.execute(
+            select(ApiTokenRow, PersonRow)
+            .join(PersonRow, PersonRow.id == ApiTokenRow.person_id)
+            .where(ApiTokenRow.prefix == prefix)
+        ).first()
+        if prefix
+        else None
+    )
+    row, person = (found[0], keep(session, found[1])) if found is not None else (None, None)
     if (
         row is None
         or row.revoked_at is not None
         or not zsecrets.digests_equal(row.digest, zsecrets.token_digest(plain))
     ):
         raise Unauthorized("invalid or revoked API token")
-    person = session.get(PersonRow, row.person_id)
     if person is None or not person.active:
         raise Unauthorized("invalid or revoked API token")
     now = clock.now()
@@ -447,7 +458,7 @@ def team_value(row: TeamRow) -> Team:
 
 def person(session: Session, person_id: str | None) -> Person | None:
     row = session.get(PersonRow, person_id) if person_id else None
-    return person_value(row) if row is not None else None
+    return person_value(keep(session, row)) if row is not None else None
 
 
 def find_person(session: Session, ref: str) -> Person | None:
@@ -489,7 +500,7 @@ def admins(session: Session, *, limit: int = 3) -> list[Person]:
 
 def organization(session: Session, organization_id: str | None) -> Organization | None:
     row = session.get(OrganizationRow, organization_id) if organization_id else None
-    return organization_value(row) if row is not None else None
+    return organization_value(keep(session, row)) if row is not None else None
 
 
 def organization_with_slug(session: Session, slug: str) -> Organization | None:

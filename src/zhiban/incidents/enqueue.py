@@ -37,8 +37,16 @@ class TokenBucket:
 
     def __init__(self, rate: float, burst: float, max_keys: int = 10_000) -> None:
         self.rate, self.burst, self.max_keys = rate, burst, max_keys
+        self._desk_rate, self._desk_burst = rate, burst
         self._buckets: dict[str, tuple[float, float]] = {}
         self._lock = threading.Lock()
+
+    def share(self, processes: int) -> None:
+        """Keep this process's share of the desk's rate: the buckets are in memory, and the kernel spreads a
+        sender's connections over the web processes, so N processes each allowing rate/N hold the desk's rate."""
+        n = max(1, processes)
+        with self._lock:
+            self.rate, self.burst = self._desk_rate / n, max(1.0, self._desk_burst / n)
 
     def take(self, key: str) -> bool:
         now = time.monotonic()

@@ -71,3 +71,6 @@ def configure(desk: Desk) -> None:
     from zhiban.incidents.service import configure_links
 
     configure_links(secret_key=desk.secret_key, base_url=desk.settings.base_url)
+    from zhiban.incidents.enqueue import EVENTS_THROTTLE
+
+    EVENTS_THROTTLE.share(desk.settings.web_processes)  # per routing key, across the desk's web processes

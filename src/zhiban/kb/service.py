@@ -397,6 +397,7 @@ class _LoadedIndex:
     public: SearchIndex  # for customers and anonymous readers: internal articles never scored
 
 
+# Per process, and safe with several: each use reads the stored index's stamp and reloads when it changed.
 _cache: dict[str, _LoadedIndex] = {}
 _cache_lock = threading.Lock()
 

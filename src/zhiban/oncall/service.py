@@ -49,6 +49,8 @@ MAX_NEXT_SHIFTS = 50
 LOOKBACK = timedelta(days=31)
 NAME_MAX = 200
 
+# Per process, and safe with several (web processes, workers): an entry is used only while its version matches the
+# schedule's stored version, read at each use.
 _cache: OrderedDict[str, tuple[int, Schedule]] = OrderedDict()
 _cache_lock = threading.Lock()
 

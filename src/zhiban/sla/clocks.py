@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Row
 from sqlalchemy.orm import Session
@@ -58,8 +58,22 @@ class Facts:
     created_at: datetime = _EPOCH
 
 
+class SlaContext(Protocol):
+    """What a replay reads of a ticket's SLA context: a `sla_tickets` row, a row of its columns, or the values
+    of one being written."""
+
+    @property
+    def plan(self) -> str: ...
+    @property
+    def policy_version(self) -> int: ...
+    @property
+    def calendar_id(self) -> str: ...
+    @property
+    def calendar_version(self) -> int: ...
+
+
 def model_events(
-    st: SlaTicketRow | Row[Any],
+    st: SlaContext | SlaTicketRow | Row[Any],
     log: Iterable[TicketChange],
     policy_changes: Sequence[tuple[int, datetime]],
     calendar_changes: Sequence[tuple[int, datetime]],

@@ -11,6 +11,7 @@ from zhiban.calendars import service as calendars
 from zhiban.core.clock import Clock
 from zhiban.core.settings import get_settings
 from zhiban.sla import notices, service
+from zhiban.sla.policies import forget_organization_calendars
 from zhiban.sla.store import SlaTicketRow
 from zhiban.tickets import events
 from zhiban.tickets.model import ON_DUTY_KINDS, EventKind, TicketChange
@@ -32,4 +33,5 @@ def on_ticket_event(session: Session, clock: Clock, change: TicketChange) -> Non
 @calendars.on_change
 def on_calendar_change(session: Session, clock: Clock, calendar_id: str) -> None:
     """A calendar edit applies from now on to the open tickets that count on that calendar."""
+    forget_organization_calendars(session)
     service.recompute_open_tickets(session, clock, calendar_id=calendar_id)

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from zhiban.calendars import service as calendars
@@ -35,6 +35,7 @@ from zhiban.sla.store import (
     plans_in_order,
     rules_in_order,
 )
+from zhiban.store.db import transaction_memo
 
 OPEN_STATUSES = frozenset({"new", "open", "pending", "on_hold"})
 WAITING_STATUSES = frozenset({"pending", "solved", "closed"})  # nobody owes the customer an answer now
@@ -178,11 +179,48 @@ def terms_of(plan: PlanRow) -> SupportTerms:
     )
 
 
+def _terms_from_json(key: str, data: Mapping[str, Any]) -> SupportTerms:
+    return SupportTerms(
+        plan=key,
+        mode=SupportMode(data.get("mode") or SupportMode.QUEUE.value),
+        paging_priorities=frozenset(Priority(p) for p in data.get("paging_priorities") or []),
+        paging_service_id=data.get("paging_service_id"),
+        urgent_priorities=frozenset(Priority(p) for p in data.get("urgent_priorities") or []),
+        urgent_per_day=data.get("urgent_per_day") or 0,
+    )
+
+
+# Every change of a plan (save, delete, the first seeding) publishes a policy version holding every plan's support
+# terms, and versions never change: the terms of a version are read once per process. None: a version written
+# before versions carried support terms, whose plans are read from their rows.
+_support: dict[tuple[str, int], dict[str, SupportTerms] | None] = {}
+
+
+def _support_in(session: Session, version: int) -> dict[str, SupportTerms] | None:
+    key = (str(session.get_bind().engine.url), version)
+    if key not in _support:
+        row = session.get(PolicyVersionRow, version)
+        terms = None
+        if row is not None and row.support is not None:
+            terms = {plan: _terms_from_json(plan, data) for plan, data in row.support.items()}
+        with _policies_lock:
+            if len(_support) > 1000:
+                _support.clear()
+            _support[key] = terms
+    return _support[key]
+
+
 def support_of(session: Session, plan_key: str) -> SupportTerms:
     """The support terms in force for an organization's plan (an unknown plan is queue: nobody is woken).
 
-    Read on every ticket filed: one lookup by key. Plans not yet seeded would be the built-in ones, all queue."""
-    row = session.get(PlanRow, _plan_key(plan_key)) if plan_key else None
+    Read on every ticket filed: from the policy version in force (one small read per transaction, shared with the
+    SLA context of the ticket), not the plan's row. Plans not yet seeded would be the built-in ones, all queue."""
+    key = _plan_key(plan_key) if plan_key else ""
+    version = latest_version(session)
+    terms = _support_in(session, version) if version is not None and key else None
+    if terms is not None:
+        return terms.get(key) or SupportTerms(plan=plan_key)
+    row = session.get(PlanRow, key) if key else None
     return terms_of(row) if row is not None else SupportTerms(plan=plan_key)
 
 
@@ -197,10 +235,24 @@ def _write_policy_version(session: Session, now: datetime) -> PolicyVersionRow:
     )
     session.add(row)
     session.flush()
+    transaction_memo(session)[_LATEST] = row.version
     return row
 
 
-# Keyed by database too: one process may serve several (tests, tools).
+_LATEST = "sla.latest_policy_version"
+
+
+def latest_version(session: Session) -> int | None:
+    """The number of the latest policy version (None before the plans are seeded), read once per transaction."""
+    memo = transaction_memo(session)
+    if _LATEST not in memo:
+        memo[_LATEST] = session.scalar(select(func.max(PolicyVersionRow.version)))
+    version: int | None = memo[_LATEST]
+    return version
+
+
+# Keyed by database too: one process may serve several (tests, tools). Per process, and safe with several web
+# processes: a version never changes once written.
 _policies: dict[tuple[str, int], tuple[Policy, float]] = {}
 _policies_lock = threading.Lock()
 
@@ -223,25 +275,43 @@ def policy_version(session: Session, version: int) -> tuple[Policy, float]:
 
 def current_policy_version(session: Session, clock: Clock | None = None) -> int:
     """The version in force now (seeding the demo plans on first use)."""
-    latest = latest_policy_version(session)
+    latest = latest_version(session)
     if latest is None:
         ensure_plans(session, clock)
-        latest = latest_policy_version(session)
+        latest = latest_version(session)
         assert latest is not None
-    return latest.version
+    return latest
 
 
 # -- calendars of organizations ------------------------------------------------------------------------
 
 
 def organization_calendar(session: Session, clock: Clock, org: Organization) -> tuple[str, int]:
-    """(calendar id, version in force) of an organization: its assigned calendar, else its country and zone."""
+    """(calendar id, version in force) of an organization: its assigned calendar, else its country and zone.
+
+    Read once per transaction (a filed ticket's SLA context and its on-duty check both ask); an assignment or a
+    calendar edit in the transaction forgets it."""
+    memo = transaction_memo(session)
+    found: tuple[str, int] | None = memo.get((_ORG_CALENDAR, org.id))
+    if found is not None:
+        return found
     assigned = session.get(OrganizationCalendarRow, org.id)
     if assigned is not None:
         cal = calendars.get_calendar(session, assigned.calendar_id)
     else:
         cal = calendars.ensure_country_calendar(session, clock, org.country or "CN", org.timezone or "UTC")
-    return cal.id, cal.version
+    found = memo[(_ORG_CALENDAR, org.id)] = (cal.id, cal.version)
+    return found
+
+
+_ORG_CALENDAR = "sla.organization_calendar"
+
+
+def forget_organization_calendars(session: Session) -> None:
+    """Calendars or their assignments changed in this transaction: the next lookup reads them again."""
+    memo = transaction_memo(session)
+    for key in [k for k in memo if isinstance(k, tuple) and k[0] == _ORG_CALENDAR]:
+        del memo[key]
 
 
 def assign_calendar(session: Session, organization_id: str, calendar_id: str) -> OrganizationCalendarRow:
@@ -249,6 +319,7 @@ def assign_calendar(session: Session, organization_id: str, calendar_id: str) ->
     if identity.organization(session, organization_id) is None:
         raise NotFound(f"no organization {organization_id}")
     cal = calendars.get_calendar(session, calendar_id)
+    forget_organization_calendars(session)
     row = session.get(OrganizationCalendarRow, organization_id)
     if row is None:
         row = OrganizationCalendarRow(organization_id=organization_id, calendar_id=cal.id)

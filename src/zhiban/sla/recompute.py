@@ -6,7 +6,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, cast
 
@@ -63,13 +63,12 @@ class _Ticket(Protocol):
     def organization_id(self) -> str: ...
 
 
-def _context(session: Session, clock: Clock, ticket: _Ticket, *, new: bool = False) -> tuple[SlaTicketRow, bool]:
+def _context(session: Session, clock: Clock, ticket: _Ticket) -> tuple[SlaTicketRow, bool]:
     """The ticket's SLA context, made when it is first seen: the plan, policy and calendar in force.
 
-    Also says whether it was made just now. `new`: the ticket is being filed in this transaction, so no other
-    transaction can have seen it yet and there is nothing to look up (or lock).
+    Also says whether it was made just now.
     """
-    st = None if new else session.get(SlaTicketRow, ticket.id, with_for_update=True)
+    st = session.get(SlaTicketRow, ticket.id, with_for_update=True)
     if st is not None:
         return st, False
     org = identity.organization(session, ticket.organization_id)
@@ -116,13 +115,10 @@ def recompute_ticket(
     _ticket_changed()
     now = clock.now()
     # A ticket being filed: its log is this one change, and it has no clocks or timers yet to read or replace.
-    filing = latest is not None and latest.kind == EventKind.CREATED
-    st, made = _context(session, clock, ticket, new=filing)
-    log: list[TicketChange]
-    if filing and latest is not None:
-        log = [latest]
-    else:
-        log = tickets.history(session, ticket.id, before=latest.seq if latest else None) + ([latest] if latest else [])
+    if latest is not None and latest.kind == EventKind.CREATED and latest.ticket.id == ticket.id:
+        return _file(session, clock, ticket, latest, now, reason)
+    st, made = _context(session, clock, ticket)
+    log = tickets.history(session, ticket.id, before=latest.seq if latest else None) + ([latest] if latest else [])
     facts = Facts()
     # A context made just now holds the policy and calendar versions in force: none can be newer.
     events = model_events(
@@ -158,6 +154,47 @@ def recompute_ticket(
             session.expire(r)
     _apply_timers(session, ops)
     return clocks
+
+
+def _file(
+    session: Session, clock: Clock, ticket: _Ticket, created: TicketChange, now: datetime, reason: str
+) -> list[SlaClock]:
+    """A ticket being filed: its SLA context (plan, policy and calendar in force), clocks and timers, each written
+    in one statement. Its log is the one change; nothing else can have seen the ticket, so nothing is read back."""
+    org = identity.organization(session, ticket.organization_id)
+    if org is None:
+        raise NotFound(f"no organization for ticket #{ticket.id}")
+    calendar_id, calendar_version = organization_calendar(session, clock, org)
+    version = current_policy_version(session, clock)
+    context = _Context(ticket.id, (org.plan or "").lower(), version, calendar_id, calendar_version)
+    facts = Facts()
+    events = model_events(context, [created], [], [], facts)
+    _, fraction = policy_version(session, version)
+    clocks = replay(_Resolvers(session), events, now, fraction) if events else []
+    ops, history = TimerOps(), list[dict[str, Any]]()
+    rows = _rows_for(ticket.id, clocks, {}, now, reason, ops, history, False)
+    urgency = _urgency(rows, facts)
+    session.execute(
+        insert(SlaTicketRow),
+        [{**asdict(context), **urgency, "is_open": facts.status in OPEN_STATUSES, "computed_at": now}],
+    )
+    if rows:
+        session.execute(insert(ClockRow), rows)
+    if history:
+        session.execute(insert(ClockChangeRow), history)
+    _apply_timers(session, ops)
+    return clocks
+
+
+@dataclass(frozen=True)
+class _Context:
+    """What the replay reads of a ticket's SLA context (the row's columns), before the row is written."""
+
+    ticket_id: int
+    plan: str
+    policy_version: int
+    calendar_id: str
+    calendar_version: int
 
 
 def _latest_version_in(events: Sequence[TicketEvent], default: int) -> int:

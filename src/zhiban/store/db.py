@@ -194,6 +194,41 @@ def read_transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
             session.rollback()
 
 
+_KEPT = "zhiban.kept_rows"
+MAX_KEPT = 1000
+
+
+def keep(session: Session, row: Any) -> Any:
+    """Hold a loaded row for the session's life and return it.
+
+    The identity map holds rows weakly: a row read by key and dropped by its caller is read again by the next
+    `session.get` of the same key. A request that files a ticket looks up its requester, organization and plan
+    from several features; kept rows answer the later lookups from memory (bounded: a long batch stops keeping).
+    """
+    kept = session.info.setdefault(_KEPT, [])
+    if len(kept) < MAX_KEPT:
+        kept.append(row)
+    return row
+
+
+_MEMO = "zhiban.transaction_memo"
+
+
+def transaction_memo(session: Session) -> dict[Any, Any]:
+    """A dict that lives as long as the session's current transaction: for values read once per transaction
+    (the SLA policy version in force) that several features ask for while one ticket is filed."""
+    memo: dict[Any, Any] = session.info.setdefault(_MEMO, {})
+    return memo
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_kept(session: Session, transaction: Any) -> None:
+    # Kept rows and memos are for one transaction: a session that begins another reads afresh what others changed.
+    if transaction.parent is None:
+        session.info.pop(_KEPT, None)
+        session.info.pop(_MEMO, None)
+
+
 def read_only(session: Session) -> None:
     """Make the session's next transaction read-only (before its first statement)."""
     session.connection(execution_options={READ_ONLY: True})

@@ -123,6 +123,8 @@ class Ingestor:
         self.bus = bus
         self.limiter = RateLimiter(max_reports_per_second)
         self.dedup_horizon_seconds = dedup_horizon_seconds
+        # Per process: with several web processes (ZHIBAN_WEB_PROCESSES) a repeat is dropped only if the same process
+        # took the first copy (not shared yet; see the README's note on that setting).
         self._dedup: OrderedDict[str, Deduplicator] = OrderedDict()
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
@@ -219,7 +221,9 @@ class TelemetryRuntime:
     def __post_init__(self) -> None:
         if self.bus is None:
             self.bus = make_bus(self.desk.settings.bus_url, partitions=self.settings.partitions)
-        self.ingestor = Ingestor(self.bus, max_reports_per_second=self.settings.max_reports_per_second)
+        # The limiter is in memory: each of the desk's web processes allows its share of the per-app rate.
+        share = self.settings.max_reports_per_second / max(1, self.desk.settings.web_processes)
+        self.ingestor = Ingestor(self.bus, max_reports_per_second=share)
         options = self.pipeline_options or PipelineOptions(raw_sample=self.settings.raw_sample)
         self.pipeline = Pipeline(self.desk.sessions, clock=self.desk.clock, options=options)
         self.thread: threading.Thread | None = None
@@ -228,7 +232,8 @@ class TelemetryRuntime:
         self._keys_lock = threading.Lock()
 
     def resolve_key(self, plain: str) -> IngestIdentity:
-        """The app of an ingest key (cached for a few seconds: a rotated key stops within that time)."""
+        """The app of an ingest key (cached for a few seconds: a rotated key stops within that time, in every web
+        process, since each process keeps its own cache and none outlives that time)."""
         from zhiban.apps import service as apps
 
         digest = key_digest(plain)

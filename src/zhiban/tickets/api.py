@@ -131,7 +131,7 @@ def create(body: TicketIn, session: DB, clock: ClockDep, principal: CurrentPrinc
         requester_id=body.requester_id,
     )
     response.headers["Location"] = f"/api/v1/tickets/{ticket.id}"
-    return TicketOut.of(ticket, service.on_duty_of(session, ticket.id))
+    return TicketOut.of(ticket, service.on_duty_of_filed(session, ticket.id))
 
 
 @router.get("", response_model=list[TicketOut], summary="List the tickets the caller may see")

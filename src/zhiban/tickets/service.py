@@ -15,6 +15,7 @@ from zhiban.core.clock import Clock
 from zhiban.core.errors import Forbidden, InvalidInput, NotFound
 from zhiban.identity import service as identity
 from zhiban.identity.model import Organization, Person, Principal, Role
+from zhiban.store.db import transaction_memo
 from zhiban.tickets import events
 from zhiban.tickets.model import (
     Channel,
@@ -481,12 +482,24 @@ def on_duty_of(session: Session, ticket_id: int) -> OnDuty | None:
     return on_duty(session, [ticket_id]).get(ticket_id)
 
 
+_OPENED = "tickets.on_duty_opened"
+
+
+def on_duty_of_filed(session: Session, ticket_id: int) -> OnDuty | None:
+    """`on_duty_of` for a ticket filed in this transaction: no other transaction can have paged for it, so only a
+    page opened here is looked up (most filed tickets page nobody, and cost no read)."""
+    if ticket_id not in transaction_memo(session).get(_OPENED, ()):
+        return None
+    return on_duty_of(session, ticket_id)
+
+
 def open_on_duty(session: Session, ticket_id: int, *, incident_id: str, reason: str, at: datetime) -> bool:
     """Remember the incident that pages for this ticket; False if the ticket already has one (one per ticket)."""
     if session.get(TicketOnDutyRow, ticket_id) is not None:
         return False
     session.add(TicketOnDutyRow(ticket_id=ticket_id, incident_id=incident_id, reason=reason, requested_at=at))
     session.flush()
+    transaction_memo(session).setdefault(_OPENED, set()).add(ticket_id)
     return True
 
 

@@ -58,6 +58,7 @@ class TrainReport:
     trained: bool  # False: the newest model already had exactly these examples
 
 
+# Per process, and safe with several: a model is keyed by the fingerprint of what it was trained on, so never stale.
 _models: dict[str, TriageModel] = {}  # by fingerprint of the training examples
 _model_bytes: dict[str, bytes] = {}
 _lock = threading.Lock()

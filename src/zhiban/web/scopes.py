@@ -29,7 +29,7 @@ class Needs:
         if self.scope not in SCOPES:
             raise ValueError(f"unknown scope {self.scope!r}")
 
-    def __call__(self, principal: OptionalPrincipal) -> None:
+    async def __call__(self, principal: OptionalPrincipal) -> None:  # async: no I/O, so no worker thread
         if principal is not None:
             principal.require_scope(self.scope)
 
@@ -46,7 +46,7 @@ class ByMethod:
             if scope not in SCOPES:
                 raise ValueError(f"unknown scope {scope!r}")
 
-    def __call__(self, request: Request, principal: OptionalPrincipal) -> None:
+    async def __call__(self, request: Request, principal: OptionalPrincipal) -> None:
         if principal is not None:
             principal.require_scope(self.read if request.method in SAFE_METHODS else self.write)
 
@@ -57,7 +57,7 @@ class Open:
 
     kind: str
 
-    def __call__(self) -> None:
+    async def __call__(self) -> None:
         return None
 
 
