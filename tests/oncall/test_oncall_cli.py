@@ -1,21 +1,24 @@
-"""`zhiban oncall …` as a user runs it, in-process, on a test database (SQLite and PostgreSQL)."""
+"""`zhiban oncall …` as a user runs it: real subprocesses on a test database (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from tests.zhiban_cli import Ran, zhiban
 from zhiban.core.clock import FrozenClock
 from zhiban.demo.seed import seed_demo
 from zhiban.oncall import service
 from zhiban.oncall.model import zone_of
 from zhiban.oncall.store import layers_of
 from zhiban.store.db import Base, make_engine, session_factory
+
+ZHIBAN = str(Path(sys.executable).parent / "zhiban")
 
 
 def _database(url: str, *, schedules: bool) -> str:
@@ -43,8 +46,8 @@ def _env(tmp_path: Path, url: str) -> dict[str, str]:
     }
 
 
-def run(env: dict[str, str], *args: str) -> Ran:
-    return zhiban("oncall", *args, env=env)
+def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([ZHIBAN, "oncall", *args], env=env, capture_output=True, text=True, timeout=120)
 
 
 @pytest.fixture
