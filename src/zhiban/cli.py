@@ -8,9 +8,9 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import wraps
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -21,6 +21,9 @@ from zhiban.core.heap import settle_heap
 from zhiban.core.settings import Settings, get_settings
 from zhiban.desk import Desk
 
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
 app = typer.Typer(help="值班 zhiban — the 7x24 support and incident desk for RTC vendors.", no_args_is_help=True)
 user_app = typer.Typer(help="People: agents, admins and customer users.", no_args_is_help=True)
 token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
@@ -30,8 +33,15 @@ app.add_typer(token_app, name="token")
 app.add_typer(jobs_app, name="jobs")
 
 
+_mounted = False
+
+
 def _mount_feature_commands() -> None:
-    """`zhiban <feature> …` for every feature with a cli module exposing a Typer `app`."""
+    """`zhiban <feature> …` for every feature with a cli module exposing a Typer `app` (once per process)."""
+    global _mounted
+    if _mounted:
+        return
+    _mounted = True
     from zhiban.features import feature_modules
 
     for module in feature_modules("cli"):
@@ -42,10 +52,22 @@ def _mount_feature_commands() -> None:
         for name, command in getattr(module, "root_commands", {}).items():
             app.command(name)(command)
     # `zhiban oncall who --plan`: on-call may not import duty (duty -> incidents -> oncall), so it is told here.
-    from zhiban.duty.who import on_duty_for_plan
     from zhiban.oncall.cli import plans_with
 
-    plans_with(on_duty_for_plan)
+    plans_with(_on_duty_for_plan)
+
+
+def _on_duty_for_plan(session: Session, plan: str, at: datetime) -> Any:
+    # Imported when asked: duty pulls in incidents, SLA and notify, which no other command's start needs.
+    from zhiban.duty.who import on_duty_for_plan
+
+    return on_duty_for_plan(session, plan, at)
+
+
+def command() -> typer.Typer:
+    """The whole `zhiban` command, every feature's commands mounted: what `main` runs, and tests invoke in-process."""
+    _mount_feature_commands()
+    return app
 
 
 console = Console()
@@ -379,9 +401,8 @@ def jobs_retry(job_id: Annotated[str, typer.Argument(help="id of a dead job")]) 
 
 def main() -> None:
     logging.basicConfig(level=logging.WARNING)
-    _mount_feature_commands()
     try:
-        app()
+        command()()
     except KeyboardInterrupt:
         sys.exit(130)
     except ZhibanError as exc:  # e.g. a desk refusing its settings (a test clock) in any command

@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 
 from tests.browser_fixtures import _free_port, stop_desk, wait_until
+from tests.zhiban_cli import zhiban as run_zhiban
 from zhiban.demo.seed import DEMO_PASSWORD
 
 # One xdist worker runs every browser test: one Chromium and one desk, not two competing for the cores.
@@ -71,14 +72,8 @@ def quiet_desk(tmp_path: Path) -> Iterator[QuietDesk]:
                 if proc.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(log_path.read_text()[-3000:]) from None
                 time.sleep(0.3)
-        made = subprocess.run(
-            [zhiban, "apps", "create", "--org", "liveco", "--app-id", "webrtc-test", "--json"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=True,
-        )
+        made = run_zhiban("apps", "create", "--org", "liveco", "--app-id", "webrtc-test", "--json", env=env)
+        assert made.returncode == 0, made.stderr
         key = json.loads(made.stdout)["ingest_key"]
         yield QuietDesk(base, key, db_path, proc, log_path)
     finally:

@@ -1,4 +1,5 @@
-"""The `zhiban` command as a user runs it: real subprocesses on a temporary SQLite database."""
+"""The `zhiban` command as a user runs it, on a temporary SQLite database: real subprocesses for --help, errors and
+the web process; in-process (the same command, the same environment) for what the other commands do."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from tests.zhiban_cli import Ran, zhiban
 
 ZHIBAN = str(Path(sys.executable).parent / "zhiban")
 
@@ -23,7 +26,13 @@ def env(tmp_path: Path) -> dict[str, str]:
 
 
 def run(env: dict[str, str], *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
+    """The installed `zhiban` as a real process: what --help, exit codes and stderr look like to a user."""
     return subprocess.run([ZHIBAN, *args], env=env, capture_output=True, text=True, input=input, timeout=120)
+
+
+def run_here(env: dict[str, str], *args: str) -> Ran:
+    """The same command in this process (tests/zhiban_cli.py), where what it does is tested, not the process."""
+    return zhiban(*args, env=env)
 
 
 def test_help_lists_every_command(env: dict[str, str]) -> None:
@@ -34,8 +43,8 @@ def test_help_lists_every_command(env: dict[str, str]) -> None:
 
 
 def test_migrate_user_token_and_the_token_works(env: dict[str, str]) -> None:
-    assert run(env, "migrate").returncode == 0
-    made = run(
+    assert run_here(env, "migrate").returncode == 0
+    made = run_here(
         env,
         "user",
         "create",
@@ -49,7 +58,7 @@ def test_migrate_user_token_and_the_token_works(env: dict[str, str]) -> None:
         "long-enough-pw",
     )
     assert made.returncode == 0, made.stderr
-    token = run(env, "token", "create", "--email", "ops@vendor.test", "--scope", "admin")
+    token = run_here(env, "token", "create", "--email", "ops@vendor.test", "--scope", "admin")
     assert token.returncode == 0 and token.stdout.strip().startswith("zb_")
 
     from fastapi.testclient import TestClient
@@ -65,24 +74,24 @@ def test_migrate_user_token_and_the_token_works(env: dict[str, str]) -> None:
 
 
 def test_errors_are_one_line_and_non_zero(env: dict[str, str]) -> None:
-    run(env, "migrate")
+    run_here(env, "migrate")
     bad = run(env, "user", "create", "--email", "not-an-email", "--name", "X", "--password", "long-enough-pw")
     assert bad.returncode == 2
     assert bad.stderr.strip().count("\n") == 0 and "not an e-mail address" in bad.stderr
     nobody = run(env, "token", "create", "--email", "ghost@vendor.test")
     assert nobody.returncode == 2 and "ghost@vendor.test" in nobody.stderr
     dup = ["user", "create", "--email", "a@b.test", "--name", "A", "--password", "long-enough-pw"]
-    assert run(env, *dup).returncode == 0
+    assert run_here(env, *dup).returncode == 0
     again = run(env, *dup)
     assert again.returncode == 2 and "already has an account" in again.stderr
 
 
 def test_demo_seeds_once_and_jobs_lists(env: dict[str, str]) -> None:
-    first = run(env, "demo")
+    first = run_here(env, "demo")
     assert first.returncode == 0 and "admin@zhiban.demo" in first.stdout and "zhiban-demo-2026" in first.stdout
-    second = run(env, "demo")
+    second = run_here(env, "demo")
     assert second.returncode == 0 and "already present" in second.stdout
-    jobs = run(env, "jobs")
+    jobs = run_here(env, "jobs")
     assert jobs.returncode == 0, jobs.stderr
 
 
@@ -101,7 +110,7 @@ def test_web_serves_alerts_and_leaves_jobs_to_a_worker(env: dict[str, str], tmp_
     from zhiban.identity.model import Role
     from zhiban.incidents import integrations, service
 
-    assert run(env, "migrate").returncode == 0
+    assert run_here(env, "migrate").returncode == 0
     desk = Desk(settings=Settings(database_url=env["ZHIBAN_DATABASE_URL"], var_dir=env["ZHIBAN_VAR_DIR"], demo=False))
     with desk.transaction() as s:
         agent = identity.create_person(s, desk.clock, email="oncall@vendor.test", name="On-call", role=Role.AGENT)

@@ -1,11 +1,10 @@
-"""`zhiban detect …` as real subprocesses: replay writes §4 lines; rules and the notice webhook are set."""
+"""`zhiban detect …`, run in-process as the installed command runs them: replay writes §4 lines; rules and the
+notice webhook are set."""
 
 from __future__ import annotations
 
 import gzip
 import os
-import subprocess
-import sys
 import zlib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,6 +12,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from tests.zhiban_cli import Ran, zhiban
 from zhiban.core.clock import FrozenClock
 from zhiban.desk import Desk
 from zhiban.identity import service as identity
@@ -20,7 +20,6 @@ from zhiban.store.db import Base, make_engine
 from zhiban.telemetry.simulator import demo_apps, simulate_to_file
 from zhiban.telemetry.simulator_faults import Fault
 
-ZHIBAN = Path(sys.executable).with_name("zhiban")
 SECTION_4 = {"opened_at", "closed_at", "app_id", "metric", "direction", "slice", "baseline", "observed", "sessions",
              "severity"}  # fmt: skip
 
@@ -40,9 +39,9 @@ def database(tmp_path: Path) -> str:
     return url
 
 
-def run(url: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+def run(url: str, *args: str, cwd: Path) -> Ran:
     env = {**os.environ, "ZHIBAN_DATABASE_URL": url, "ZHIBAN_VAR_DIR": str(cwd / "var"), "COLUMNS": "200"}
-    return subprocess.run([str(ZHIBAN), *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=300)
+    return zhiban(*args, env=env, cwd=cwd)
 
 
 def test_replay_writes_one_section_4_detection_per_line(database: str, tmp_path: Path) -> None:

@@ -51,6 +51,10 @@ RUNS: dict[str, list[Fault]] = {
 }
 BY_KIND = {f.kind: (run, f) for run, faults in RUNS.items() for f in faults}
 
+# The module's runs are simulated once per process (`found`): one worker takes every test of the module, or each
+# worker that got one of them would simulate and replay both runs again (~1.5 min of CPU on a loaded machine).
+pytestmark = pytest.mark.xdist_group("detect-faults")
+
 
 # Joins are rare next to reports (a session joins once in ~8 minutes): the second run needs more traffic
 # for a join failure on one release to be certain within a minute.

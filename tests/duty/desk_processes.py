@@ -25,6 +25,7 @@ from typing import Any
 from aiosmtpd.controller import Controller
 
 from tests.notify.notify_fakes import unused_port
+from tests.zhiban_cli import zhiban
 
 ROOT = Path(__file__).parents[2]
 ZHIBAN = str(Path(sys.executable).parent / "zhiban")
@@ -183,6 +184,13 @@ class Deployment:
         done = subprocess.run([ZHIBAN, *args], env=self.env(), cwd=ROOT, capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, f"zhiban {' '.join(args)}: {done.stdout}{done.stderr}"
         return done.stdout
+
+    def cli_here(self, *args: str) -> str:
+        """A setup command (`migrate`, `demo`) in this process, in the deployment's environment (tests/zhiban_cli.py):
+        the same rows in the database, without a process start that the flow does not test."""
+        done = zhiban(*args, env=self.env(), cwd=ROOT)
+        assert done.returncode == 0, f"zhiban {' '.join(args)}: {done.stdout}{done.stderr}"
+        return str(done.stdout)
 
     def token(self, email_address: str, *scopes: str) -> str:
         args = ["token", "create", "--email", email_address, "--name", "e2e"]

@@ -198,8 +198,8 @@ def test_a_worker_killed_between_ticket_and_page_loses_no_page_and_doubles_none(
     is committed, and a new one started."""
     db_url = request.getfixturevalue("pg_url") if database == "postgres" else f"sqlite:///{tmp_path / 'desk.db'}"
     desk = Deployment(tmp_path, db_url, mailbox, SATURDAY_3AM, lease_seconds=10)
-    desk.cli("migrate")
-    desk.cli("demo")
+    desk.cli_here("migrate")
+    desk.cli_here("demo")
     workers = ["worker-0"]
     desk.start("worker-0", "worker")
     desk.start("web", "web", "--port", str(desk.port))

@@ -1,25 +1,23 @@
-"""`zhiban integrations`, `zhiban ack` and `zhiban incidents audit` as real subprocesses on a SQLite file."""
+"""`zhiban integrations`, `zhiban ack` and `zhiban incidents audit` on a SQLite file, run in-process as the installed
+command runs them."""
 
 from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
-import zhiban.store.models  # noqa: F401
+import zhiban.store.models
+from tests.zhiban_cli import Ran, zhiban
 from zhiban.core.clock import FrozenClock
 from zhiban.demo.seed import seed_demo
 from zhiban.incidents import integrations
 from zhiban.incidents.store import IncidentRow
 from zhiban.store.db import Base, make_engine, session_factory, transaction
-
-ZHIBAN = str(Path(sys.executable).parent / "zhiban")
 
 
 @pytest.fixture
@@ -48,8 +46,8 @@ def env(tmp_path: Path) -> dict[str, str]:
     }
 
 
-def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([ZHIBAN, *args], env=env, capture_output=True, text=True, timeout=120)
+def run(env: dict[str, str], *args: str) -> Ran:
+    return zhiban(*args, env=env)
 
 
 def test_integrations_list_and_create(env: dict[str, str]) -> None:

@@ -1,18 +1,16 @@
-"""`zhiban kb` and `zhiban triage` as real subprocesses on a temporary SQLite database."""
+"""`zhiban kb` and `zhiban triage` on a temporary SQLite database, run in-process as the installed command runs them."""
 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.kb.kb_kit import SUBSET, copy_subset
+from tests.zhiban_cli import Ran, zhiban
 from zhiban.store.db import Base, make_engine
 
-ZHIBAN = Path(sys.executable).with_name("zhiban")
 TICKETS = Path(__file__).resolve().parents[2] / "src" / "zhiban" / "triage" / "data" / "tickets.jsonl"
 
 
@@ -28,9 +26,9 @@ def database(tmp_path: Path) -> str:
     return url
 
 
-def _run(url: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+def _run(url: str, *args: str, cwd: Path) -> Ran:
     env = {**os.environ, "ZHIBAN_DATABASE_URL": url, "COLUMNS": "200"}
-    return subprocess.run([str(ZHIBAN), *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=180)
+    return zhiban(*args, env=env, cwd=cwd)
 
 
 def test_import_eval_and_bad_files(database: str, tmp_path: Path) -> None:

@@ -1,23 +1,20 @@
-"""`zhiban sla due` and `zhiban calendars` as real subprocesses."""
+"""`zhiban sla due` and `zhiban calendars`, run in-process as the installed command runs them."""
 
 from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
-import zhiban.store.models  # noqa: F401
+import zhiban.store.models
+from tests.zhiban_cli import Ran, zhiban
 from zhiban.store.db import Base, make_engine
 
-ZHIBAN = str(Path(sys.executable).parent / "zhiban")
 
-
-def run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def run(tmp_path: Path, *args: str) -> Ran:
     env = {**os.environ, "ZHIBAN_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}", "ZHIBAN_VAR_DIR": str(tmp_path)}
     env.pop("ZHIBAN_SMTP_URL", None)
-    return subprocess.run([ZHIBAN, *args], capture_output=True, text=True, env=env, timeout=60, cwd=tmp_path)
+    return zhiban(*args, env=env, cwd=tmp_path)
 
 
 def test_due_json_matches_the_story(tmp_path: Path) -> None:

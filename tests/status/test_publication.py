@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -13,6 +11,7 @@ from sqlalchemy import select
 
 from tests.incidents.incident_kit import Receiver, drain, worker
 from tests.tenancy import World, bearer, build_world
+from tests.zhiban_cli import zhiban as run_zhiban
 from zhiban.desk import Desk
 from zhiban.identity.model import Principal, Role
 from zhiban.incidents import integrations
@@ -145,7 +144,7 @@ def test_subscribers_hear_only_of_published_incidents_under_their_public_title(
 
 
 def test_the_cli_publishes_and_lists(tmp_path: Path) -> None:
-    import zhiban.store.models
+    import zhiban.store.models  # noqa: F401  (every table on Base.metadata)
     from zhiban.store.db import Base, make_engine, session_factory, transaction
 
     url = f"sqlite:///{tmp_path / 'cli.db'}"
@@ -156,17 +155,13 @@ def test_the_cli_publishes_and_lists(tmp_path: Path) -> None:
 
         incidents.create_service(s, SystemClock(), name=f"edge {NODE}")
     env = {"ZHIBAN_DATABASE_URL": url, "ZHIBAN_VAR_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"}
-    zhiban = str(Path(sys.executable).parent / "zhiban")
-    ok = subprocess.run(
-        [zhiban, "status", "publish", "--service", f"edge {NODE}", "--component", "cn-east", "--title", PUBLIC_TITLE,
-         "--json"], env=env, capture_output=True, text=True, check=False,
+    ok = run_zhiban(
+        "status", "publish", "--service", f"edge {NODE}", "--component", "cn-east", "--title", PUBLIC_TITLE, "--json",
+        env=env,
     )  # fmt: skip
     assert ok.returncode == 0, ok.stderr
     assert '"component": "cn-east"' in ok.stdout
-    bad = subprocess.run(
-        [zhiban, "status", "publish", "--service", "nope", "--component", "cn-east", "--title", "x"],
-        env=env, capture_output=True, text=True, check=False,
-    )  # fmt: skip
+    bad = run_zhiban("status", "publish", "--service", "nope", "--component", "cn-east", "--title", "x", env=env)
     assert bad.returncode == 2 and bad.stderr.strip().startswith("error: no service")
     with transaction(session_factory(engine)) as s:
         assert s.scalar(select(PublishedServiceRow.title)) == PUBLIC_TITLE

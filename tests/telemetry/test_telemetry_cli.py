@@ -1,23 +1,21 @@
-"""`zhiban apps` and `zhiban simulate` as real subprocesses on a temporary SQLite database."""
+"""`zhiban apps` and `zhiban simulate` on a temporary SQLite database, run in-process as the installed command
+runs them."""
 
 from __future__ import annotations
 
 import gzip
 import os
-import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
 import pytest
 
+from tests.zhiban_cli import Ran, zhiban
 from zhiban.core.clock import FrozenClock
 from zhiban.desk import Desk
 from zhiban.identity import service as identity
 from zhiban.store.db import Base, make_engine
-
-ZHIBAN = Path(sys.executable).with_name("zhiban")
 
 
 @pytest.fixture
@@ -36,9 +34,9 @@ def database(tmp_path: Path) -> str:
     return url
 
 
-def run(url: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+def run(url: str, *args: str, cwd: Path) -> Ran:
     env = {**os.environ, "ZHIBAN_DATABASE_URL": url, "ZHIBAN_VAR_DIR": str(cwd / "var"), "COLUMNS": "200"}
-    return subprocess.run([str(ZHIBAN), *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=180)
+    return zhiban(*args, env=env, cwd=cwd)
 
 
 def test_apps_create_prints_the_key_once_and_list_hides_it(database: str, tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from functools import cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerifyMismatchError
@@ -27,8 +28,13 @@ def verify_password(password_hash: str, password: str) -> bool:
         return False
 
 
-# A constant hash to verify against when the e-mail is unknown, so timing does not tell who exists.
-DUMMY_HASH = _hasher.hash("not-a-real-password")
+@cache
+def dummy_hash() -> str:
+    """A constant hash to verify against when the e-mail is unknown, so timing does not tell who exists.
+
+    Made at the first unknown login, not at import: an argon2 hash costs ~0.1 s of CPU and 64 MiB, and every
+    process that imports identity (each command, worker and web process) paid it at start."""
+    return _hasher.hash("not-a-real-password")
 
 
 def mint_token() -> tuple[str, str, str]:

@@ -247,11 +247,16 @@ def add_team_member(session: Session, team_id: str, person_id: str) -> None:
 # --- password login and web sessions -----------------------------------------------------------
 
 
+def prepare_logins() -> None:
+    """Make the hash an unknown e-mail's password is checked against (once per process; see authenticate)."""
+    zsecrets.dummy_hash()
+
+
 def authenticate(session: Session, email: str, password: str) -> PersonRow:
     """The person whose e-mail and password match, or Unauthorized (same answer for both failures)."""
     person = person_by_email(session, email)
     if person is None or not person.active or not person.password_hash:
-        zsecrets.verify_password(zsecrets.DUMMY_HASH, password)
+        zsecrets.verify_password(zsecrets.dummy_hash(), password)
         raise Unauthorized("wrong e-mail or password")
     if not zsecrets.verify_password(person.password_hash, password):
         raise Unauthorized("wrong e-mail or password")

@@ -30,6 +30,9 @@ from zhiban.web.scopes import AUTHENTICATED, PUBLIC
 from zhiban.web.templating import render
 
 router = APIRouter(include_in_schema=False)
+# The desk that serves the login form makes the unknown e-mail's hash now: made at the first unknown login, that
+# answer would take twice as long as a known person's, and timing must not tell who exists.
+service.prepare_logins()
 LOGIN_CSRF_COOKIE = "zhiban_login_csrf"
 
 
