@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+from importlib import resources
 from pathlib import Path
 
+import orjson
 import pytest
 
 from zhiban.core.errors import InvalidInput
@@ -157,3 +159,29 @@ def test_labelled_set_meets_recall_target_on_the_real_corpus() -> None:
     assert sum(1 for o in result.outcomes if not o.relevant) >= 15
     assert result.recall_at_3 >= 0.85
     assert re.fullmatch(r"kb recall@3=0\.\d{3} mrr=0\.\d{3} n=\d+", format_eval(result).splitlines()[-1])
+
+
+@pytest.mark.skipif(not CORPUS.is_dir(), reason="shared corpus not present")
+def test_whole_tickets_written_elsewhere_find_their_answer_on_the_held_out_half() -> None:
+    """kb/data/tickets_v2.jsonl was written and labelled by someone who never read the ranking; its held-out half
+    was never used to choose the parameters. Whole tickets (subject + body, greetings, ids, log lines) used to fall
+    under the floor (recall@3 0.06); the budgets lift them without answering every unanswerable one."""
+    index = SearchIndex.build(
+        Document(a.source_path, a.language, a.title, a.plain_text, a.translation_key) for a in iter_corpus(CORPUS)
+    )
+    rows = [orjson.loads(line) for line in tickets_v2_lines()]
+    held_out = [
+        orjson.dumps({"query": r["subject"] + "\n" + r["body"], "relevant": r["answers"]}).decode()
+        for r in rows
+        if r["split"] == "heldout"
+    ]
+    outcomes = evaluate_search(index, held_out).outcomes
+    answerable = [o for o in outcomes if o.relevant]
+    unanswerable = [o for o in outcomes if not o.relevant]
+    assert len(answerable) >= 60 and len(unanswerable) >= 15
+    assert sum(o.hit_at_depth for o in answerable) / len(answerable) >= 0.6
+    assert sum(o.rank == 1 for o in unanswerable) / len(unanswerable) >= 0.4
+
+
+def tickets_v2_lines() -> list[str]:
+    return resources.files("zhiban.kb").joinpath("data/tickets_v2.jsonl").read_text("utf-8").splitlines()
