@@ -36,6 +36,7 @@ PUBLIC = {
     ("GET", "/api/v1/status"),
     ("GET", "/login"),
     ("POST", "/login"),
+    ("GET", "/docs"),  # the API docs page: draws /openapi.json, which is open too; it holds no data
 }
 
 

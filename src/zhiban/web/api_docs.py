@@ -6,7 +6,9 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 
-router = APIRouter(include_in_schema=False)
+from zhiban.web.scopes import PUBLIC
+
+router = APIRouter(include_in_schema=False, dependencies=[PUBLIC])
 
 _ASSETS = "/static/vendor/swagger-ui"
 PAGE = f"""<!doctype html>
