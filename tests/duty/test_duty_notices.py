@@ -10,13 +10,14 @@ from datetime import timedelta
 
 from fastapi.testclient import TestClient
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from tests.duty.test_on_duty import _file, _setup
 from tests.incidents.incident_kit import drain, worker
 from tests.tenancy import World, bearer
 from zhiban.core.clock import FrozenClock
 from zhiban.desk import Desk
-from zhiban.duty.notices import TEAM_WAIT, TEAM_WAITS, TELL_TEAM_JOB
+from zhiban.duty.notices import TELL_TEAM_JOB
 from zhiban.engine.store import Job
 from zhiban.identity import service as identity
 from zhiban.identity.model import DEFAULT_SCOPES
@@ -127,7 +128,7 @@ def test_the_inbox_shows_the_four_kinds_marks_read_and_is_private(
         identity.add_team_member(s, team.id, primary)
     ticket = _file(client, world.alice_token, "P1")  # pages Primary, on call
     with desk.transaction() as s:
-        tickets.route(s, ticket["id"], team.id)  # as triage would
+        tickets.route(s, clock, ticket["id"], team.id)  # as triage would
     w = worker(desk)
     drain(w)  # the team hears of the new ticket
     _assign(client, world, ticket["id"], primary)
@@ -182,36 +183,41 @@ def test_the_inbox_shows_the_four_kinds_marks_read_and_is_private(
     assert {n["kind"] for n in sla} == {"warning", "breach"} and all(n["read_at"] for n in sla)
 
 
-def test_a_team_hears_of_a_ticket_triage_routes_after_the_notice_job_ran(
+def test_a_team_hears_of_its_ticket_in_the_transaction_that_routes_it(
     client: TestClient, desk: Desk, clock: FrozenClock
 ) -> None:
     world, primary = _setup(client, desk)
     with desk.transaction() as s:
         team = identity.create_team(s, name="Network", domain="network")
         identity.add_team_member(s, team.id, primary)
-    routed_late = _file(client, world.alice_token, "P3", subject="routed late")
+        identity.add_team_member(s, team.id, world.agent_id)
+    routed = _file(client, world.alice_token, "P3", subject="routed by triage's batch")
+    by_hand = _file(client, world.alice_token, "P3", subject="routed by an agent")
     never_routed = _file(client, world.alice_token, "P3", subject="no rule matches")
-    w = worker(desk)
-    drain(w)  # the notice jobs run before triage gave either ticket a team
-    assert _told_of(desk, routed_late["id"]) == set()
+    with desk.sessions() as s:  # filing queues nothing for the team: routing tells it
+        assert s.scalars(select(Job.id).where(Job.kind == TELL_TEAM_JOB)).all() == []
     with desk.transaction() as s:
-        tickets.route(s, routed_late["id"], team.id)  # triage's batch, a little later
-    clock.advance(timedelta(seconds=16))
-    drain(w)
-    assert _told_of(desk, routed_late["id"]) == {primary}
-    # A ticket no rule routes is looked at a bounded number of times, then left: no job of it waits any more.
-    for _ in range(TEAM_WAITS + 2):
-        clock.advance(TEAM_WAIT + timedelta(seconds=1))
-        drain(w)
+        assert tickets.route_new(s, clock, {routed["id"]: team.id}) == {routed["id"]: team.id}
+        assert _told_of_in(s, routed["id"]) == {primary, world.agent_id}  # same transaction
+        # Routing a routed ticket again changes nothing and tells nobody twice.
+        assert tickets.route_new(s, clock, {routed["id"]: team.id}) == {}
+    _assign(client, world, by_hand["id"], world.agent_id)
+    with desk.transaction() as s:
+        tickets.route(s, clock, by_hand["id"], team.id)
+        tickets.route(s, clock, by_hand["id"], team.id)
+    assert _told_of(desk, routed["id"]) == {primary, world.agent_id}
+    assert _told_of(desk, by_hand["id"]) == {primary}  # its assignee already knows
+    assert _told_of(desk, never_routed["id"]) == set()
     with desk.sessions() as s:
-        looks = s.scalars(select(Job.state).where(Job.kind == TELL_TEAM_JOB)).all()
-    assert len(looks) == 2 + 1 + TEAM_WAITS and set(looks) == {"done"}
-    assert _told_of(desk, never_routed["id"]) == set() and _told_of(desk, routed_late["id"]) == {primary}
+        rows = s.scalars(select(InboxRow).where(InboxRow.kind == "ticket_new")).all()
+        assert len(rows) == 3
+
+
+def _told_of_in(s: Session, ticket_id: int) -> set[str]:
+    query = select(InboxRow.person_id).where(InboxRow.ticket_id == ticket_id, InboxRow.kind == "ticket_new")
+    return set(s.scalars(query))
 
 
 def _told_of(desk: Desk, ticket_id: int) -> set[str]:
     with desk.sessions() as s:
-        rows = s.scalars(
-            select(InboxRow.person_id).where(InboxRow.ticket_id == ticket_id, InboxRow.kind == "ticket_new")
-        )
-        return set(rows)
+        return _told_of_in(s, ticket_id)

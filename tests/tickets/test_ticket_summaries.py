@@ -31,7 +31,7 @@ def test_a_summary_follows_the_ticket_as_it_changes(desk: Desk, clock: FrozenClo
         tickets.change_priority(s, clock, staff, tid, "P1")
         tickets.assign(s, clock, staff, tid, w.agent_id)
         tickets.change_status(s, clock, staff, tid, "pending")
-        tickets.route(s, tid, team.id)
+        tickets.route(s, clock, tid, team.id)
     with desk.transaction() as s:
         now = tickets.summary(s, tid)
         assert now is not None and (now.priority, now.status) == ("P1", "pending")

@@ -10,4 +10,5 @@ from zhiban.tickets import events as ticket_events
 ticket_events.subscribe(service.on_ticket_change)
 incident_events.subscribe(service.on_incident_change)
 ticket_events.subscribe(notices.on_ticket_change)
+ticket_events.on_routed(notices.on_routed)
 incident_events.subscribe(notices.on_incident_change)

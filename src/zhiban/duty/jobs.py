@@ -1,4 +1,4 @@
-"""On-duty jobs: a new ticket's team hears of it once the ticket (and its triage) is committed."""
+"""On-duty jobs: `duty.tell_team`, left in the queue by desks that told a team from a job (routing tells it now)."""
 
 from __future__ import annotations
 
@@ -15,9 +15,8 @@ registry = JobRegistry()
 def tell_team(ctx: JobContext, payload: dict[str, Any]) -> None:
     try:
         ticket_id = int(payload["ticket_id"])
-        attempt = int(payload.get("attempt", 0))
     except (KeyError, TypeError, ValueError) as exc:
         raise PermanentFailure(f"bad payload {payload!r}") from exc
     with transaction(ctx.session_factory) as session:
-        notices.tell_team(session, ctx.clock, ticket_id, attempt)
+        notices.tell_team(session, ctx.clock, ticket_id)
         ctx.finish(session)

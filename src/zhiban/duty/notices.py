@@ -3,22 +3,21 @@
 They go to notify's one inbox (SLA warnings and breaches are written there by sla itself). Listening here
 keeps the graph one-way: notify knows neither tickets nor incidents, and neither of them knows the inbox.
 
-- A new ticket is told to its team's members. The team is set by triage, which hears the same `created`
-  change (later, or in a job of its own), so the listener only queues one cheap job (`TELL_TEAM_JOB`), which
-  reads the team once the ticket is committed: the filing path pays one insert, not one per team member.
+- A ticket is told to the members of the team it is given to, in the transaction that routes it (triage's
+  batch, an agent's correction): the filing path pays nothing for it, and a storm of new tickets costs one
+  read of their summaries, one of each team's members and one insert per batch.
 - A ticket assigned is told to the new assignee at once (unless they took it themselves).
 - A page is told to each person an escalation step paged, in the step's own transaction.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from zhiban.core.clock import Clock
-from zhiban.engine import enqueue
 from zhiban.identity import service as identity
 from zhiban.identity.model import Person
 from zhiban.incidents.events import IncidentChange, IncidentChangeKind
@@ -26,10 +25,8 @@ from zhiban.notify import inbox
 from zhiban.tickets import service as tickets
 from zhiban.tickets.model import EventKind, TicketChange
 
-TELL_TEAM_JOB = "duty.tell_team"
+TELL_TEAM_JOB = "duty.tell_team"  # queued by desks before 0.1 (the team heard once the ticket committed)
 MAX_TEAM_NOTICES = 200  # a team is told of a new ticket; a team bigger than this is a queue, not a team
-TEAM_WAIT = timedelta(seconds=15)  # a ticket triage has not routed yet is looked at again after this …
-TEAM_WAITS = 8  # … this many times (two minutes), then it is nobody's team's
 
 
 def _staff(person: Person | None) -> bool:
@@ -37,11 +34,8 @@ def _staff(person: Person | None) -> bool:
 
 
 def on_ticket_change(session: Session, clock: Clock, change: TicketChange) -> None:
-    """A new ticket queues the team's notices; an assignment tells the assignee."""
-    if change.kind == EventKind.CREATED:
-        ticket_id = change.ticket.id
-        enqueue(session, TELL_TEAM_JOB, {"ticket_id": ticket_id}, due_at=change.at, dedup_key=f"tell-team:{ticket_id}")
-    elif change.kind == EventKind.ASSIGNED:
+    """An assignment tells the assignee (unless they took it themselves)."""
+    if change.kind == EventKind.ASSIGNED:
         to = change.data.get("to")
         if isinstance(to, str) and to != change.actor_id:
             _tell_assignee(session, clock, change, to)
@@ -66,35 +60,41 @@ def _tell_assignee(session: Session, clock: Clock, change: TicketChange, person_
     )
 
 
-def tell_team(session: Session, clock: Clock, ticket_id: int, attempt: int = 0) -> int:
-    """Tell the members of a new ticket's team (its assignee excepted) that it came in; how many were told.
-
-    Triage routes new tickets in batches of its own, which may run after this job: a ticket with no team yet is
-    looked at again a little later (a bounded number of times; a ticket no rule routes is nobody's team's)."""
-    summary = tickets.summary(session, ticket_id)
-    if summary is None:
-        return 0
-    if summary.team_id is None:
-        if attempt < TEAM_WAITS:
-            due = clock.now() + TEAM_WAIT
-            payload = {"ticket_id": ticket_id, "attempt": attempt + 1}
-            enqueue(session, TELL_TEAM_JOB, payload, due_at=due, dedup_key=f"tell-team:{ticket_id}:{attempt + 1}")
-        return 0
-    data: dict[str, Any] = {"priority": summary.priority, "team_id": summary.team_id}
-    drafts = [
-        inbox.Draft(
-            person.id,
-            inbox.TICKET_NEW,
-            f"new:{ticket_id}",
-            title=summary.subject,
-            reason="team",
-            ticket_id=ticket_id,
-            data=data,
-        )
-        for person in identity.team_members(session, summary.team_id)[:MAX_TEAM_NOTICES]
-        if _staff(person) and person.id != summary.assignee_id
-    ]
+def on_routed(session: Session, clock: Clock, routed: Mapping[int, str]) -> int:
+    """Tell the members of each team (the ticket's assignee excepted) of the tickets just given to it; how many
+    notices were written. A ticket told again (routed back) is not told twice to the same person."""
+    summaries = tickets.summaries(session, list(routed))
+    members: dict[str, list[Person]] = {}
+    drafts: list[inbox.Draft] = []
+    for ticket_id, team_id in routed.items():
+        summary = summaries.get(ticket_id)
+        if summary is None:
+            continue
+        if team_id not in members:
+            members[team_id] = [p for p in identity.team_members(session, team_id)[:MAX_TEAM_NOTICES] if _staff(p)]
+        data: dict[str, Any] = {"priority": summary.priority, "team_id": team_id}
+        drafts += [
+            inbox.Draft(
+                person.id,
+                inbox.TICKET_NEW,
+                f"new:{ticket_id}",
+                title=summary.subject,
+                reason="team",
+                ticket_id=ticket_id,
+                data=data,
+            )
+            for person in members[team_id]
+            if person.id != summary.assignee_id
+        ]
     return inbox.post_many(session, clock, drafts)
+
+
+def tell_team(session: Session, clock: Clock, ticket_id: int) -> int:
+    """A job queued by an older desk: tell the ticket's team if it has one by now (routing tells it since)."""
+    summary = tickets.summary(session, ticket_id)
+    if summary is None or summary.team_id is None:
+        return 0
+    return on_routed(session, clock, {ticket_id: summary.team_id})
 
 
 def on_incident_change(session: Session, clock: Clock, change: IncidentChange) -> None:

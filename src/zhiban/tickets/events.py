@@ -11,11 +11,15 @@ Two ways to listen:
   It runs at least once per change: a batch that fails is re-run change by change, and a change whose run
   fails is retried, so a follower must be idempotent (and a failing follower makes the others hear that
   change again). Work that a rush should not wait for belongs here: classification, suggestions, links.
+
+A ticket's team is not a change in its log (routing is triage's bookkeeping): `on_routed(listener)` hears
+the tickets that a statement gave to a team (ticket id -> team id), in that statement's transaction, e.g.
+so the team hears of its new tickets in the same batch that routed them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 
 from sqlalchemy.orm import Session
 
@@ -25,10 +29,12 @@ from zhiban.tickets.model import EventKind, TicketChange
 
 TicketListener = Callable[[Session, Clock, TicketChange], None]
 TicketFollower = Callable[[Session, Clock, Sequence[TicketChange]], None]
+RoutedListener = Callable[[Session, Clock, Mapping[int, str]], object]
 FOLLOW_JOB = "tickets.follow"
 _listeners: list[TicketListener] = []
 _followers: dict[str, tuple[TicketFollower, frozenset[EventKind]]] = {}
 _followed: set[EventKind] = set()
+_routed: list[RoutedListener] = []
 
 
 def subscribe(listener: TicketListener) -> TicketListener:
@@ -36,6 +42,20 @@ def subscribe(listener: TicketListener) -> TicketListener:
     if listener not in _listeners:
         _listeners.append(listener)
     return listener
+
+
+def on_routed(listener: RoutedListener) -> RoutedListener:
+    """Call `listener` with the tickets just given to a team (id -> team id), in that transaction (idempotent)."""
+    if listener not in _routed:
+        _routed.append(listener)
+    return listener
+
+
+def routed(session: Session, clock: Clock, teams: Mapping[int, str]) -> None:
+    """Tell the routing listeners which tickets a statement gave to which team (tickets' own side)."""
+    if teams:
+        for listener in list(_routed):
+            listener(session, clock, teams)
 
 
 def follow(name: str, listener: TicketFollower, *, kinds: Collection[EventKind]) -> TicketFollower:

@@ -179,28 +179,39 @@ def first_messages(session: Session, ticket_ids: Sequence[int]) -> dict[int, tup
     return found
 
 
-def route_new(session: Session, teams: dict[int, str]) -> None:
-    """Give each ticket (id -> team id) to its team unless a team already has it: one statement per team."""
+def route_new(session: Session, clock: Clock, teams: dict[int, str]) -> dict[int, str]:
+    """Give each ticket (id -> team id) to its team unless a team already has it: one statement per team.
+    Returns the tickets it routed, which the routing listeners hear of in this transaction."""
     by_team: dict[str, list[int]] = {}
     for ticket_id, team_id in teams.items():
         by_team.setdefault(team_id, []).append(ticket_id)
+    done: dict[int, str] = {}
     for team_id, ids in by_team.items():
         for part in _chunks(sorted(ids)):
-            session.execute(
-                update(TicketRow).where(TicketRow.id.in_(part), TicketRow.team_id.is_(None)).values(team_id=team_id),
-                execution_options={"synchronize_session": False},
+            statement = (
+                update(TicketRow)
+                .where(TicketRow.id.in_(part), TicketRow.team_id.is_(None))
+                .values(team_id=team_id)
+                .returning(TicketRow.id)
             )
+            routed = session.scalars(statement, execution_options={"synchronize_session": False})
+            done.update((i, team_id) for i in routed)
     for ticket in session.identity_map.values():  # rows changed in SQL: drop stale ORM copies
-        if isinstance(ticket, TicketRow) and ticket.id in teams:
+        if isinstance(ticket, TicketRow) and ticket.id in done:
             session.expire(ticket)
+    events.routed(session, clock, done)
+    return done
 
 
-def route(session: Session, ticket_id: int, team_id: str | None, *, unless_routed: bool = False) -> None:
+def route(session: Session, clock: Clock, ticket_id: int, team_id: str | None, *, unless_routed: bool = False) -> None:
     """Give the ticket to a team (with `unless_routed`, only a ticket no team has yet)."""
     ticket = session.get(TicketRow, ticket_id)
-    if ticket is not None and not (unless_routed and ticket.team_id is not None):
-        ticket.team_id = team_id
-        session.flush()
+    if ticket is None or (unless_routed and ticket.team_id is not None) or ticket.team_id == team_id:
+        return
+    ticket.team_id = team_id
+    session.flush()
+    if team_id is not None:
+        events.routed(session, clock, {ticket_id: team_id})
 
 
 def open_tickets_missing(session: Session, known: Select[tuple[int]], *, limit: int) -> list[TicketRef]:

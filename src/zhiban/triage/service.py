@@ -189,7 +189,7 @@ def triage_ticket(session: Session, clock: Clock, ticket: TicketRef) -> TriageRo
     row.model_version = version
     row.created_at = clock.now()
     if team is not None:
-        tickets.route(session, ticket.id, team.id, unless_routed=True)
+        tickets.route(session, clock, ticket.id, team.id, unless_routed=True)
     session.flush()
     return row
 
@@ -239,7 +239,7 @@ def triage_new(session: Session, clock: Clock, refs: Sequence[TicketRef]) -> int
         if team is not None:
             routes[ticket_id] = team.id
     store.add_triages(session, rows)
-    tickets.route_new(session, routes)
+    tickets.route_new(session, clock, routes)
     return len(rows)
 
 
@@ -297,7 +297,7 @@ def correct_triage(session: Session, clock: Clock, principal: Principal, ticket_
     row.corrected_at = clock.now()
     team = team_for(session, domain)
     row.team_id = team.id if team else None
-    tickets.route(session, ticket.id, row.team_id)
+    tickets.route(session, clock, ticket.id, row.team_id)
     session.flush()
     return _view(session, row)
 
