@@ -496,3 +496,46 @@ def test_job_counts_and_purge_done(factory: sessionmaker[Session], clock: Frozen
         assert purge_done(session, finished_before=clock.now() + timedelta(seconds=1)) == 3
     with factory() as session:
         assert job_counts(session) == {"pending": 1, "running": 0, "done": 0, "dead": 0}
+
+
+# --- urgent kinds ----------------------------------------------------------------------------
+
+
+def test_a_page_is_claimed_and_run_before_the_bookkeeping_queued_before_it(
+    factory: sessionmaker[Session], clock: FrozenClock
+) -> None:
+    ran: list[str] = []
+    registry = JobRegistry()
+    registry.add("tickets.bookkeeping", lambda ctx, payload: ran.append(payload["n"]))
+    registry.add("notify.page", lambda ctx, payload: ran.append(payload["n"]), urgent=True)
+    assert registry.urgent_kinds() == {"notify.page"}
+    for n in range(6):  # a rush's follow-up jobs, all due before the page
+        add_job(factory, "tickets.bookkeeping", clock.now() - timedelta(seconds=10 - n), payload={"n": f"b{n}"})
+    add_job(factory, "notify.page", clock.now(), payload={"n": "page"})
+    worker = make_worker(factory, registry, clock)
+    assert worker.run_once(limit=1) == 1
+    assert ran == ["page"]  # claimed first though due last
+    assert worker.run_once(limit=10) == 6
+    assert ran == ["page", "b0", "b1", "b2", "b3", "b4", "b5"]  # the rest in due order
+
+    combined = JobRegistry()
+    combined.include(registry)
+    assert combined.urgent_kinds() == {"notify.page"}  # kept when features' registries are combined
+
+
+def test_the_loop_hands_a_queued_page_to_the_next_free_thread_before_queued_bookkeeping() -> None:
+    from zhiban.engine.worker import _Units
+
+    def unit(kind: str, job_id: str) -> list[job_store.ClaimedJob]:
+        return [job_store.ClaimedJob(job_id, kind, {}, 1, 5, None, datetime(2026, 1, 1, tzinfo=UTC))]
+
+    units = _Units(frozenset({"notify.page"}))
+    units.put(unit("tickets.bookkeeping", "b1"))
+    units.put(unit("tickets.bookkeeping", "b2"))
+    units.put(unit("notify.page", "p1"))
+    units.stop()
+    units.put(unit("tickets.bookkeeping", "b3"))
+    taken = []
+    while (got := units.get()) is not None:
+        taken.append(got[0].id)
+    assert taken == ["p1", "b1", "b2", "b3"]  # urgent first, then claim order; stop after all of them

@@ -103,22 +103,28 @@ class JobRegistry:
     def __init__(self) -> None:
         self._handlers: dict[str, Handler] = {}
         self._batches: dict[str, tuple[BatchHandler, int]] = {}
+        self._urgent: set[str] = set()
 
-    def handler(self, kind: str) -> Callable[[Handler], Handler]:
+    def handler(self, kind: str, *, urgent: bool = False) -> Callable[[Handler], Handler]:
         """Decorator: `@registry.handler("sla.breach") def on_breach(ctx, payload): ...`."""
 
         def register(fn: Handler) -> Handler:
-            self.add(kind, fn)
+            self.add(kind, fn, urgent=urgent)
             return fn
 
         return register
 
-    def add(self, kind: str, fn: Handler) -> None:
-        """Register `fn` for `kind`; a kind has exactly one handler."""
+    def add(self, kind: str, fn: Handler, *, urgent: bool = False) -> None:
+        """Register `fn` for `kind`; a kind has exactly one handler.
+
+        An `urgent` kind is what a person is waiting for (a page, its next step, a message to send): a worker
+        claims due jobs of urgent kinds before any other and runs them before the bookkeeping it has queued."""
         check_kind(kind)
         if kind in self._handlers and self._handlers[kind] is not fn:
             raise ValueError(f"a handler for job kind {kind!r} is already registered")
         self._handlers[kind] = fn
+        if urgent:
+            self._urgent.add(kind)
 
     def batch_handler(self, kind: str, *, max_batch: int = 500) -> Callable[[BatchHandler], BatchHandler]:
         """Decorator for kinds whose jobs are cheaper together: a worker claims up to `max_batch` due jobs of
@@ -144,7 +150,7 @@ class JobRegistry:
     def include(self, other: JobRegistry) -> None:
         """Add every handler of another registry (e.g. one per feature)."""
         for kind, fn in other._handlers.items():
-            self.add(kind, fn)
+            self.add(kind, fn, urgent=kind in other._urgent)
         self._batches.update(other._batches)
 
     def get(self, kind: str) -> Handler | None:
@@ -153,3 +159,7 @@ class JobRegistry:
     def kinds(self) -> frozenset[str]:
         """The kinds this registry runs; a worker claims only these."""
         return frozenset(self._handlers)
+
+    def urgent_kinds(self) -> frozenset[str]:
+        """The kinds a worker claims and runs first (see `add`)."""
+        return frozenset(self._urgent)

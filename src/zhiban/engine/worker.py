@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import queue
@@ -89,14 +90,20 @@ class Worker:
             self._next_bury = now + timedelta(seconds=1)
         with transaction(self.session_factory) as session:
             buried = store.bury_expired(session, now) if bury else 0
-            claimed = store.claim_due(
-                session,
-                worker_id=self.worker_id,
-                kinds=self.registry.kinds(),
-                now=now,
-                lease_until=now + self.lease,
-                limit=limit,
-            )
+            # What a person waits for (a page, its next step, a message) is claimed first: in a rush its jobs
+            # would otherwise wait behind every follow-up job filed before them.
+            urgent = self.registry.urgent_kinds()
+            claimed: list[ClaimedJob] = []
+            for kinds in (urgent, self.registry.kinds() - urgent):
+                if kinds and len(claimed) < limit:
+                    claimed += store.claim_due(
+                        session,
+                        worker_id=self.worker_id,
+                        kinds=kinds,
+                        now=now,
+                        lease_until=now + self.lease,
+                        limit=limit - len(claimed),
+                    )
             units: list[list[ClaimedJob]] = []
             batches: dict[str, list[ClaimedJob]] = {}
             for job in claimed:
@@ -310,7 +317,7 @@ class Worker:
         """Wake the loop now: new work may be due, or a slot is free."""
         self._wake.set()
 
-    def _serve(self, jobs: queue.Queue[list[ClaimedJob] | None]) -> None:
+    def _serve(self, jobs: _Units) -> None:
         while True:
             unit = jobs.get()
             if unit is None:
@@ -331,7 +338,7 @@ class Worker:
 
     def run_forever(self, stop: threading.Event) -> None:
         """Claim and run jobs until `stop` is set; then give running jobs `shutdown_grace` and release the rest."""
-        jobs: queue.Queue[list[ClaimedJob] | None] = queue.Queue()
+        jobs = _Units(self.registry.urgent_kinds())
         threads = [
             threading.Thread(target=self._serve, args=(jobs,), name=f"job-{i}", daemon=True)
             for i in range(self.concurrency)
@@ -368,7 +375,7 @@ class Worker:
             self._shut_down(jobs, threads)
             beat_done.set()
 
-    def _shut_down(self, jobs: queue.Queue[list[ClaimedJob] | None], threads: list[threading.Thread]) -> None:
+    def _shut_down(self, jobs: _Units, threads: list[threading.Thread]) -> None:
         deadline = time.monotonic() + self.shutdown_grace.total_seconds()
         # Jobs still queued were claimed but not started: hand them back at once.
         unstarted: list[ClaimedJob] = []
@@ -385,7 +392,7 @@ class Worker:
             self._inflight -= units
             self._queued.difference_update((job.id, job.attempt) for job in unstarted)
         for _ in threads:
-            jobs.put(None)
+            jobs.stop()
         for thread in threads:
             thread.join(max(deadline - time.monotonic(), 0))
         with self._lock:
@@ -399,6 +406,27 @@ class Worker:
             except Exception:
                 log.exception("could not release jobs on shutdown; their leases will expire")
         log.info("worker %s stopped", self.worker_id)
+
+
+class _Units:
+    """Claimed units waiting for a thread: urgent kinds first, then in claim order; `stop` after all of them."""
+
+    def __init__(self, urgent: frozenset[str]) -> None:
+        self._urgent = urgent
+        self._queue: queue.PriorityQueue[tuple[int, int, list[ClaimedJob] | None]] = queue.PriorityQueue()
+        self._seq = itertools.count()
+
+    def put(self, unit: list[ClaimedJob]) -> None:
+        self._queue.put((0 if unit[0].kind in self._urgent else 1, next(self._seq), unit))
+
+    def stop(self) -> None:
+        self._queue.put((2, next(self._seq), None))
+
+    def get(self) -> list[ClaimedJob] | None:
+        return self._queue.get()[2]
+
+    def get_nowait(self) -> list[ClaimedJob] | None:
+        return self._queue.get_nowait()[2]
 
 
 def install_signal_handlers(stop: threading.Event, worker: Worker | None = None) -> None:

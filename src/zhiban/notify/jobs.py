@@ -6,4 +6,4 @@ from zhiban.engine import JobRegistry
 from zhiban.notify.service import DELIVER_JOB, deliver
 
 registry = JobRegistry()
-registry.add(DELIVER_JOB, deliver)
+registry.add(DELIVER_JOB, deliver, urgent=True)  # a page, or any message a person waits for
