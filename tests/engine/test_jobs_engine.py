@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import queue
 import random
 import threading
 import time
@@ -523,13 +524,14 @@ def test_a_page_is_claimed_and_run_before_the_bookkeeping_queued_before_it(
     assert combined.urgent_kinds() == {"notify.page"}  # kept when features' registries are combined
 
 
-def test_the_loop_hands_a_queued_page_to_the_next_free_thread_before_queued_bookkeeping() -> None:
+def test_the_loop_hands_a_queued_page_to_the_next_free_thread_and_a_lane_takes_pages_alone() -> None:
     from zhiban.engine.worker import _Units
 
     def unit(kind: str, job_id: str) -> list[job_store.ClaimedJob]:
         return [job_store.ClaimedJob(job_id, kind, {}, 1, 5, None, datetime(2026, 1, 1, tzinfo=UTC))]
 
     units = _Units(frozenset({"notify.page"}))
+    assert units.has_lane and not _Units(frozenset()).has_lane
     units.put(unit("tickets.bookkeeping", "b1"))
     units.put(unit("tickets.bookkeeping", "b2"))
     units.put(unit("notify.page", "p1"))
@@ -539,3 +541,17 @@ def test_the_loop_hands_a_queued_page_to_the_next_free_thread_before_queued_book
     while (got := units.get()) is not None:
         taken.append(got[0].id)
     assert taken == ["p1", "b1", "b2", "b3"]  # urgent first, then claim order; stop after all of them
+
+    # The lane thread waits for a page while bookkeeping is queued, and takes it the moment it comes.
+    units.put(unit("tickets.bookkeeping", "b4"))
+    lane: list[str] = []
+    thread = threading.Thread(target=lambda: lane.append(units.get(urgent_only=True)[0].id))  # type: ignore[index]
+    thread.start()
+    time.sleep(0.1)
+    assert lane == [] and thread.is_alive()
+    units.put(unit("notify.page", "p2"))
+    thread.join(5)
+    assert lane == ["p2"]
+    assert units.get_nowait()[0].id == "b4"
+    with pytest.raises(queue.Empty):
+        units.get_nowait()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import itertools
+import collections
 import logging
 import os
 import queue
@@ -317,9 +317,9 @@ class Worker:
         """Wake the loop now: new work may be due, or a slot is free."""
         self._wake.set()
 
-    def _serve(self, jobs: _Units) -> None:
+    def _serve(self, jobs: _Units, urgent_only: bool = False) -> None:
         while True:
-            unit = jobs.get()
+            unit = jobs.get(urgent_only=urgent_only)
             if unit is None:
                 return
             try:
@@ -343,6 +343,8 @@ class Worker:
             threading.Thread(target=self._serve, args=(jobs,), name=f"job-{i}", daemon=True)
             for i in range(self.concurrency)
         ]
+        if jobs.has_lane:
+            threads.append(threading.Thread(target=self._serve, args=(jobs, True), name="job-urgent", daemon=True))
         beat_done = threading.Event()
         beat = threading.Thread(target=self._beat, args=(beat_done,), name="job-heartbeat", daemon=True)
         for thread in [*threads, beat]:
@@ -382,12 +384,10 @@ class Worker:
         units = 0
         while True:
             try:
-                unit = jobs.get_nowait()
+                unstarted.extend(jobs.get_nowait())
             except queue.Empty:
                 break
-            if unit is not None:
-                unstarted.extend(unit)
-                units += 1
+            units += 1
         with self._lock:
             self._inflight -= units
             self._queued.difference_update((job.id, job.attempt) for job in unstarted)
@@ -409,24 +409,50 @@ class Worker:
 
 
 class _Units:
-    """Claimed units waiting for a thread: urgent kinds first, then in claim order; `stop` after all of them."""
+    """Claimed units waiting for a thread: urgent kinds first, then in claim order; a `stop` is taken once
+    nothing is left. A lane thread (`urgent_only`) takes urgent units alone, so a page never waits for a thread
+    that every long batch holds."""
 
     def __init__(self, urgent: frozenset[str]) -> None:
         self._urgent = urgent
-        self._queue: queue.PriorityQueue[tuple[int, int, list[ClaimedJob] | None]] = queue.PriorityQueue()
-        self._seq = itertools.count()
+        self._ready = threading.Condition()
+        self._first: collections.deque[list[ClaimedJob]] = collections.deque()
+        self._rest: collections.deque[list[ClaimedJob]] = collections.deque()
+        self._stops = 0
+
+    @property
+    def has_lane(self) -> bool:
+        return bool(self._urgent)
 
     def put(self, unit: list[ClaimedJob]) -> None:
-        self._queue.put((0 if unit[0].kind in self._urgent else 1, next(self._seq), unit))
+        with self._ready:
+            (self._first if unit[0].kind in self._urgent else self._rest).append(unit)
+            self._ready.notify_all()
 
     def stop(self) -> None:
-        self._queue.put((2, next(self._seq), None))
+        with self._ready:
+            self._stops += 1
+            self._ready.notify_all()
 
-    def get(self) -> list[ClaimedJob] | None:
-        return self._queue.get()[2]
+    def get(self, *, urgent_only: bool = False) -> list[ClaimedJob] | None:
+        with self._ready:
+            while True:
+                if self._first:
+                    return self._first.popleft()
+                if self._rest and not urgent_only:
+                    return self._rest.popleft()
+                if self._stops:
+                    self._stops -= 1
+                    return None
+                self._ready.wait()
 
-    def get_nowait(self) -> list[ClaimedJob] | None:
-        return self._queue.get_nowait()[2]
+    def get_nowait(self) -> list[ClaimedJob]:
+        with self._ready:
+            if self._first:
+                return self._first.popleft()
+            if self._rest:
+                return self._rest.popleft()
+        raise queue.Empty
 
 
 def install_signal_handlers(stop: threading.Event, worker: Worker | None = None) -> None:
