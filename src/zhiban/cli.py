@@ -160,21 +160,22 @@ def _with_web_processes(settings: Settings, web_procs: int | None) -> Settings:
     return settings if web_procs is None else settings.model_copy(update={"web_processes": web_procs})
 
 
-def _run_web(web_app: Any, host: str, port: int, processes: int) -> None:
-    """Serve the app on host:port; with several processes, this one binds the port and starts the others."""
+def _run_web(web_app: Any, host: str, port: int, processes: int, banner: str) -> None:
+    """Serve the app on host:port; with several processes, this one binds the port and starts the others.
+    The banner is printed once the port answers (loading the app takes seconds)."""
     import uvicorn
 
-    if processes <= 1:
-        uvicorn.run(web_app, host=host, port=port, log_config=None, access_log=False)
-        return
-    from zhiban.web.processes import Siblings, listen, serve
+    from zhiban.web.processes import AnnouncedServer, Siblings, listen, serve
 
+    if processes <= 1:
+        config = uvicorn.Config(web_app, host=host, port=port, log_config=None, access_log=False)
+        AnnouncedServer(config, lambda: console.print(banner)).run()
+        return
     listener = listen(host, port)
     siblings = Siblings(listener, processes - 1, env={**os.environ, "ZHIBAN_WEB_PROCESSES": str(processes)})
     siblings.start()
-    console.print(f"{processes} web processes on port {port}")
     try:
-        serve(web_app, listener)
+        serve(web_app, listener, lambda: console.print(f"{banner}  ({processes} web processes)"))
     finally:
         siblings.stop()
 
@@ -218,11 +219,11 @@ def serve(
     # This process's worker files drills' tickets through this process's API, wherever the public URL points.
     local = "127.0.0.1" if bind_host in ("0.0.0.0", "::", "") else bind_host
     configure_drills(api_url=f"http://[{local}]:{bind_port}" if ":" in local else f"http://{local}:{bind_port}")
-    console.print(f"zhiban is on duty at http://{bind_host}:{bind_port}  (API docs: /docs)")
     web_app = create_app(desk)
     settle_heap()
     try:
-        _run_web(web_app, bind_host, bind_port, settings.web_processes)
+        banner = f"zhiban is on duty at http://{bind_host}:{bind_port}  (API docs: /docs)"
+        _run_web(web_app, bind_host, bind_port, settings.web_processes, banner)
     finally:
         # Let running jobs finish or be released now, rather than waiting for their leases to expire.
         stop.set()
@@ -289,8 +290,8 @@ def web(
 
             serve_on(web_app, inherited)
             return
-        console.print(f"zhiban web at http://{bind_host}:{bind_port}; jobs run in `zhiban worker` processes")
-        _run_web(web_app, bind_host, bind_port, settings.web_processes)
+        banner = f"zhiban web at http://{bind_host}:{bind_port}; jobs run in `zhiban worker` processes"
+        _run_web(web_app, bind_host, bind_port, settings.web_processes, banner)
     finally:
         stop.set()
         if telemetry.thread:

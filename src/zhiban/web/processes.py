@@ -20,7 +20,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import uvicorn
@@ -53,10 +53,23 @@ def inherited_listener(environ: Mapping[str, str]) -> socket.socket | None:
     return socket.socket(fileno=int(fd))
 
 
-def serve(app: Any, listener: socket.socket) -> None:
+class AnnouncedServer(uvicorn.Server):
+    """uvicorn's server that says it is up (`announce`) once it answers, not while the app is still loading."""
+
+    def __init__(self, config: uvicorn.Config, announce: Callable[[], None] | None = None) -> None:
+        super().__init__(config)
+        self._announce = announce
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started and self._announce is not None:
+            self._announce()
+
+
+def serve(app: Any, listener: socket.socket, announce: Callable[[], None] | None = None) -> None:
     """Serve the app on an already listening socket until SIGINT or SIGTERM."""
     config = uvicorn.Config(app, log_config=None, access_log=False)
-    uvicorn.Server(config).run(sockets=[listener])
+    AnnouncedServer(config, announce).run(sockets=[listener])
 
 
 def follow_parent(environ: Mapping[str, str]) -> None:
