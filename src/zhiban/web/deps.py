@@ -54,7 +54,10 @@ async def get_clock(request: Request) -> Clock:
     return desk_of(request).clock
 
 
-DB = Annotated[Session, Depends(get_db)]
+# "function": the transaction commits before the answer is sent, so a client told 201 can read what it wrote, and a
+# commit that fails is answered as the error it is (FastAPI's default for a `yield` dependency ends it after the
+# response went out: a 201 for a ticket that a failed commit then lost).
+DB = Annotated[Session, Depends(get_db, scope="function")]
 ClockDep = Annotated[Clock, Depends(get_clock)]
 
 
