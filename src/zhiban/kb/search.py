@@ -31,7 +31,7 @@ from typing import Any
 
 from zhiban.core.errors import InvalidInput
 from zhiban.kb.glossary import Concept, Glossary, Phrase, default_glossary
-from zhiban.kb.text import detect_language, tokenize
+from zhiban.kb.text import cjk_count, detect_language, tokenize
 
 LANGUAGES = ("zh", "en")
 MAX_QUERY_CHARS = 4000
@@ -287,8 +287,9 @@ class SearchIndex:
         for concept in concepts:
             wordings: list[Phrase] = []
             for phrase in (*concept.original, *concept.translated):
-                known = tuple(t for t in phrase if t in stats.document_frequency)
-                if len(known) == len(phrase):
+                if all(t in stats.document_frequency for t in phrase) and (
+                    language == "zh" or not any(cjk_count(t) for t in phrase)
+                ):
                     wordings.append(phrase)
             if not wordings:
                 unknown += 1
