@@ -31,7 +31,7 @@ from typing import Any
 
 from zhiban.core.errors import InvalidInput
 from zhiban.kb.glossary import Concept, Glossary, Phrase, default_glossary
-from zhiban.kb.text import cjk_count, detect_language, tokenize
+from zhiban.kb.text import cjk_count, detect_language, strip_noise, tokenize
 
 LANGUAGES = ("zh", "en")
 MAX_QUERY_CHARS = 4000
@@ -228,6 +228,7 @@ class SearchIndex:
 
     def analyze(self, query: str) -> tuple[str, list[Concept]]:
         """The query's language and its concepts (glossary terms with translations, then other words)."""
+        query = strip_noise(query)
         query_lang = detect_language(query)
         if query_lang == "zh":
             concepts, rest = self.glossary.find_zh(query)
