@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import re
-from importlib import resources
 from pathlib import Path
 
-import orjson
 import pytest
 
 from zhiban.core.errors import InvalidInput
@@ -14,6 +12,7 @@ from zhiban.kb.baseline import PlainBM25
 from zhiban.kb.evaluate import (
     compare,
     default_queries,
+    default_ticket_set,
     evaluate_search,
     format_comparison,
     format_eval,
@@ -260,31 +259,27 @@ def test_labelled_set_meets_recall_target_on_the_real_corpus() -> None:
     for outcome in result.outcomes:
         assert set(outcome.relevant) <= paths, outcome.query  # labels name real articles
     assert sum(1 for o in result.outcomes if not o.relevant) >= 15
-    assert result.recall_at_3 >= 0.85
+    assert result.recall_at_3 >= 0.89
     assert re.fullmatch(r"kb recall@3=0\.\d{3} mrr=0\.\d{3} n=\d+", format_eval(result).splitlines()[-1])
 
 
 @pytest.mark.skipif(not CORPUS.is_dir(), reason="shared corpus not present")
 def test_whole_tickets_written_elsewhere_find_their_answer_on_the_held_out_half() -> None:
     """kb/data/tickets_v2.jsonl was written and labelled by someone who never read the ranking; its held-out half
-    was never used to choose the parameters. Whole tickets (subject + body, greetings, ids, log lines) used to fall
-    under the floor (recall@3 0.06); the budgets lift them without answering every unanswerable one."""
-    index = SearchIndex.build(
+    was never used to choose anything. Searched as suggestions search a ticket (subject + body, greetings, ids, log
+    lines), held-out recall@3 was 0.06 under the old floor, 0.68 with the concept budgets, and is 0.81 now (plain
+    BM25: 0.78); unanswerable tickets left without an answer 0.53 -> 0.59 (BM25 answers every one)."""
+    documents = [
         Document(a.source_path, a.language, a.title, a.plain_text, a.translation_key) for a in iter_corpus(CORPUS)
-    )
-    rows = [orjson.loads(line) for line in tickets_v2_lines()]
-    held_out = [
-        orjson.dumps({"query": r["subject"] + "\n" + r["body"], "relevant": r["answers"]}).decode()
-        for r in rows
-        if r["split"] == "heldout"
     ]
-    outcomes = evaluate_search(index, held_out).outcomes
-    answerable = [o for o in outcomes if o.relevant]
-    unanswerable = [o for o in outcomes if not o.relevant]
-    assert len(answerable) >= 60 and len(unanswerable) >= 15
-    assert sum(o.hit_at_depth for o in answerable) / len(answerable) >= 0.6
-    assert sum(o.rank == 1 for o in unanswerable) / len(unanswerable) >= 0.4
-
-
-def tickets_v2_lines() -> list[str]:
-    return resources.files("zhiban.kb").joinpath("data/tickets_v2.jsonl").read_text("utf-8").splitlines()
+    held_out = [q for q in parse_queries(default_ticket_set()) if q.split == "heldout"]
+    ours, bm25 = compare(
+        {
+            "search": outcomes_of(search_ranking(SearchIndex.build(documents)), held_out),
+            "bm25": outcomes_of(PlainBM25(documents).search, held_out),
+        }
+    )
+    assert ours.answerable >= 60 and ours.unanswerable >= 15
+    assert ours.recall_at_3 >= 0.75
+    assert ours.left_unanswered is not None and ours.left_unanswered >= 0.5
+    assert ours.recall_at_3 > bm25.recall_at_3

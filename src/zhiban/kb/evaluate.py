@@ -116,7 +116,7 @@ def default_queries() -> list[str]:
     return resources.files("zhiban.kb").joinpath("data/queries.jsonl").read_text("utf-8").splitlines()
 
 
-def default_tickets() -> list[str]:
+def default_ticket_set() -> list[str]:
     """Lines of the shipped ticket set kb/data/tickets_v2.jsonl (tune and held-out halves)."""
     return resources.files("zhiban.kb").joinpath("data/tickets_v2.jsonl").read_text("utf-8").splitlines()
 
