@@ -88,8 +88,8 @@ class SearchParams:
     twin_preference: float = 0.8
     # What an article could earn is counted over the query's `concept_budget` most informative known concepts and
     # at most `unknown_budget` unknown words: a long ticket (greetings, ids, log lines, a signature) must not make
-    # the floor unreachable. None: every concept counts. Chosen with the floor (a grid of 4 x 3 budgets x floors
-    # 0.26-0.30) on the tune half of tickets_v2.
+    # the floor unreachable. None: every concept counts. Chosen with the floor on the tune half of tickets_v2 (budgets
+    # 6-12 known x 1-4 unknown, floors 0.15-0.60; kb/data/README.md has the figures).
     concept_budget: int | None = 6
     unknown_budget: int | None = 3
 
