@@ -1,16 +1,30 @@
 """KB search and triage benchmark: index build time, search p50/p95 vs the 50 ms target, quality figures.
 
 Run: .venv/bin/python bench/bench_kb.py [corpus_root]   (default /work/shared/data/kb)
+
+Whole tickets (kb/data/tickets_v2.jsonl, subject + body as suggestions search them) are timed on every ticket;
+their quality is printed for the tune half only: the held-out half is reported by `zhiban kb eval`.
 """
 
 from __future__ import annotations
 
+import os
 import statistics
 import sys
 import time
 from pathlib import Path
 
-from zhiban.kb.evaluate import default_queries, evaluate_search, format_eval, parse_queries
+from zhiban.kb.evaluate import (
+    compare,
+    default_queries,
+    default_ticket_set,
+    evaluate_search,
+    format_comparison,
+    format_eval,
+    outcomes_of,
+    parse_queries,
+    search_ranking,
+)
 from zhiban.kb.parse import iter_corpus
 from zhiban.kb.search import Document, SearchIndex
 from zhiban.kb.text import warm_up
@@ -19,6 +33,7 @@ from zhiban.triage.model import TriageModel, parse_examples
 
 P95_TARGET_MS = 50.0
 ROUNDS = 5
+TICKET_ROUNDS = 3
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -68,6 +83,19 @@ def main() -> None:
         f"on the other half {half_b.recall_at_3:.3f}"
     )
     print(format_eval(result, show_misses=False))
+
+    tickets = parse_queries(default_ticket_set())
+    latencies = []
+    for _ in range(TICKET_ROUNDS):
+        for ticket in tickets:
+            t0 = time.perf_counter()
+            index.search(ticket.query)
+            latencies.append((time.perf_counter() - t0) * 1000)
+    p50, p95 = statistics.median(latencies), _percentile(latencies, 95)
+    print(f"search over {len(tickets)} whole tickets x {TICKET_ROUNDS}: p50={p50:.2f} ms p95={p95:.2f} ms")
+    tune = [t for t in tickets if t.split == "tune"]
+    print(format_comparison(compare({"search": outcomes_of(search_ranking(index), tune)})))
+    print("load average: " + " ".join(f"{x:.2f}" for x in os.getloadavg()))
 
     examples = parse_examples(default_tickets())
     train, test = held_out_split(examples)

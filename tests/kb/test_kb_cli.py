@@ -47,6 +47,37 @@ def test_import_eval_and_bad_files(database: str, tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "kb recall@3=1.000 mrr=1.000 n=2"
 
+    tickets = tmp_path / "tickets.jsonl"
+    tickets.write_text(
+        '{"subject": "视频卡顿", "body": "观众端视频画面卡顿，帧率很低", "answers": ["'
+        + SUBSET[1]
+        + '", "'
+        + SUBSET[0]
+        + '"], "split": "tune"}\n'
+        '{"subject": "Invoice", "body": "Please send the invoice for May. Regards, Ana", "answers": [],'
+        ' "split": "heldout"}\n',
+        "utf-8",
+    )
+    compared = _run(database, "kb", "eval", "--no-misses", str(tickets), cwd=tmp_path)
+    assert compared.returncode == 0, compared.stderr
+    table = [line.split() for line in compared.stdout.strip().splitlines()]
+    assert table[0][:3] == ["split", "ranking", "answerable"]
+    assert [row[:2] for row in table[1:5]] == [
+        ["tune", "search"],
+        ["tune", "bm25"],
+        ["heldout", "search"],
+        ["heldout", "bm25"],
+    ]
+    assert table[1][2:5] == ["1", "1.000", "1.000"]  # the Chinese ticket finds its article first
+    assert table[3][-2:] == ["1", "1.000"] and table[4][-2:] == ["1", "0.000"]  # BM25 never says "no answer"
+    assert compared.stdout.strip().splitlines()[-1] == "kb recall@3=1.000 mrr=1.000 n=2"
+
+    bad_ticket = tmp_path / "bad_ticket.jsonl"
+    bad_ticket.write_text('{"subject": "x", "body": "y", "answers": [], "split": "train"}\n', "utf-8")
+    refused = _run(database, "kb", "eval", str(bad_ticket), cwd=tmp_path)
+    assert refused.returncode != 0 and refused.stdout == ""
+    assert refused.stderr.strip() == "error: ticket line 1: split must be one of tune, heldout, got 'train'"
+
     bad_queries = tmp_path / "bad.jsonl"
     bad_queries.write_text('{"query": "x"}\n', "utf-8")
     refused = _run(database, "kb", "eval", str(bad_queries), cwd=tmp_path)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from zhiban.kb.glossary import default_glossary
-from zhiban.kb.text import detect_language, tokenize
+from zhiban.kb.text import detect_language, strip_noise, tokenize
 
 
 def test_rtc_dictionary_keeps_terms_whole() -> None:
@@ -39,3 +39,14 @@ def test_glossary_is_bilingual_and_large_enough() -> None:
     concepts_en, left = glossary.find_en(tokenize("black screen on android"))
     assert any(("黑屏",) in c.translated for c in concepts_en)
     assert "black" not in left
+
+
+def test_ticket_noise_is_stripped_but_codes_and_versions_stay() -> None:
+    ticket = (
+        "发生时间：2024-06-23 06:04（北京时间） 影响 20% 的用户 uid：813888 App ID：f5bed10a**** "
+        "[12:01:33.120] joinChannel 报错 -17，错误码 1033，SDK 4.2.6，联系 ops@example.com"
+    )
+    tokens = tokenize(strip_noise(ticket))
+    assert {"17", "1033", "4", "2", "6", "joinchannel"} <= set(tokens)
+    for noise in ("2024", "06", "23", "04", "20", "813888", "f5bed10a", "12", "01", "33", "120", "ops", "example"):
+        assert noise not in tokens, noise

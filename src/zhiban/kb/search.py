@@ -31,11 +31,14 @@ from typing import Any
 
 from zhiban.core.errors import InvalidInput
 from zhiban.kb.glossary import Concept, Glossary, Phrase, default_glossary
-from zhiban.kb.text import detect_language, tokenize
+from zhiban.kb.text import cjk_count, detect_language, strip_noise, tokenize
 
 LANGUAGES = ("zh", "en")
 MAX_QUERY_CHARS = 4000
 MAX_LIMIT = 50
+# How much of a ticket becomes the suggestion query: the subject and the start of the first message
+# carry the symptom; a long log paste would only dilute the match.
+TICKET_QUERY_CHARS = 600
 
 
 @dataclass(frozen=True)
@@ -61,13 +64,22 @@ class Hit:
 
 @dataclass(frozen=True)
 class SearchParams:
-    """Tuning knobs (defaults calibrated on kb/data/queries.jsonl; see bench/bench_kb.py)."""
+    """Tuning knobs (defaults calibrated on kb/data/queries.jsonl and the tune half of kb/data/tickets_v2.jsonl)."""
 
     k1: float = 2.0
     b: float = 0.75
     title_boost: float = 4.0
     cross_language_weight: float = 0.85
-    floor: float = 0.3
+    # The "no answer" decision: a question is answered when its best article's relevance reaches the floor; the
+    # other articles shown must reach `runner_up_share` of the best one's (not the floor: on a long ticket a right
+    # second answer often sits just under it). Relevance is already relative to what the query's most informative
+    # concepts could earn, so one floor serves a one-line question and a whole ticket alike.
+    # Chosen on the tune half of tickets_v2 with queries.jsonl held at >= 0.90 (bench/bench_kb.py prints both).
+    # Tried and left out, because 5-fold cross-validation on the tune half gave no gain over the best article's
+    # relevance alone (ROC AUC 0.87): a logistic model adding the margin over the runner-up, the share of the
+    # best article's title the ticket names, the drop to the 5th article, or the query's length.
+    floor: float = 0.28
+    runner_up_share: float = 0.5
     # An unknown word in the other language's articles counts less against them: it is often
     # just a word the glossary lacks, not a sign of an off-topic question.
     other_language_unknown_weight: float = 0.5
@@ -76,11 +88,10 @@ class SearchParams:
     twin_preference: float = 0.8
     # What an article could earn is counted over the query's `concept_budget` most informative known concepts and
     # at most `unknown_budget` unknown words: a long ticket (greetings, ids, log lines, a signature) must not make
-    # the floor unreachable. None: every concept counts. Chosen on the tune half of kb/data/tickets_v2.jsonl (a grid
-    # of 4 x 3 budgets x 5 floors, the point keeping queries.jsonl's recall): whole tickets' recall@3 0.06 -> 0.70
-    # (held-out half: 0.06 -> 0.68), unanswerable tickets left without an answer 1.00 -> 0.50 (held-out 0.53).
-    concept_budget: int | None = 8
-    unknown_budget: int | None = 2
+    # the floor unreachable. None: every concept counts. Chosen with the floor on the tune half of tickets_v2 (budgets
+    # 6-12 known x 1-4 unknown, floors 0.15-0.60; kb/data/README.md has the figures).
+    concept_budget: int | None = 6
+    unknown_budget: int | None = 3
 
 
 @dataclass
@@ -228,6 +239,7 @@ class SearchIndex:
 
     def analyze(self, query: str) -> tuple[str, list[Concept]]:
         """The query's language and its concepts (glossary terms with translations, then other words)."""
+        query = strip_noise(query)
         query_lang = detect_language(query)
         if query_lang == "zh":
             concepts, rest = self.glossary.find_zh(query)
@@ -287,8 +299,9 @@ class SearchIndex:
         for concept in concepts:
             wordings: list[Phrase] = []
             for phrase in (*concept.original, *concept.translated):
-                known = tuple(t for t in phrase if t in stats.document_frequency)
-                if len(known) == len(phrase):
+                if all(t in stats.document_frequency for t in phrase) and (
+                    language == "zh" or not any(cjk_count(t) for t in phrase)
+                ):
                     wordings.append(phrase)
             if not wordings:
                 unknown += 1
@@ -354,7 +367,19 @@ class SearchIndex:
         return sorted((h for _, h in hits.values()), key=lambda h: (-h.score, h.id))
 
     def search(self, query: str, lang: str | None = None, limit: int = 5) -> list[Hit]:
-        """Best articles for a question; `lang` is the reader's language (default: the query's)."""
+        """Best articles for a question; `lang` is the reader's language (default: the query's).
+
+        Nothing when the best article falls under the floor ("no answer"); else the articles within
+        `runner_up_share` of the best one."""
         if not 1 <= limit <= MAX_LIMIT:
             raise InvalidInput(f"limit must be between 1 and {MAX_LIMIT}")
-        return [h for h in self.relevance(query, lang) if h.score >= self.params.floor][:limit]
+        hits = self.relevance(query, lang)
+        if not hits or hits[0].score < self.params.floor:
+            return []
+        least = hits[0].score * self.params.runner_up_share
+        return [h for h in hits if h.score >= least][:limit]
+
+
+def ticket_query(subject: str, body: str) -> str:
+    """The search query of a ticket (or a draft): its subject and the start of its message."""
+    return " ".join(f"{subject} {body}".split())[:TICKET_QUERY_CHARS]

@@ -6,7 +6,7 @@ import hashlib
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ from zhiban.core.errors import InvalidInput, NotFound
 from zhiban.identity.model import Principal
 from zhiban.kb import store
 from zhiban.kb.parse import ARTICLE_SUFFIXES, SKIPPED_NAMES, ArticleDraft, markdown_to_text, parse_article
-from zhiban.kb.search import LANGUAGES, MAX_LIMIT, Document, SearchIndex
+from zhiban.kb.search import LANGUAGES, MAX_LIMIT, Document, SearchIndex, ticket_query
 from zhiban.kb.store import ArticleInsertionRow, ArticleRow, ArticleVersionRow, ArticleVoteRow, DeflectionRow
 from zhiban.kb.text import detect_language
 
@@ -31,9 +31,6 @@ MAX_TAG = 64
 MAX_TRANSLATION_KEY = 500
 MAX_QUERY = 1000
 SUMMARY_CHARS = 240
-# How much of a ticket becomes the suggestion query: the subject and the start of the first message
-# carry the symptom; a long log paste would only dilute the match.
-TICKET_QUERY_CHARS = 600
 Progress = Callable[[str, int, int], None]  # (phase, done, total)
 
 
@@ -425,13 +422,23 @@ def _loaded(session: Session) -> _LoadedIndex:
     return loaded
 
 
+def _evaluation_name(article: ArticleRow) -> str:
+    return article.source_path if article.source_path else f"article:{article.id}"
+
+
 def evaluation_index(session: Session) -> SearchIndex:
     """The stored index with articles named by their source path, as labelled query sets name them."""
     documents, postings = store.read_index_rows(session)
     articles = store.articles_by_ids(session, (int(d["doc_id"]) for d in documents))
-    names = {str(a.id): a.source_path if a.source_path else f"article:{a.id}" for a in articles.values()}
+    names = {str(a.id): _evaluation_name(a) for a in articles.values()}
     renamed = [{**d, "doc_id": names.get(str(d["doc_id"]), str(d["doc_id"]))} for d in documents]
     return SearchIndex.from_rows(renamed, [(t, names.get(d, d), a, b) for t, d, a, b in postings])
+
+
+def evaluation_documents(session: Session) -> list[Document]:
+    """Every article's indexed text, named by its source path (what a baseline ranking is built on)."""
+    articles = store.list_articles(session, public_only=False, limit=1_000_000)
+    return [replace(_document(a), id=_evaluation_name(a)) for a in articles]
 
 
 @dataclass(frozen=True)
@@ -538,11 +545,6 @@ def record_deflection(
 
 def count_deflections(session: Session, article_id: int | None = None) -> int:
     return store.count_deflections(session, article_id)
-
-
-def ticket_query(subject: str, body: str) -> str:
-    """The suggestion query of a ticket (or a draft): its subject and the start of its message."""
-    return " ".join(f"{subject} {body}".split())[:TICKET_QUERY_CHARS]
 
 
 def suggest_for_ticket(session: Session, principal: Principal, ticket_id: int, limit: int = 3) -> list[SearchResult]:

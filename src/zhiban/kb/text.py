@@ -114,6 +114,24 @@ def _cjk_tokens(run: str) -> list[str]:
     return [w for w in _tokenizer().cut_for_search(run) if w.strip() and w not in ZH_STOPWORDS]
 
 
+# What a ticket or a pasted log line carries that is never evidence: dates, clock times, percentages, long ids
+# (uids, channel numbers, masked App IDs), e-mail addresses. Error codes (109, -17, 1033) and versions stay.
+_NOISE = re.compile(
+    r"\d{4}[-/.]\d{1,2}[-/.]\d{1,2}"  # 2024-06-23
+    r"|\d{1,2}:\d{2}(?::\d{2})?(?:[.,]\d+)?"  # 06:04, 12:01:33.120
+    r"|\d+(?:\.\d+)?\s*%"  # 20%, 1.5 %
+    r"|\b[0-9a-f]*\d[0-9a-f]*\*+"  # f5bed10a**** (a masked App ID)
+    r"|(?<![\w.-])\d{5,}(?![\w.-])"  # 813888 (a uid)
+    r"|[\w.+-]+@[\w-]+\.[\w.-]+",  # someone@example.com
+    re.IGNORECASE,
+)
+
+
+def strip_noise(text: str) -> str:
+    """Text without what only looks like evidence (dates, times, percentages, ids, addresses)."""
+    return _NOISE.sub(" ", text)
+
+
 def tokenize(text: str) -> list[str]:
     """Index/query terms of mixed Chinese/English text, in order."""
     if len(text) > MAX_TEXT_CHARS:
