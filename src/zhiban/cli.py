@@ -13,9 +13,9 @@ from functools import wraps
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from zhiban.core.console import console as cli_console
 from zhiban.core.errors import ZhibanError
 from zhiban.core.heap import settle_heap
 from zhiban.core.settings import Settings, get_settings
@@ -70,8 +70,8 @@ def command() -> typer.Typer:
     return app
 
 
-console = Console()
-err = Console(stderr=True)
+console = cli_console()
+err = cli_console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
 

@@ -4,6 +4,7 @@ the web process; in-process (the same command, the same environment) for what th
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -151,3 +152,17 @@ def test_web_serves_alerts_and_leaves_jobs_to_a_worker(env: dict[str, str], tmp_
         proc.terminate()
         assert proc.wait(30) == 0
         log.close()
+
+
+def test_output_read_by_a_program_keeps_whole_values(env: dict[str, str]) -> None:
+    run_here(env, "migrate")
+    name = "Customer success · Asia/Shanghai with a long calendar name that a narrow table would cut"
+    assert run_here(env, "calendars", "create", name, "--tz", "Asia/Shanghai").returncode == 0
+    piped = {k: v for k, v in env.items() if k != "COLUMNS"}
+    listed = run(piped, "calendars", "list")  # stdout is a pipe, as in `zhiban calendars list | grep …`
+    assert listed.returncode == 0, listed.stderr
+    row = next(line for line in listed.stdout.splitlines() if "Customer success" in line)
+    assert name in row and "…" not in listed.stdout
+    assert re.search(r"\b[0-9a-f]{32}\b", row)  # the whole id, to paste into the next command
+    narrow = run({**piped, "COLUMNS": "60"}, "calendars", "list")  # unless the reader says how wide
+    assert name not in narrow.stdout

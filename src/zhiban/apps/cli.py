@@ -10,10 +10,11 @@ app = typer.Typer(help="Customer apps and their telemetry ingest keys.", no_args
 
 
 def _emit(rows: list[dict[str, Any]], as_json: bool, title: str) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    from zhiban.core.console import console as cli_console
+
+    console = cli_console()
     if as_json:
         import orjson
 

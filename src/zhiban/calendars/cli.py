@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from zhiban.calendars import service
+from zhiban.core.console import console as cli_console
 from zhiban.core.errors import InvalidInput, ZhibanError
 from zhiban.core.settings import get_settings
 from zhiban.desk import Desk
@@ -18,8 +18,8 @@ if TYPE_CHECKING:
     from zhiban.calendars.store import CalendarRow
 
 app = typer.Typer(help="Business-hour calendars: hours, holidays, make-up working days.", no_args_is_help=True)
-console = Console()
-err = Console(stderr=True)
+console = cli_console()
+err = cli_console(stderr=True)
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 

@@ -9,18 +9,18 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from zhiban.core.clock import SystemClock
+from zhiban.core.console import console as cli_console
 from zhiban.core.errors import InvalidInput, ZhibanError
 from zhiban.core.settings import get_settings
 from zhiban.store.db import make_engine, session_factory
 
 app = typer.Typer(help="Knowledge base: import articles, rebuild the index, evaluate search.", no_args_is_help=True)
-err = Console(stderr=True)
+err = cli_console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
 PHASES = {"import": "reading articles", "index": "indexing"}
 

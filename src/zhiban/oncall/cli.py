@@ -10,9 +10,9 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from zhiban.core.console import console as cli_console
 from zhiban.core.errors import InvalidInput, ZhibanError
 from zhiban.core.settings import get_settings
 from zhiban.desk import Desk
@@ -22,10 +22,10 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
 app = typer.Typer(help="On-call schedules: who is on call now or at a time, and the schedules.", no_args_is_help=True)
-console = Console()
+console = cli_console()
 # The command line acts as the desk's operator: it reads every schedule.
 _OPERATOR = Principal(person_id="cli", role=Role.ADMIN, organization_id=None, name="zhiban cli")
-err = Console(stderr=True)
+err = cli_console(stderr=True)
 
 
 def _fail(exc: ZhibanError) -> typer.Exit:

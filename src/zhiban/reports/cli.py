@@ -8,13 +8,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
+from zhiban.core.console import console as cli_console
 from zhiban.core.errors import ZhibanError
 
 app = typer.Typer(help="Reports: the customer SLA report (PDF) and support figures (CSV).", no_args_is_help=True)
-console = Console()
-err = Console(stderr=True)
+console = cli_console()
+err = cli_console(stderr=True)
 
 
 def _operator() -> object:

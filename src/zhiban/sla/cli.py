@@ -9,17 +9,17 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from sqlalchemy import inspect
 
+from zhiban.core.console import console as cli_console
 from zhiban.core.errors import InvalidInput, NotFound, ZhibanError
 from zhiban.core.settings import get_settings
 from zhiban.desk import Desk
 
 app = typer.Typer(help="SLA plans, policy rules, clocks and what-if due times.", no_args_is_help=True)
-console = Console()
-err = Console(stderr=True)
+console = cli_console()
+err = cli_console(stderr=True)
 
 _DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?$")
 
