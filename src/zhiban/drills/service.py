@@ -364,10 +364,12 @@ def _file_by_mail(drill_id: str, key: str, sender: str, subject: str, priority: 
 
 
 def start(ctx: JobContext, payload: dict[str, Any]) -> None:
-    """The `drill.start` timer: file the drill customer's ticket through the API, register it, arm the judgement.
+    """The `drill.start` timer: file the drill customer's ticket through the API (or by mail to the inbound
+    listener), register it, arm the judgement.
 
-    Three steps, so that no transaction is open while the API files the ticket (on SQLite, one writer): claim
-    the drill and mint a token; file; record. A run that dies after filing finds its ticket by subject.
+    Three steps, so that no transaction is open while the desk files the ticket (on SQLite, one writer): claim
+    the drill and mint a token (an e-mail drill: a key); file; record. A run that dies after filing finds its
+    ticket by subject (and a repeated mail is the same Message-ID, which the desk takes once).
     """
     clock = ctx.clock
     drill_id = str(payload.get("drill"))
