@@ -111,6 +111,7 @@ def test_off_hours_the_engineer_on_call_gets_the_warning_by_sms_and_im_once(
     assert _sla_pages(desk, world.agent_id) == []  # the assignee is told by mail and in the inbox only
     texts = _sms(phones)
     assert len(texts) == 1 and f"#{ticket['id']}" in texts[0] and f"/tickets/{ticket['id']}" in texts[0]
+    assert "直播卡顿 stream stutters" in texts[0]  # the ticket's subject (a drill's says so there)
     assert len(_im(robot)) == 1 and f"#{ticket['id']}" in _im(robot)[0]
     # The warning's timer run again (a job retry, a second worker): nobody is told twice, nothing queued again.
     with desk.transaction() as s:

@@ -98,19 +98,21 @@ def queue_pages(session: Session, clock: Clock, note: Notice, person: Person, su
     """Queue the notice through each of the person's paging rules (once per notice and contact method); how many
     were new. The notice's mail already goes to the person's own address: a rule that mails it there is skipped."""
     message = compose(note, person, subject)
+    link = message.text.strip().splitlines()[-1]
+    # The ticket's subject too: a drill's ticket says "[DRILL 演练]" there, which the SMS must carry.
+    about = " ".join(subject.split())[:100]
     now = clock.now()
     queued = 0
     for rule, method in notify.paging_rules(session, person.id, PAGE_URGENCY):
         if rule.channel == "email" and method.config.get("to") in (person.email, [person.email]):
             continue
-        short = f"{message.subject} {message.text.strip().splitlines()[-1]}"[:1_600]
         page = Message(
             subject=message.subject,
             text=message.text,
             idempotency_key=f"sla-page-{note.id}-{method.id}",
             language=message.language,
-            short_text=short,
-            spoken_text=message.subject,
+            short_text=f"{message.subject} · {about} {link}"[:1_600],
+            spoken_text=f"{message.subject}. {about}"[:4_000],
             event=f"{message.event}.page",
             metadata=message.metadata,
         )
