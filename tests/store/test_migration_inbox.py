@@ -47,3 +47,29 @@ def test_sla_notices_become_inbox_notices(db_url: str) -> None:
         assert ids[0] == 41 and ids[1] > 41
     finally:
         engine.dispose()
+
+
+def test_0011_ties_notices_to_their_tickets(db_url: str) -> None:
+    """Notices naming a ticket that is gone are dropped; the others stay, and go when their ticket does."""
+    engine = make_engine(db_url)
+    try:
+        upgrade(engine, "0010")
+        now = datetime(2026, 12, 1, tzinfo=UTC)
+        with engine.begin() as conn:
+            seed_ticket(conn, now)
+            for key, ticket_id in (("about-7", 7), ("about-gone", 99), ("about-nothing", None)):
+                conn.execute(
+                    text(
+                        "INSERT INTO inbox (person_id, kind, key, reason, title, ticket_id, data, created_at)"
+                        " VALUES ('p1', 'ticket_new', :key, 'team', 'x', :ticket, '{}', :now)"
+                    ),
+                    {"key": key, "ticket": ticket_id, "now": now},
+                )
+        upgrade(engine)
+        with engine.begin() as conn:
+            assert set(conn.execute(text("SELECT key FROM inbox")).scalars()) == {"about-7", "about-nothing"}
+            assert conn.execute(text("SELECT channel FROM drills")).all() == []  # the new column exists
+            conn.execute(text("DELETE FROM tickets WHERE id = 7"))
+            assert list(conn.execute(text("SELECT key FROM inbox")).scalars()) == ["about-nothing"]
+    finally:
+        engine.dispose()

@@ -64,6 +64,12 @@ class Settings(BaseSettings):
     report_font: str = Field(
         "", description="a CJK font file (path[#face]) for PDF reports; empty: the first known font installed"
     )
+    inbox_retention_days: int = Field(
+        90, ge=1, le=36_500, description="days a read in-app notice (the agent's inbox) is kept before it is deleted"
+    )
+    inbox_unread_retention_days: int = Field(
+        365, ge=1, le=36_500, description="days an unread in-app notice is kept (never less than a read one's)"
+    )
     metrics_token: str = Field(
         "", description="bearer token that /metrics requires; empty: /metrics is off (404), nothing is exposed"
     )

@@ -89,6 +89,35 @@ def next_occurrence(spec: str, now: datetime, tz: str) -> datetime:
     return candidate
 
 
+CHANNELS = ("api", "email")  # the customer's doors a drill may file through
+
+
+def intake_channel(value: str) -> str:
+    """A drill's intake channel ("api" or "email"), or InvalidInput."""
+    channel = value.strip().lower()
+    if channel not in CHANNELS:
+        raise InvalidInput(f"a drill files through one of {', '.join(CHANNELS)}, not {value[:20]!r}")
+    return channel
+
+
+_FILED = re.compile(r"\(ticket #(\d{1,12})\)")
+
+
+def ticket_of_smtp_answer(code: int, text: str) -> int | str:
+    """What the desk's inbound listener said of a drill's mail: the ticket it filed, or why the intake failed.
+
+    The listener answers "250 2.0.0 created (ticket #12)" (or "duplicate (ticket #12)" to a repeat); anything else
+    is the intake broken: held for an agent (the mail was not taken as the drill's), refused, or deferred.
+    """
+    line = " ".join(text.split())[:200]
+    match = _FILED.search(line) if code == 250 else None
+    if match is not None:
+        return int(match.group(1))
+    if code == 250 and "held" in line:
+        return f"intake failed: the desk held the drill's mail for an agent ({line})"
+    return f"intake failed: the inbound mail listener answered {code} {line}"
+
+
 PAGE_WITHIN = timedelta(minutes=5)  # a ticket that should wake someone pages in seconds; 5 min is broken
 
 

@@ -5,6 +5,10 @@ drill (`Organization.drill`), made on first use. At the chosen local time the dr
 token for that customer and files a ticket through the desk's own HTTP API, as any customer's integration
 would. Whatever happens next is caused by the ticket alone: the plan's support mode, the priority and the
 customer's calendar decide whether the on-duty engineer is paged (zhiban.duty), exactly as for a real customer.
+An e-mail drill (`channel="email"`) instead sends the
+drill customer's mail over SMTP to the desk's own inbound listener, as a customer's mail server would; the mail
+carries a one-time key the drill minted (`X-Zhiban-Drill`), which is what the desk takes as the sender's
+authentication (`vouch_for_mail`), since a drill's `.invalid` domain has no DKIM or DMARC to pass.
 After its window the drill is judged (drills.model.evaluate) on ticket -> page -> acknowledgement -> first public
 reply, then its ticket is solved (which resolves the page). The ticket and the on-duty incident are registered
 in the `drills` table, and the organization's flag marks its tickets from the first moment, so that reports,
@@ -13,10 +17,15 @@ status pages and customer mail leave them out (see is_drill_ticket).
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
+import secrets
+import smtplib
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
+from email.message import EmailMessage
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -26,7 +35,15 @@ from sqlalchemy.orm import Session
 from zhiban.core.clock import Clock, FrozenClock
 from zhiban.core.errors import Conflict, InvalidInput, NotFound
 from zhiban.drills import queries
-from zhiban.drills.model import MAX_WINDOW_MINUTES, Observation, evaluate, next_occurrence, zone
+from zhiban.drills.model import (
+    MAX_WINDOW_MINUTES,
+    Observation,
+    evaluate,
+    intake_channel,
+    next_occurrence,
+    ticket_of_smtp_answer,
+    zone,
+)
 from zhiban.drills.store import DrillRow, drill_of_incident, drill_of_ticket, recent_drills
 from zhiban.engine import JobContext, cancel, enqueue
 from zhiban.identity import service as identity
@@ -44,6 +61,7 @@ MAX_SCHEDULED = 200
 DRILL_MARK = "[DRILL 演练]"
 DRILL_DOMAIN = "drills.zhiban.invalid"  # .invalid never resolves: a drill requester has no real mailbox
 INTAKE_TIMEOUT_SECONDS = 15.0
+MARK_HEADER = "X-Zhiban-Drill"  # "<drill id>; key=<one-time key>": the drill's mail, vouched for by the drill
 _DESK = Principal(person_id="system", role=Role.ADMIN, organization_id=None, name="zhiban")
 
 _config: dict[str, str] = {}
@@ -68,6 +86,29 @@ def api_url() -> str:
     return _config["api_url"]
 
 
+_mail: dict[str, tuple[str, int, str]] = {}
+_mail_defaults: list[Callable[[], tuple[str, int, str]]] = []  # a process without a desk: set by drills.hooks
+
+
+def configure_mail(*, host: str, port: int, to: str) -> None:
+    """Where e-mail drills send their mail: the desk's inbound SMTP listener (port 0: off) and the desk's address."""
+    _mail["intake"] = (host, port, to)
+
+
+def mail_intake_default(source: Callable[[], tuple[str, int, str]]) -> None:
+    """Where to take the inbound listener's address from when no desk configured it."""
+    _mail_defaults[:] = [source]
+
+
+def mail_intake() -> tuple[str, int, str]:
+    if "intake" not in _mail:
+        if not _mail_defaults:
+            raise RuntimeError("drills are not configured: no desk and no drills.hooks")
+        host, port, to = _mail_defaults[0]()
+        configure_mail(host=host, port=port, to=to)
+    return _mail["intake"]
+
+
 # -- the registry other features ask ----------------------------------------------------------------------------
 
 
@@ -85,6 +126,32 @@ def is_drill_ticket(session: Session, ticket_id: int) -> bool:
 def is_drill_incident(session: Session, incident_id: str) -> bool:
     """Whether a drill's ticket paged through this incident (status pages and reports leave it out)."""
     return drill_of_incident(session, incident_id) is not None
+
+
+def _digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def vouch_for_mail(session: Session, mark: str, sender: str) -> str | None:
+    """The drill that sent this mail, when its `X-Zhiban-Drill` mark carries the key that drill minted for it.
+
+    Asked by the desk's inbound mail (zhiban.mail): a drill customer's `.invalid` domain has no DKIM or DMARC,
+    so the drill's own key is the proof, as an API drill's one-time token is. Only while the drill is filing,
+    only from its own drill customer's address; None otherwise (the mail is then judged as any other).
+    """
+    drill_id, _, rest = mark.strip()[:200].partition(";")
+    key = rest.strip().removeprefix("key=")
+    drill_id = drill_id.strip()
+    if not drill_id or not key or len(drill_id) > 32:
+        return None
+    row = session.get(DrillRow, drill_id)
+    if row is None or row.state != "filing" or row.channel != "email" or row.intake_key is None:
+        return None
+    if not hmac.compare_digest(row.intake_key, _digest(key)):
+        return None
+    if sender.strip().lower() != _requester_email(row.plan):
+        return None
+    return row.id
 
 
 # -- scheduling -------------------------------------------------------------------------------------------------
@@ -128,12 +195,15 @@ def schedule_drill(
     tz: str = "Asia/Shanghai",
     window_minutes: int = DEFAULT_WINDOW_MINUTES,
     expected_team: str | None = None,
+    channel: str = "api",
 ) -> DrillRow:
-    """Schedule a drill of a paging plan at the next local time matching `at` (e.g. "Sunday 03:00") in `tz`."""
+    """Schedule a drill of a paging plan at the next local time matching `at` (e.g. "Sunday 03:00") in `tz`,
+    filing its ticket through `channel`: "api" (the ticket API) or "email" (the inbound mail listener)."""
     from zhiban.incidents import service as incidents
 
     principal.require_staff()
     zone(tz)
+    channel = intake_channel(channel)
     plan_row = _plan(session, plan)
     terms = _paging_terms(session, plan_row.key)
     paging = incidents.find_service(session, terms.paging_service_id or "")
@@ -158,6 +228,7 @@ def schedule_drill(
         scheduled_at=when,
         window_minutes=window_minutes,
         expected_team=expected_team,
+        channel=channel,
         state="scheduled",
         created_by=principal.person_id,
         created_at=clock.now(),
@@ -195,9 +266,17 @@ def list_drills(session: Session, principal: Principal, limit: int = 100) -> lis
 # -- running ----------------------------------------------------------------------------------------------------
 
 
+def _slug(plan_key: str) -> str:
+    return f"zhiban-drill-{plan_key}"[:63].rstrip("-")
+
+
+def _requester_email(plan_key: str) -> str:
+    return f"{_slug(plan_key)}@{DRILL_DOMAIN}"
+
+
 def drill_customer(session: Session, clock: Clock, plan_key: str, tz: str) -> tuple[Organization, Person]:
     """The drill customer of a plan: an organization marked as a drill, on that plan, and its requester."""
-    slug = f"zhiban-drill-{plan_key}"[:63].rstrip("-")
+    slug = _slug(plan_key)
     org = identity.organization_with_slug(session, slug)
     if org is None:
         org = identity.organization_value(identity.create_organization(
@@ -206,7 +285,7 @@ def drill_customer(session: Session, clock: Clock, plan_key: str, tz: str) -> tu
         ))  # fmt: skip
     elif not org.drill:
         raise Conflict(f"the organization {slug!r} is a real customer, not a drill's")
-    email = f"{slug}@{DRILL_DOMAIN}"
+    email = _requester_email(plan_key)
     person = identity.person_with_email(session, email)
     if person is None:
         person = identity.person_value(identity.create_person(
@@ -252,11 +331,45 @@ def _file_through_api(token: str, subject: str, priority: str) -> int | str:
         return "intake failed: the ticket API's answer carried no ticket id"
 
 
-def start(ctx: JobContext, payload: dict[str, Any]) -> None:
-    """The `drill.start` timer: file the drill customer's ticket through the API, register it, arm the judgement.
+def _file_by_mail(drill_id: str, key: str, sender: str, subject: str, priority: str) -> int | str:
+    """Send the drill customer's mail to the desk's inbound SMTP listener: the ticket it filed, or what went wrong.
 
-    Three steps, so that no transaction is open while the API files the ticket (on SQLite, one writer): claim
-    the drill and mint a token; file; record. A run that dies after filing finds its ticket by subject.
+    The subject's "[P1]" tag names the priority, as a customer's would; the mark header carries the drill's key.
+    """
+    host, port, to = mail_intake()
+    if port == 0:
+        return "intake failed: the inbound mail listener is off (ZHIBAN_INBOUND_SMTP_PORT=0)"
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = to
+    message["Subject"] = f"[{priority}] {subject}"
+    # One Message-ID per drill: a repeat of this mail is the same mail to the desk ("duplicate"), never a 2nd ticket.
+    message["Message-ID"] = f"<drill-{drill_id}@{DRILL_DOMAIN}>"
+    message[MARK_HEADER] = f"{drill_id}; key={key}"
+    message.set_content(_BODY)
+    where = f"{host}:{port}"
+    try:
+        with smtplib.SMTP(host, port, timeout=INTAKE_TIMEOUT_SECONDS) as smtp:
+            smtp.ehlo_or_helo_if_needed()
+            code, text = smtp.mail(sender)
+            if code == 250:
+                code, text = smtp.rcpt(to)
+            if code in (250, 251):
+                code, text = smtp.data(message.as_bytes())
+    except smtplib.SMTPResponseException as exc:  # DATA refused (550, 554, 451, 452 ...)
+        code, text = exc.smtp_code, exc.smtp_error if isinstance(exc.smtp_error, bytes) else b""
+    except (OSError, smtplib.SMTPException) as exc:
+        return f"intake failed: the inbound mail listener at {where} did not answer ({type(exc).__name__})"
+    return ticket_of_smtp_answer(code, text.decode("utf-8", "replace"))
+
+
+def start(ctx: JobContext, payload: dict[str, Any]) -> None:
+    """The `drill.start` timer: file the drill customer's ticket through the API (or by mail to the inbound
+    listener), register it, arm the judgement.
+
+    Three steps, so that no transaction is open while the desk files the ticket (on SQLite, one writer): claim
+    the drill and mint a token (an e-mail drill: a key); file; record. A run that dies after filing finds its
+    ticket by subject (and a repeated mail is the same Message-ID, which the desk takes once).
     """
     clock = ctx.clock
     drill_id = str(payload.get("drill"))
@@ -276,17 +389,29 @@ def start(ctx: JobContext, payload: dict[str, Any]) -> None:
         drill.state = "filing"
         subject, priority = _subject(drill), drill_priority(terms)
         filed = queries.filed_ticket(session, requester.id, subject)
-        token = None
-        if filed is None:
+        by_mail = drill.channel == "email"
+        token = key = None
+        if filed is None and by_mail:
+            key = secrets.token_urlsafe(24)
+            drill.intake_key = _digest(key)  # a run that died before filing left an older key: this one replaces it
+        elif filed is None:
             token = identity.create_token(
                 session, clock, person_id=requester.id, name=f"drill {drill.id}"[:100],
                 scopes=("tickets:read", "tickets:write"),
             )  # fmt: skip
-    outcome: int | str = filed if filed is not None else _file_through_api(token.plain, subject, priority)  # type: ignore[union-attr]
+    outcome: int | str
+    if filed is not None:
+        outcome = filed
+    elif key is not None:
+        outcome = _file_by_mail(drill_id, key, requester.email, subject, priority)
+    else:
+        outcome = _file_through_api(token.plain, subject, priority)  # type: ignore[union-attr]
     with ctx.session_factory() as session, session.begin():
         drill = session.scalar(select(DrillRow).where(DrillRow.id == drill_id).with_for_update())
         if token is not None:
             identity.revoke_token(session, clock, _DESK, token.id)  # the drill customer files once per drill
+        if drill is not None:
+            drill.intake_key = None  # an e-mail drill's key vouched for one mail; it is spent either way
         if drill is None or drill.state != "filing":
             ctx.finish(session)
             return

@@ -28,6 +28,11 @@ class DrillRow(Base):
     scheduled_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
     window_minutes: Mapped[int] = mapped_column(Integer)
     expected_team: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    # The customer's door the ticket comes through: "api" (the ticket API) or "email" (the inbound listener).
+    channel: Mapped[str] = mapped_column(String(8), default="api", server_default="api")
+    # While an e-mail drill files: the SHA-256 of the one-time key its mail carries (X-Zhiban-Drill), which is
+    # what lets the desk's inbound mail take the drill customer's mail as authenticated; cleared once filed.
+    intake_key: Mapped[str | None] = mapped_column(String(64), nullable=True)
     state: Mapped[str] = mapped_column(String(16), index=True)  # scheduled | running | done | cancelled
     ticket_id: Mapped[int | None] = mapped_column(
         ForeignKey("tickets.id", ondelete="SET NULL"), nullable=True, unique=True

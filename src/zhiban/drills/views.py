@@ -50,17 +50,18 @@ def schedule(
     tz: Annotated[str, Form(max_length=64)] = "Asia/Shanghai",
     window: Annotated[int, Form(ge=5, le=1440)] = service.DEFAULT_WINDOW_MINUTES,
     expected_team: Annotated[str | None, Form(max_length=100)] = None,
+    channel: Annotated[str, Form(max_length=8)] = "api",
 ) -> Response:
     principal.require_staff()
     try:
         service.schedule_drill(
             session, clock, principal, plan=plan, at=at, tz=tz, window_minutes=window,
-            expected_team=expected_team or None,
+            expected_team=expected_team or None, channel=channel,
         )  # fmt: skip
     except ZhibanError as exc:
         if exc.status != 422:
             raise
-        form = {"plan": plan, "at": at, "tz": tz, "window": window}
+        form = {"plan": plan, "at": at, "tz": tz, "window": window, "channel": channel}
         return _page(request, session, principal, 422, form=form, error=exc.detail)
     return RedirectResponse("/agent/drills", status_code=303)
 

@@ -73,6 +73,8 @@ class InboundMail:
     # Authentication-Results headers as received (only a trusted authserv-id's are believed).
     auth_results: tuple[str, ...] = ()
     dkim_signed: bool = False
+    # A drill's mark ("<drill id>; key=<key>", header X-Zhiban-Drill): only the drill that minted the key vouches.
+    drill_mark: str | None = None
 
     @property
     def sender_domain(self) -> str:
@@ -415,4 +417,5 @@ def parse_mail(raw: bytes, envelope_sender: str | None = None) -> InboundMail:
         addressed_to=_addresses(msg),
         auth_results=_header_values(msg, "Authentication-Results", MAX_AUTH_RESULTS),
         dkim_signed=_raw_header(msg, "DKIM-Signature") is not None,
+        drill_mark=(_raw_header(msg, "X-Zhiban-Drill") or "")[:200] or None,
     )

@@ -3,6 +3,7 @@
 SLA warnings and breaches (sla.escalation), new tickets for a team, tickets assigned, and pages (duty.notices,
 which hears tickets' and incidents' changes) are all rows of `inbox`, written here in the caller's transaction.
 A notice is recorded once per person and key; its mail, if any, goes through the outbox as every message does.
+Notices are kept for a while, then deleted (notify.retention), and go with the ticket they name (a foreign key).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from sqlalchemy.orm import Session
 from zhiban.core.clock import Clock
 from zhiban.core.errors import InvalidInput, NotFound
 from zhiban.core.principal import Principal
+from zhiban.notify import retention
 from zhiban.notify.model import Notice
 from zhiban.notify.store import InboxRow
 from zhiban.store.db import insert_or_skip
@@ -108,6 +110,7 @@ def post(
     row = session.execute(stmt.returning(*_table().c)).mappings().first()
     if row is None:
         return None
+    retention.arm(session, clock)
     return Notice(**{**row, "data": dict(row["data"] or {})})
 
 
@@ -118,7 +121,10 @@ def post_many(session: Session, clock: Clock, drafts: Sequence[Draft]) -> int:
         return 0
     rows = [_values(clock, d) for d in drafts]
     stmt = insert_or_skip(session, _table(), ["person_id", "key"]).returning(_table().c.id)
-    return len(session.execute(stmt, rows).all())
+    made = len(session.execute(stmt, rows).all())
+    if made:
+        retention.arm(session, clock)
+    return made
 
 
 def _mine(principal: Principal) -> Any:

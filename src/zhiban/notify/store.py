@@ -16,6 +16,7 @@ from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueCon
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
+import zhiban.tickets.store  # noqa: F401  (the inbox's foreign key finds its table)
 from zhiban.store.db import Base, UTCDateTime, new_id
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")
@@ -104,8 +105,10 @@ class InboxRow(Base):
     # Why this person hears of it: assignee, team_lead, manager, on_call, dedicated_contact, team, paged.
     reason: Mapped[str] = mapped_column(String(32), default="", server_default="")
     title: Mapped[str] = mapped_column(String(300), default="", server_default="")
-    # What it is about; no foreign keys, as in the outbox: a notice outlives nothing it names, it is only read.
-    ticket_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # What it is about. A notice goes with its ticket (a foreign key, ON DELETE CASCADE: an in-app line naming a
+    # ticket that is gone leads nowhere). `incident_id` has none: incidents import notify (their pages), so notify
+    # may not import theirs, and incidents are never deleted; a page notice of a ticket's incident names the ticket.
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), nullable=True)
     incident_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
     due_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # e.g. an SLA notice's metric and cycle
@@ -118,4 +121,6 @@ class InboxRow(Base):
     __table_args__ = (
         UniqueConstraint("person_id", "key", name="uq_inbox_once"),
         Index("ix_inbox_person_created", "person_id", "created_at"),
+        Index("ix_inbox_ticket", "ticket_id"),  # the cascade from a deleted ticket
+        Index("ix_inbox_created", "created_at"),  # retention (notify.inbox.prune)
     )

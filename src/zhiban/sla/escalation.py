@@ -27,7 +27,7 @@ from zhiban.incidents import service as incidents
 from zhiban.notify import inbox
 from zhiban.notify.model import Notice
 from zhiban.sla import notices
-from zhiban.sla.model import SupportMode
+from zhiban.sla.model import Priority, SupportMode
 from zhiban.sla.policies import in_business_hours, support_of
 from zhiban.sla.recompute import _Ticket
 from zhiban.sla.store import ClockRow
@@ -46,6 +46,8 @@ class _NoticeTicket(_Ticket, Protocol):
     def team_id(self) -> str | None: ...
     @property
     def assignee_id(self) -> str | None: ...
+    @property
+    def priority(self) -> str: ...
 
 
 def _active_person(session: Session, person_id: str | None) -> Person | None:
@@ -133,9 +135,24 @@ def notice_key(ticket_id: int, metric: str, cycle: int, kind: str) -> str:
     return f"sla:{ticket_id}:{metric}:{cycle}:{kind}"
 
 
+def _pages_on_call(session: Session, ticket: _NoticeTicket) -> bool:
+    """Whether the ticket is one its plan would page the engineer on duty for out of hours (its priority)."""
+    org = identity.organization(session, ticket.organization_id)
+    terms = support_of(session, org.plan) if org is not None else None
+    try:
+        return terms is not None and terms.pages(Priority(ticket.priority), in_business_hours=False)
+    except ValueError:
+        return False
+
+
 def notify(session: Session, clock: Clock, ticket: _NoticeTicket, row: ClockRow, kind: str) -> list[Notice]:
-    """Record the in-app notices of a warning or breach (once per person) and queue their mail in notify."""
+    """Record the in-app notices of a warning or breach (once per person) and queue their mail in notify.
+
+    The person on call (out of hours; see `recipients`) for a ticket whose priority the plan pages for is also
+    reached through their paging rules' channels, once per notice: a notice already recorded queues nothing.
+    """
     made = []
+    page: bool | None = None  # asked once, when someone on call is told
     for person, level in recipients(session, clock, ticket, kind):
         note = inbox.post(
             session,
@@ -152,6 +169,10 @@ def notify(session: Session, clock: Clock, ticket: _NoticeTicket, row: ClockRow,
         if note is None:
             continue  # told before (this run repeats, or another one got there first)
         notices.queue_mail(session, clock, note, person, ticket.subject)
+        if level == "on_call":
+            page = _pages_on_call(session, ticket) if page is None else page
+            if page:
+                notices.queue_pages(session, clock, note, person, ticket.subject)
         made.append(note)
     return made
 

@@ -26,6 +26,7 @@ log = logging.getLogger("zhiban.sla")
 registry = JobRegistry()
 registry.include(notify_jobs.registry)
 notify.on_result(notices.record_result)
+notify.register_guard(notices.PAGE_SUBJECT, notices.still_unread)
 LEGACY_EMAIL_JOB = "sla.email"  # queued by a desk before the one outbox (migration 0004); drop after a release
 
 
