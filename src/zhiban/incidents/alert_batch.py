@@ -18,7 +18,7 @@ from zhiban.incidents.model import (
     AlertEvent,
     IncidentStatus,
 )
-from zhiban.incidents.paging import _event, ensure_auditor, start_escalation
+from zhiban.incidents.paging import _event, ensure_auditor, start_escalations
 from zhiban.incidents.store import (
     AlertRow,
     IncidentEventRow,
@@ -266,8 +266,8 @@ def _open_together(session: Session, clock: Clock, fresh: list[tuple[Integration
     # Two flushes, each a few multi-row INSERTs: incidents first, for the foreign keys of the rest.
     session.flush()
     with session.no_autoflush:
-        for (integration, event, count), (incident, service) in zip(fresh, opened, strict=True):
+        for (integration, event, count), (incident, _) in zip(fresh, opened, strict=True):
             _event(session, incident.id, "triggered", now, body=incident.title, internal=False)
             session.add(_alert_row(integration, incident, event, count, now))
-            start_escalation(session, clock, incident, service, audit=False)
+        start_escalations(session, clock, opened, audit=False)
     session.flush()

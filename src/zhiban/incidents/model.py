@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any
 
 from itsdangerous import BadSignature, URLSafeSerializer
@@ -340,10 +341,15 @@ def policy_from_spec(policy_id: str, name: str, levels: Any, repeats: int) -> Es
 ACK_TOKEN_SALT = "zhiban.incident.ack"
 
 
+@lru_cache(maxsize=8)
+def _ack_serializer(secret_key: str) -> URLSafeSerializer:
+    # One per key: a storm signs a link per page, and building the serializer cost as much as signing.
+    return URLSafeSerializer(secret_key, salt=ACK_TOKEN_SALT)
+
+
 def make_ack_token(secret_key: str, incident_id: str, person_id: str, expires_at: datetime) -> str:
     """A signed token naming the incident and the person it acknowledges as, valid until `expires_at`."""
-    serializer = URLSafeSerializer(secret_key, salt=ACK_TOKEN_SALT)
-    return serializer.dumps({"i": incident_id, "p": person_id, "e": int(expires_at.timestamp())})
+    return _ack_serializer(secret_key).dumps({"i": incident_id, "p": person_id, "e": int(expires_at.timestamp())})
 
 
 def read_ack_token(secret_key: str, token: str, now: datetime) -> tuple[str, str]:
