@@ -176,6 +176,20 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def wait_idle(pids: list[int], limit: float = 90.0) -> float:
+    """Seconds until these processes are idle (under 5 % of a core for 2 s running), at most `limit`: the CPU per
+    request then counts the worker's whole share of the load (its pages sent), not what it did by a fixed time."""
+    started = time.monotonic()
+    quiet = 0
+    last = sum(cpu_seconds(pid) for pid in pids)
+    while time.monotonic() - started < limit and quiet < 2:
+        time.sleep(1)
+        now = sum(cpu_seconds(pid) for pid in pids)
+        quiet = quiet + 1 if now - last < 0.05 else 0
+        last = now
+    return time.monotonic() - started
+
+
 def intake_figures(port: int) -> str:
     """Mean batch size and commit time of the intake, from the web process's /metrics (one process's view)."""
     import httpx
@@ -412,7 +426,7 @@ def bench_zhiban(
         client_cpu = time.process_time() - client_before
         background_after = postgres_background(db_url) if kind == "postgres" else (0, 0)
         load_after = os.getloadavg()[0]
-        time.sleep(3)  # let the worker hand out the last pages
+        drained = wait_idle([server.pid for server in servers])  # the worker hands out the last pages
         intake = intake_figures(port)
         # CPU per request of each process over the load and the drain after it (ms), and the load generator's.
         cpu_ms = [
@@ -449,6 +463,7 @@ def bench_zhiban(
         "lost_events": accepted + 1 - counts["events_in_db"],  # + the warm-up alert
         "mailed": mail.received,
         "intake": intake,
+        "drained_s": drained,
         "cpu_ms": cpu_ms,
         "client_cpu_ms": client_cpu * 1000 / max(1, len(latencies)),
         "postgres_cpu_ms": postgres_ms if kind == "postgres" else None,

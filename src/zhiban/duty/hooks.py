@@ -10,4 +10,4 @@ from zhiban.tickets import events as ticket_events
 ticket_events.subscribe(service.on_ticket_change)
 incident_events.subscribe(service.on_incident_change)
 ticket_events.subscribe(notices.on_ticket_change)
-incident_events.subscribe(notices.on_incident_change)
+incident_events.subscribe_many(notices.on_incident_changes)

@@ -117,7 +117,18 @@ def changed(
     people: Sequence[str] = (),
 ) -> None:
     """Tell the subscribed features what just happened to the incident (same transaction)."""
-    change = events.IncidentChange(
+    events.emit(session, clock, _change(clock, incident, kind, actor_id=actor_id, people=people))
+
+
+def _change(
+    clock: Clock,
+    incident: IncidentRow,
+    kind: events.IncidentChangeKind,
+    *,
+    actor_id: str | None = None,
+    people: Sequence[str] = (),
+) -> events.IncidentChange:
+    return events.IncidentChange(
         incident.id,
         incident.number,
         kind,
@@ -128,7 +139,6 @@ def changed(
         people=tuple(people),
         title=incident.title,
     )
-    events.emit(session, clock, change)
 
 
 def _resolver(session: Session) -> Any:
@@ -371,6 +381,7 @@ def _fire(
         ],
     )
     following: list[tuple[IncidentRow, EscalationStep]] = []
+    paged_changes: list[events.IncidentChange] = []
     for (incident, service, policy_row, step_row), people in zip(steps, people_of, strict=True):
         paged = [p for p in people if (incident.id, p) in queued]
         step_row.state = "done"
@@ -386,7 +397,7 @@ def _fire(
         )
         session.add(step_row)  # a step fired as it was planned is new here: one INSERT of the finished step
         if paged:
-            changed(session, clock, incident, events.IncidentChangeKind.PAGED, people=paged)
+            paged_changes.append(_change(clock, incident, events.IncidentChangeKind.PAGED, people=paged))
         if policy_row is not None:
             previous = EscalationStep(
                 step_row.step_no, step_row.level_index, step_row.repeat, step_row.due_at, tuple(people)
@@ -394,6 +405,7 @@ def _fire(
             step = _plan_next(planner, incident, service, policy_row, previous)
             if step is not None:
                 following.append((incident, step))
+    events.emit_many(session, clock, paged_changes)
     _schedule(session, following)
 
 
