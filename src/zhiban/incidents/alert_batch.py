@@ -14,7 +14,6 @@ from zhiban.core.clock import Clock
 from zhiban.core.errors import InvalidInput
 from zhiban.incidents.alerts import (
     StormGroup,
-    _alert_row,
     _incident_row,
     _new_alert,
     _reserve_numbers,
@@ -29,7 +28,7 @@ from zhiban.incidents.model import (
     GroupingRule,
     IncidentStatus,
 )
-from zhiban.incidents.paging import _event, ensure_auditor, start_escalations
+from zhiban.incidents.paging import ensure_auditor, start_escalations
 from zhiban.incidents.store import (
     AlertRow,
     IncidentEventRow,
@@ -283,11 +282,25 @@ def _open_together(session: Session, clock: Clock, fresh: list[tuple[Integration
         incident.alert_count = 1
         session.add(incident)
         opened.append((incident, service))
-    # Two flushes, each a few multi-row INSERTs: incidents first, for the foreign keys of the rest.
+    # Incidents first, for the foreign keys of the rest; their alerts and first timeline lines are plain
+    # multi-row INSERTs (nothing reads them back as objects here), before the escalation's lines.
     session.flush()
+    pairs = list(zip(fresh, opened, strict=True))
+    session.execute(
+        insert(cast(Table, AlertRow.__table__)),
+        [
+            _alert_values(integration, incident.id, event, count, now)
+            for (integration, event, count), (incident, _) in pairs
+        ],
+    )
+    session.execute(
+        insert(cast(Table, IncidentEventRow.__table__)),
+        [
+            {"incident_id": incident.id, "kind": "triggered", "at": now, "actor_id": None, "body": incident.title,
+             "data": {}, "internal": False}
+            for _, (incident, _) in pairs
+        ],
+    )  # fmt: skip
     with session.no_autoflush:
-        for (integration, event, count), (incident, _) in zip(fresh, opened, strict=True):
-            _event(session, incident.id, "triggered", now, body=incident.title, internal=False)
-            session.add(_alert_row(integration, incident, event, count, now))
         start_escalations(session, clock, opened, audit=False)
     session.flush()

@@ -12,9 +12,9 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.orm import Session
 
 from zhiban.core.clock import Clock
@@ -382,18 +382,23 @@ def _fire(
     )
     following: list[tuple[IncidentRow, EscalationStep]] = []
     paged_changes: list[events.IncidentChange] = []
+    lines: list[dict[str, Any]] = []  # the steps' timeline lines: one multi-row INSERT
     for (incident, service, policy_row, step_row), people in zip(steps, people_of, strict=True):
         paged = [p for p in people if (incident.id, p) in queued]
         step_row.state = "done"
         step_row.fired_at = now
         step_row.paged = people
-        _event(
-            session,
-            incident.id,
-            "escalated",
-            now,
-            body=f"level {step_row.level_index + 1}" + (f", pass {step_row.repeat + 1}" if step_row.repeat else ""),
-            data={"step": step_row.step_no, "people": people, "paged": paged},
+        lines.append(
+            {
+                "incident_id": incident.id,
+                "kind": "escalated",
+                "at": now,
+                "actor_id": None,
+                "body": f"level {step_row.level_index + 1}"
+                + (f", pass {step_row.repeat + 1}" if step_row.repeat else ""),
+                "data": {"step": step_row.step_no, "people": people, "paged": paged},
+                "internal": True,
+            }
         )
         session.add(step_row)  # a step fired as it was planned is new here: one INSERT of the finished step
         if paged:
@@ -405,6 +410,7 @@ def _fire(
             step = _plan_next(planner, incident, service, policy_row, previous)
             if step is not None:
                 following.append((incident, step))
+    session.execute(insert(cast(Table, IncidentEventRow.__table__)), lines)
     events.emit_many(session, clock, paged_changes)
     _schedule(session, following)
 
