@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/bench_alerts.py [--db sqlite|postgres|both] [--rate 1000] [--seconds 20]
                                            [--new-share 0.05] [--web-procs 1] [--worker-proc] [--alerta]
+                                           [--group-by-service]
 
 An open-loop generator (bounded: rate × seconds requests, 127.0.0.1 only) sends triggers, `new-share`
 of them with a new dedup key and the rest repeats. Latency counts from each request's scheduled send
@@ -72,6 +73,7 @@ def serve(db_url: str, fd: int, key_file: str, role: str) -> None:
     from zhiban.identity import service as identity
     from zhiban.identity.model import Role
     from zhiban.incidents import integrations, service
+    from zhiban.incidents.model import GroupingRule
     from zhiban.store.db import Base
     from zhiban.web.app import create_app
 
@@ -88,7 +90,11 @@ def serve(db_url: str, fd: int, key_file: str, role: str) -> None:
                 name="bench",
                 levels=[{"delay_minutes": 5, "targets": [{"kind": "person", "ref": agent.id}]}],
             )
-            svc = service.create_service(s, desk.clock, name="media network cn-east", policy=policy.id)
+            # --group-by-service: the service folds the storm into one incident (incidents.model.GroupingRule).
+            grouping = GroupingRule("service", window_minutes=10) if os.environ.get("BENCH_GROUP_BY_SERVICE") else None
+            svc = service.create_service(
+                s, desk.clock, name="media network cn-east", policy=policy.id, grouping=grouping
+            )
             key = integrations.create_integration(s, desk.clock, type_="events-v2", service_ref=svc.id).key
         Path(key_file).write_text(key)
         role = role.removeprefix("setup-")
@@ -610,7 +616,12 @@ def main() -> None:
     parser.add_argument("--web-procs", type=int, default=1, help="web processes sharing the listening socket")
     parser.add_argument("--worker-proc", action="store_true", help="run the job worker in a process of its own")
     parser.add_argument("--alerta", action="store_true", help="also run alerta-server on PostgreSQL")
+    parser.add_argument(
+        "--group-by-service", action="store_true", help="the service groups new alerts (10-minute window)"
+    )
     args = parser.parse_args()
+    if args.group_by_service:
+        os.environ["BENCH_GROUP_BY_SERVICE"] = "1"  # read by the server processes, which inherit it
     if not (1 <= args.rate <= 5000 and 1 <= args.seconds <= 120 and 0 <= args.new_share <= 1):
         raise SystemExit("rate 1..5000, seconds 1..120, new-share 0..1")
     if not 1 <= args.web_procs <= 8:
