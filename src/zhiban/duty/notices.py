@@ -12,7 +12,7 @@ keeps the graph one-way: notify knows neither tickets nor incidents, and neither
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -97,23 +97,22 @@ def tell_team(session: Session, clock: Clock, ticket_id: int) -> int:
     return on_routed(session, clock, {ticket_id: summary.team_id})
 
 
-def on_incident_change(session: Session, clock: Clock, change: IncidentChange) -> None:
-    """Each person a step paged finds the page in their inbox."""
-    if change.kind != IncidentChangeKind.PAGED:
-        return
-    # A step pages once (its own transaction); the moment tells a re-trigger's pages from the first.
-    key = f"page:{change.incident_id}:{change.at.isoformat()}"
+def on_incident_changes(session: Session, clock: Clock, changes: Sequence[IncidentChange]) -> None:
+    """Each person a step paged finds the page in their inbox (a storm's pages: one statement)."""
     drafts = [
         inbox.Draft(
             person_id,
             inbox.PAGE,
-            key,
+            # A step pages once (its own transaction); the moment tells a re-trigger's pages from the first.
+            f"page:{change.incident_id}:{change.at.isoformat()}",
             title=change.title,
             reason="paged",
             ticket_id=change.ticket_id,
             incident_id=change.incident_id,
             data={"number": change.number},
         )
+        for change in changes
+        if change.kind == IncidentChangeKind.PAGED
         for person_id in change.people
     ]
     inbox.post_many(session, clock, drafts)

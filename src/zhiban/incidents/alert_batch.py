@@ -12,13 +12,23 @@ from sqlalchemy.orm import Session
 
 from zhiban.core.clock import Clock
 from zhiban.core.errors import InvalidInput
-from zhiban.incidents.alerts import _alert_row, _incident_row, _new_alert, _reserve_numbers, open_incident
+from zhiban.incidents.alerts import (
+    StormGroup,
+    _incident_row,
+    _new_alert,
+    _reserve_numbers,
+    open_incident,
+    open_incident_of_group,
+    storm_group,
+)
+from zhiban.incidents.catalog import grouping_of
 from zhiban.incidents.lifecycle import _resolve
 from zhiban.incidents.model import (
     AlertEvent,
+    GroupingRule,
     IncidentStatus,
 )
-from zhiban.incidents.paging import _event, ensure_auditor, start_escalation
+from zhiban.incidents.paging import ensure_auditor, start_escalations
 from zhiban.incidents.store import (
     AlertRow,
     IncidentEventRow,
@@ -66,55 +76,77 @@ def ingest_triggers(session: Session, clock: Clock, triggers: Sequence[tuple[Int
             bumps,
         )
     fresh = [(slot[0], slot[1], slot[2]) for k, slot in folded.items() if k not in open_ids]
-    # A group key other than the dedup key joins an open incident of its group: rare, done one by one.
-    single = [f for f in fresh if f[1].group_key and f[1].group_key != f[1].dedup_key]
-    together = [f for f in fresh if not (f[1].group_key and f[1].group_key != f[1].dedup_key)]
+    # Alerts that a service's rule or their sender groups join their group's open incident (or open one);
+    # the others open an incident each, together.
+    single: list[tuple[IntegrationRow, StormGroup, int]] = []
+    together: list[tuple[IntegrationRow, AlertEvent, int]] = []
+    rules: dict[str, tuple[ServiceRow, GroupingRule]] = {}
+    for integration, event, count in fresh:
+        found = rules.get(integration.service_id)
+        if found is None:
+            service = session.get(ServiceRow, integration.service_id)
+            assert service is not None
+            found = rules[service.id] = (service, grouping_of(service))
+        group = storm_group(found[0], event, found[1])
+        if group.grouping is None:
+            together.append((integration, event, count))
+        else:
+            single.append((integration, group, count))
     if together:
         try:
             with session.begin_nested():
                 _open_together(session, clock, together)
         except IntegrityError:
             # Another process opened one of these keys meanwhile: take them one at a time.
-            single = together + single
+            single = [(i, StormGroup(e, None, 0), n) for i, e, n in together] + single
     _open_grouped(session, clock, single)
 
 
-def _open_grouped(session: Session, clock: Clock, fresh: list[tuple[IntegrationRow, AlertEvent, int]]) -> None:
-    """New alerts with a group key join their group's open incident (or open one), a group at a time.
+def _open_grouped(session: Session, clock: Clock, fresh: list[tuple[IntegrationRow, StormGroup, int]]) -> None:
+    """New alerts of a group join their group's open incident (or open one), a group at a time.
 
-    As `_new_alert` would one by one: the group's first alert opens the incident when none is open,
-    every other alert joins it with an "alert" timeline event. A concurrent writer of one of the keys
-    makes that group fall back to one at a time.
+    As `_new_alert` would one by one: the group's first alert opens the incident when none is open (within
+    the rule's window), every other alert joins it with an "alert" timeline event. A concurrent writer of one
+    of the keys makes that group fall back to one at a time.
     """
-    groups: dict[tuple[str, str], list[tuple[IntegrationRow, AlertEvent, int]]] = {}
+    groups: dict[tuple[str, str], list[tuple[IntegrationRow, StormGroup, int]]] = {}
     for item in fresh:
-        integration, event, count = item
-        if event.group_key and event.group_key != event.dedup_key:
-            groups.setdefault((integration.service_id, event.group_key), []).append(item)
+        integration, group, count = item
+        if group.grouping is not None and group.event.group_key:
+            groups.setdefault((integration.service_id, group.event.group_key), []).append(item)
         else:
-            _new_alert(session, clock, integration, event, count)
+            _new_alert(session, clock, integration, group.event, count)
     now = clock.now()
-    for (service_id, group_key), members in groups.items():
+    # In key order: PostgreSQL locks each group (open_incident_of_group), the same order in every process.
+    for (service_id, group_key), members in sorted(groups.items(), key=lambda item: item[0]):
         if len(members) == 1:
-            _new_alert(session, clock, *members[0])
+            integration, group, count = members[0]
+            _new_alert(session, clock, integration, group.event, count)
             continue
         service = session.get(ServiceRow, service_id)
         assert service is not None
+        grouping, window = members[0][1].grouping, members[0][1].window_minutes
         try:
             with session.begin_nested():
-                incident = _open_incident_of_group(session, service.id, group_key)
+                incident = open_incident_of_group(session, service.id, group_key, now, window)
                 joining = members
                 if incident is None:
-                    first = members[0][1]
+                    first = members[0][1].event
                     incident = open_incident(
-                        session, clock, service, title=first.summary, severity=first.severity, group_key=group_key
+                        session,
+                        clock,
+                        service,
+                        title=first.summary,
+                        severity=first.severity,
+                        group_key=group_key,
+                        grouping=grouping,
                     )
                     joining = members[1:]
                 incident.alert_count += len(members)
                 session.flush()
                 # Thousands of rows for one storm: bulk INSERTs, not ORM objects one by one.
                 alerts = cast(Table, AlertRow.__table__)
-                session.execute(insert(alerts), [_alert_values(i, incident.id, e, n, now) for i, e, n in members])
+                session.execute(insert(alerts), [_alert_values(i, incident.id, g.event, n, now) for i, g, n in members])
                 if joining:
                     session.execute(
                         insert(cast(Table, IncidentEventRow.__table__)),
@@ -124,16 +156,16 @@ def _open_grouped(session: Session, clock: Clock, fresh: list[tuple[IntegrationR
                                 "kind": "alert",
                                 "at": now,
                                 "actor_id": None,
-                                "body": e.summary[:1024],
-                                "data": {"dedup_key": e.dedup_key},
+                                "body": g.event.summary[:1024],
+                                "data": {"dedup_key": g.event.dedup_key},
                                 "internal": True,
                             }
-                            for _, e, _ in joining
+                            for _, g, _ in joining
                         ],
                     )
         except IntegrityError:
-            for integration, event, count in members:
-                _new_alert(session, clock, integration, event, count)
+            for integration, group, count in members:
+                _new_alert(session, clock, integration, group.event, count)
 
 
 def _alert_values(
@@ -160,19 +192,6 @@ def _alert_values(
         "last_event_at": now,
         "resolved_at": None,
     }
-
-
-def _open_incident_of_group(session: Session, service_id: str, group_key: str) -> IncidentRow | None:
-    return session.scalar(
-        select(IncidentRow)
-        .where(
-            IncidentRow.service_id == service_id,
-            IncidentRow.group_key == group_key,
-            IncidentRow.status != IncidentStatus.RESOLVED,
-        )
-        .order_by(IncidentRow.triggered_at.desc())
-        .limit(1)
-    )
 
 
 def ingest_group(session: Session, clock: Clock, integration: IntegrationRow, events: Sequence[AlertEvent]) -> None:
@@ -263,11 +282,25 @@ def _open_together(session: Session, clock: Clock, fresh: list[tuple[Integration
         incident.alert_count = 1
         session.add(incident)
         opened.append((incident, service))
-    # Two flushes, each a few multi-row INSERTs: incidents first, for the foreign keys of the rest.
+    # Incidents first, for the foreign keys of the rest; their alerts and first timeline lines are plain
+    # multi-row INSERTs (nothing reads them back as objects here), before the escalation's lines.
     session.flush()
+    pairs = list(zip(fresh, opened, strict=True))
+    session.execute(
+        insert(cast(Table, AlertRow.__table__)),
+        [
+            _alert_values(integration, incident.id, event, count, now)
+            for (integration, event, count), (incident, _) in pairs
+        ],
+    )
+    session.execute(
+        insert(cast(Table, IncidentEventRow.__table__)),
+        [
+            {"incident_id": incident.id, "kind": "triggered", "at": now, "actor_id": None, "body": incident.title,
+             "data": {}, "internal": False}
+            for _, (incident, _) in pairs
+        ],
+    )  # fmt: skip
     with session.no_autoflush:
-        for (integration, event, count), (incident, service) in zip(fresh, opened, strict=True):
-            _event(session, incident.id, "triggered", now, body=incident.title, internal=False)
-            session.add(_alert_row(integration, incident, event, count, now))
-            start_escalation(session, clock, incident, service, audit=False)
+        start_escalations(session, clock, opened, audit=False)
     session.flush()

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any, NamedTuple
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from zhiban.core.clock import Clock
+from zhiban.incidents.catalog import grouping_of
 from zhiban.incidents.escalation import (
     Urgency,
 )
 from zhiban.incidents.lifecycle import _acknowledge, _resolve
 from zhiban.incidents.model import (
+    SENDER_GROUP,
     AlertEvent,
+    GroupingRule,
     IncidentStatus,
     urgency_for,
 )
@@ -92,10 +97,13 @@ def open_incident(
     group_key: str | None = None,
     actor_id: str | None = None,
     urgency: Urgency | None = None,
+    grouping: dict[str, Any] | None = None,
 ) -> IncidentRow:
-    """Open an incident on a service and start paging by its escalation policy."""
+    """Open an incident on a service and start paging by its escalation policy (`grouping`: the rule its alerts
+    are grouped by, shown with it)."""
     now = clock.now()
     incident = _incident_row(service, _next_number(session), title, severity, group_key, urgency, now)
+    incident.grouping = grouping
     session.add(incident)
     session.flush()
     _event(session, incident.id, "triggered", now, actor_id=actor_id, body=incident.title, internal=False)
@@ -141,6 +149,46 @@ def ingest(session: Session, clock: Clock, integration: IntegrationRow, event: A
     return incident
 
 
+def storm_group(service: ServiceRow, event: AlertEvent, rule: GroupingRule | None = None) -> StormGroup:
+    """How a new alert is grouped on its service: the service's rule first, else the sender's own group (an
+    Alertmanager groupKey), else not at all (its own incident)."""
+    rule = rule or grouping_of(service)
+    key = rule.group_key(event)
+    if key is not None:
+        return StormGroup(replace(event, group_key=key), rule.describe(), rule.window_minutes)
+    if event.group_key and event.group_key != event.dedup_key:
+        return StormGroup(event, dict(SENDER_GROUP), 0)
+    return StormGroup(event, None, 0)
+
+
+class StormGroup(NamedTuple):
+    event: AlertEvent  # its group_key is the incident group it joins
+    grouping: dict[str, Any] | None  # what the incident shows; None: the alert opens its own incident
+    window_minutes: int  # join only an incident opened this recently (0: while it is open)
+
+
+def open_incident_of_group(
+    session: Session, service_id: str, group_key: str, now: datetime, window_minutes: int
+) -> IncidentRow | None:
+    """The open incident of this group (opened within the window, if there is one) that a new alert joins.
+
+    On PostgreSQL the group is locked until commit, so that concurrent writers (several web processes) of one
+    group's alerts open one incident between them, not one each.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"incident-group:{service_id}:{group_key}"}
+        )
+    query = select(IncidentRow).where(
+        IncidentRow.service_id == service_id,
+        IncidentRow.group_key == group_key,
+        IncidentRow.status != IncidentStatus.RESOLVED,
+    )
+    if window_minutes:
+        query = query.where(IncidentRow.triggered_at >= now - timedelta(minutes=window_minutes))
+    return session.scalar(query.order_by(IncidentRow.triggered_at.desc()).limit(1))
+
+
 def _new_alert(
     session: Session, clock: Clock, integration: IntegrationRow, event: AlertEvent, count: int = 1
 ) -> IncidentRow | None:
@@ -148,24 +196,22 @@ def _new_alert(
     now = clock.now()
     service = session.get(ServiceRow, integration.service_id)
     assert service is not None
+    event, grouping, window = storm_group(service, event)
     incident = None
-    if event.group_key and event.group_key != event.dedup_key:
-        incident = session.scalar(
-            select(IncidentRow)
-            .where(
-                IncidentRow.service_id == service.id,
-                IncidentRow.group_key == event.group_key,
-                IncidentRow.status != IncidentStatus.RESOLVED,
-            )
-            .order_by(IncidentRow.triggered_at.desc())
-            .limit(1)
-        )
+    if grouping is not None and event.group_key:
+        incident = open_incident_of_group(session, service.id, event.group_key, now, window)
     try:
         with session.begin_nested():
             created = incident is None
             if incident is None:
                 incident = open_incident(
-                    session, clock, service, title=event.summary, severity=event.severity, group_key=event.group_key
+                    session,
+                    clock,
+                    service,
+                    title=event.summary,
+                    severity=event.severity,
+                    group_key=event.group_key,
+                    grouping=grouping,
                 )
             session.add(_alert_row(integration, incident, event, count, now))
             incident.alert_count += 1

@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Request
@@ -18,6 +18,7 @@ from zhiban.core.errors import InvalidInput
 from zhiban.identity.model import Principal
 from zhiban.incidents import integrations, service
 from zhiban.incidents.enqueue import MAX_EVENT_BYTES, EnqueueEndpoint, accept_event, intake_of
+from zhiban.incidents.model import GroupingRule
 from zhiban.web.deps import DB, ClockDep, CurrentPrincipal
 from zhiban.web.fields import Ident, Limit, LongText, Offset, ShortText
 from zhiban.web.limits import read_capped
@@ -95,6 +96,9 @@ class IncidentOut(BaseModel):
     acknowledged_at: datetime | None
     resolved_at: datetime | None
     alert_count: int
+    # How its alerts are grouped ({"rule": "service" | "fields" | "sender_group", "fields", "window_minutes"});
+    # None for an incident of one alert's own.
+    grouping: dict[str, Any] | None = None
 
     @classmethod
     def of(cls, row: IncidentRow) -> IncidentOut:
@@ -111,6 +115,7 @@ class IncidentOut(BaseModel):
             acknowledged_at=row.acknowledged_at,
             resolved_at=row.resolved_at,
             alert_count=row.alert_count,
+            grouping=row.grouping,
         )
 
 
@@ -330,6 +335,19 @@ def delete_policy(policy_id: Ident, session: DB, principal: CurrentPrincipal) ->
     return Response(status_code=204)
 
 
+class GroupingIn(BaseModel):
+    """Storm grouping of a service's new alerts into few incidents (model.GroupingRule)."""
+
+    rule: Literal["off", "service", "fields"] = "off"
+    fields: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(default_factory=list, max_length=10)
+    window_minutes: int = Field(
+        0, ge=0, le=1440, description="join only an incident opened this recently; 0: while open"
+    )
+
+    def value(self) -> GroupingRule:
+        return GroupingRule(self.rule, tuple(self.fields), self.window_minutes)
+
+
 class ServiceIn(BaseModel):
     name: ShortText
     policy: ShortText | None = None
@@ -339,6 +357,12 @@ class ServiceIn(BaseModel):
     ack_timeout_minutes: int = Field(30, ge=0, le=1440)
     organization_id: Ident | None = None
     description: str = Field("", max_length=1000)
+    # Absent: a new service does not group; a replaced one keeps its rule.
+    grouping: GroupingIn | None = None
+
+    def fields(self) -> dict[str, Any]:
+        """The service as service.create_service / update_service take it."""
+        return {**self.model_dump(exclude={"grouping"}), "grouping": self.grouping.value() if self.grouping else None}
 
 
 class ServiceOut(BaseModel):
@@ -348,6 +372,7 @@ class ServiceOut(BaseModel):
     urgency_rule: str
     ack_timeout_minutes: int
     organization_id: str | None
+    grouping: dict[str, Any]
 
     @classmethod
     def of(cls, row: ServiceRow) -> ServiceOut:
@@ -358,6 +383,7 @@ class ServiceOut(BaseModel):
             urgency_rule=row.urgency_rule,
             ack_timeout_minutes=row.ack_timeout_minutes,
             organization_id=row.organization_id,
+            grouping=service.grouping_of(row).describe(),
         )
 
 
@@ -381,7 +407,7 @@ def list_services(session: DB, principal: CurrentPrincipal) -> list[ServiceOut]:
 )
 def create_service(body: ServiceIn, session: DB, clock: ClockDep, principal: CurrentPrincipal) -> ServiceOut:
     principal.require_admin()
-    return ServiceOut.of(service.create_service(session, clock, **body.model_dump()))
+    return ServiceOut.of(service.create_service(session, clock, **body.fields()))
 
 
 @router.put(
@@ -392,7 +418,7 @@ def create_service(body: ServiceIn, session: DB, clock: ClockDep, principal: Cur
 )
 def replace_service(body: ServiceIn, service_id: Ident, session: DB, principal: CurrentPrincipal) -> ServiceOut:
     principal.require_admin()
-    return ServiceOut.of(service.update_service(session, service_id, **body.model_dump()))
+    return ServiceOut.of(service.update_service(session, service_id, **body.fields()))
 
 
 class IntegrationIn(BaseModel):

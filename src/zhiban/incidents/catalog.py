@@ -17,6 +17,7 @@ from zhiban.incidents.escalation import (
 )
 from zhiban.incidents.model import (
     URGENCY_RULES,
+    GroupingRule,
     policy_from_spec,
 )
 from zhiban.incidents.store import (
@@ -251,8 +252,9 @@ def create_service(
     ack_timeout_minutes: int = 30,
     organization_id: str | None = None,
     description: str = "",
+    grouping: GroupingRule | None = None,
 ) -> ServiceRow:
-    """Store a service that alerts come in on, with its escalation policy and urgency rule."""
+    """Store a service that alerts come in on, with its escalation policy, urgency rule and storm grouping."""
     name = _check_service(
         session,
         name=name,
@@ -274,9 +276,21 @@ def create_service(
         organization_id=organization_id,
         created_at=clock.now(),
     )
+    _set_grouping(row, grouping or GroupingRule())
     session.add(row)
     session.flush()
     return row
+
+
+def _set_grouping(row: ServiceRow, grouping: GroupingRule) -> None:
+    row.grouping_rule = grouping.rule
+    row.grouping_fields = list(grouping.fields) or None
+    row.grouping_window_minutes = grouping.window_minutes
+
+
+def grouping_of(row: ServiceRow) -> GroupingRule:
+    """The service's storm grouping rule (off when it has none)."""
+    return GroupingRule(row.grouping_rule or "off", tuple(row.grouping_fields or ()), row.grouping_window_minutes or 0)
 
 
 def update_service(
@@ -291,8 +305,10 @@ def update_service(
     ack_timeout_minutes: int,
     organization_id: str | None,
     description: str,
+    grouping: GroupingRule | None = None,
 ) -> ServiceRow:
-    """Replace a service's settings (no `policy`: it pages nobody); open incidents keep their urgency."""
+    """Replace a service's settings (no `policy`: it pages nobody; no `grouping`: it keeps its rule); open incidents
+    keep their urgency and their alerts."""
     row = get_service(session, ref)
     checked = _check_service(
         session,
@@ -314,6 +330,8 @@ def update_service(
     row.ack_timeout_minutes = ack_timeout_minutes
     row.organization_id = organization_id
     row.description = description
+    if grouping is not None:
+        _set_grouping(row, grouping)
     session.flush()
     return row
 

@@ -6,7 +6,7 @@ Listeners hear an `IncidentChange` value inside the transaction that made the ch
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -37,7 +37,9 @@ class IncidentChange:
 
 
 IncidentListener = Callable[[Session, Clock, IncidentChange], None]
+IncidentBatchListener = Callable[[Session, Clock, Sequence[IncidentChange]], None]
 _listeners: list[IncidentListener] = []
+_batch_listeners: list[IncidentBatchListener] = []
 
 
 def subscribe(listener: IncidentListener) -> IncidentListener:
@@ -47,6 +49,26 @@ def subscribe(listener: IncidentListener) -> IncidentListener:
     return listener
 
 
+def subscribe_many(listener: IncidentBatchListener) -> IncidentBatchListener:
+    """Call `listener` once with all the changes made together (a storm's first pages), in order; idempotent.
+
+    For a listener whose work is a statement per call: it records a storm's changes with one.
+    """
+    if listener not in _batch_listeners:
+        _batch_listeners.append(listener)
+    return listener
+
+
 def emit(session: Session, clock: Clock, change: IncidentChange) -> None:
+    emit_many(session, clock, [change])
+
+
+def emit_many(session: Session, clock: Clock, changes: Sequence[IncidentChange]) -> None:
+    """Tell every listener of these changes: `subscribe` ones change by change, `subscribe_many` ones at once."""
+    if not changes:
+        return
     for listener in list(_listeners):
-        listener(session, clock, change)
+        for change in changes:
+            listener(session, clock, change)
+    for batch_listener in list(_batch_listeners):
+        batch_listener(session, clock, changes)

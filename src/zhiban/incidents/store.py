@@ -54,6 +54,10 @@ class ServiceRow(Base):
     organization_id: Mapped[str | None] = mapped_column(
         ForeignKey("organizations.id", ondelete="SET NULL"), nullable=True
     )
+    # Storm grouping (model.GroupingRule): off | service | fields, the fields, and the window (0: while open).
+    grouping_rule: Mapped[str] = mapped_column(String(16), default="off", server_default="off")
+    grouping_fields: Mapped[list[str] | None] = mapped_column(JSONType, nullable=True)
+    grouping_window_minutes: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
@@ -102,6 +106,8 @@ class IncidentRow(Base):
     ack_seq: Mapped[int] = mapped_column(Integer, default=0)
     round_robin_offset: Mapped[int] = mapped_column(Integer, default=0)
     alert_count: Mapped[int] = mapped_column(Integer, default=0)
+    # The rule that grouped its alerts (GroupingRule.describe(), or the sender's group); None: one alert's own.
+    grouping: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 

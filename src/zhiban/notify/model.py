@@ -117,6 +117,22 @@ def _check_metadata(metadata: Mapping[str, Any]) -> None:
             raise InvalidInput(f"metadata {key!r}: longer than {MAX_METADATA_VALUE} characters")
 
 
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One message to queue in the outbox (`service.queue_messages`): what, about what, where and when."""
+
+    message: Message
+    subject_kind: str
+    subject_id: str
+    channel: str
+    config: Mapping[str, Any]
+    due_at: datetime
+    person_id: str | None = None
+    contact_method_id: str | None = None
+    destination_name: str = ""
+    ticket_id: int | None = None
+
+
 @dataclass(frozen=True)
 class Destination:
     """One place a message goes: a channel type and its validated config (see notify.registry)."""

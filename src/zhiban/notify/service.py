@@ -9,9 +9,10 @@ e-mail, SMS and voice become `unknown` instead (docs/DELIVERY.md).
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -24,7 +25,7 @@ from zhiban.core.clock import Clock
 from zhiban.core.errors import Conflict, InvalidInput, NotFound
 from zhiban.core.metrics import REGISTRY
 from zhiban.core.settings import Settings, SettingsSource
-from zhiban.engine import JobContext, enqueue
+from zhiban.engine import JobContext, enqueue, enqueue_many
 from zhiban.engine.model import bounded_error
 from zhiban.notify.channels.base import Channel
 from zhiban.notify.model import (
@@ -34,6 +35,7 @@ from zhiban.notify.model import (
     Message,
     MessageOutcome,
     NotificationRule,
+    Outgoing,
     PermanentDeliveryError,
     RetryableDeliveryError,
 )
@@ -56,6 +58,7 @@ MAX_CONTACT_METHODS = 20
 URGENCIES = ("any", "high", "low")
 # `unknown`: a hand-off cut by a crash on a channel that cannot drop repeats (docs/DELIVERY.md).
 FINAL_STATES = frozenset({"sent", "failed", "cancelled", "unknown"})
+_QUEUE_CHUNK = 500  # messages per INSERT … RETURNING of queue_messages
 
 HANDOFF_UNKNOWN = Counter(
     "zhiban_notify_handoff_unknown_total",
@@ -156,34 +159,52 @@ def rules_of(session: Session, person_id: str) -> list[NotificationRuleRow]:
 
 
 _RULES_MEMO = "zhiban.notify.paging_rules"  # session.info: (transaction, {(person, urgency): rules})
+PagingRules = list[tuple[NotificationRule, ContactMethodRow]]
 
 
-def paging_rules(session: Session, person_id: str, urgency: str) -> list[tuple[NotificationRule, ContactMethodRow]]:
+def _rules_memo(session: Session) -> dict[tuple[str, str], PagingRules]:
+    transaction = session.get_transaction()
+    kept = session.info.get(_RULES_MEMO)
+    if kept is None or kept[0] is not transaction:
+        kept = session.info[_RULES_MEMO] = (transaction, {})
+    memo: dict[tuple[str, str], PagingRules] = kept[1]
+    return memo
+
+
+def paging_rules(session: Session, person_id: str, urgency: str) -> PagingRules:
     """The rules that apply to a page of this urgency, each with its contact method.
 
     Remembered for the rest of the transaction: an alert storm opens many incidents in one transaction,
     and they all page the same few people on call.
     """
-    transaction = session.get_transaction()
-    kept = session.info.get(_RULES_MEMO)
-    if kept is None or kept[0] is not transaction:
-        kept = session.info[_RULES_MEMO] = (transaction, {})
-    memo: dict[tuple[str, str], list[tuple[NotificationRule, ContactMethodRow]]] = kept[1]
-    found = memo.get((person_id, urgency))
-    if found is None:
-        found = memo[(person_id, urgency)] = _paging_rules(session, person_id, urgency)
-    return found
+    return paging_rules_many(session, [person_id], urgency)[person_id]
 
 
-def _paging_rules(session: Session, person_id: str, urgency: str) -> list[tuple[NotificationRule, ContactMethodRow]]:
-    methods = {m.id: m for m in contact_methods_of(session, person_id)}
-    found = []
-    for rule in rules_of(session, person_id):
-        method = methods.get(rule.contact_method_id)
-        if method is None or rule.urgency not in ("any", urgency):
-            continue
-        found.append((NotificationRule(method.channel, method.id, rule.delay_minutes), method))
-    return found
+def paging_rules_many(session: Session, person_ids: Iterable[str], urgency: str) -> dict[str, PagingRules]:
+    """`paging_rules` of many people (by person id), with two queries for those not yet remembered."""
+    memo = _rules_memo(session)
+    wanted = list(dict.fromkeys(person_ids))
+    missing = [pid for pid in wanted if (pid, urgency) not in memo]
+    for start in range(0, len(missing), _QUEUE_CHUNK):
+        chunk = missing[start : start + _QUEUE_CHUNK]
+        methods = {
+            m.id: m
+            for m in session.scalars(
+                select(ContactMethodRow)
+                .where(ContactMethodRow.person_id.in_(chunk))
+                .order_by(ContactMethodRow.created_at, ContactMethodRow.id)
+            )
+        }
+        found: dict[str, PagingRules] = {pid: [] for pid in chunk}
+        rules = select(NotificationRuleRow).where(NotificationRuleRow.person_id.in_(chunk))
+        for rule in session.scalars(rules.order_by(NotificationRuleRow.delay_minutes, NotificationRuleRow.id)):
+            method = methods.get(rule.contact_method_id)
+            if method is None or method.person_id != rule.person_id or rule.urgency not in ("any", urgency):
+                continue
+            found[rule.person_id].append((NotificationRule(method.channel, method.id, rule.delay_minutes), method))
+        for pid, rules_of_person in found.items():
+            memo[(pid, urgency)] = rules_of_person
+    return {pid: memo[(pid, urgency)] for pid in wanted}
 
 
 # --- messages ---------------------------------------------------------------------------------
@@ -227,45 +248,94 @@ def queue_message(
     a look-up, a savepoint and an insert per message were most of their round trips. A concurrent step run
     that queued the same key first wins; ours is then a repeat.
     """
-    destination = parse_destination(channel, config, destination_name)
-    values = {
-        "id": new_id(),
-        "idempotency_key": message.idempotency_key,
-        "subject_kind": subject_kind,
-        "subject_id": subject_id,
-        "kind": message.event,
-        "ticket_id": ticket_id,
-        "person_id": person_id,
-        "contact_method_id": contact_method_id,
-        "channel": channel,
-        "destination": {"config": dict(config), "name": destination_name},
-        "rate_key": destination.rate_key if destination_name else f"{channel}:{_config_identity(config)}",
-        "message": message_to_json(message),
-        "state": "pending",
-        "due_at": due_at,
-        "attempts": 0,
-        "job_seq": 0,
-        "created_at": clock.now(),
-    }
+    outgoing = Outgoing(
+        message, subject_kind, subject_id, channel, config, due_at, person_id, contact_method_id, destination_name,
+        ticket_id,
+    )  # fmt: skip
+    return queue_messages(session, clock, [outgoing])[0]
+
+
+def queue_messages(session: Session, clock: Clock, outgoing: Sequence[Outgoing]) -> list[tuple[str, bool]]:
+    """Store many messages and arm their delivery jobs, as `queue_message` for each, in a few statements.
+
+    Returns (id, new) per message in order: new is False when its idempotency key was queued before (by an
+    earlier run or a concurrent one, which wins) or earlier in `outgoing`. One multi-row INSERT … ON CONFLICT
+    DO NOTHING for the messages and one for their jobs: a storm's pages cost rows, not statements.
+    """
+    if not outgoing:
+        return []
+    now = clock.now()
+    destinations: dict[tuple[str, str, str], Any] = {}
+    rows: dict[str, dict[str, Any]] = {}
+    for item in outgoing:
+        key = item.message.idempotency_key
+        if key in rows:
+            continue  # the same page twice in one call: queued once
+        # Every message's destination is checked before anything is stored; a storm repeats a few of them.
+        config_key = (item.channel, json.dumps(dict(item.config), sort_keys=True, default=str), item.destination_name)
+        destination = destinations.get(config_key)
+        if destination is None:
+            destination = destinations[config_key] = parse_destination(item.channel, item.config, item.destination_name)
+        rows[key] = {
+            "id": new_id(),
+            "idempotency_key": key,
+            "subject_kind": item.subject_kind,
+            "subject_id": item.subject_id,
+            "kind": item.message.event,
+            "ticket_id": item.ticket_id,
+            "person_id": item.person_id,
+            "contact_method_id": item.contact_method_id,
+            "channel": item.channel,
+            "destination": {"config": dict(item.config), "name": item.destination_name},
+            "rate_key": (
+                destination.rate_key
+                if item.destination_name
+                else f"{item.channel}:{_config_identity(dict(item.config))}"
+            ),
+            "message": message_to_json(item.message),
+            "state": "pending",
+            "due_at": item.due_at,
+            "attempts": 0,
+            "job_seq": 0,
+            "created_at": now,
+        }
     table = cast(Table, NotificationRow.__table__)
-    statement = insert_or_skip(session, table, ["idempotency_key"]).values(values).returning(table.c.id)
-    inserted = session.connection().execute(statement).scalar_one_or_none()
-    if inserted is None:
-        existing = session.scalar(
-            select(NotificationRow.id).where(NotificationRow.idempotency_key == message.idempotency_key)
+    statement = insert_or_skip(session, table, ["idempotency_key"]).returning(table.c.idempotency_key, table.c.id)
+    inserted: dict[str, str] = {}
+    values = list(rows.values())
+    for start in range(0, len(values), _QUEUE_CHUNK):
+        # A list of parameter sets: SQLAlchemy sends them as multi-row INSERTs (insertmanyvalues), RETURNING
+        # the rows that went in; a skipped key returns nothing.
+        found = session.connection().execute(statement, values[start : start + _QUEUE_CHUNK])
+        inserted.update((str(key), str(row_id)) for key, row_id in found)
+    missing = [key for key in rows if key not in inserted]
+    existing: dict[str, str] = {}
+    for start in range(0, len(missing), _QUEUE_CHUNK):
+        chunk = missing[start : start + _QUEUE_CHUNK]
+        query = select(NotificationRow.idempotency_key, NotificationRow.id).where(
+            NotificationRow.idempotency_key.in_(chunk)
         )
-        if existing is None:  # pragma: no cover - the conflicting row was deleted meanwhile
-            raise Conflict(f"message {message.idempotency_key!r} was being changed concurrently; try again")
-        return existing, False
-    enqueue(
+        existing.update((str(key), str(row_id)) for key, row_id in session.execute(query))
+    if len(existing) < len(missing):  # pragma: no cover - a conflicting row was deleted meanwhile
+        raise Conflict("a message was being changed concurrently; try again")
+    enqueue_many(
         session,
-        DELIVER_JOB,
-        {"id": inserted, "seq": 0},
-        due_at=due_at,
-        dedup_key=f"notify:{inserted}:0",
+        [
+            (DELIVER_JOB, {"id": row_id, "seq": 0}, rows[key]["due_at"], f"notify:{row_id}:0")
+            for key, row_id in inserted.items()
+        ],
         max_attempts=DELIVERY_ATTEMPTS,
     )
-    return inserted, True
+    answers: list[tuple[str, bool]] = []
+    seen: set[str] = set()
+    for item in outgoing:
+        key = item.message.idempotency_key
+        if key in inserted:
+            answers.append((inserted[key], key not in seen))
+        else:
+            answers.append((existing[key], False))
+        seen.add(key)
+    return answers
 
 
 def _config_identity(config: dict[str, Any]) -> str:
