@@ -89,7 +89,8 @@ def seed_demo(session: Session, clock: Clock, *, with_tickets: bool = True) -> l
         )
         customers[slug] = principal_of(person)
         logins.append(DemoLogin(email, Role.CUSTOMER.value, name))
-    # The 288-article corpus takes seconds to index: a job does it, so `serve` answers at once.
+    # The shipped demo articles (kb/demo_articles) take a moment to parse and index: a job does it, so `serve`
+    # answers at once.
     # A few seconds late, so the first pages after start are not waiting behind the import's write lock.
     enqueue(session, SEED_DEMO, {}, due_at=clock.now() + timedelta(seconds=20), dedup_key="demo:kb")
     if with_tickets:

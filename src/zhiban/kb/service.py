@@ -321,8 +321,19 @@ def import_corpus(
     return ImportReport(len(files), created, updated, unchanged)
 
 
+# The articles written for zhiban's demo and shipped in the package (their README says where they come from).
+DEMO_ARTICLES = Path(__file__).resolve().with_name("demo_articles")
+
+
+def demo_corpus() -> Path:
+    """The folder of the demo articles that ship with zhiban (English and Chinese, paired by path)."""
+    return DEMO_ARTICLES
+
+
 def find_corpus() -> Path | None:
-    """The shared/data/kb folder beside the project (../shared/data/kb from the repo root), if present."""
+    """The evaluation corpus beside the project (../shared/data/kb from the repo root), if present.
+
+    Only the search evaluation and benchmarks read it; the demo imports `demo_corpus()`."""
     project_root = Path(__file__).resolve().parents[3]
     for candidate in (project_root.parent / "shared" / "data" / "kb", Path.cwd().parent / "shared" / "data" / "kb"):
         if candidate.is_dir():
@@ -331,12 +342,12 @@ def find_corpus() -> Path | None:
 
 
 def seed_kb(session: Session, clock: Clock, corpus: Path | Sequence[CorpusFile] | None = None) -> int:
-    """Import the demo corpus (idempotent; `corpus`: a folder or `read_corpus`'s files, default ../shared/data/kb);
-    without one, log a line and return 0. Returns the article count."""
-    corpus = corpus if corpus is not None else find_corpus()
-    if corpus is None or (isinstance(corpus, Path) and not corpus.is_dir()):
-        log.info("no knowledge-base corpus found at ../shared/data/kb; the demo starts without articles")
-        return 0
+    """Import the demo corpus (idempotent; `corpus`: a folder or `read_corpus`'s files, default the shipped demo
+    articles); a folder that is missing is logged and skipped. Returns the article count."""
+    corpus = corpus if corpus is not None else demo_corpus()
+    if isinstance(corpus, Path) and not corpus.is_dir():
+        log.info("no knowledge-base corpus at %s; nothing imported", corpus)
+        return store.count_articles(session)
     report = import_corpus(session, clock, corpus)
     counts = (report.created, report.updated, report.unchanged)
     log.info("knowledge base imported: %d created, %d updated, %d unchanged", *counts)
