@@ -45,10 +45,13 @@ def _mount_feature_commands() -> None:
     from zhiban.features import feature_modules
 
     for module in feature_modules("cli"):
-        app.add_typer(module.app, name=module.__name__.split(".")[1])
-        # A feature may also offer top-level commands and groups (e.g. `zhiban ack`, `zhiban simulate`).
+        feature = module.__name__.split(".")[1]
+        app.add_typer(module.app, name=feature)
+        # A feature may also offer top-level commands and groups (e.g. `zhiban ack`, `zhiban simulate`); a group
+        # that is the feature's own under another name says so, rather than repeat its help in the list.
         for name, group in getattr(module, "root_groups", {}).items():
-            app.add_typer(group, name=name)
+            alias = f"The same as `zhiban {feature}`." if group is module.app else None
+            app.add_typer(group, name=name, short_help=alias)
         for name, command in getattr(module, "root_commands", {}).items():
             app.command(name)(command)
     # `zhiban oncall who --plan`: on-call may not import duty (duty -> incidents -> oncall), so it is told here.

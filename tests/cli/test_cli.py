@@ -41,6 +41,9 @@ def test_help_lists_every_command(env: dict[str, str]) -> None:
     assert out.returncode == 0
     for command in ("serve", "worker", "migrate", "user", "token", "jobs", "demo"):
         assert command in out.stdout
+    # An alias says what it aliases instead of repeating the other command's help in the list.
+    listed = run({**env, "COLUMNS": "300"}, "--help").stdout
+    assert "The same as `zhiban drills`" in listed and listed.count("at a chosen local time") == 1
 
 
 def test_migrate_user_token_and_the_token_works(env: dict[str, str]) -> None:

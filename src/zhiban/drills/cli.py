@@ -6,9 +6,9 @@ import json
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from zhiban.core.console import console as cli_console
 from zhiban.core.errors import ZhibanError
 
 app = typer.Typer(
@@ -18,8 +18,8 @@ app = typer.Typer(
     ),
     invoke_without_command=True,
 )
-console = Console()
-err = Console(stderr=True)
+console = cli_console()
+err = cli_console(stderr=True)
 
 Plan = Annotated[str | None, typer.Option(help="plan key, e.g. enterprise")]
 At = Annotated[str | None, typer.Option(help='when, local: "Sunday 03:00", "03:00" or "2026-11-22 03:00"')]

@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from sqlalchemy.orm import Session
 
+from zhiban.core.console import console as cli_console
 from zhiban.core.errors import NotFound, ZhibanError
 from zhiban.core.settings import get_settings
 from zhiban.desk import Desk
@@ -23,8 +23,8 @@ integrations_app = typer.Typer(
     help="Where alerts come in: Events v2, Alertmanager, webhooks, heartbeats.", no_args_is_help=True
 )
 app.add_typer(integrations_app, name="integrations")
-console = Console()
-err = Console(stderr=True)
+console = cli_console()
+err = cli_console(stderr=True)
 
 
 @contextmanager
