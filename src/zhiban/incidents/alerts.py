@@ -25,6 +25,7 @@ from zhiban.incidents.model import (
 )
 from zhiban.incidents.paging import _event, start_escalation
 from zhiban.incidents.store import (
+    INCIDENT_NUMBERS,
     AlertRow,
     IncidentCounterRow,
     IncidentRow,
@@ -37,7 +38,13 @@ from zhiban.store.db import new_id
 
 
 def _reserve_numbers(session: Session, count: int) -> list[int]:
-    """`count` consecutive incident numbers, taken with one UPDATE of the counter row."""
+    """`count` new incident numbers, ascending: from the sequence on PostgreSQL (no lock held to the commit),
+    else consecutive ones taken with one UPDATE of the counter row."""
+    if count < 1:
+        return []
+    if session.get_bind().dialect.name == "postgresql":
+        taken = select(INCIDENT_NUMBERS.next_value()).select_from(func.generate_series(1, count))
+        return sorted(int(n) for n in session.scalars(taken))
     bump = (
         update(IncidentCounterRow)
         .where(IncidentCounterRow.id == 1)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, Sequence, String, Text, UniqueConstraint
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -194,9 +194,15 @@ class ResponderRow(Base):
 
 
 class IncidentCounterRow(Base):
-    """One row holding the last incident number (portable across SQLite and PostgreSQL)."""
+    """One row holding the last incident number, on SQLite (one writer at a time anyway). PostgreSQL numbers
+    incidents from `INCIDENT_NUMBERS`: a counter row would be locked by each transaction that opens an incident
+    until it commits, so a storm's transactions (and every paging ticket's) would open incidents one at a time."""
 
     __tablename__ = "incident_counter"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     last_number: Mapped[int] = mapped_column(Integer, default=0)
+
+
+# Numbers taken by a transaction that rolls back are skipped (a gap), as with any PostgreSQL sequence.
+INCIDENT_NUMBERS = Sequence("incident_numbers", metadata=Base.metadata)

@@ -1,7 +1,7 @@
 """incidents: storm grouping rules of services, and the rule that grouped an incident's alerts
 
 Revision ID: 0012
-Revises: 0010
+Revises: 0011
 """
 
 from __future__ import annotations
