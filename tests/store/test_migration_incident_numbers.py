@@ -22,7 +22,10 @@ def test_numbers_continue_after_the_last_one_given(db_url: str) -> None:
             assert _reserve_numbers(session, 2) == [42, 43]
         with engine.begin() as conn:
             has_sequence = conn.execute(
-                text("SELECT count(*) FROM pg_sequences WHERE sequencename = 'incident_numbers' AND schemaname = current_schema()")
+                text(
+                    "SELECT count(*) FROM pg_sequences"
+                    " WHERE sequencename = 'incident_numbers' AND schemaname = current_schema()"
+                )
                 if engine.dialect.name == "postgresql"
                 else text("SELECT 0")
             ).scalar()
