@@ -12,7 +12,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from email.message import EmailMessage
 from pathlib import Path
@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from tests.mail.dovecot import Dovecot, running_dovecot
+from tests.mail.dovecot import Dovecot
 from tests.mail.mail_kit import AUTHSERV, DESK_ADDRESS, Outbox, customer_mail
 from tests.tenancy import World
 from zhiban.core.clock import FrozenClock
@@ -37,12 +37,6 @@ ALICE = "alice@liveco.test"
 ADMIN = Principal(person_id="test-admin", role=Role.ADMIN, organization_id=None)
 STAFF = Principal(person_id="test", role=Role.AGENT, organization_id=None)
 ROOT = Path(__file__).parents[2]
-
-
-@pytest.fixture
-def dovecot() -> Iterator[Dovecot]:
-    with running_dovecot() as server:
-        yield server
 
 
 def add_mailbox(desk: Desk, server: Dovecot, **overrides: object) -> str:
@@ -308,6 +302,7 @@ def wait_until(condition: Callable[[], bool], what: str, timeout: float = 60.0) 
         time.sleep(0.02)
 
 
+@pytest.mark.slow
 def test_a_worker_killed_in_the_middle_files_nothing_twice_and_loses_nothing(
     desk: Desk, world: World, dovecot: Dovecot, tmp_path: Path
 ) -> None:
