@@ -1,4 +1,5 @@
-"""A real Dovecot IMAP server for the mailbox tests: its own config, passwd-file user and maildir in a temp dir.
+"""A real Dovecot IMAP server for the mailbox tests: its own config, passwd-file user, maildir and self-signed
+certificate in a temp dir; plain IMAP with STARTTLS on one free port, IMAP over TLS on another.
 
 Debian's `dovecot-imapd` (Makefile SYSTEM_PACKAGES). Missing locally: the tests skip; under CI=true they fail.
 """
@@ -30,8 +31,9 @@ PASSWORD = "imap-test-secret"
 @dataclass
 class Dovecot:
     root: Path
-    port: int
+    port: int  # plain IMAP, STARTTLS offered
     process: subprocess.Popen[bytes]
+    tls_port: int  # IMAP over TLS from the start (imaps)
     user: str = USER
     password: str = PASSWORD
 
@@ -40,6 +42,11 @@ class Dovecot:
         client = IMAPClient("127.0.0.1", port=self.port, ssl=False, timeout=10)
         client.login(self.user, self.password)
         return client
+
+    @property
+    def certificate(self) -> Path:
+        """The server's self-signed certificate (for 127.0.0.1), to trust it."""
+        return self.root / "cert.pem"
 
     def log(self) -> str:
         path = self.root / "dovecot.log"
@@ -68,7 +75,18 @@ def _users() -> tuple[str, str, int, int]:
     return me, me, os.geteuid(), os.getegid()
 
 
-def _config(root: Path, port: int) -> str:
+def _self_signed(root: Path) -> None:
+    """A certificate for 127.0.0.1 made by openssl (a dependency of Dovecot's own package)."""
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(root / "key.pem"), "-out", str(root / "cert.pem")],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )  # fmt: skip
+
+
+def _config(root: Path, port: int, tls_port: int) -> str:
     internal, login, uid, gid = _users()
     return f"""
 base_dir = {root}/run
@@ -76,7 +94,9 @@ state_dir = {root}/state
 log_path = {root}/dovecot.log
 protocols = imap
 listen = 127.0.0.1
-ssl = no
+ssl = yes
+ssl_cert = <{root}/cert.pem
+ssl_key = <{root}/key.pem
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 # A wrong password is answered at once (the default waits 2 s); IDLE looks for new mail every second even where
@@ -103,7 +123,9 @@ service imap-login {{
     port = {port}
   }}
   inet_listener imaps {{
-    port = 0
+    address = 127.0.0.1
+    port = {tls_port}
+    ssl = yes
   }}
 }}
 service anvil {{
@@ -132,9 +154,12 @@ def running_dovecot() -> Iterator[Dovecot]:
     # Not under pytest's 0700 tmp: Dovecot's unprivileged login process must reach its sockets.
     root = Path(tempfile.mkdtemp(prefix="zhiban-dovecot-"))
     root.chmod(0o755)
-    port = unused_port()
+    port, tls_port = unused_port(), unused_port()
+    while tls_port == port:
+        tls_port = unused_port()
     (root / "passwd").write_text(f"{USER}:{{PLAIN}}{PASSWORD}\n")
-    (root / "dovecot.conf").write_text(_config(root, port))
+    _self_signed(root)
+    (root / "dovecot.conf").write_text(_config(root, port, tls_port))
     _, _, uid, gid = _users()
     for folder in ("mail", "home"):
         (root / folder).mkdir()
@@ -145,7 +170,7 @@ def running_dovecot() -> Iterator[Dovecot]:
         stderr=subprocess.PIPE,
         start_new_session=True,
     )
-    server = Dovecot(root, port, process)
+    server = Dovecot(root, port, process, tls_port)
     try:
         _wait_ready(server)
         yield server

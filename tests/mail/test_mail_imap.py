@@ -248,6 +248,30 @@ def test_a_server_that_refuses_the_login_is_recorded_and_polled_again(
     assert len(all_tickets(desk)) == 1 and mailbox(desk, box_id).last_success_at is not None
 
 
+@pytest.mark.parametrize("security", ["tls", "starttls"])
+def test_tls_mailboxes_trust_only_a_verified_server(
+    desk: Desk,
+    world: World,
+    dovecot: Dovecot,
+    worker: Worker,
+    clock: FrozenClock,
+    monkeypatch: pytest.MonkeyPatch,
+    security: str,
+) -> None:
+    port = dovecot.tls_port if security == "tls" else dovecot.port
+    box_id = add_mailbox(desk, dovecot, security=security, port=port)
+    append(dovecot, customer_mail(ALICE, "Over TLS", "help", message_id="<tls1@x>"))
+    poll(worker, clock)
+    row = mailbox(desk, box_id)
+    # The self-signed certificate is not trusted: no password was sent, the failure is recorded.
+    assert row.last_error is not None and "CERTIFICATE_VERIFY_FAILED" in row.last_error, row.last_error
+    assert all_tickets(desk) == [] and row.last_success_at is None
+    monkeypatch.setenv("SSL_CERT_FILE", str(dovecot.certificate))  # the admin trusts the server's certificate
+    poll(worker, clock)
+    assert [v.ticket.subject for v in all_tickets(desk)] == ["Over TLS"]
+    assert mailbox(desk, box_id).last_success_at is not None
+
+
 # --- real worker processes, killed in the middle -------------------------------------------------------
 
 

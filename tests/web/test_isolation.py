@@ -576,6 +576,7 @@ def _no_mailbox(client: TestClient, fx: Fixture, response: Any) -> None:
     boxes = client.get("/api/v1/mail/mailboxes", headers=bearer(fx.world.admin_token))
     assert boxes.status_code == 200 and boxes.json() == []
 
+
 # Routes that carry no tenant data at all.
 PUBLIC_ROUTES = {"/healthz", "/readyz", "/metrics", "/openapi.json"}
 

@@ -16,6 +16,7 @@ resumes at the first mail not filed. What becomes of a mail on the server:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import ssl
 import time
@@ -69,7 +70,9 @@ def connect(box: MailboxAccess, ssl_context: ssl.SSLContext | None = None) -> IM
             client.starttls(context)
         client.login(box.username, box.password)
     except BaseException:
-        client.shutdown()
+        # A failed STARTTLS handshake leaves the socket closed already: the first error is the one to tell.
+        with contextlib.suppress(OSError):
+            client.shutdown()
         raise
     return client
 
