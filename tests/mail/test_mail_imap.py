@@ -30,10 +30,12 @@ from zhiban.identity.model import Principal, Role
 from zhiban.mail import mailboxes
 from zhiban.mail import store as mail_store
 from zhiban.mail.model import MailboxSettings
+from zhiban.mail.service import release_held_mail
 from zhiban.tickets import service as tickets
 from zhiban.tickets.service import TicketView
 
 ALICE = "alice@liveco.test"
+MAILBOX = "help@vendor.test"  # the support mailbox's own address, not the relay's sender (DESK_ADDRESS)
 ADMIN = Principal(person_id="test-admin", role=Role.ADMIN, organization_id=None)
 STAFF = Principal(person_id="test", role=Role.AGENT, organization_id=None)
 ROOT = Path(__file__).parents[2]
@@ -42,7 +44,7 @@ ROOT = Path(__file__).parents[2]
 def add_mailbox(desk: Desk, server: Dovecot, **overrides: object) -> str:
     fields: dict[str, object] = {
         "name": "support",
-        "address": DESK_ADDRESS,
+        "address": MAILBOX,
         "host": "127.0.0.1",
         "port": server.port,
         "security": "none",
@@ -148,11 +150,11 @@ def test_mailbox_mail_is_filed_threaded_and_flagged_like_smtp_mail(
     assert row.last_error is not None and "larger than 20000" in row.last_error
     assert row.last_success_at == clock.now() - timedelta(seconds=61)
 
-    # The confirmations come from the mailbox's address; a reply to one threads by In-Reply-To.
+    # The confirmations come from the mailbox's address (not the relay's); a reply to one threads by In-Reply-To.
     confirmation = next(m for m in outbox.received if f"[#{first.ticket.id}]" in m["Subject"])
-    assert confirmation["From"] == DESK_ADDRESS
-    assert confirmation["Reply-To"].startswith(f"support+t{first.ticket.id}.")
-    assert confirmation["Message-ID"].endswith("@desk.test>")
+    assert confirmation["From"] == MAILBOX != DESK_ADDRESS
+    assert confirmation["Reply-To"].startswith(f"help+t{first.ticket.id}.")
+    assert confirmation["Message-ID"].endswith("@vendor.test>")
     reply = customer_mail(
         ALICE,
         "Re: Video freezes",
@@ -170,7 +172,7 @@ def test_mailbox_mail_is_filed_threaded_and_flagged_like_smtp_mail(
 
 
 def test_unauthenticated_and_strangers_mail_is_held_or_refused_as_smtp_does(
-    desk: Desk, world: World, dovecot: Dovecot, worker: Worker, clock: FrozenClock
+    desk: Desk, world: World, dovecot: Dovecot, outbox: Outbox, worker: Worker, clock: FrozenClock
 ) -> None:
     box_id = add_mailbox(desk, dovecot)
     forged = customer_mail(ALICE, "Refund me", "now", message_id="<f1@x>", authenticated=False)
@@ -186,7 +188,14 @@ def test_unauthenticated_and_strangers_mail_is_held_or_refused_as_smtp_does(
     assert (row.filed, row.refused, row.last_uid) == (1, 2, uids[2])
     assert row.last_error is not None and f"UID {uids[2]} refused" in row.last_error
     with desk.transaction() as s:
-        assert [h.sender for h in mail_store.list_held(s, "held", 10)] == [ALICE]
+        [held] = mail_store.list_held(s, "held", 10)
+        assert held.sender == ALICE
+        # An agent vouches for it: filed as if it had come in authenticated, answered from the mailbox.
+        release_held_mail(s, clock, STAFF, held.id, desk.settings)
+    poll(worker, clock)
+    [view] = all_tickets(desk)
+    [confirmation] = outbox.received
+    assert confirmation["From"] == MAILBOX and f"[#{view.ticket.id}]" in confirmation["Subject"]
 
 
 def test_move_mode_moves_filed_mail_and_repairs_a_move_lost_in_a_crash(

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import ssl
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -44,6 +45,10 @@ IDLE_SLICE = 5.0  # a wait in IDLE looks this often whether its run still holds 
 BATCH = 50  # mails whose sizes are asked at once
 MAX_RUN_MAILS = 500  # mails one poll takes; past it the poll ends and the next begins at once
 TIMEOUT = 30.0  # seconds of the IMAP connection's socket operations
+# A wait in IDLE holds one of the worker's job threads. Pages and SLA timers must never queue behind mailboxes:
+# one mailbox per process waits in IDLE, any other is polled every poll_seconds meanwhile.
+MAX_IDLE_WAITS = 1
+_idle_waits = threading.BoundedSemaphore(MAX_IDLE_WAITS)
 SEEN = b"\\Seen"
 FLAGGED = b"\\Flagged"
 DELETED = b"\\Deleted"
@@ -164,10 +169,18 @@ class _Run:
             if not uids:
                 with self._transaction() as session:
                     mailboxes.succeeded(session, self.clock, self.box.id)
-                if idle and time.monotonic() < deadline and self._wait_for_news(client, deadline):
-                    continue
-                # With IDLE the next poll begins at once (it waits in IDLE again); without, after the interval.
-                return self._done(timedelta(0) if idle else timedelta(seconds=self.box.poll_seconds))
+                if not idle or time.monotonic() >= deadline:
+                    # After a wait in IDLE the next poll begins at once (to wait again); else after the interval.
+                    return self._done(timedelta(0) if idle else timedelta(seconds=self.box.poll_seconds))
+                if not _idle_waits.acquire(blocking=False):
+                    return self._done(timedelta(seconds=self.box.poll_seconds))  # another mailbox waits here
+                try:
+                    news = self._wait_for_news(client, deadline)
+                finally:
+                    _idle_waits.release()
+                if not news:
+                    return self._done(timedelta(0))
+                continue  # new mail: look for it
             sizes = client.fetch(uids, [_SIZE])
             for uid in uids:
                 if not self.keep_going():

@@ -128,7 +128,9 @@ def receive_mail(
         dnsfunc=dkim_dns,
     )
     if not verdict.authenticated:
-        return _hold(session, clock, raw, mail, message_id, person, envelope_sender, recipients, verdict.reason)
+        return _hold(
+            session, clock, raw, mail, message_id, person, envelope_sender, recipients, verdict.reason, mailbox_id
+        )
     log.info("inbound mail from %s authenticated: %s", mail.sender, verdict.reason)
     return _file(session, clock, mail, message_id, person, recipients, settings, mailbox_id)
 
@@ -212,6 +214,7 @@ def _hold(
     envelope_sender: str | None,
     recipients: Sequence[str],
     reason: str,
+    mailbox_id: str | None = None,
 ) -> Outcome:
     """Keep an unauthenticated customer mail for an agent; nothing is filed as the customer."""
     if store.held_by_message_id(session, message_id) is not None:
@@ -231,6 +234,7 @@ def _hold(
         raw=raw,
         state=store.HELD,
         received_at=clock.now(),
+        mailbox_id=mailbox_id,
     )
     session.add(row)
     session.flush()
@@ -277,7 +281,7 @@ def release_held_mail(
     except Forbidden as exc:
         raise Conflict(f"{mail.sender} is no longer an active customer user") from exc
     recipients = [r for r in row.recipients.split("\n") if r]
-    outcome = _file(session, clock, mail, row.message_id, person, recipients, settings)
+    outcome = _file(session, clock, mail, row.message_id, person, recipients, settings, row.mailbox_id)
     _decide(row, clock, principal, store.RELEASED)
     row.ticket_id = outcome.ticket_id
     log.info("held mail %s released by %s: %s ticket #%s", held_id, principal.person_id, outcome.action, row.ticket_id)

@@ -111,6 +111,10 @@ class HeldMailRow(Base):
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     decided_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
     ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="SET NULL"), nullable=True)
+    # The IMAP mailbox it was read from (NULL: the SMTP listener): a released mail is filed as from there.
+    mailbox_id: Mapped[str | None] = mapped_column(
+        ForeignKey("mail_mailboxes.id", ondelete="SET NULL"), nullable=True, default=None
+    )
 
 
 def held_by_message_id(session: Session, message_id: str) -> HeldMailRow | None:

@@ -1,4 +1,4 @@
-"""mail_mailboxes: support mailboxes read over IMAP, with their cursors; mail_messages.mailbox_id
+"""mail_mailboxes: support mailboxes read over IMAP, with their cursors; mail_messages and held_mail.mailbox_id
 
 Revision ID: 0013
 Revises: 0010
@@ -56,10 +56,20 @@ def upgrade() -> None:
             ["id"],
             ondelete="SET NULL",
         )
+    with op.batch_alter_table("held_mail", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("mailbox_id", sa.String(length=32), nullable=True))
+        batch_op.create_foreign_key(
+            batch_op.f("fk_held_mail_mailbox_id_mail_mailboxes"),
+            "mail_mailboxes",
+            ["mailbox_id"],
+            ["id"],
+            ondelete="SET NULL",
+        )
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("mail_messages", schema=None) as batch_op:
-        batch_op.drop_constraint(batch_op.f("fk_mail_messages_mailbox_id_mail_mailboxes"), type_="foreignkey")
-        batch_op.drop_column("mailbox_id")
+    for table in ("held_mail", "mail_messages"):
+        with op.batch_alter_table(table, schema=None) as batch_op:
+            batch_op.drop_constraint(batch_op.f(f"fk_{table}_mailbox_id_mail_mailboxes"), type_="foreignkey")
+            batch_op.drop_column("mailbox_id")
     op.drop_table("mail_mailboxes")
