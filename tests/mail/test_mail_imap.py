@@ -240,6 +240,20 @@ def test_uidvalidity_change_reads_the_folder_again_and_files_nothing_twice(
     assert row.last_error is not None and "UIDVALIDITY changed" in row.last_error
 
 
+def test_a_mailbox_told_to_skip_existing_mail_files_only_what_arrives_after_its_first_poll(
+    desk: Desk, world: World, dovecot: Dovecot, worker: Worker, clock: FrozenClock
+) -> None:
+    old = append(dovecot, *(customer_mail(ALICE, f"Old {n}", "2019", message_id=f"<old{n}@x>") for n in range(2)))
+    box_id = add_mailbox(desk, dovecot, skip_existing=True)
+    poll(worker, clock)
+    [new] = append(dovecot, customer_mail(ALICE, "New", "help", message_id="<new@x>"))
+    poll(worker, clock)
+    assert [v.ticket.subject for v in all_tickets(desk)] == ["New"]
+    seen = flags(dovecot)
+    assert (seen[old[0]], seen[old[1]], b"\\Seen" in seen[new]) == (set(), set(), True)
+    assert mailbox(desk, box_id).last_uid == new
+
+
 def test_a_server_that_refuses_the_login_is_recorded_and_polled_again(
     desk: Desk, world: World, dovecot: Dovecot, worker: Worker, clock: FrozenClock
 ) -> None:

@@ -113,6 +113,7 @@ class MailboxIn(BaseModel):
     poll_seconds: int = Field(60, ge=MIN_POLL_SECONDS, le=MAX_POLL_SECONDS)
     max_message_bytes: int = Field(MAX_INBOUND_BYTES, ge=MIN_MESSAGE_BYTES, le=MAX_INBOUND_BYTES)
     idle: bool = True
+    skip_existing: bool = Field(False, description="the first poll leaves the mail already in the folder alone")
 
 
 class MailboxOut(BaseModel):
@@ -188,6 +189,7 @@ def add_mailbox(body: MailboxIn, session: DB, clock: ClockDep, principal: Curren
         poll_seconds=body.poll_seconds,
         max_message_bytes=body.max_message_bytes,
         idle=body.idle,
+        skip_existing=body.skip_existing,
     )
     return MailboxOut.of(mailboxes.add_mailbox(session, clock, principal, box))
 

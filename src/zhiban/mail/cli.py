@@ -187,6 +187,9 @@ def mailbox_add(
     poll_seconds: Annotated[int, typer.Option(min=MIN_POLL_SECONDS, help="seconds between polls without IDLE")] = 60,
     max_bytes: Annotated[int, typer.Option(help="larger mail is flagged and refused")] = MAX_INBOUND_BYTES,
     idle: Annotated[bool, typer.Option("--idle/--no-idle", help="wait with IDLE (holds a worker thread)")] = True,
+    skip_existing: Annotated[
+        bool, typer.Option(help="leave the mail already in the folder alone (else the first poll files it all)")
+    ] = False,
 ) -> None:
     """Read a support mailbox: its mail becomes tickets and replies, as mail to the SMTP listener does."""
     from zhiban.mail.mailboxes import add_mailbox
@@ -207,6 +210,7 @@ def mailbox_add(
         poll_seconds=poll_seconds,
         max_message_bytes=max_bytes,
         idle=idle,
+        skip_existing=skip_existing,
     )
     with _operator() as (desk, session):
         row = add_mailbox(session, desk.clock, _OPERATOR, box)

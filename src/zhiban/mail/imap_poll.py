@@ -156,8 +156,9 @@ class _Run:
     def read(self, client: IMAPClient, idle_window: float, max_mails: int) -> PollResult:
         selected = client.select_folder(self.box.folder)
         self.uidvalidity = int(selected[b"UIDVALIDITY"])
+        uidnext = int(selected.get(b"UIDNEXT", 1))
         with self._transaction() as session:
-            last = mailboxes.start_cursor(session, self.clock, self.box.id, self.uidvalidity)
+            last = mailboxes.start_cursor(session, self.clock, self.box.id, self.uidvalidity, uidnext)
         if self.box.after_filing == "move":
             self._prepare_move(client, last)
         idle = self.box.idle and client.has_capability("IDLE")

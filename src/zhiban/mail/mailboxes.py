@@ -88,7 +88,7 @@ def add_mailbox(session: Session, clock: Clock, principal: Principal, box: Mailb
         max_message_bytes=box.max_message_bytes,
         idle=box.idle,
         uidvalidity=None,
-        last_uid=0,
+        last_uid=store.SKIP_EXISTING if box.skip_existing else 0,
         poll_seq=0,
         filed=0,
         refused=0,
@@ -180,12 +180,17 @@ def _locked(session: Session, mailbox_id: str) -> MailboxRow | None:
     return session.get(MailboxRow, mailbox_id, with_for_update=True, populate_existing=True)
 
 
-def start_cursor(session: Session, clock: Clock, mailbox_id: str, uidvalidity: int) -> int:
-    """The UID to read after: the cursor's, or 0 when the folder is new to us or its UIDVALIDITY changed."""
+def start_cursor(session: Session, clock: Clock, mailbox_id: str, uidvalidity: int, uidnext: int) -> int:
+    """The UID to read after: the cursor's, or 0 when the folder is new to us or its UIDVALIDITY changed (the
+    folder's last UID, UIDNEXT - 1, on the first poll of a mailbox told to skip the mail already there)."""
     row = _locked(session, mailbox_id)
     if row is None:
         raise NotFound(f"mailbox {mailbox_id} was removed")
     if row.uidvalidity == uidvalidity:
+        return row.last_uid
+    if row.uidvalidity is None and row.last_uid == store.SKIP_EXISTING:
+        row.uidvalidity, row.last_uid = uidvalidity, max(uidnext - 1, 0)
+        log.info("mailbox %s: first poll, the %s mail(s) already there left alone", row.name, row.last_uid)
         return row.last_uid
     if row.uidvalidity is not None:
         # The server renumbered the folder: read it all again; mail already filed is known by its Message-ID.

@@ -449,6 +449,8 @@ class MailboxSettings:
     poll_seconds: int = 60
     max_message_bytes: int = MAX_INBOUND_BYTES
     idle: bool = True
+    # An inbox already full of old mail: the first poll starts after what is there (else it files it all).
+    skip_existing: bool = False
 
     def __repr__(self) -> str:  # keeps the password out of logs and tracebacks
         return f"MailboxSettings({self.name!r}, {self.username}@{self.host}:{self.port}/{self.folder})"

@@ -132,6 +132,9 @@ def list_held(session: Session, state: str, limit: int) -> list[HeldMailRow]:
     return list(session.scalars(query.limit(limit)))
 
 
+SKIP_EXISTING = -1
+
+
 class MailboxRow(Base):
     """A support mailbox the desk reads over IMAP, with its cursor: nothing below `last_uid` is read again."""
 
@@ -153,7 +156,8 @@ class MailboxRow(Base):
     poll_seconds: Mapped[int] = mapped_column(Integer)
     max_message_bytes: Mapped[int] = mapped_column(Integer)
     idle: Mapped[bool] = mapped_column(Boolean, default=True)  # wait with IDLE where the server has it
-    # The cursor: the folder's UIDVALIDITY and the highest UID taken (filed, refused or ignored).
+    # The cursor: the folder's UIDVALIDITY and the highest UID taken (filed, refused or ignored). Before the first
+    # poll (no UIDVALIDITY yet) a last_uid of SKIP_EXISTING starts it after the mail already in the folder.
     uidvalidity: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     last_uid: Mapped[int] = mapped_column(BigInteger, default=0)
     # Names the one pending poll job of the mailbox (its dedup key), one more at each run.
