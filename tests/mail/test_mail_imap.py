@@ -254,6 +254,37 @@ def test_a_mailbox_told_to_skip_existing_mail_files_only_what_arrives_after_its_
     assert mailbox(desk, box_id).last_uid == new
 
 
+def test_a_mail_the_desk_keeps_failing_on_is_retried_then_set_aside_and_stops_nothing(
+    desk: Desk, world: World, dovecot: Dovecot, worker: Worker, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from zhiban.mail import inbound
+
+    real = inbound.receive_mail
+
+    def failing(session: object, clock: object, raw: bytes, **kw: object) -> object:
+        if b"<poison@x>" in raw:
+            raise RuntimeError("a bug this mail trips")
+        return real(session, clock, raw, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(inbound, "receive_mail", failing)
+    box_id = add_mailbox(desk, dovecot)
+    poison, after = append(
+        dovecot,
+        customer_mail(ALICE, "Trips a bug", "help", message_id="<poison@x>"),
+        customer_mail(ALICE, "Behind it", "help", message_id="<behind@x>"),
+    )
+    for tries in range(1, mailboxes.MAX_RETRIES):
+        poll(worker, clock)
+        row = mailbox(desk, box_id)
+        assert (row.last_uid, row.retry_uid, row.retries) == (0, poison, tries)  # held up, retried at each poll
+        assert all_tickets(desk) == [] and f"({tries} of {mailboxes.MAX_RETRIES} tries)" in (row.last_error or "")
+    poll(worker, clock)
+    assert [v.ticket.subject for v in all_tickets(desk)] == ["Behind it"]
+    row = mailbox(desk, box_id)
+    assert (row.last_uid, row.refused, row.filed) == (after, 1, 1)
+    assert flags(dovecot)[poison] == {b"\\Flagged"}
+
+
 def test_a_server_that_refuses_the_login_is_recorded_and_polled_again(
     desk: Desk, world: World, dovecot: Dovecot, worker: Worker, clock: FrozenClock
 ) -> None:

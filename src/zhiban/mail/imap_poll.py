@@ -11,7 +11,8 @@ resumes at the first mail not filed. What becomes of a mail on the server:
   but not moved, by a crash in between, is moved by the next poll);
 - refused for good (over the mailbox's size bound, not from a customer, unreadable): flagged \\Flagged and left
   where it is for a person to see, counted as refused with its reason as the mailbox's last error;
-- the desk's own trouble (the database, a full held-mail queue): nothing moves; the next poll tries again.
+- the desk's own trouble (the database, a full held-mail queue): nothing moves; the next poll tries again, and
+  after MAX_RETRIES polls a mail that always fails is set aside as refused, so it cannot stop the mailbox.
 """
 
 from __future__ import annotations
@@ -252,10 +253,13 @@ class _Run:
             return True
         if reply.startswith("5"):
             return self._refuse(client, uid, reply)
-        error = f"UID {uid} not taken, will retry: {reply}"
-        log.warning("mailbox %s: %s", box.name, error)
+        log.warning("mailbox %s: UID %s not taken, will retry: %s", box.name, uid, reply)
         with self._transaction() as session:
-            mailboxes.failed(session, self.clock, box.id, error)
+            tries = mailboxes.deferred(session, self.clock, box.id, uid, reply)
+        if tries >= mailboxes.MAX_RETRIES:
+            # Not one poll's bad luck: this mail always fails. Set aside (flagged, left in place) so mail behind it
+            # is read; a person can file it by hand (`zhiban mail ingest`).
+            return self._refuse(client, uid, f"not taken after {tries} tries: {reply}")
         return False
 
     def _refuse(self, client: IMAPClient, uid: int, reason: str) -> bool:

@@ -29,6 +29,7 @@ POLL_JOB = "mail.imap_poll"
 # most: ~16 h at its 10 min retry cap) before it is buried and the mailbox waits for `zhiban mail mailbox poll`.
 POLL_ATTEMPTS = 100
 MAX_ERROR = 500
+MAX_RETRIES = 5  # polls that try one mail the desk could not take (4xx) before it is set aside as refused
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,7 @@ def add_mailbox(session: Session, clock: Clock, principal: Principal, box: Mailb
         uidvalidity=None,
         last_uid=store.SKIP_EXISTING if box.skip_existing else 0,
         poll_seq=0,
+        retries=0,
         filed=0,
         refused=0,
         created_at=clock.now(),
@@ -223,6 +225,17 @@ def refused(session: Session, clock: Clock, mailbox_id: str, uidvalidity: int, u
         assert row is not None
         row.refused += 1
         _error(row, clock, f"UID {uid} refused: {reason}")
+
+
+def deferred(session: Session, clock: Clock, mailbox_id: str, uid: int, error: str) -> int:
+    """Record that the desk could not take mail `uid` now; how many polls have tried it so far."""
+    row = _locked(session, mailbox_id)
+    if row is None:
+        return 0
+    row.retries = row.retries + 1 if row.retry_uid == uid else 1
+    row.retry_uid = uid
+    _error(row, clock, f"UID {uid} not taken ({row.retries} of {MAX_RETRIES} tries): {error}")
+    return row.retries
 
 
 def failed(session: Session, clock: Clock, mailbox_id: str, error: str) -> None:

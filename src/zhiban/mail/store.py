@@ -160,6 +160,10 @@ class MailboxRow(Base):
     # poll (no UIDVALIDITY yet) a last_uid of SKIP_EXISTING starts it after the mail already in the folder.
     uidvalidity: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     last_uid: Mapped[int] = mapped_column(BigInteger, default=0)
+    # The mail the desk could not take for its own trouble (4xx), and how many polls tried it: past a bound it is
+    # set aside as refused, so one mail that always fails does not stop the mailbox.
+    retry_uid: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    retries: Mapped[int] = mapped_column(Integer, default=0)
     # Names the one pending poll job of the mailbox (its dedup key), one more at each run.
     poll_seq: Mapped[int] = mapped_column(Integer, default=0)
     filed: Mapped[int] = mapped_column(Integer, default=0)

@@ -37,6 +37,8 @@ def upgrade() -> None:
         sa.Column("idle", sa.Boolean(), nullable=False),
         sa.Column("uidvalidity", sa.BigInteger(), nullable=True),
         sa.Column("last_uid", sa.BigInteger(), nullable=False),
+        sa.Column("retry_uid", sa.BigInteger(), nullable=True),
+        sa.Column("retries", sa.Integer(), nullable=False),
         sa.Column("poll_seq", sa.Integer(), nullable=False),
         sa.Column("filed", sa.Integer(), nullable=False),
         sa.Column("refused", sa.Integer(), nullable=False),
