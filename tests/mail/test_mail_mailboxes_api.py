@@ -75,6 +75,8 @@ def test_bad_mailboxes_are_refused_with_problem_json_and_only_admins_may_touch_t
         {"poll_seconds": 1},
         {"max_message_bytes": 10**9},
         {"password": ""},
+        {"username": "sup\x00port"},  # PostgreSQL text holds no NUL: refused before it is stored
+        {"folder": "INBOX\r\nA1 DELETE INBOX"},  # no IMAP command smuggled in a folder name
     ):
         answer = client.post("/api/v1/mail/mailboxes", json=body(dovecot, **bad), headers=admin)
         assert answer.status_code in (400, 422), (bad, answer.text)

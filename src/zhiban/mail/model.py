@@ -458,6 +458,18 @@ class MailboxSettings:
 
 def check_mailbox(box: MailboxSettings) -> None:
     """Refuse a mailbox configuration that could never work, before anything is stored."""
+    texts = (
+        box.name,
+        box.address,
+        box.host,
+        box.username,
+        box.password,
+        box.folder,
+        box.move_to or "",
+        box.authserv_id,
+    )
+    if any(ord(c) < 32 or c == "\x7f" for text in texts for c in text):
+        raise InvalidInput("no control characters (NUL, line breaks...) in a mailbox's settings")
     if not _MAILBOX_NAME.match(box.name):
         raise InvalidInput("name: 1-64 lower-case letters, digits, '.', '_' or '-'")
     if not _ADDRESS.match(box.address):
