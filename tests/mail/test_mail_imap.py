@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -27,7 +28,7 @@ from zhiban.core.clock import FrozenClock
 from zhiban.desk import Desk
 from zhiban.engine import Worker
 from zhiban.identity.model import Principal, Role
-from zhiban.mail import mailboxes
+from zhiban.mail import imap_poll, mailboxes
 from zhiban.mail import store as mail_store
 from zhiban.mail.model import MailboxSettings
 from zhiban.mail.service import release_held_mail
@@ -324,6 +325,28 @@ def test_tls_mailboxes_trust_only_a_verified_server(
     poll(worker, clock)
     assert [v.ticket.subject for v in all_tickets(desk)] == ["Over TLS"]
     assert mailbox(desk, box_id).last_success_at is not None
+
+
+def test_one_mailbox_per_process_waits_in_idle_and_hears_new_mail_at_once(
+    desk: Desk, world: World, dovecot: Dovecot, clock: FrozenClock
+) -> None:
+    box_id = add_mailbox(desk, dovecot, idle=True)
+    assert imap_poll._idle_waits.acquire(blocking=False)  # another mailbox of this process waits in IDLE
+    try:
+        started = time.monotonic()
+        result = imap_poll.poll(desk.sessions, clock, box_id, settings=desk.settings, idle_window=30)
+        # This one does not hold a second job thread: it ends, to be polled again after its interval.
+        assert result.again_in == timedelta(seconds=60) and time.monotonic() - started < 10
+    finally:
+        imap_poll._idle_waits.release()
+    later = threading.Timer(1.5, append, [dovecot, customer_mail(ALICE, "Heard in IDLE", "help", message_id="<h@x>")])
+    later.start()
+    try:
+        result = imap_poll.poll(desk.sessions, clock, box_id, settings=desk.settings, idle_window=6)
+    finally:
+        later.join()
+    assert (result.filed, result.again_in) == (1, timedelta(0))  # filed while waiting; the next wait starts at once
+    assert [v.ticket.subject for v in all_tickets(desk)] == ["Heard in IDLE"]
 
 
 # --- real worker processes, killed in the middle -------------------------------------------------------
