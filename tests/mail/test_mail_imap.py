@@ -423,9 +423,10 @@ def test_a_worker_killed_in_the_middle_files_nothing_twice_and_loses_nothing(
         workers.append(b)
         # The killed run's lease (2 s) runs out; the new worker takes the poll job over and goes on.
         wait_until(lambda: len(inbound_ids(desk)) == 11, f"all 11 filed (killed at {killed_at})\n{b.log()}")
-        # The worker now waits in IDLE: a new mail is filed at once, not at the next poll (60 s).
+        # The worker now waits in IDLE: a new mail is filed within IDLE_RECHECK (30 s; at once unless it came just
+        # as IDLE began), not at the next poll (60 s).
         append(dovecot, customer_mail(ALICE, "While idling", "help", message_id="<k11@x>"))
-        wait_until(lambda: len(inbound_ids(desk)) == 12, f"the mail sent while idling\n{b.log()}", timeout=20)
+        wait_until(lambda: len(inbound_ids(desk)) == 12, f"the mail sent while idling\n{b.log()}", timeout=45)
     finally:
         for worker in workers:
             worker.kill()

@@ -43,6 +43,9 @@ log = logging.getLogger("zhiban.mail")
 
 IDLE_WINDOW = 240.0  # seconds a poll waits in IDLE before it ends and the next begins (servers end IDLE at 30 min)
 IDLE_SLICE = 5.0  # a wait in IDLE looks this often whether its run still holds its job
+# A new mail told of just before IDLE began may be read by imaplib before idle_check looks (in its buffer): the wait
+# looks for mail again this often, so such a mail waits at most that long.
+IDLE_RECHECK = 30.0
 BATCH = 50  # mails whose sizes are asked at once
 MAX_RUN_MAILS = 500  # mails one poll takes; past it the poll ends and the next begins at once
 TIMEOUT = 30.0  # seconds of the IMAP connection's socket operations
@@ -197,16 +200,22 @@ class _Run:
         return self._done(timedelta(0))  # this run lost its job: whoever holds it now goes on
 
     def _wait_for_news(self, client: IMAPClient, deadline: float) -> bool:
-        """IDLE until the server tells of new mail (True) or the window ends (False), checking the job's lease."""
+        """IDLE until the server tells of new mail or it is time to look again (True), or the window ends or the
+        job's lease is lost (False)."""
         client.idle()
         try:
-            while time.monotonic() < deadline:
-                responses = client.idle_check(timeout=min(IDLE_SLICE, max(deadline - time.monotonic(), 0.1)))
+            # An EXISTS sent between our SEARCH and IDLE's continuation is kept among imaplib's untagged responses.
+            stashed = client._imap.untagged_responses
+            if stashed.pop("EXISTS", None) is not None or stashed.pop("RECENT", None) is not None:
+                return True
+            recheck = min(deadline, time.monotonic() + IDLE_RECHECK)
+            while time.monotonic() < recheck:
+                responses = client.idle_check(timeout=min(IDLE_SLICE, max(recheck - time.monotonic(), 0.1)))
                 if any(len(r) > 1 and r[1] in (b"EXISTS", b"RECENT") for r in responses):
                     return True
                 if not self.keep_going():
                     return False
-            return False
+            return time.monotonic() < deadline
         finally:
             client.idle_done()
 
