@@ -23,8 +23,8 @@ serve: install
 	uv run --frozen --no-dev zhiban serve
 
 # Debian packages the tests use: Chromium (Playwright drives /usr/bin/chromium; no browser download)
-# and a CJK font for the PDF reports.
-SYSTEM_PACKAGES := chromium fonts-wqy-microhei
+# a CJK font for the PDF reports, and Dovecot (the IMAP tests start their own server).
+SYSTEM_PACKAGES := chromium fonts-wqy-microhei dovecot-imapd
 system-deps:
 	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \

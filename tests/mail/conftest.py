@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 from aiosmtpd.controller import Controller
 
+from tests.mail.dovecot import Dovecot, running_dovecot
 from tests.mail.mail_kit import AUTHSERV, BASE_URL, DESK_ADDRESS, Outbox, unused_port
 from tests.tenancy import World, build_world
 from zhiban.core.clock import FrozenClock
@@ -64,3 +65,10 @@ def inbound(desk: Desk) -> Iterator[InboundListener]:
 @pytest.fixture
 def worker(desk: Desk, clock: FrozenClock) -> Worker:
     return Worker(desk.sessions, registry, clock, worker_id="mail-test")
+
+
+@pytest.fixture
+def dovecot() -> Iterator[Dovecot]:
+    """A real Dovecot IMAP server of this test's own (skipped locally without it, a failure in CI)."""
+    with running_dovecot() as server:
+        yield server

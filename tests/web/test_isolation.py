@@ -554,7 +554,28 @@ ISOLATION_CASES = [
         lambda f: ("/api/v1/mail/held/1/discard", None),
         frozenset({403}),
     ),
+    # Support mailboxes (IMAP) are the vendor's: admins only; a customer neither reads nor adds one.
+    Case("GET", "/api/v1/mail/mailboxes", lambda f: ("/api/v1/mail/mailboxes", None), frozenset({403})),
+    Case(
+        "POST",
+        "/api/v1/mail/mailboxes",
+        lambda f: (
+            "/api/v1/mail/mailboxes",
+            {"name": "evil", "address": "evil@x.test", "host": "imap.x.test", "username": "u", "password": "p"},
+        ),
+        frozenset({403}),
+        lambda client, fx, r: _no_mailbox(client, fx, r),
+    ),
+    Case("GET", "/api/v1/mail/mailboxes/{mailbox_id}", lambda f: ("/api/v1/mail/mailboxes/support", None)),
+    Case("POST", "/api/v1/mail/mailboxes/{mailbox_id}/poll", lambda f: ("/api/v1/mail/mailboxes/support/poll", None)),
+    Case("DELETE", "/api/v1/mail/mailboxes/{mailbox_id}", lambda f: ("/api/v1/mail/mailboxes/support", None)),
 ]
+
+
+def _no_mailbox(client: TestClient, fx: Fixture, response: Any) -> None:
+    boxes = client.get("/api/v1/mail/mailboxes", headers=bearer(fx.world.admin_token))
+    assert boxes.status_code == 200 and boxes.json() == []
+
 
 # Routes that carry no tenant data at all.
 PUBLIC_ROUTES = {"/healthz", "/readyz", "/metrics", "/openapi.json"}

@@ -1,4 +1,5 @@
-"""`zhiban mail …`: run the inbound SMTP listener alone, take one mail from a file or a pipe, judge held mail."""
+"""`zhiban mail …`: run the inbound SMTP listener alone, take one mail from a file or a pipe, judge held mail,
+and configure the support mailboxes read over IMAP (`zhiban mail mailbox …`)."""
 
 from __future__ import annotations
 
@@ -17,12 +18,16 @@ from sqlalchemy.orm import Session
 from zhiban.core.errors import NotFound, ZhibanError
 from zhiban.core.settings import get_settings
 from zhiban.desk import Desk
-from zhiban.identity.model import Principal
-from zhiban.mail.model import MAX_INBOUND_BYTES
+from zhiban.identity.model import Principal, Role
+from zhiban.mail.model import MAX_INBOUND_BYTES, MIN_POLL_SECONDS
 
 app = typer.Typer(
-    help="Ticket e-mail: the inbound SMTP listener, ingesting one mail, and held mail.", no_args_is_help=True
+    help="Ticket e-mail: the inbound SMTP listener, ingesting one mail, held mail, support mailboxes.",
+    no_args_is_help=True,
 )
+mailbox_app = typer.Typer(help="Support mailboxes read over IMAP: add, list, poll now, remove.", no_args_is_help=True)
+app.add_typer(mailbox_app, name="mailbox")
+_OPERATOR = Principal(person_id="cli", role=Role.ADMIN, organization_id=None, name="zhiban cli")
 console = Console()
 err = Console(stderr=True)
 
@@ -143,3 +148,109 @@ def discard(held_id: Annotated[int, typer.Argument(min=1)], as_: AgentOpt) -> No
     with _as_agent(as_) as (desk, session, principal):
         discard_held_mail(session, desk.clock, principal, held_id)
         console.print(f"held mail {held_id} discarded", highlight=False)
+
+
+# --- support mailboxes (IMAP) -------------------------------------------------------------------
+
+
+@contextmanager
+def _operator() -> Iterator[tuple[Desk, Session]]:
+    """A transaction as the server's operator (an admin); domain errors become one line and exit 2."""
+    desk = Desk(settings=get_settings())
+    try:
+        with desk.transaction() as session:
+            yield desk, session
+    except ZhibanError as exc:
+        err.print(f"error: {exc.detail}", highlight=False, markup=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+
+
+@mailbox_app.command("add")
+def mailbox_add(
+    name: Annotated[str, typer.Argument(help="a short name, e.g. support")],
+    address: Annotated[str, typer.Option(help="the address customers write to; replies come from it")],
+    host: Annotated[str, typer.Option(help="IMAP server")],
+    user: Annotated[str, typer.Option(help="IMAP login")],
+    password: Annotated[
+        str,
+        typer.Option(
+            prompt=True, hide_input=True, envvar="ZHIBAN_MAILBOX_PASSWORD", help="IMAP password (prompted if not given)"
+        ),
+    ],
+    port: Annotated[int | None, typer.Option(help="IMAP port (993 with --security tls, else 143)")] = None,
+    security: Annotated[str, typer.Option(help="tls (from the start), starttls or none")] = "tls",
+    folder: Annotated[str, typer.Option(help="the folder read")] = "INBOX",
+    move_to: Annotated[str | None, typer.Option(help="move filed mail to this folder (else flag it \\Seen)")] = None,
+    authserv_id: Annotated[
+        str, typer.Option(help="the provider's authserv-id whose Authentication-Results are believed")
+    ] = "",
+    poll_seconds: Annotated[int, typer.Option(min=MIN_POLL_SECONDS, help="seconds between polls without IDLE")] = 60,
+    max_bytes: Annotated[int, typer.Option(help="larger mail is flagged and refused")] = MAX_INBOUND_BYTES,
+    idle: Annotated[bool, typer.Option("--idle/--no-idle", help="wait with IDLE (holds a worker thread)")] = True,
+    skip_existing: Annotated[
+        bool, typer.Option(help="leave the mail already in the folder alone (else the first poll files it all)")
+    ] = False,
+) -> None:
+    """Read a support mailbox: its mail becomes tickets and replies, as mail to the SMTP listener does."""
+    from zhiban.mail.mailboxes import add_mailbox
+    from zhiban.mail.model import MailboxSettings
+
+    box = MailboxSettings(
+        name=name,
+        address=address,
+        host=host,
+        port=port if port is not None else (993 if security == "tls" else 143),
+        security=security,
+        username=user,
+        password=password,
+        folder=folder,
+        after_filing="move" if move_to else "seen",
+        move_to=move_to,
+        authserv_id=authserv_id,
+        poll_seconds=poll_seconds,
+        max_message_bytes=max_bytes,
+        idle=idle,
+        skip_existing=skip_existing,
+    )
+    with _operator() as (desk, session):
+        row = add_mailbox(session, desk.clock, _OPERATOR, box)
+        console.print(f"mailbox {row.name} added ({row.id}); the worker polls it now", highlight=False)
+
+
+@mailbox_app.command("list")
+def mailbox_list() -> None:
+    """Every support mailbox with its cursor, counts, last success and last error."""
+    from zhiban.mail.mailboxes import list_mailboxes
+
+    with _operator() as (_, session):
+        table = Table("name", "address", "server", "folder", "cursor", "filed", "refused", "last success", "last error")
+        for row in list_mailboxes(session, _OPERATOR):
+            server = f"{row.username}@{row.host}:{row.port} ({row.security})"
+            folder = row.folder + (f" -> {row.move_to}" if row.move_to else "")
+            cursor = f"{row.uidvalidity}/{row.last_uid}" if row.uidvalidity is not None else "-"
+            success = str(row.last_success_at) if row.last_success_at else "never"
+            error = f"{row.last_error_at}: {row.last_error}" if row.last_error else ""
+            table.add_row(
+                row.name, row.address, server, folder, cursor, str(row.filed), str(row.refused), success, error
+            )
+        console.print(table)
+
+
+@mailbox_app.command("poll")
+def mailbox_poll(name: Annotated[str, typer.Argument(help="name or id of the mailbox")]) -> None:
+    """Poll a mailbox now (e.g. after fixing its server's trouble)."""
+    from zhiban.mail.mailboxes import poll_now
+
+    with _operator() as (desk, session):
+        row = poll_now(session, desk.clock, _OPERATOR, name)
+        console.print(f"mailbox {row.name}: polled at the worker's next turn", highlight=False)
+
+
+@mailbox_app.command("remove")
+def mailbox_remove(name: Annotated[str, typer.Argument(help="name or id of the mailbox")]) -> None:
+    """Stop reading a mailbox; its tickets stay (their replies come from the desk's address again)."""
+    from zhiban.mail.mailboxes import remove_mailbox
+
+    with _operator() as (_, session):
+        row = remove_mailbox(session, _OPERATOR, name)
+        console.print(f"mailbox {row.name} removed", highlight=False)

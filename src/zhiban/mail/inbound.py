@@ -12,15 +12,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope
 from aiosmtpd.smtp import Session as SmtpSession
+from sqlalchemy.orm import Session
 
+from zhiban.core.clock import Clock
 from zhiban.core.errors import Forbidden, InvalidInput, TooLarge
+from zhiban.core.settings import Settings
 from zhiban.desk import Desk
 from zhiban.features import load_hooks
 from zhiban.mail.auth import DnsTxt
@@ -30,6 +34,7 @@ from zhiban.mail.service import HeldQueueFull, receive_mail
 log = logging.getLogger("zhiban.mail")
 
 IDENT = "zhiban inbound mail"
+Transaction = Callable[[], AbstractContextManager[Session]]
 
 
 def deliver(
@@ -40,17 +45,37 @@ def deliver(
     dkim_dns: DnsTxt | None = None,
 ) -> str:
     """Take one mail into the desk in its own transaction; returns the SMTP reply line."""
+    return take_mail(desk.transaction, desk.clock, desk.settings, raw, envelope_sender, recipients, dkim_dns)
+
+
+def take_mail(
+    transaction: Transaction,
+    clock: Clock,
+    settings: Settings,
+    raw: bytes,
+    envelope_sender: str | None,
+    recipients: Sequence[str] = (),
+    dkim_dns: DnsTxt | None = None,
+    *,
+    mailbox_id: str | None = None,
+    accepted: Callable[[Session], None] | None = None,
+) -> str:
+    """`deliver` for any door: the SMTP listener, a pipe, an IMAP mailbox (`mailbox_id`, whose poller moves its
+    cursor in `accepted`, called in the transaction that files the mail, before it commits)."""
     try:
-        with desk.transaction() as session:
+        with transaction() as session:
             outcome = receive_mail(
                 session,
-                desk.clock,
+                clock,
                 raw,
                 envelope_sender=envelope_sender,
-                settings=desk.settings,
+                settings=settings,
                 recipients=recipients,
                 dkim_dns=dkim_dns,
+                mailbox_id=mailbox_id,
             )
+            if accepted is not None:
+                accepted(session)
     except TooLarge as exc:
         log.warning("inbound mail refused: %s", exc.detail)
         return "552 5.3.4 message too large"

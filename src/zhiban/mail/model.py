@@ -419,3 +419,90 @@ def parse_mail(raw: bytes, envelope_sender: str | None = None) -> InboundMail:
         dkim_signed=_raw_header(msg, "DKIM-Signature") is not None,
         drill_mark=(_raw_header(msg, "X-Zhiban-Drill") or "")[:200] or None,
     )
+
+
+# --- support mailboxes read over IMAP -----------------------------------------------------------
+
+SECURITIES = ("tls", "starttls", "none")
+AFTER_FILING = ("seen", "move")  # flag \Seen, or move to another folder
+MIN_POLL_SECONDS, MAX_POLL_SECONDS = 10, 3600
+MIN_MESSAGE_BYTES = 1024
+MAX_MAILBOXES = 50
+MAX_FOLDER = 200
+_MAILBOX_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+_HOST = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.:-]{0,251}[A-Za-z0-9])?$")
+_ADDRESS = re.compile(r"^[^@\s<>,;\"+]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
+
+
+@dataclass(frozen=True)
+class MailboxSettings:
+    """What an admin configures for one support mailbox."""
+
+    name: str
+    address: str
+    host: str
+    port: int
+    security: str
+    username: str
+    password: str
+    folder: str = "INBOX"
+    after_filing: str = "seen"
+    move_to: str | None = None
+    authserv_id: str = ""
+    poll_seconds: int = 60
+    max_message_bytes: int = MAX_INBOUND_BYTES
+    idle: bool = True
+    # An inbox already full of old mail: the first poll starts after what is there (else it files it all).
+    skip_existing: bool = False
+
+    def __repr__(self) -> str:  # keeps the password out of logs and tracebacks
+        return f"MailboxSettings({self.name!r}, {self.username}@{self.host}:{self.port}/{self.folder})"
+
+
+def check_mailbox(box: MailboxSettings) -> None:
+    """Refuse a mailbox configuration that could never work, before anything is stored."""
+    texts = (
+        box.name,
+        box.address,
+        box.host,
+        box.username,
+        box.password,
+        box.folder,
+        box.move_to or "",
+        box.authserv_id,
+    )
+    if any(ord(c) < 32 or c == "\x7f" for text in texts for c in text):
+        raise InvalidInput("no control characters (NUL, line breaks...) in a mailbox's settings")
+    if not _MAILBOX_NAME.match(box.name):
+        raise InvalidInput("name: 1-64 lower-case letters, digits, '.', '_' or '-'")
+    if not _ADDRESS.match(box.address):
+        # No '+': replies to a ticket go to address+t<id>.<token>, which the mailbox's server must deliver here.
+        raise InvalidInput(f"address: not a plain e-mail address: {box.address[:80]!r}")
+    if not _HOST.match(box.host):
+        raise InvalidInput("host: not a host name or address")
+    if not 1 <= box.port <= 65535:
+        raise InvalidInput("port must be 1-65535")
+    if box.security not in SECURITIES:
+        raise InvalidInput(f"security must be one of {', '.join(SECURITIES)}")
+    if not 1 <= len(box.username) <= 254 or not 1 <= len(box.password) <= 500:
+        raise InvalidInput("username (1-254 characters) and password (1-500) are required")
+    for what, folder in (("folder", box.folder), ("move_to", box.move_to)):
+        if folder is not None and (not 1 <= len(folder) <= MAX_FOLDER or any(ord(c) < 32 for c in folder)):
+            raise InvalidInput(f"{what}: 1-{MAX_FOLDER} characters, no control characters")
+    if box.after_filing not in AFTER_FILING:
+        raise InvalidInput(f"after_filing must be one of {', '.join(AFTER_FILING)}")
+    if (box.after_filing == "move") != (box.move_to is not None):
+        raise InvalidInput("move_to is the folder filed mail is moved to: required with after_filing=move, else not")
+    if box.move_to == box.folder:
+        raise InvalidInput("move_to must be another folder than the one read")
+    if len(box.authserv_id) > 200:
+        raise InvalidInput("authserv_id: at most 200 characters")
+    if not MIN_POLL_SECONDS <= box.poll_seconds <= MAX_POLL_SECONDS:
+        raise InvalidInput(f"poll_seconds must be {MIN_POLL_SECONDS}-{MAX_POLL_SECONDS}")
+    if not MIN_MESSAGE_BYTES <= box.max_message_bytes <= MAX_INBOUND_BYTES:
+        raise InvalidInput(f"max_message_bytes must be {MIN_MESSAGE_BYTES}-{MAX_INBOUND_BYTES}")
+
+
+def uids_to_read(found: list[int], last_uid: int, limit: int) -> list[int]:
+    """The UIDs above the cursor, oldest first, at most `limit` (IMAP's "n:*" also answers the top UID below n)."""
+    return sorted(uid for uid in set(found) if uid > last_uid)[:limit]

@@ -101,9 +101,11 @@ def receive_mail(
     settings: Settings,
     recipients: Sequence[str] = (),
     dkim_dns: DnsTxt | None = None,
+    mailbox_id: str | None = None,
 ) -> Outcome:
     """File a customer's mail as a new ticket or a reply, or hold it when its sender is not authenticated.
 
+    `mailbox_id` names the IMAP mailbox it was read from (None: the SMTP listener, a pipe).
     Raises TooLarge, InvalidInput or Forbidden to refuse it, HeldQueueFull to defer it.
     """
     mail = read_mail(raw, envelope_sender)
@@ -126,9 +128,11 @@ def receive_mail(
         dnsfunc=dkim_dns,
     )
     if not verdict.authenticated:
-        return _hold(session, clock, raw, mail, message_id, person, envelope_sender, recipients, verdict.reason)
+        return _hold(
+            session, clock, raw, mail, message_id, person, envelope_sender, recipients, verdict.reason, mailbox_id
+        )
     log.info("inbound mail from %s authenticated: %s", mail.sender, verdict.reason)
-    return _file(session, clock, mail, message_id, person, recipients, settings)
+    return _file(session, clock, mail, message_id, person, recipients, settings, mailbox_id)
 
 
 def _drill_vouches(session: Session, mail: InboundMail) -> SenderCheck | None:
@@ -161,6 +165,7 @@ def _file(
     person: Person,
     recipients: Sequence[str],
     settings: Settings,
+    mailbox_id: str | None = None,
 ) -> Outcome:
     """File an authenticated (or agent-released) mail as the customer: a reply if it carries a ticket's token."""
     principal = principal_of(person)
@@ -169,7 +174,7 @@ def _file(
         comment = tickets.add_comment(
             session, clock, principal, ticket_id, body=bounded_body(trim_quoted(mail.text)), public=True
         )
-        _record_inbound(session, clock, ticket_id, message_id, comment.id, mail.sender)
+        _record_inbound(session, clock, ticket_id, message_id, comment.id, mail.sender, mailbox_id)
         log.info("inbound mail from %s added to ticket #%s", mail.sender, ticket_id)
         return Outcome("replied", ticket_id, "threaded")
     ticket = tickets.create_ticket(
@@ -182,7 +187,7 @@ def _file(
         priority=subject_priority(mail.subject) or Priority.P3.value,  # the portal's default without a tag
     )
     first = tickets.get_ticket(session, _DESK, ticket.id).comments[0]
-    _record_inbound(session, clock, ticket.id, message_id, first.id, mail.sender)
+    _record_inbound(session, clock, ticket.id, message_id, first.id, mail.sender, mailbox_id)
     from zhiban.drills.service import is_drill_ticket
 
     if not is_drill_ticket(session, ticket.id):  # a drill's synthetic requester is never mailed
@@ -226,6 +231,7 @@ def _hold(
     envelope_sender: str | None,
     recipients: Sequence[str],
     reason: str,
+    mailbox_id: str | None = None,
 ) -> Outcome:
     """Keep an unauthenticated customer mail for an agent; nothing is filed as the customer."""
     if store.held_by_message_id(session, message_id) is not None:
@@ -245,6 +251,7 @@ def _hold(
         raw=raw,
         state=store.HELD,
         received_at=clock.now(),
+        mailbox_id=mailbox_id,
     )
     session.add(row)
     session.flush()
@@ -291,7 +298,7 @@ def release_held_mail(
     except Forbidden as exc:
         raise Conflict(f"{mail.sender} is no longer an active customer user") from exc
     recipients = [r for r in row.recipients.split("\n") if r]
-    outcome = _file(session, clock, mail, row.message_id, person, recipients, settings)
+    outcome = _file(session, clock, mail, row.message_id, person, recipients, settings, row.mailbox_id)
     _decide(row, clock, principal, store.RELEASED)
     row.ticket_id = outcome.ticket_id
     log.info("held mail %s released by %s: %s ticket #%s", held_id, principal.person_id, outcome.action, row.ticket_id)
@@ -314,7 +321,13 @@ def _decide(row: HeldMailRow, clock: Clock, principal: Principal, state: str) ->
 
 
 def _record_inbound(
-    session: Session, clock: Clock, ticket_id: int, message_id: str, comment_id: int, sender: str
+    session: Session,
+    clock: Clock,
+    ticket_id: int,
+    message_id: str,
+    comment_id: int,
+    sender: str,
+    mailbox_id: str | None = None,
 ) -> None:
     session.add(
         MailMessageRow(
@@ -327,6 +340,7 @@ def _record_inbound(
             thread_refs="",
             state=store.RECEIVED,
             created_at=clock.now(),
+            mailbox_id=mailbox_id,
         )
     )
     session.flush()
@@ -375,7 +389,7 @@ def _queue(
     row = MailMessageRow(
         ticket_id=ticket_id,
         # Carries the ticket's secret reply token, so In-Reply-To/References of a reply bring it back.
-        message_id=ticket_addressing(reply_key(), ticket_id, desk_address(settings)).message_id,
+        message_id=ticket_addressing(reply_key(), ticket_id, _ticket_address(session, ticket_id, settings)).message_id,
         direction=store.OUTBOUND,
         comment_id=comment_id,
         address=recipient,
@@ -391,8 +405,15 @@ def _queue(
     return row
 
 
+def _ticket_address(session: Session, ticket_id: int, settings: Settings) -> str:
+    """The address the ticket's mail comes from: the support mailbox it was read from, else the desk's."""
+    return store.mailbox_address_of_ticket(session, ticket_id) or desk_address(settings)
+
+
 def hand_to_outbox(session: Session, clock: Clock, row: MailMessageRow) -> None:
     """Queue a recorded outbound mail in notify's outbox; a mail that cannot be made is marked failed."""
+    mailbox_address = store.mailbox_address_of_ticket(session, row.ticket_id)
+    address = mailbox_address or desk_address(current_settings())
     try:
         outbox.queue_email(
             session,
@@ -403,7 +424,9 @@ def hand_to_outbox(session: Session, clock: Clock, row: MailMessageRow) -> None:
             subject_id=row.id,
             ticket_id=row.ticket_id,
             # The ticket's secret reply address: only a reply that carries it threads onto the ticket.
-            reply_to=ticket_addressing(reply_key(), row.ticket_id, desk_address(current_settings())).reply_to,
+            reply_to=ticket_addressing(reply_key(), row.ticket_id, address).reply_to,
+            # A ticket that came in through a support mailbox is answered from that mailbox's address.
+            from_address=mailbox_address,
         )
     except (InvalidInput, ValidationError) as exc:
         # The reply itself stands; only its mail cannot be made (e.g. a requester address the channel refuses).

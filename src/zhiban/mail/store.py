@@ -1,11 +1,12 @@
-"""The mail tables: every Message-ID the desk sent or received for a ticket, and mail held for an agent."""
+"""The mail tables: every Message-ID the desk sent or received for a ticket, mail held for an agent, and the
+support mailboxes the desk reads over IMAP (with each one's cursor and its last success and failure)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Integer, LargeBinary, String, Text, func, select
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Integer, LargeBinary, String, Text, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 import zhiban.identity.store
@@ -15,7 +16,7 @@ import zhiban.tickets.store  # noqa: F401  (the tables our foreign keys point at
 from zhiban.mail.model import DISCARDED as DISCARDED
 from zhiban.mail.model import HELD as HELD
 from zhiban.mail.model import RELEASED as RELEASED
-from zhiban.store.db import Base, UTCDateTime
+from zhiban.store.db import Base, UTCDateTime, new_id
 
 INBOUND = "in"
 OUTBOUND = "out"
@@ -47,6 +48,10 @@ class MailMessageRow(Base):
     error: Mapped[str | None] = mapped_column(String(500), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # Inbound: the IMAP mailbox it was read from (NULL: the SMTP listener). Replies on its ticket use that address.
+    mailbox_id: Mapped[str | None] = mapped_column(
+        ForeignKey("mail_mailboxes.id", ondelete="SET NULL"), nullable=True, default=None
+    )
 
 
 def by_message_id(session: Session, message_id: str) -> MailMessageRow | None:
@@ -106,6 +111,10 @@ class HeldMailRow(Base):
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     decided_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
     ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="SET NULL"), nullable=True)
+    # The IMAP mailbox it was read from (NULL: the SMTP listener): a released mail is filed as from there.
+    mailbox_id: Mapped[str | None] = mapped_column(
+        ForeignKey("mail_mailboxes.id", ondelete="SET NULL"), nullable=True, default=None
+    )
 
 
 def held_by_message_id(session: Session, message_id: str) -> HeldMailRow | None:
@@ -121,3 +130,64 @@ def list_held(session: Session, state: str, limit: int) -> list[HeldMailRow]:
     """Held mail in one state, newest first."""
     query = select(HeldMailRow).where(HeldMailRow.state == state).order_by(HeldMailRow.id.desc())
     return list(session.scalars(query.limit(limit)))
+
+
+SKIP_EXISTING = -1
+
+
+class MailboxRow(Base):
+    """A support mailbox the desk reads over IMAP, with its cursor: nothing below `last_uid` is read again."""
+
+    __tablename__ = "mail_mailboxes"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    address: Mapped[str] = mapped_column(String(254))  # what customers write to; replies come from it
+    host: Mapped[str] = mapped_column(String(253))
+    port: Mapped[int] = mapped_column(Integer)
+    security: Mapped[str] = mapped_column(String(8))  # tls, starttls or none
+    username: Mapped[str] = mapped_column(String(254))
+    # The IMAP password, kept as notify keeps channel secrets (in the row, never shown back).
+    password: Mapped[str] = mapped_column(String(500))
+    folder: Mapped[str] = mapped_column(String(200))
+    after_filing: Mapped[str] = mapped_column(String(8))  # seen (flag \Seen) or move (to move_to)
+    move_to: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    authserv_id: Mapped[str] = mapped_column(String(200), default="")  # the provider's trusted Authentication-Results
+    poll_seconds: Mapped[int] = mapped_column(Integer)
+    max_message_bytes: Mapped[int] = mapped_column(Integer)
+    idle: Mapped[bool] = mapped_column(Boolean, default=True)  # wait with IDLE where the server has it
+    # The cursor: the folder's UIDVALIDITY and the highest UID taken (filed, refused or ignored). Before the first
+    # poll (no UIDVALIDITY yet) a last_uid of SKIP_EXISTING starts it after the mail already in the folder.
+    uidvalidity: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    last_uid: Mapped[int] = mapped_column(BigInteger, default=0)
+    # The mail the desk could not take for its own trouble (4xx), and how many polls tried it: past a bound it is
+    # set aside as refused, so one mail that always fails does not stop the mailbox.
+    retry_uid: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    retries: Mapped[int] = mapped_column(Integer, default=0)
+    # Names the one pending poll job of the mailbox (its dedup key), one more at each run.
+    poll_seq: Mapped[int] = mapped_column(Integer, default=0)
+    filed: Mapped[int] = mapped_column(Integer, default=0)
+    refused: Mapped[int] = mapped_column(Integer, default=0)
+    last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    last_error: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    last_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+def mailboxes(session: Session) -> list[MailboxRow]:
+    return list(session.scalars(select(MailboxRow).order_by(MailboxRow.name)))
+
+
+def mailbox_named(session: Session, name: str) -> MailboxRow | None:
+    return session.scalar(select(MailboxRow).where(MailboxRow.name == name))
+
+
+def mailbox_address_of_ticket(session: Session, ticket_id: int) -> str | None:
+    """The address of the mailbox the ticket's first mail read over IMAP came from, if any."""
+    query = (
+        select(MailboxRow.address)
+        .join(MailMessageRow, MailMessageRow.mailbox_id == MailboxRow.id)
+        .where(MailMessageRow.ticket_id == ticket_id, MailMessageRow.direction == INBOUND)
+        .order_by(MailMessageRow.id)
+    )
+    return session.scalar(query.limit(1))

@@ -48,6 +48,8 @@ class EmailConfig(ChannelConfig):
     to: list[MailAddress] = Field(min_length=1, max_length=50)
     cc: list[MailAddress] = Field(default_factory=list, max_length=50)
     reply_to: MailAddress | None = None
+    # The From: header when not the relay's sender (a support mailbox's address); bounces still go to the relay's.
+    from_address: MailAddress | None = None
 
 
 class WebhookConfig(ChannelConfig):

@@ -37,15 +37,19 @@ def queue_email(
     ticket_id: int | None = None,
     reply_to: str | None = None,
     due_at: datetime | None = None,
+    from_address: str | None = None,
 ) -> tuple[str, bool]:
     """Queue one e-mail (to a person, a customer contact or a subscriber); (id, False) when its key was queued before.
 
     The message's `message_id` and `references` become Message-ID, In-Reply-To and References; `reply_to`
-    becomes Reply-To. Raises InvalidInput for an address the channel refuses, before anything is stored.
+    becomes Reply-To, `from_address` the From: header (else the relay's sender; the envelope sender stays the
+    relay's). Raises InvalidInput for an address the channel refuses, before anything is stored.
     """
     config: dict[str, Any] = {"to": [to] if isinstance(to, str) else list(to)}
     if reply_to is not None:
         config["reply_to"] = reply_to
+    if from_address is not None:
+        config["from_address"] = from_address
     return service.queue_message(
         session,
         clock,

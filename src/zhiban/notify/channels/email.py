@@ -92,7 +92,7 @@ def build_email(message: Message, config: EmailConfig, server: SmtpServer, clock
     """The MIME message: text/plain, plus text/html as the alternative when the message has HTML."""
     mail = EmailMessage()
     mail["Subject"] = message.subject
-    mail["From"] = server.from_address
+    mail["From"] = config.from_address or server.from_address
     mail["To"] = ", ".join(config.to)
     if config.cc:
         mail["Cc"] = ", ".join(config.cc)
