@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from sqlalchemy.orm import Session
 
+from zhiban.core.console import console as cli_console
 from zhiban.core.errors import NotFound, ZhibanError
 from zhiban.core.settings import get_settings
 from zhiban.desk import Desk
@@ -28,8 +28,8 @@ app = typer.Typer(
 mailbox_app = typer.Typer(help="Support mailboxes read over IMAP: add, list, poll now, remove.", no_args_is_help=True)
 app.add_typer(mailbox_app, name="mailbox")
 _OPERATOR = Principal(person_id="cli", role=Role.ADMIN, organization_id=None, name="zhiban cli")
-console = Console()
-err = Console(stderr=True)
+console = cli_console()
+err = cli_console(stderr=True)
 
 EX_DATAERR = 65  # sysexits: the mail was refused for good (an MTA's pipe transport bounces it)
 EX_TEMPFAIL = 75  # sysexits: try again later (an MTA's pipe transport keeps it queued)
