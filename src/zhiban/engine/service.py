@@ -106,6 +106,14 @@ def cancel(session: Session, dedup_key: str) -> bool:
     return store.delete_pending_by_dedup_key(session, dedup_key)
 
 
+def has_job(session: Session, dedup_key: str) -> bool:
+    """Whether a job with this dedup key is in the queue (any state), as the caller's transaction sees it.
+
+    A plain read, no lock: checking before an insert-if-absent that most transactions would make spares them the
+    wait an insert of the same key makes on PostgreSQL while another uncommitted transaction holds it."""
+    return store.find_id_by_dedup_key(session, dedup_key) is not None
+
+
 def enqueue_many(
     session: Session,
     jobs: Iterable[tuple[str, dict[str, Any], datetime, str | None]],

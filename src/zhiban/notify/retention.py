@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from zhiban.core.clock import Clock
 from zhiban.core.settings import Settings, SettingsSource
-from zhiban.engine import JobContext, enqueue, enqueue_many
+from zhiban.engine import JobContext, enqueue, enqueue_many, has_job
 from zhiban.notify.store import InboxRow
 
 RETENTION_JOB = "notify.inbox_retention"
@@ -68,7 +68,11 @@ def arm(session: Session, clock: Clock) -> None:
     if transaction is not None and session.info.get(_ARMED) is transaction:
         return
     due, key = _tomorrow(clock.now())
-    enqueue_many(session, [(RETENTION_JOB, {}, due, key)])
+    # Read first: every transaction that posts a notice (each page, each routed ticket) comes here, and an insert
+    # of the same key waits on PostgreSQL for the transaction that inserted it first to commit, which would make
+    # a storm's pages and a rush's tickets queue behind each other; only the day's first ones insert.
+    if not has_job(session, key):
+        enqueue_many(session, [(RETENTION_JOB, {}, due, key)])
     session.info[_ARMED] = transaction
 
 
