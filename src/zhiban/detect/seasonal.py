@@ -93,6 +93,13 @@ def sketch_histogram(sketch: QuantileSketch) -> NDArray[np.float64]:
     return out
 
 
+def sketch_above(sketch: QuantileSketch, threshold: int) -> float:
+    """The sketch's count in histogram bins above `threshold` (= sketch_histogram(sketch)[threshold + 1:].sum(),
+    without building the histogram: counts are whole numbers, so the sum is exact either way)."""
+    start = max(0, COARSEN * threshold - (sketch.min_key - KEY_MIN))
+    return float(sketch.counts[start:].sum()) if start < len(sketch.counts) else 0.0
+
+
 def bin_value(index: int) -> float:
     """The upper value of a histogram bin."""
     if index <= 0:
