@@ -56,7 +56,7 @@ from zhiban.detect.seasonal import (
     KeyState,
     MetricWindow,
     effect_ok,
-    sketch_above,
+    sketch_counts,
     sketch_histogram,
     still_bad,
     z_score,
@@ -220,10 +220,8 @@ class DetectionEngine:
         if spec.kind == "quantile":
             # Counts above the p95 bins read straight off the sketch; its histogram is only built to learn.
             sketch = window.sketches[spec.sketch]
-            den = float(sketch.count)
-            num = sketch_above(sketch, state.p95_threshold(i))
-            num_app = sketch_above(sketch, app_threshold) if app_threshold is not None else num
-            value = window.p95(spec.sketch) or 0.0
+            den, num, num_app = sketch_counts(sketch, state.p95_threshold(i), app_threshold)
+            value = sketch.quantile(0.95) or 0.0  # (window.p95)
         elif spec.kind == "impairment":
             den = c["mos_count"]
             num = max(0.0, MOS_CEILING * den - c["mos_sum"])
