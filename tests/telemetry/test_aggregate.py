@@ -244,6 +244,7 @@ def test_sparse_and_dense_sketch_bins_close_to_the_same_windows(monkeypatch: pyt
 
     def closed(dense_after: int) -> dict[tuple[SliceKey, object], WindowAggregate]:
         monkeypatch.setattr(aggregate, "DENSE_AFTER", dense_after)
+        monkeypatch.setattr(aggregate, "DENSE_RATIO", 0)  # (only DENSE_AFTER decides here)
         agg = Aggregator()
         for part in (reports[: n // 3], reports[n // 3 :]):  # two adds: a window may turn dense in between
             agg.add(ReportBatch.from_reports(part))

@@ -34,7 +34,10 @@ _N_COUNTED: Final = len(COUNTED)
 _N_SKETCHED: Final = len(SKETCHED)
 _JOIN_LATENCY: Final = SKETCHED.index("join_latency_ms")
 _NO_BINS: Final = np.zeros(0, dtype=np.int64)
-DENSE_AFTER: Final = 250_000  # sketch cells of one open window counted sparse before it turns dense
+# An open window counts its sketch cells sparse until they outnumber DENSE_AFTER or 1/DENSE_RATIO of its dense
+# bins (sorting the cells at close then costs more than zeroing and scanning the dense block).
+DENSE_AFTER = 250_000
+DENSE_RATIO = 16
 
 
 def _first(preferred: NDArray[np.float64], *fallbacks: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -99,7 +102,8 @@ class _OpenWindow:
     cells each report touched: a quiet window (night time, a small app) touches a few hundred of its
     ~7,000 bins per key, and a dense block (28 KB a key) cost more to zero, page in and scan at close
     than the counting itself (issue 16: replay of a sparse day). A busy window turns dense once its cells
-    outnumber DENSE_AFTER, and is counted in place from then on; both close to the same sketches.
+    outnumber DENSE_AFTER or a share of its
+    dense bins, and is counted in place from then on; both close to the same sketches.
     """
 
     __slots__ = ("cells", "counters", "n_cells", "registers", "slots", "touched")
@@ -131,7 +135,7 @@ class _OpenWindow:
         if self.slots is None:
             self.cells.append(cells)
             self.n_cells += len(cells)
-            if self.n_cells <= DENSE_AFTER:
+            if self.n_cells <= DENSE_AFTER and self.n_cells * DENSE_RATIO <= self.capacity * _N_SKETCHED * SLOTS:
                 return
             self.slots = np.zeros((self.capacity, _N_SKETCHED, SLOTS), dtype=np.uint32)
             cells = np.concatenate(self.cells)
