@@ -102,8 +102,8 @@ class _OpenWindow:
     cells each report touched: a quiet window (night time, a small app) touches a few hundred of its
     ~7,000 bins per key, and a dense block (28 KB a key) cost more to zero, page in and scan at close
     than the counting itself (issue 16: replay of a sparse day). A busy window turns dense once its cells
-    outnumber DENSE_AFTER or a share of its
-    dense bins, and is counted in place from then on; both close to the same sketches.
+    outnumber DENSE_AFTER or a share of its dense bins, and is counted in place from then on; both close to
+    the same sketches.
     """
 
     __slots__ = ("cells", "counters", "n_cells", "registers", "slots", "touched")
