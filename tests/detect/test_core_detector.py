@@ -231,3 +231,28 @@ def test_bad_parameters_are_refused() -> None:
         DetectorParams(rebin_growth=-1.0)
     with pytest.raises(InvalidInput):
         DetectorParams(replay_rows=0)
+
+
+def test_counts_above_a_p95_bin_read_off_the_sketch_equal_the_histograms() -> None:
+    """The engine reads a window's reports above the baseline p95 bin straight off its sketch (sketch_above):
+    the same count as the coarse histogram it used to build for every window."""
+    import numpy as np
+
+    from zhiban.detect.seasonal import HIST_BINS, sketch_above, sketch_counts, sketch_histogram
+    from zhiban.telemetry.sketch import QuantileSketch
+
+    rng = np.random.default_rng(2)
+    for _ in range(300):
+        values = np.concatenate([rng.lognormal(rng.uniform(-3, 8), rng.uniform(0.1, 2), rng.integers(0, 3000)),
+                                 np.zeros(rng.integers(0, 3))])  # fmt: skip
+        sketch = QuantileSketch.from_values(values.tolist())
+        hist = sketch_histogram(sketch)
+        for threshold in [0, 1, *rng.integers(0, HIST_BINS, 5).tolist(), HIST_BINS - 1]:
+            assert sketch_above(sketch, threshold) == float(hist[threshold + 1 :].sum())
+            app = int(rng.integers(0, HIST_BINS))
+            assert sketch_counts(sketch, threshold, app) == (
+                float(hist.sum()),
+                float(hist[threshold + 1 :].sum()),
+                float(hist[app + 1 :].sum()),
+            )
+            assert sketch_counts(sketch, threshold, None)[2] == float(hist[threshold + 1 :].sum())

@@ -215,3 +215,70 @@ def test_window_end_and_labels() -> None:
     region = next(w for w in agg.flush() if w.key.dimension)
     assert region.window_end - region.window_start == timedelta(seconds=10)
     assert region.key.label() == "liveco region=cn-east"
+
+
+def quiet_and_busy_reports(n: int, seed: int = 3) -> list[QualityReport]:
+    """Reports of a few slices with spread values, zeros and unmeasured fields, over three windows."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for k in range(n):
+        loss = [0.0, None, float(rng.exponential(2.0))][k % 3]
+        out.append(
+            rep(f"s{rng.integers(0, n // 2 + 1)}", T + int(rng.integers(0, 30_000)),
+                app=["liveco", "hiyo"][k % 2], region=["cn-east", "eu-west", None][k % 3],
+                isp=f"isp-{k % 5}", events=(Event("join", ok=True, latency_ms=float(rng.integers(0, 3000))),)
+                if k % 7 == 0 else (), video=VideoStats(active_ms=10_000, freeze_ms=float(rng.integers(0, 500)),
+                loss_pct=loss, e2e_delay_ms=float(rng.lognormal(5, 1))),
+                net=NetStats(rtt_ms=float(rng.integers(0, 900))), av_sync_ms=float(rng.normal(0, 60)))
+        )  # fmt: skip
+    return out
+
+
+@pytest.mark.parametrize("n", [12, 400, 5000])
+def test_sparse_and_dense_sketch_bins_close_to_the_same_windows(monkeypatch: pytest.MonkeyPatch, n: int) -> None:
+    """A quiet window counts its sketch bins sparse, a busy one dense (aggregate.DENSE_AFTER): the same reports
+    give the same sketches, counters and sessions either way, whether the window turned dense at once or midway."""
+    import zhiban.telemetry.aggregate as aggregate
+
+    reports = quiet_and_busy_reports(n)
+
+    def closed(dense_after: int) -> dict[tuple[SliceKey, object], WindowAggregate]:
+        monkeypatch.setattr(aggregate, "DENSE_AFTER", dense_after)
+        monkeypatch.setattr(aggregate, "DENSE_RATIO", 0)  # (only DENSE_AFTER decides here)
+        agg = Aggregator()
+        for part in (reports[: n // 3], reports[n // 3 :]):  # two adds: a window may turn dense in between
+            agg.add(ReportBatch.from_reports(part))
+        return {(w.key, w.window_start): w for w in agg.flush()}
+
+    sparse, dense, midway = closed(10**9), closed(0), closed(len(reports) * 3)
+    assert sparse.keys() == dense.keys() == midway.keys()
+    for key, w in sparse.items():
+        for other in (dense[key], midway[key]):
+            assert dict(w.counters) == dict(other.counters)
+            assert np.array_equal(w.session_registers, other.session_registers)
+            assert w.sessions == other.sessions == round(hll_estimate(w.session_registers))
+            for name, sketch in w.sketches.items():
+                theirs = other.sketches[name]
+                assert (sketch.min_key, sketch.zero_count) == (theirs.min_key, theirs.zero_count), name
+                assert sketch.counts.tolist() == theirs.counts.tolist(), name
+
+
+def test_session_estimates_of_many_keys_at_once_match_one_at_a_time() -> None:
+    """hll_estimates (every key of a closing window at once, with or without the set-register counts the
+    aggregator knows) gives each key the classic estimate: linear counting while sparse, raw when full."""
+    from zhiban.telemetry.sketch import HLL_REGISTERS, hll_estimates
+
+    rng = np.random.default_rng(5)
+    sizes = [0, 1, 3, 50, 700, 2500, 3000, 6000, 40_000, 2_000_000]
+    registers = np.stack([hll_registers(rng.integers(0, 2**64 - 1, size, dtype=np.uint64, endpoint=True))
+                          for size in sizes])  # fmt: skip
+    nonzero = np.count_nonzero(registers, axis=1)
+    for row, size in enumerate(sizes):
+        m = HLL_REGISTERS
+        empty = int(m - nonzero[row])
+        raw = 0.7213 / (1 + 1.079 / m) * m * m / float(np.sum(np.ldexp(1.0, -registers[row].astype(np.int32))))
+        classic = m * math.log(m / empty) if raw <= 2.5 * m and empty > 0 else raw
+        assert hll_estimates(registers)[row] == pytest.approx(classic, rel=1e-12, abs=1e-9)
+        assert hll_estimates(registers, nonzero)[row] == hll_estimates(registers)[row]
+        if size:
+            assert hll_estimate(registers[row]) == pytest.approx(size, rel=0.05)

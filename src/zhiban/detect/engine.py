@@ -56,10 +56,12 @@ from zhiban.detect.seasonal import (
     KeyState,
     MetricWindow,
     effect_ok,
+    sketch_counts,
     sketch_histogram,
     still_bad,
     z_score,
 )
+from zhiban.telemetry.sketch import QuantileSketch
 from zhiban.telemetry.window import SliceKey, WindowAggregate
 
 KeyId = tuple[str, str | None, str | None]
@@ -210,19 +212,16 @@ class DetectionEngine:
 
     def _measure(
         self, state: KeyState, spec: MetricSpec, i: int, window: WindowAggregate, app_threshold: int | None
-    ) -> tuple[MetricWindow, np.ndarray | None]:
+    ) -> tuple[MetricWindow, QuantileSketch | None]:
         """The window's badness for one metric on one key, tested against the key's baselines."""
         options = self.options.detector
         c = window.counters
-        sketch_hist = None
+        sketch = None
         if spec.kind == "quantile":
+            # Counts above the p95 bins read straight off the sketch; its histogram is only built to learn.
             sketch = window.sketches[spec.sketch]
-            sketch_hist = sketch_histogram(sketch)
-            den = float(sketch_hist.sum())
-            threshold = state.p95_threshold(i)
-            num = float(sketch_hist[threshold + 1 :].sum())
-            num_app = float(sketch_hist[app_threshold + 1 :].sum()) if app_threshold is not None else num
-            value = window.p95(spec.sketch) or 0.0
+            den, num, num_app = sketch_counts(sketch, state.p95_threshold(i), app_threshold)
+            value = sketch.quantile(0.95) or 0.0  # (window.p95)
         elif spec.kind == "impairment":
             den = c["mos_count"]
             num = max(0.0, MOS_CEILING * den - c["mos_sum"])
@@ -254,7 +253,7 @@ class DetectionEngine:
                     z_season = z_score(num, den, reference, float(state.dispersion[i]))
                     z = min(z, z_season)
                     effect = effect and effect_ok(spec, value, reference)
-        return MetricWindow(num, den, value, z, effect, volume, baseline, num_app), sketch_hist
+        return MetricWindow(num, den, value, z, effect, volume, baseline, num_app), sketch
 
     # -- one app window ----------------------------------------------------------------------------------
     def _step(self, app_id: str, start: datetime, windows: list[WindowAggregate]) -> list[DetectionEvent]:
@@ -268,7 +267,7 @@ class DetectionEngine:
         states = {_key_id(w.key): self._state(_key_id(w.key)) for w in windows}
         app_key: KeyId = (app_id, None, None)
         app_state = states[app_key]
-        measured: dict[KeyId, list[tuple[MetricWindow, np.ndarray | None]]] = {}
+        measured: dict[KeyId, list[tuple[MetricWindow, QuantileSketch | None]]] = {}
         thresholds = [
             app_state.p95_threshold(i) if s.kind == "quantile" else None for i, s in enumerate(CONTRACT_METRICS)
         ]
@@ -298,13 +297,14 @@ class DetectionEngine:
         for key, row in measured.items():
             state = states[key]
             try:
-                for i, (mw, hist) in enumerate(row):
+                for i, (mw, sketch) in enumerate(row):
                     if not mw.volume:
                         continue
                     state.learn_season(i, mw, start)
                     if state.frozen[i]:
                         continue
                     if not state.warm(i, options) or (mw.z < options.watch_z and not mw.effect):
+                        hist = sketch_histogram(sketch) if sketch is not None else None
                         state.teach(i, mw, hist, self._alpha, options)
             except Exception as exc:
                 self._failed("learn", exc)
@@ -325,7 +325,7 @@ class DetectionEngine:
         start: datetime,
         end: datetime,
         states: dict[KeyId, KeyState],
-        measured: dict[KeyId, list[tuple[MetricWindow, np.ndarray | None]]],
+        measured: dict[KeyId, list[tuple[MetricWindow, QuantileSketch | None]]],
     ) -> list[DetectionEvent]:
         current = self.open.get((app_id, spec.name))
         if current is None:
@@ -410,7 +410,7 @@ class DetectionEngine:
         start: datetime,
         end: datetime,
         states: dict[KeyId, KeyState],
-        measured: dict[KeyId, list[tuple[MetricWindow, np.ndarray | None]]],
+        measured: dict[KeyId, list[tuple[MetricWindow, QuantileSketch | None]]],
     ) -> list[DetectionEvent]:
         """Follow an open detection: worse, sharper, still on, clean (three in a row close it), or silent."""
         options = self.options.detector
@@ -471,7 +471,7 @@ class DetectionEngine:
         return []
 
     def _gather(
-        self, current: _Open, i: int, measured: dict[KeyId, list[tuple[MetricWindow, np.ndarray | None]]]
+        self, current: _Open, i: int, measured: dict[KeyId, list[tuple[MetricWindow, QuantileSketch | None]]]
     ) -> None:
         """Add this window's counts of every slice key to the detection's evidence."""
         for key, row in measured.items():

@@ -93,6 +93,29 @@ def sketch_histogram(sketch: QuantileSketch) -> NDArray[np.float64]:
     return out
 
 
+def sketch_above(sketch: QuantileSketch, threshold: int) -> float:
+    """The sketch's count in histogram bins above `threshold` (= sketch_histogram(sketch)[threshold + 1:].sum(),
+    without building the histogram: counts are whole numbers, so the sum is exact either way)."""
+    start = max(0, COARSEN * threshold - (sketch.min_key - KEY_MIN))
+    return float(sketch.counts[start:].sum()) if start < len(sketch.counts) else 0.0
+
+
+_SHORT: Final = 64  # sketches of at most this many bins are summed in Python (numpy's call overhead is larger)
+
+
+def sketch_counts(sketch: QuantileSketch, threshold: int, app_threshold: int | None) -> tuple[float, float, float]:
+    """A window's (reports, reports above `threshold`, above `app_threshold`) of one sketch, as sketch_above
+    counts them. Most windows are quiet (a few bins): those are read with one conversion to a list."""
+    if len(sketch.counts) > _SHORT:
+        above = sketch_above(sketch, threshold)
+        return float(sketch.count), above, above if app_threshold is None else sketch_above(sketch, app_threshold)
+    counts = sketch.counts.tolist()
+    offset = sketch.min_key - KEY_MIN
+    above = float(sum(counts[max(0, COARSEN * threshold - offset) :]))
+    app = above if app_threshold is None else float(sum(counts[max(0, COARSEN * app_threshold - offset) :]))
+    return float(sum(counts) + sketch.zero_count), above, app
+
+
 def bin_value(index: int) -> float:
     """The upper value of a histogram bin."""
     if index <= 0:

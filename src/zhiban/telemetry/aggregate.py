@@ -19,13 +19,25 @@ from zhiban.core.errors import InvalidInput
 from zhiban.telemetry.batch import ReportBatch
 from zhiban.telemetry.model import DEFAULT_AGGREGATE_DIMENSIONS, DIMENSIONS, datetime_to_ms, ms_to_datetime
 from zhiban.telemetry.qoe import emodel_mos_array
-from zhiban.telemetry.sketch import HLL_REGISTERS, KEY_MIN, SLOTS, QuantileSketch, hll_positions, value_slots
+from zhiban.telemetry.sketch import (
+    HLL_REGISTERS,
+    KEY_MIN,
+    SLOTS,
+    QuantileSketch,
+    hll_estimates,
+    hll_positions,
+    value_slots,
+)
 from zhiban.telemetry.window import COUNTED, OTHER_VALUE, SKETCHED, SliceKey, WindowAggregate
 
 _N_COUNTED: Final = len(COUNTED)
 _N_SKETCHED: Final = len(SKETCHED)
 _JOIN_LATENCY: Final = SKETCHED.index("join_latency_ms")
 _NO_BINS: Final = np.zeros(0, dtype=np.int64)
+# An open window counts its sketch cells sparse until they outnumber DENSE_AFTER or 1/DENSE_RATIO of its dense
+# bins (sorting the cells at close then costs more than zeroing and scanning the dense block).
+DENSE_AFTER = 250_000
+DENSE_RATIO = 16
 
 
 def _first(preferred: NDArray[np.float64], *fallbacks: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -84,14 +96,25 @@ def derive(batch: ReportBatch) -> _Derived:
 
 
 class _OpenWindow:
-    """Dense accumulators of one app's window; rows are the app's slice keys."""
+    """Accumulators of one app's window; rows are the app's slice keys.
 
-    __slots__ = ("counters", "registers", "slots")
+    Counters and session registers are dense. Sketch bins start sparse, as the flat (row, sketch, slot)
+    cells each report touched: a quiet window (night time, a small app) touches a few hundred of its
+    ~7,000 bins per key, and a dense block (28 KB a key) cost more to zero, page in and scan at close
+    than the counting itself (issue 16: replay of a sparse day). A busy window turns dense once its cells
+    outnumber DENSE_AFTER or a share of its dense bins, and is counted in place from then on; both close to
+    the same sketches.
+    """
+
+    __slots__ = ("cells", "counters", "n_cells", "registers", "slots", "touched")
 
     def __init__(self, capacity: int) -> None:
         self.counters = np.zeros((capacity, _N_COUNTED), dtype=np.float64)
-        self.slots = np.zeros((capacity, _N_SKETCHED, SLOTS), dtype=np.uint32)
         self.registers = np.zeros((capacity, HLL_REGISTERS), dtype=np.uint8)
+        self.slots: NDArray[np.uint32] | None = None
+        self.cells: list[NDArray[np.int64]] = []
+        self.touched: list[NDArray[np.int64]] = []  # (sparse only) flat register positions set
+        self.n_cells = 0
 
     @property
     def capacity(self) -> int:
@@ -99,15 +122,45 @@ class _OpenWindow:
 
     def grow(self, capacity: int) -> None:
         """Make room for more slice keys, keeping what was counted."""
-        for name in self.__slots__:
+        for name in ("counters", "registers", "slots"):
             old = getattr(self, name)
+            if old is None:
+                continue
             new = np.zeros((capacity, *old.shape[1:]), dtype=old.dtype)
             new[: old.shape[0]] = old
             setattr(self, name, new)
 
+    def count_cells(self, cells: NDArray[np.int64]) -> None:
+        """Count one report value in each flat (row, sketch, slot) cell."""
+        if self.slots is None:
+            self.cells.append(cells)
+            self.n_cells += len(cells)
+            if self.n_cells <= DENSE_AFTER and self.n_cells * DENSE_RATIO <= self.capacity * _N_SKETCHED * SLOTS:
+                return
+            self.slots = np.zeros((self.capacity, _N_SKETCHED, SLOTS), dtype=np.uint32)
+            cells = np.concatenate(self.cells)
+            self.cells = []
+            self.touched = []
+        # (a dtype-matched operand keeps ufunc.at on numpy's fast path: ~15× faster than a Python int)
+        np.add.at(self.slots.reshape(-1), cells, np.ones(len(cells), dtype=np.uint32))
+
+    def set_registers(self, positions: NDArray[np.int64], ranks: NDArray[np.uint8]) -> None:
+        """Session registers: the highest rank per flat (row, register) position."""
+        np.maximum.at(self.registers.reshape(-1), positions, ranks)
+        if self.slots is None:
+            self.touched.append(positions)
+
+    def nonzero_registers(self, rows: NDArray[np.int64]) -> NDArray[np.int64] | None:
+        """Set registers per row, from the positions touched (sparse windows; None when dense)."""
+        if self.slots is not None:
+            return None
+        touched = np.unique(np.concatenate(self.touched)) if self.touched else _NO_BINS
+        return np.bincount(touched // HLL_REGISTERS, minlength=self.capacity)[rows]
+
     @property
     def nbytes(self) -> int:
-        return int(self.counters.nbytes + self.slots.nbytes + self.registers.nbytes)
+        dense = self.slots.nbytes if self.slots is not None else 8 * self.n_cells
+        return int(self.counters.nbytes + dense + self.registers.nbytes)
 
 
 @dataclass(eq=False)
@@ -222,7 +275,7 @@ class Aggregator:
             state = states[code]
             window = state.windows.get(start)
             if window is None:
-                window = state.windows[start] = _OpenWindow(max(64, len(state.slices)))
+                window = state.windows[start] = _OpenWindow(max(16, len(state.slices)))
             if window.capacity < len(state.slices):
                 window.grow(max(len(state.slices), 2 * window.capacity))
             self._accumulate(window, keys, group_rows, derived, hll_index, hll_rank, latency_rows, n)
@@ -303,9 +356,8 @@ class Aggregator:
                 ok = latency_keys >= 0
                 extra = (latency_keys[ok] * _N_SKETCHED + _JOIN_LATENCY) * SLOTS + latency_slots[ok]
                 cells = np.concatenate([cells, extra])
-        # (a dtype-matched operand keeps ufunc.at on numpy's fast path: ~15× faster than a Python int)
-        np.add.at(window.slots.reshape(-1), cells, np.ones(len(cells), dtype=np.uint32))
-        np.maximum.at(window.registers.reshape(-1), slice_row * HLL_REGISTERS + hll_index[report], hll_rank[report])
+        window.count_cells(cells)
+        window.set_registers(slice_row * HLL_REGISTERS + hll_index[report], hll_rank[report])
 
     def _evict_excess(self, state: _AppState) -> None:
         while len(state.windows) > self.max_open_windows_per_app:
@@ -369,34 +421,22 @@ class Aggregator:
         window = state.windows.pop(start)
         begins = ms_to_datetime(start)
         rows = np.flatnonzero(window.counters[:, 0] > 0)
-        slots = window.slots[rows]
-        # Non-empty bin range of every (slice, sketch) at once; the sketches then only slice it.
-        occupied = slots[:, :, 1:] > 0
-        lowest = np.argmax(occupied, axis=2)
-        highest = occupied.shape[2] - np.argmax(occupied[:, :, ::-1], axis=2)
-        empty: NDArray[np.bool_] = ~np.any(occupied, axis=2)
+        sketches = _dense_sketches(window, rows) if window.slots is not None else _sparse_sketches(window, rows)
         counters = window.counters[rows].tolist()
-        out: list[WindowAggregate] = []
-        for i, row in enumerate(rows.tolist()):
-            sketches: dict[str, QuantileSketch] = {}
-            for j, name in enumerate(SKETCHED):
-                zeros = int(slots[i, j, 0])
-                if empty[i, j]:
-                    sketches[name] = QuantileSketch(0, _NO_BINS, zeros)
-                else:
-                    lo, hi = int(lowest[i, j]), int(highest[i, j])
-                    sketches[name] = QuantileSketch(KEY_MIN + lo, slots[i, j, 1 + lo : 1 + hi].astype(np.int64), zeros)
-            out.append(
-                WindowAggregate(
-                    key=state.slices[row],
-                    window_start=begins,
-                    window_seconds=self.window_seconds,
-                    counters=dict(zip(COUNTED, counters[i], strict=True)),
-                    sketches=sketches,
-                    session_registers=window.registers[row].copy(),
-                )
+        registers = window.registers[rows]
+        sessions = hll_estimates(registers, window.nonzero_registers(rows))  # (the engine reads each window's)
+        return [
+            WindowAggregate(
+                key=state.slices[row],
+                window_start=begins,
+                window_seconds=self.window_seconds,
+                counters=dict(zip(COUNTED, counters[i], strict=True)),
+                sketches=sketches[i],
+                session_registers=registers[i],
+                estimated_sessions=sessions[i],
             )
-        return out
+            for i, row in enumerate(rows.tolist())
+        ]
 
     @property
     def open_windows(self) -> int:
@@ -407,3 +447,60 @@ class Aggregator:
     def state_bytes(self) -> int:
         """Bytes held by the open windows' accumulators."""
         return sum(w.nbytes for state in self._apps.values() for w in state.windows.values())
+
+
+def _dense_sketches(window: _OpenWindow, rows: NDArray[np.int64]) -> list[dict[str, QuantileSketch]]:
+    """The sketches of each row from dense bins."""
+    assert window.slots is not None
+    slots = window.slots[rows]
+    # Non-empty bin range of every (slice, sketch) at once; the sketches then only slice it.
+    occupied = slots[:, :, 1:] > 0
+    lowest = np.argmax(occupied, axis=2)
+    highest = occupied.shape[2] - np.argmax(occupied[:, :, ::-1], axis=2)
+    empty: NDArray[np.bool_] = ~np.any(occupied, axis=2)
+    out: list[dict[str, QuantileSketch]] = []
+    for i in range(len(rows)):
+        sketches: dict[str, QuantileSketch] = {}
+        for j, name in enumerate(SKETCHED):
+            zeros = int(slots[i, j, 0])
+            if empty[i, j]:
+                sketches[name] = QuantileSketch(0, _NO_BINS, zeros)
+            else:
+                lo, hi = int(lowest[i, j]), int(highest[i, j])
+                sketches[name] = QuantileSketch(KEY_MIN + lo, slots[i, j, 1 + lo : 1 + hi].astype(np.int64), zeros)
+        out.append(sketches)
+    return out
+
+
+def _sparse_sketches(window: _OpenWindow, rows: NDArray[np.int64]) -> list[dict[str, QuantileSketch]]:
+    """The same sketches from the counted cells: one sort of the window's cells, every sketch's bins laid out
+    in one array at once, and each sketch a view of its part."""
+    cells, counts = np.unique(np.concatenate(window.cells) if window.cells else _NO_BINS, return_counts=True)
+    series = cells // SLOTS  # row * SKETCHED + sketch
+    slot = cells - series * SLOTS
+    n_series = window.capacity * _N_SKETCHED
+    zeros = np.zeros(n_series, dtype=np.int64)
+    zeros[series[slot == 0]] = counts[slot == 0]
+    binned = slot > 0
+    series, slot, counts = series[binned], slot[binned], counts[binned]
+    first = np.full(n_series, SLOTS, dtype=np.int64)
+    np.minimum.at(first, series, slot)
+    last = np.zeros(n_series, dtype=np.int64)
+    np.maximum.at(last, series, slot)
+    length = np.where(last >= first, last - first + 1, 0)
+    offset = np.concatenate([[0], np.cumsum(length)])
+    flat = np.zeros(int(offset[-1]), dtype=np.int64)
+    flat[offset[series] + slot - first[series]] = counts
+    offsets, lengths, firsts, zero_counts = offset.tolist(), length.tolist(), first.tolist(), zeros.tolist()
+    out: list[dict[str, QuantileSketch]] = []
+    for row in rows.tolist():
+        sketches: dict[str, QuantileSketch] = {}
+        for j, name in enumerate(SKETCHED):
+            k = row * _N_SKETCHED + j
+            if lengths[k]:
+                bins = flat[offsets[k] : offsets[k] + lengths[k]]
+                sketches[name] = QuantileSketch(KEY_MIN + firsts[k] - 1, bins, zero_counts[k])
+            else:
+                sketches[name] = QuantileSketch(0, _NO_BINS, zero_counts[k])
+        out.append(sketches)
+    return out

@@ -28,6 +28,7 @@ KEY_MIN: Final = math.ceil(math.log(MIN_INDEXED) * _INV_LN_GAMMA)
 KEY_MAX: Final = math.ceil(math.log(1e7) * _INV_LN_GAMMA)
 # Slot 0 counts zeros; slot 1 + (key - KEY_MIN) counts a logarithmic bin.
 SLOTS: Final = KEY_MAX - KEY_MIN + 2
+_SHORT: Final = 48  # sketches of at most this many bins are read without numpy
 
 
 def value_slots(values: NDArray[np.float64]) -> NDArray[np.int64]:
@@ -83,14 +84,24 @@ class QuantileSketch:
 
     def quantile(self, q: float) -> float | None:
         """The value at quantile q (0..1), within 1 % relative error; None when empty."""
-        total = self.count
+        short = len(self.counts) <= _SHORT  # a quiet window's few bins: Python beats numpy's call overhead
+        counts = self.counts.tolist() if short else self.counts
+        total = (sum(counts) if short else int(counts.sum())) + self.zero_count
         if total == 0 or not 0 <= q <= 1:
             return None
         rank = q * (total - 1)
         if rank < self.zero_count:
             return 0.0
-        cumulative = np.cumsum(self.counts)
-        index = int(np.searchsorted(cumulative, rank - self.zero_count, side="right"))
+        target = rank - self.zero_count
+        if short:
+            index, running = len(counts), 0
+            for at, count in enumerate(counts):
+                running += count
+                if running > target:
+                    index = at
+                    break
+        else:
+            index = int(np.searchsorted(np.cumsum(counts), target, side="right"))
         return key_value(self.min_key + min(index, len(self.counts) - 1))
 
     def merge(self, other: QuantileSketch) -> QuantileSketch:
@@ -133,13 +144,28 @@ def hll_positions(hashes: U64) -> tuple[NDArray[np.int64], NDArray[np.uint8]]:
 
 def hll_estimate(registers: NDArray[np.uint8]) -> float:
     """Distinct-count estimate from registers (linear counting while sparse, so small counts are ~exact)."""
+    return hll_estimates(registers.reshape(1, -1))[0]
+
+
+def hll_estimates(registers: NDArray[np.uint8], nonzero: NDArray[np.int64] | None = None) -> list[float]:
+    """hll_estimate of each row of a (keys, registers) matrix; `nonzero`: each row's count of set registers,
+    when the caller knows it (cheaper than scanning every register of a quiet window)."""
     m = registers.shape[-1]
-    empty = int(np.count_nonzero(registers == 0))
-    alpha = 0.7213 / (1 + 1.079 / m)
-    raw = alpha * m * m / float(np.sum(np.ldexp(1.0, -registers.astype(np.int32))))
-    if raw <= 2.5 * m and empty > 0:
-        return m * math.log(m / empty)
-    return raw
+    if registers.shape[0] == 0:
+        return []
+    if nonzero is None:
+        nonzero = np.fromiter(map(np.count_nonzero, registers), dtype=np.int64, count=registers.shape[0])
+    empty = m - nonzero
+    with np.errstate(divide="ignore"):
+        estimates = m * np.log(m / empty)  # linear counting (inf where no register is empty: not chosen then)
+    # The raw estimate is alpha·m²/Σ2^-r ≤ alpha·m²/empty, below 2.5·m (linear counting applies) while at
+    # least half the registers are empty: it is only worked out for fuller rows.
+    full = np.flatnonzero(2 * nonzero > m)
+    if len(full):
+        alpha = 0.7213 / (1 + 1.079 / m)
+        raw = alpha * m * m / np.sum(np.ldexp(1.0, -registers[full].astype(np.int32)), axis=1)
+        estimates[full] = np.where((raw <= 2.5 * m) & (empty[full] > 0), estimates[full], raw)
+    return estimates.tolist()
 
 
 def hll_registers(hashes: U64) -> NDArray[np.uint8]:
