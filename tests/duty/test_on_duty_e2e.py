@@ -183,6 +183,8 @@ def test_tickets_page_the_engineer_on_call_at_3am_saturday(tmp_path: Path, mailb
     try:
         desk.wait_ready()
         latency = run_flow(desk, mailbox, lambda: None)
+    except AssertionError as exc:  # what the processes said is the evidence: keep it with the failure
+        raise AssertionError(f"{exc}\n{desk.logs()}") from exc
     finally:
         desk.stop()
     print(f"ticket -> page mail (s): { {k: round(v, 2) for k, v in latency.items()} }")
@@ -217,6 +219,8 @@ def test_a_worker_killed_between_ticket_and_page_loses_no_page_and_doubles_none(
         desk.wait_ready()
         wait_for(lambda: _listening(desk.inbound_port), "the inbound SMTP listener")
         latency = run_flow(desk, mailbox, kill_and_replace)
+    except AssertionError as exc:  # what the processes said is the evidence: keep it with the failure
+        raise AssertionError(f"{exc}\n{desk.logs()}") from exc
     finally:
         desk.stop()
     print(f"{database}: ticket -> page mail across a SIGKILL (s): { {k: round(v, 2) for k, v in latency.items()} }")
@@ -261,6 +265,8 @@ def test_the_running_demo_pages_whom_oncall_who_names(tmp_path: Path) -> None:
 
         took = wait_for(logged, f"the page of ticket #{ticket['id']} to {on_call['email']}\n{desk.logs()}", 60)
         assert ticket["on_duty"] is not None and ticket["on_duty"]["paged_at"] is not None
+    except AssertionError as exc:  # what the processes said is the evidence: keep it with the failure
+        raise AssertionError(f"{exc}\n{desk.logs()}") from exc
     finally:
         desk.stop()
     print(f"real clock: ticket -> page logged within {took:.2f} s")
