@@ -50,3 +50,15 @@ def test_ticket_noise_is_stripped_but_codes_and_versions_stay() -> None:
     assert {"17", "1033", "4", "2", "6", "joinchannel"} <= set(tokens)
     for noise in ("2024", "06", "23", "04", "20", "813888", "f5bed10a", "12", "01", "33", "120", "ops", "example"):
         assert noise not in tokens, noise
+
+
+def test_a_long_number_named_as_an_error_code_is_evidence_not_an_id() -> None:
+    # Twilio Video's codes are five digits; uids and channel numbers are too. The word before tells them apart.
+    for ticket, code, noise in (
+        ("Error 53405: media connection failed for uid 813888", "53405", "813888"),
+        ("错误码 10012，用户 8138881 进不了频道", "10012", "8138881"),
+        ("channel 99887766 fails with ERR 53000 since 12:01", "53000", "99887766"),
+        ("error code: 20101 on room 4456789", "20101", "4456789"),
+    ):
+        tokens = tokenize(strip_noise(ticket))
+        assert code in tokens and noise not in tokens, (ticket, tokens)

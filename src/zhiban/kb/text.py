@@ -127,9 +127,23 @@ _NOISE = re.compile(
 )
 
 
+# A long number right after these words is an error code (Twilio Video's 53405, a vendor's 10-digit code), not an
+# id: it stays, as the strongest evidence a ticket carries.
+_CODE_WORD = re.compile(
+    r"(?:error|err|code|errno|错误码|错误代码|错误|报错|代码)\s*(?:code)?\s*[:：#=]?\s*$", re.IGNORECASE
+)
+
+
+def _noise_or_code(match: re.Match[str]) -> str:
+    if match.group(0).isdigit() and _CODE_WORD.search(match.string, max(0, match.start() - 24), match.start()):
+        return match.group(0)
+    return " "
+
+
 def strip_noise(text: str) -> str:
-    """Text without what only looks like evidence (dates, times, percentages, ids, addresses)."""
-    return _NOISE.sub(" ", text)
+    """Text without what only looks like evidence (dates, times, percentages, ids, addresses); a long number
+    named as an error code stays."""
+    return _NOISE.sub(_noise_or_code, text)
 
 
 def tokenize(text: str) -> list[str]:
