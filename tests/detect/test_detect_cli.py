@@ -111,3 +111,49 @@ def test_replay_survives_a_dimension_with_no_baseline_at_all(database: str, tmp_
     lines = [orjson.loads(line) for line in out.read_bytes().splitlines()]
     assert any(line["slice"] == {"isp": "china-mobile"} for line in lines), lines
     assert not any("edge" in line["slice"] for line in lines)  # no edge has a baseline to depart from
+
+
+def test_fault_help_names_every_kind_and_dimension() -> None:
+    from zhiban.detect.cli import FAULT_HELP
+    from zhiban.telemetry.simulator_faults import BENIGN_KINDS, DIMENSIONS, FAULT_KINDS
+
+    for name in (*FAULT_KINDS, *BENIGN_KINDS, *DIMENSIONS):
+        assert name in FAULT_HELP, name
+    for kind, (magnitude, _, _) in FAULT_KINDS.items():  # the defaults the help quotes are the simulator's
+        line = next(x for x in FAULT_HELP.splitlines() if x.strip().startswith(kind))
+        assert float(line.split()[1]) == magnitude, line
+
+
+def test_fault_finds_the_desk_by_its_port_and_says_when_another_server_answered(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    class NotADesk(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = b'{"detail": "invalid or revoked API token"}'
+            self.send_response(401)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), NotADesk)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        port = server.server_address[1]
+        env = {k: v for k, v in os.environ.items() if k not in ("ZHIBAN_BASE_URL", "ZHIBAN_PORT")}
+        env.update(ZHIBAN_PORT=str(port), ZHIBAN_TOKEN="zb_x", ZHIBAN_VAR_DIR=str(tmp_path))
+        zhiban_bin = str(Path(sys.executable).parent / "zhiban")
+        spec = "edge_packet_loss:liveco:edge=sh-edge-07:+1m:10m"
+        command = [zhiban_bin, "detect", "fault", spec]
+        ran = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+        assert ran.returncode == 2
+        assert f"http://127.0.0.1:{port} answered HTTP 401 but not as a zhiban desk" in ran.stderr, ran.stderr
+        assert "revoked" not in ran.stderr  # another server's words are not passed on as the desk's
+    finally:
+        server.shutdown()

@@ -235,22 +235,51 @@ def webhook_clear(org: Annotated[str, typer.Option(help="organization slug")]) -
     typer.echo("cleared")
 
 
-@app.command("fault")
+# Kept by hand so that `zhiban --help` does not import the simulator (numpy); a test holds it to FAULT_KINDS.
+FAULT_HELP = """Inject a named fault into the running desk's live simulation (POST /api/v1/simulator/faults).
+
+\b
+SPEC is kind:app:slice:start:duration[:magnitude]
+  slice     dim=value[,dim=value] ANDed (may be empty: the whole app); dims: region, country, isp,
+            network, platform, sdk_version, edge, role, channel
+  start     +1m (from now) or an ISO 8601 time with a zone; duration 10m, 1h
+  magnitude optional; each kind's default and meaning:
+\b
+faults:
+  edge_packet_loss          8     added packet loss, % (slice needs edge)
+  isp_congestion            3     +1.5*m % loss, +40*m ms rtt
+  sdk_release_join_failure  0.35  probability that a join fails (slice needs sdk_version)
+  av_sync_drift             400   audio lead reached at mid-span, ms
+  edge_overload             250   added rtt, ms (slice needs edge)
+  app_outage                1     probability that a join fails; sessions drop
+benign (must raise nothing):
+  evening_ramp, festival_surge, night_low_volume, sdk_rollout (slice: platform and sdk_version)
+\b
+e.g. zhiban detect fault edge_packet_loss:liveco:edge=sh-edge-07:+1m:10m
+     zhiban detect fault isp_congestion:classmate:isp=china-mobile,region=cn-east:+0m:15m:4
+The desk is --url, else ZHIBAN_BASE_URL, else http://127.0.0.1:$ZHIBAN_PORT."""
+
+
+def _desk_url() -> str:
+    from zhiban.core.settings import get_settings
+
+    settings = get_settings()
+    if "base_url" in settings.model_fields_set:
+        return settings.base_url
+    return f"http://127.0.0.1:{settings.port}"
+
+
+@app.command("fault", help=FAULT_HELP)
 def fault(
-    spec: Annotated[
-        str,
-        typer.Argument(
-            help="kind:app:slice:start:duration[:magnitude], e.g. edge_packet_loss:liveco:edge=sh-edge-07:+1m:10m"
-        ),
-    ],
-    url: Annotated[str, typer.Option(help="the running desk")] = "http://127.0.0.1:8000",
+    spec: Annotated[str, typer.Argument(help="kind:app:slice:start:duration[:magnitude] (see above)")],
+    url: Annotated[str | None, typer.Option(help="the running desk (default: ZHIBAN_BASE_URL or ZHIBAN_PORT)")] = None,
     token: Annotated[str, typer.Option(envvar="ZHIBAN_TOKEN", help="an admin's API token")] = "",
 ) -> None:
-    """Inject a named fault into the running desk's live simulation (POST /api/v1/simulator/faults)."""
     import httpx
 
     if not token:
         _fail("--token (or ZHIBAN_TOKEN) is needed: an admin's API token")
+    url = url or _desk_url()
     try:
         response = httpx.post(
             url.rstrip("/") + "/api/v1/simulator/faults",
@@ -262,13 +291,24 @@ def fault(
         _fail(f"could not reach {url}: {exc}")
         return
     if response.status_code != 201:
-        detail = (
-            response.json().get("detail", response.text)
-            if response.headers.get("content-type", "").endswith("json")
-            else response.text
-        )
-        _fail(f"HTTP {response.status_code}: {detail}")
+        problem = _problem(response)
+        if problem is None:  # not a desk's answer: say so rather than pass on another server's words
+            _fail(f"{url} answered HTTP {response.status_code} but not as a zhiban desk: is --url right?")
+            return
+        _fail(f"HTTP {response.status_code}: {problem.get('detail') or problem.get('title')}")
     typer.echo(json.dumps(response.json()))
+
+
+def _problem(response: Any) -> dict[str, Any] | None:
+    """The desk's RFC 9457 problem in an answer, or None when the answer is not one of ours."""
+    if "json" not in response.headers.get("content-type", ""):
+        return None
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    kind = body.get("type") if isinstance(body, dict) else None
+    return body if isinstance(kind, str) and kind.startswith("https://zhiban.dev/problems/") else None
 
 
 bench_app = typer.Typer(help="Benchmarks the desk ships with.", no_args_is_help=True)
