@@ -185,6 +185,11 @@ def next_time_when(
     return None
 
 
+def rotation_of(incident_number: int) -> int:
+    """Where a team round robin starts for an incident: its number, so consecutive incidents take turns."""
+    return incident_number % 1_000_000
+
+
 def _people(
     level: EscalationLevel, due_at: datetime, repeat: int, resolve_targets: ResolveTargets, round_robin_offset: int
 ) -> tuple[str, ...]:

@@ -10,14 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from zhiban.core.clock import Clock
 from zhiban.incidents.alerts import _incident_row, _next_number
 from zhiban.incidents.catalog import _business_calendar, get_service, policy_of
-from zhiban.incidents.escalation import TargetKind, Urgency, next_step
+from zhiban.incidents.escalation import TargetKind, Urgency, next_step, rotation_of
 from zhiban.incidents.events import IncidentChangeKind
 from zhiban.incidents.lifecycle import _resolve
 from zhiban.incidents.model import IncidentStatus
@@ -125,7 +125,8 @@ def first_page(session: Session, service_ref: str, at: datetime) -> FirstPage | 
         Urgency.HIGH,
         _resolver(session),
         is_business_time=business.is_open,
-        round_robin_offset=policy_row.round_robin_offset,
+        # The next incident's turn: numbers only grow, so the newest one's number + 1 (a preview, not a promise).
+        round_robin_offset=rotation_of((session.scalar(select(func.max(IncidentRow.number))) or 0) + 1),
     )
     if step is None:
         return None

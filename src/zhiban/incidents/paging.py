@@ -30,6 +30,7 @@ from zhiban.incidents.escalation import (
     TargetKind,
     Urgency,
     next_step,
+    rotation_of,
     step_key,
 )
 from zhiban.incidents.model import (
@@ -303,9 +304,10 @@ def start_escalations(
             continue
         policy_row = session.get(EscalationPolicyRow, service.policy_id)
         assert policy_row is not None
-        # Team round robins begin one further along for each incident, so the load is shared.
-        incident.round_robin_offset = policy_row.round_robin_offset
-        policy_row.round_robin_offset = (policy_row.round_robin_offset + 1) % 1_000_000
+        # Team round robins begin one further along for each incident, so the load is shared. The turn is the
+        # incident's own number, not a counter on the policy: that row, updated by every new incident of a storm,
+        # held each one's transaction behind the last until its commit.
+        incident.round_robin_offset = rotation_of(incident.number)
         step = _plan_next(planner, incident, service, policy_row, None)
         if step is None:
             _event(session, incident.id, "nobody_to_page", now, body="the policy resolves to nobody")

@@ -30,7 +30,8 @@ class EscalationPolicyRow(Base):
     # Business hours for level conditions: a country's holidays in a zone (calendars.country_calendar).
     calendar_country: Mapped[str] = mapped_column(String(3), default="CN")
     calendar_zone: Mapped[str] = mapped_column(String(64), default="Asia/Shanghai")
-    # Where team round robins start for the next incident; moves by one per incident.
+    # Unused since round robins turn by incident number (escalation.rotation_of): a per-incident UPDATE of
+    # this row serialized a storm's transactions. Kept so that older databases need no migration.
     round_robin_offset: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
