@@ -11,7 +11,7 @@ from sqlalchemy import Column, Integer, MetaData, String, Table, insert, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from zhiban.engine import JobContext, JobRegistry
+from zhiban.engine import JobContext, JobRegistry, urgent_kind
 from zhiban.store.db import UTCDateTime, transaction
 
 metadata = MetaData()
@@ -105,3 +105,8 @@ def record(ctx: JobContext, payload: dict[str, Any]) -> None:
         insert_effect(session, payload["key"], ctx)
         session.execute(update(runs).where(runs.c.id == run_id).values(ended_at=datetime.now(UTC)))
         ctx.finish(session)
+
+
+# A kind a person waits for: queuing it wakes workers in other processes (engine.wakeup), not only their poll.
+URGENT = urgent_kind("test.urgent")
+registry.add(URGENT, record, urgent=True)

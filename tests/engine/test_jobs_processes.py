@@ -235,3 +235,28 @@ def test_timers_that_fell_due_while_down_fire_on_start(
     assert job_states(db)[future] == ("pending", 0)
     with db.connect() as conn:
         assert sorted(conn.execute(select(effects.c.effect_key)).scalars()) == ["overdue-0", "overdue-1", "overdue-2"]
+
+
+def test_a_page_queued_in_another_process_wakes_a_worker_at_once_on_postgresql(pg_url: str, tmp_path: Path) -> None:
+    """The worker polls once a minute here; an urgent job queued by this (other) process runs within seconds, since
+    its transaction NOTIFYs the listening worker at commit, while an ordinary job waits for the poll."""
+    eng = make_engine(pg_url)
+    Base.metadata.create_all(eng)
+    metadata.create_all(eng)
+    worker = WorkerProcess(pg_url, "listener", tmp_path, "--poll", "60")
+    try:
+        worker.wait_started()
+        time.sleep(1.5)  # past the worker's first claims: from here only a notification or the poll wakes it
+        now = datetime.now(UTC)
+        with transaction(session_factory(eng)) as s:
+            enqueue(s, "test.urgent", {"key": "urgent"}, due_at=now)
+        wait_until(lambda: scalar(eng, select(func.count()).select_from(effects)) == 1, "the urgent job", timeout=15)
+        time.sleep(1.0)
+        with transaction(session_factory(eng)) as s:
+            enqueue(s, "test.record", {"key": "ordinary"}, due_at=datetime.now(UTC))
+        time.sleep(3.0)
+        # Not woken for bookkeeping: it waits for the next poll (a minute here).
+        assert scalar(eng, select(func.count()).select_from(effects)) == 1, worker.log()
+    finally:
+        worker.kill()
+        eng.dispose()

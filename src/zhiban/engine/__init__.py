@@ -25,6 +25,7 @@ from .service import (
     reschedule,
     retry_job,
 )
+from .wakeup import urgent_kind
 from .worker import Worker, install_signal_handlers
 
 __all__ = [
@@ -51,4 +52,5 @@ __all__ = [
     "reschedule",
     "retry_delay",
     "retry_job",
+    "urgent_kind",
 ]

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from zhiban.core.errors import Conflict, InvalidInput, NotFound
 
-from . import store
+from . import store, wakeup
 from .model import (
     JobState,
     check_dedup_key,
@@ -92,6 +92,7 @@ def enqueue(
         )
         if job_id is not None:
             session.info[_ENQUEUED_FLAG] = True
+            wakeup.announce(session, (kind,))
             return job_id
         assert dedup_key is not None
         existing = store.find_id_by_dedup_key(session, dedup_key)
@@ -140,6 +141,7 @@ def enqueue_many(
         inserted += store.insert_jobs(session, rows[start : start + _BULK_ROWS])
     if inserted:
         session.info[_ENQUEUED_FLAG] = True
+        wakeup.announce(session, {str(row["kind"]) for row in rows})
     return inserted
 
 
@@ -228,6 +230,7 @@ def add_commit_listener(callback: Callable[[], None]) -> Callable[[], None]:
 
 @event.listens_for(Session, "after_commit")
 def _wake_listeners(session: Session) -> None:
+    wakeup.forget(session)
     if not session.info.pop(_ENQUEUED_FLAG, False):
         return
     with _listeners_lock:
@@ -238,4 +241,5 @@ def _wake_listeners(session: Session) -> None:
 
 @event.listens_for(Session, "after_rollback")
 def _forget_enqueued(session: Session) -> None:
+    wakeup.forget(session)
     session.info.pop(_ENQUEUED_FLAG, None)

@@ -15,13 +15,14 @@ import traceback
 from datetime import datetime, timedelta
 from types import FrameType
 
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from zhiban.core.clock import Clock
 from zhiban.core.errors import InvalidInput
 from zhiban.store.db import new_id, transaction
 
-from . import store
+from . import store, wakeup
 from .metrics import JOB_RUN_SECONDS, JOBS_CLAIMED, JOBS_FINISHED
 from .model import bounded_error, retry_delay
 from .registry import JobContext, JobRegistry, LeaseLost, PermanentFailure
@@ -350,6 +351,9 @@ class Worker:
         for thread in [*threads, beat]:
             thread.start()
         unsubscribe = add_commit_listener(self.notify)
+        bind = self.session_factory.kw.get("bind")
+        if isinstance(bind, Engine):  # other processes' pages wake this one at once (PostgreSQL)
+            wakeup.listen(bind, self.notify, beat_done)
         log.info("worker %s started: kinds %s", self.worker_id, ", ".join(sorted(self.registry.kinds())))
         try:
             while not stop.is_set():

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from zhiban.core.clock import Clock
 from zhiban.core.errors import NotFound
-from zhiban.engine import JobContext, cancel, enqueue_many
+from zhiban.engine import JobContext, cancel, enqueue_many, urgent_kind
 from zhiban.identity import service as identity
 from zhiban.incidents import events
 from zhiban.incidents.catalog import _business_calendar, find_service, policy_of
@@ -47,8 +47,8 @@ from zhiban.incidents.store import (
 
 log = logging.getLogger("zhiban.incidents")
 
-ESCALATE_JOB = "incident.escalate"
-ACK_TIMEOUT_JOB = "incident.ack_timeout"
+ESCALATE_JOB = urgent_kind("incident.escalate")
+ACK_TIMEOUT_JOB = urgent_kind("incident.ack_timeout")
 AUDIT_JOB = "incident.audit"
 AUDIT_EVERY = timedelta(minutes=5)
 AUDIT_GRACE = timedelta(seconds=120)

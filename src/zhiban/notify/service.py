@@ -25,7 +25,7 @@ from zhiban.core.clock import Clock
 from zhiban.core.errors import Conflict, InvalidInput, NotFound
 from zhiban.core.metrics import REGISTRY
 from zhiban.core.settings import Settings, SettingsSource
-from zhiban.engine import JobContext, enqueue, enqueue_many
+from zhiban.engine import JobContext, enqueue, enqueue_many, urgent_kind
 from zhiban.engine.model import bounded_error
 from zhiban.notify.channels.base import Channel
 from zhiban.notify.model import (
@@ -52,7 +52,7 @@ from zhiban.store.db import insert_or_skip, new_id
 
 log = logging.getLogger("zhiban.notify")
 
-DELIVER_JOB = "notify.deliver"
+DELIVER_JOB = urgent_kind("notify.deliver")  # a person waits: queuing one wakes the workers
 DELIVERY_ATTEMPTS = 6
 MAX_CONTACT_METHODS = 20
 URGENCIES = ("any", "high", "low")
