@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Literal
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from zhiban.tickets import service
+from zhiban.tickets.intake import Filing, TicketIntake, intake_for
 from zhiban.tickets.model import Channel, OnDuty
-from zhiban.web.deps import DB, ClockDep, CurrentPrincipal, reads_only
+from zhiban.web.deps import DB, ClockDep, CurrentPrincipal, desk_of, reads_only, release, writes_elsewhere
 from zhiban.web.fields import Ident, Limit, LongText, Offset, ShortText, TicketId
 from zhiban.web.scopes import by_method
 
@@ -116,12 +117,17 @@ class TicketPatch(BaseModel):
     unassign: bool = False
 
 
+def _intake(request: Request) -> TicketIntake[TicketOut]:
+    desk = desk_of(request)
+    return intake_for(request.app.state, lambda: TicketIntake(desk.sessions, desk.clock, TicketOut.of))
+
+
 @router.post("", status_code=201, response_model=TicketOut, summary="File a ticket")
-def create(body: TicketIn, session: DB, clock: ClockDep, principal: CurrentPrincipal, response: Response) -> TicketOut:
+@writes_elsewhere
+def create(body: TicketIn, session: DB, request: Request, principal: CurrentPrincipal, response: Response) -> TicketOut:
     principal.require_scope("tickets:write")
-    ticket = service.create_ticket(
-        session,
-        clock,
+    release(session)  # the caller is known; the ticket is filed in the intake's transaction, with others of a rush
+    filing = Filing(
         principal,
         subject=body.subject,
         body=body.body,
@@ -130,8 +136,9 @@ def create(body: TicketIn, session: DB, clock: ClockDep, principal: CurrentPrinc
         category=body.category,
         requester_id=body.requester_id,
     )
+    ticket = _intake(request).commit_blocking(filing)
     response.headers["Location"] = f"/api/v1/tickets/{ticket.id}"
-    return TicketOut.of(ticket, service.on_duty_of_filed(session, ticket.id))
+    return ticket
 
 
 @router.get("", response_model=list[TicketOut], summary="List the tickets the caller may see")

@@ -37,10 +37,24 @@ def reads_only(endpoint: Endpoint) -> Endpoint:
     return endpoint
 
 
+_WRITES_ELSEWHERE = "__zhiban_writes_elsewhere__"
+
+
+def writes_elsewhere(endpoint: Endpoint) -> Endpoint:
+    """Mark a route whose request transaction only reads (its caller) while its writes are committed by a writer of
+    their own (group commit): the request's transaction is read-only, so on SQLite it takes no write lock. Holding
+    that lock from the dependency that authenticates to the handler, a worker-thread hop later, deadlocked a rush:
+    every thread waited for the lock or a connection, and the holder for a thread to run its handler."""
+    setattr(endpoint, _WRITES_ELSEWHERE, True)
+    return endpoint
+
+
 def get_db(request: Request) -> Iterator[Session]:
     """One transaction per request: committed when the handler returns, rolled back if it raises."""
     endpoint = request.scope.get("endpoint")
-    if request.method in SAFE_METHODS and getattr(endpoint, _READS_ONLY, False):
+    if getattr(endpoint, _WRITES_ELSEWHERE, False) or (
+        request.method in SAFE_METHODS and getattr(endpoint, _READS_ONLY, False)
+    ):
         with desk_of(request).read_transaction() as session:
             yield session
         return
@@ -59,6 +73,13 @@ async def get_clock(request: Request) -> Clock:
 # response went out: a 201 for a ticket that a failed commit then lost).
 DB = Annotated[Session, Depends(get_db, scope="function")]
 ClockDep = Annotated[Clock, Depends(get_clock)]
+
+
+def release(session: Session) -> None:
+    """End the request's transaction now and give its connection back to the pool: for a handler that has read what
+    it needs (its caller) and then waits for a writer of its own (group commit), so that a rush of waiting requests
+    holds no connection the writer needs. Using `session` afterwards is an error."""
+    session.commit()
 
 
 def _bearer(request: Request) -> str | None:
