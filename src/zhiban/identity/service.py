@@ -466,6 +466,21 @@ def person(session: Session, person_id: str | None) -> Person | None:
     return person_value(keep(session, row)) if row is not None else None
 
 
+def preload_people(session: Session, person_ids: Iterable[str]) -> None:
+    """Read these people and their organizations in two statements and keep them in the session: a batch's later
+    lookups of each (filing a ticket asks for its requester and the requester's organization) cost no round trip."""
+    ids = sorted({i for i in person_ids if i})
+    if not ids:
+        return
+    people = session.scalars(select(PersonRow).where(PersonRow.id.in_(ids))).all()
+    for row in people:
+        keep(session, row)
+    org_ids = sorted({row.organization_id for row in people if row.organization_id})
+    if org_ids:
+        for org in session.scalars(select(OrganizationRow).where(OrganizationRow.id.in_(org_ids))):
+            keep(session, org)
+
+
 def find_person(session: Session, ref: str) -> Person | None:
     """A person by id or e-mail address."""
     return person_with_email(session, ref) if "@" in ref else person(session, ref)

@@ -22,6 +22,7 @@ from zhiban.core.clock import Clock
 from zhiban.core.errors import RateLimited
 from zhiban.core.metrics import REGISTRY
 from zhiban.core.principal import Principal
+from zhiban.identity import service as identity
 from zhiban.store.group_commit import GroupCommit, kept_on
 from zhiban.tickets import service
 from zhiban.tickets.model import Channel, OnDuty
@@ -76,6 +77,8 @@ class TicketIntake(GroupCommit[Filing, Answer]):
     def __init__(self, sessions: sessionmaker[Session], clock: Clock, render: Render[Answer]) -> None:
         def file(session: Session, filings: list[Filing]) -> list[Answer | BaseException]:
             answers: list[Answer | BaseException] = []
+            # Every filer and requester, and their organizations, in two reads for the whole batch.
+            identity.preload_people(session, [p for f in filings for p in (f.principal.person_id, f.requester_id) if p])
             for f in filings:
                 ticket = service.create_ticket(
                     session,
