@@ -3,15 +3,18 @@ VoiceResponse builds. The test clock starts on Saturday 03:00 Asia/Shanghai (19:
 
 from __future__ import annotations
 
+from pathlib import Path
 from urllib.parse import quote
 
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
+from sqlalchemy.engine import Engine
 from twilio.twiml.voice_response import VoiceResponse
 
 from tests.hotline.kit import BASE, LINE, VOICE, parse, post, said, shape
 from tests.incidents.incident_kit import build as build_paging
 from tests.tenancy import World, bearer, build_world
+from zhiban.core.clock import FrozenClock
 from zhiban.desk import Desk
 from zhiban.hotline.store import HotlineCallRow, HotlineStepRow
 from zhiban.incidents.store import IncidentRow
@@ -246,3 +249,14 @@ def test_lines_are_for_admins_and_checked(client: TestClient, desk: Desk) -> Non
     assert bad_phone.status_code == 422
     assert client.delete(f"/api/v1/hotline/lines/{quote(LINE)}", headers=admin).status_code == 204
     assert ring(client, "CA" + "4" * 32).status_code == 404
+
+
+def test_without_a_twilio_account_no_webhook_is_taken(engine: Engine, clock: FrozenClock, tmp_path: Path) -> None:
+    from zhiban.core.settings import Settings
+    from zhiban.web.app import create_app
+
+    settings = Settings(database_url=str(engine.url), var_dir=str(tmp_path / "var"), demo=False, simulate=False)
+    bare = Desk(settings=settings, clock=clock, engine=engine, secret_key="test-secret-key")
+    with TestClient(create_app(bare)) as client:
+        refused = ring(client, "CA" + "5" * 32)
+    assert refused.status_code == 403 and refused.json()["type"] == PROBLEMS + "hotline-not-configured"

@@ -14,7 +14,7 @@ from urllib.parse import parse_qs
 from fastapi import APIRouter, Depends, Path, Request, Response
 from pydantic import BaseModel, Field
 
-from zhiban.core.errors import InvalidInput, TooLarge, ZhibanError
+from zhiban.core.errors import Forbidden, InvalidInput, TooLarge
 from zhiban.hotline import model, service
 from zhiban.hotline.model import CallEvent, Line, Urls
 from zhiban.hotline.provider import VoiceWebhooks
@@ -29,9 +29,10 @@ VOICE = "/api/v1/hotline/twilio/voice"
 TWIML = "application/xml"
 
 
-class NotConfigured(ZhibanError):
+class NotConfigured(Forbidden):
+    """Without the account's auth token no webhook can be shown to be Twilio's: each is refused as unsigned."""
+
     type_ = "hotline-not-configured"
-    status = 503
 
 
 @dataclass(frozen=True)
