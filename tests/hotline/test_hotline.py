@@ -197,6 +197,11 @@ def test_an_unknown_caller_types_a_ticket_number_then_leaves_a_voicemail(client:
     )
     assert shape(answer) == shape(parse(str(expected)))
 
+    # Another plan's ticket (ClassMate is on Standard, this is the Enterprise line) does not identify the caller.
+    theirs = client.post("/api/v1/tickets", json={"subject": "黑屏", "body": "room 2", "priority": "P4"},
+                         headers=bearer(world.bob_token)).json()  # fmt: skip
+    other = post(client, f"{VOICE}/identify", {"CallSid": sid, "Digits": str(theirs["id"])})
+    assert [el.tag for el in parse(other.text)] == ["Say", "Gather"]
     wrong = post(client, f"{VOICE}/identify", {"CallSid": sid, "Digits": "987654"})
     assert "987654" in said(parse(wrong.text))[0].replace(" ", "")
     assert [el.tag for el in parse(wrong.text)] == ["Say", "Gather"]
@@ -213,8 +218,8 @@ def test_an_unknown_caller_types_a_ticket_number_then_leaves_a_voicemail(client:
     for _ in range(2):  # Twilio retried the callback
         assert post(client, f"{VOICE}/recording", recording).status_code == 204
     filed = tickets(desk)
-    assert len(filed) == 2
-    voicemail = client.get(f"/api/v1/tickets/{filed[1].id}", headers=bearer(world.alice_token)).json()
+    assert len(filed) == 3
+    voicemail = client.get(f"/api/v1/tickets/{filed[2].id}", headers=bearer(world.alice_token)).json()
     body = voicemail["comments"][0]["body"]
     assert url in body and STRANGER in body and "34 s" in body
     assert (voicemail["channel"], voicemail["priority"], voicemail["requester_id"]) == ("phone", "P2", world.alice_id)

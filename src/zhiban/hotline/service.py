@@ -32,7 +32,7 @@ from zhiban.incidents import service as incidents
 from zhiban.notify import service as notify
 from zhiban.sla import service as sla
 from zhiban.tickets import service as tickets
-from zhiban.tickets.model import Channel, Priority
+from zhiban.tickets.model import Channel, Priority, Status
 
 log = logging.getLogger("zhiban.hotline")
 
@@ -176,7 +176,7 @@ def identify(session: Session, clock: Clock, provider: VoiceWebhooks, event: Cal
         lang = _language(call)
         w = model.words(lang)
         call.identify_tries += 1
-        requester = _requester(session, model.parse_ticket_number(event.digits))
+        requester = _requester(session, call, model.parse_ticket_number(event.digits))
         if requester is not None and call.person_id is None:
             call.person_id, call.organization_id, call.identified_by = (
                 requester.id,
@@ -196,12 +196,20 @@ def identify(session: Session, clock: Clock, provider: VoiceWebhooks, event: Cal
     return _once(session, clock, event.call_id, f"identify:{call.identify_tries}:{event.digits[:12]}", answer)
 
 
-def _requester(session: Session, ticket_id: int | None) -> Person | None:
+def _requester(session: Session, call: HotlineCallRow, ticket_id: int | None) -> Person | None:
+    """The requester of the typed ticket, if it is still open and its organization's plan is the line's.
+
+    Ticket numbers are not secrets: holding a caller to the line's plan and to open tickets narrows what a
+    stranger can guess (three tries a call), but it is not authentication; caller id is the stronger door.
+    """
     if ticket_id is None:
         return None
     try:
         view = tickets.get_ticket(session, _DESK, ticket_id)
     except NotFound:
+        return None
+    line = session.get(HotlineLineRow, call.line_id) if call.line_id else None
+    if line is None or view.organization.plan != line.plan or Status(view.ticket.status) == Status.CLOSED:
         return None
     person = identity.person(session, view.requester.id)
     if person is None or not person.active or person.role != Role.CUSTOMER or person.organization_id is None:
