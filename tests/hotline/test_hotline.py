@@ -17,6 +17,7 @@ from tests.tenancy import World, bearer, build_world
 from zhiban.core.clock import FrozenClock
 from zhiban.desk import Desk
 from zhiban.hotline.store import HotlineCallRow, HotlineStepRow
+from zhiban.incidents import service as incidents
 from zhiban.incidents.store import IncidentRow
 from zhiban.notify.store import NotificationRow
 from zhiban.tickets.store import TicketRow
@@ -104,11 +105,9 @@ def test_enterprise_press_1_at_night_files_a_p1_and_pages_once(client: TestClien
     assert pages_to(desk, primary) == 1 and count(desk, IncidentRow) == 1
     seen = client.get(f"/api/v1/tickets/{ticket.id}", headers=bearer(world.alice_token)).json()
     assert seen["on_duty"]["paged_at"] is not None and seen["channel"] == "phone"
-    # The caller is told so, and may add details.
+    # The caller is told so, and holds while the engineer is woken.
     root = parse(pressed.text)
-    expected = VoiceResponse()
-    expected.say("paged", language="en-US")
-    assert shape(root) == shape(parse(str(voicemail_twiml(expected))))
+    assert shape(root) == shape(parse(str(hold_twiml())))
     assert "being paged" in said(root)[0] and " ".join(str(ticket.id)) in said(root)[0]
 
     # Twilio retries both webhooks: the same answers, nothing filed or paged again.
@@ -127,6 +126,56 @@ def test_enterprise_press_1_at_night_files_a_p1_and_pages_once(client: TestClien
     view = client.get(f"/api/v1/tickets/{ticket.id}", headers=bearer(world.agent_token)).json()
     voicemails = [c for c in view["comments"] if "Recordings/RE111" in c["body"]]
     assert len(voicemails) == 1 and ALICE_PHONE in voicemails[0]["body"] and len(tickets(desk)) == 1
+
+
+def hold_twiml() -> VoiceResponse:
+    r = VoiceResponse()
+    r.say("paged", language="en-US")
+    r.say("hold", language="en-US")
+    r.redirect(f"{BASE}{VOICE}/wait?round=0", method="POST")
+    return r
+
+
+def test_the_caller_holds_and_is_connected_to_the_engineer_who_acknowledges(client: TestClient, desk: Desk) -> None:
+    world, primary = setup(client, desk)
+    admin = bearer(world.admin_token)
+    assert client.put(f"/api/v1/people/{primary}/phone", json={"phone": "+8613700002222"}, headers=admin).is_success
+    sid = "CA" + "8" * 32
+    ring(client, sid)
+    post(client, f"{VOICE}/menu", {"CallSid": sid, "Digits": "1"})
+    # Not acknowledged yet: another pause on hold.
+    held = post(client, f"{VOICE}/wait?round=0", {"CallSid": sid})
+    assert held.status_code == 200, held.text
+    waiting = parse(held.text)
+    expected = VoiceResponse()
+    expected.pause(length=10)
+    expected.redirect(f"{BASE}{VOICE}/wait?round=1", method="POST")
+    assert shape(waiting) == shape(parse(str(expected)))
+    # The query string is signed too: a round the provider was not sent to is refused.
+    forged = post(client, f"{VOICE}/wait?round=1", {"CallSid": sid}, signed_url=f"{BASE}{VOICE}/wait?round=2")
+    assert forged.status_code == 403
+    [ticket] = tickets(desk)
+    on_duty = client.get(f"/api/v1/tickets/{ticket.id}", headers=bearer(world.agent_token)).json()["on_duty"]
+    with desk.transaction() as s:
+        incidents.acknowledge_as(s, desk.clock, on_duty["incident_id"], primary, via="test")
+    connecting = parse(post(client, f"{VOICE}/wait?round=1", {"CallSid": sid}).text)
+    expected = VoiceResponse()
+    expected.say("connecting", language="en-US")
+    expected.dial(caller_id=LINE, timeout=25).number("+8613700002222")
+    expected.hangup()
+    assert shape(connecting) == shape(parse(str(expected)))
+    assert "Primary" in said(connecting)[0]
+    assert [n.text for n in connecting.iter("Number")] == ["+8613700002222"]
+
+
+def test_nobody_acknowledges_while_the_caller_holds(client: TestClient, desk: Desk) -> None:
+    setup(client, desk)
+    sid = "CA" + "9" * 32
+    ring(client, sid)
+    post(client, f"{VOICE}/menu", {"CallSid": sid, "Digits": "1"})
+    last = parse(post(client, f"{VOICE}/wait?round=5", {"CallSid": sid}).text)
+    expected = VoiceResponse()
+    assert shape(last) == shape(parse(str(voicemail_twiml(expected))))  # then the details go on the ticket
 
 
 def test_a_queue_plan_files_the_p1_but_wakes_nobody(client: TestClient, desk: Desk) -> None:

@@ -599,6 +599,7 @@ ISOLATION_CASES = [
             "/api/v1/hotline/twilio/voice",
             "/api/v1/hotline/twilio/voice/identify",
             "/api/v1/hotline/twilio/voice/menu",
+            "/api/v1/hotline/twilio/voice/wait",
             "/api/v1/hotline/twilio/voice/recorded",
             "/api/v1/hotline/twilio/voice/recording",
             "/api/v1/hotline/twilio/page/ack",

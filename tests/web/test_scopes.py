@@ -41,6 +41,7 @@ PUBLIC = {
     ("POST", "/api/v1/hotline/twilio/voice"),
     ("POST", "/api/v1/hotline/twilio/voice/identify"),
     ("POST", "/api/v1/hotline/twilio/voice/menu"),
+    ("POST", "/api/v1/hotline/twilio/voice/wait"),
     ("POST", "/api/v1/hotline/twilio/voice/recorded"),
     ("POST", "/api/v1/hotline/twilio/voice/recording"),
     ("POST", "/api/v1/hotline/twilio/page/ack"),

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Annotated
 from urllib.parse import parse_qs
 
-from fastapi import APIRouter, Depends, Path, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from zhiban.core.errors import Forbidden, InvalidInput, TooLarge
@@ -74,6 +74,7 @@ async def _webhook(request: Request) -> Webhook:
         identify=f"{base}{VOICE}/identify",
         recorded=f"{base}{VOICE}/recorded",
         recording=f"{base}{VOICE}/recording",
+        wait=f"{base}{VOICE}/wait",
     )
     return Webhook(provider, provider.event(params), urls)
 
@@ -101,6 +102,16 @@ def identify(hook: Signed, session: DB, clock: ClockDep) -> Response:
 @router.post(f"{VOICE}/menu", summary="Twilio: the caller's choice", dependencies=[PUBLIC], response_class=Response)
 def menu(hook: Signed, session: DB, clock: ClockDep) -> Response:
     return _twiml(service.menu(session, clock, hook.provider, hook.event, hook.urls))
+
+
+@router.post(
+    f"{VOICE}/wait", summary="Twilio: the caller holds while the engineer is paged", dependencies=[PUBLIC],
+    response_class=Response,
+)  # fmt: skip
+def wait(
+    hook: Signed, session: DB, clock: ClockDep, round_: Annotated[int, Query(alias="round", ge=0, le=50)] = 0
+) -> Response:
+    return _twiml(service.wait(session, clock, hook.provider, hook.event, hook.urls, round_))
 
 
 @router.post(f"{VOICE}/recorded", summary="Twilio: a voicemail ended", dependencies=[PUBLIC], response_class=Response)

@@ -19,6 +19,10 @@ MAX_VALUE = 2_000
 MAX_RECORDING_URL = 500
 MAX_VOICEMAIL_SECONDS = 180
 IDENTIFY_TRIES = 3
+# After "press 1" pages, the caller may hold while the engineer is woken: WAIT_ROUNDS pauses of WAIT_SECONDS, then
+# the voicemail. Acknowledged meanwhile (and with a phone number on their profile), the engineer is dialled in.
+WAIT_ROUNDS = 6
+WAIT_SECONDS = 10
 # A voicemail is filed P2: a customer who phones has more at stake than one who writes (so a plan that pages
 # P2 out of hours wakes someone for it, as it would for a P2 ticket from the portal).
 VOICEMAIL_PRIORITY = "P2"
@@ -69,11 +73,32 @@ class Record:
 
 
 @dataclass(frozen=True, slots=True)
+class Pause:
+    length: int = WAIT_SECONDS
+
+
+@dataclass(frozen=True, slots=True)
+class Redirect:
+    """Go on with the answer at this URL (the provider posts the call's state to it)."""
+
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
+class Dial:
+    """Connect the caller to this number, shown the line's number as caller id."""
+
+    number: str
+    caller_id: str
+    timeout: int = 25
+
+
+@dataclass(frozen=True, slots=True)
 class Hangup:
     pass
 
 
-Verb = Say | Gather | Record | Hangup
+Verb = Say | Gather | Record | Pause | Redirect | Dial | Hangup
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +109,10 @@ class Urls:
     identify: str
     recorded: str
     recording: str
+    wait: str  # with ?round=N
+
+    def wait_round(self, n: int) -> str:
+        return f"{self.wait}?round={n}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +148,8 @@ class Words:
     voicemail: str
     details: str
     thanks: str
+    hold: str
+    connecting: str
     acknowledged: str
     not_acknowledged: str
     not_a_page: str
@@ -138,6 +169,8 @@ WORDS: dict[str, Words] = {
         voicemail="Please leave your message after the tone, then hang up.",
         details="To add details, speak after the tone, then hang up.",
         thanks="Thank you. Your message is recorded. Goodbye.",
+        hold="Please stay on the line: we connect you as soon as the engineer answers.",
+        connecting="{name} acknowledged your ticket. Connecting you now.",
         acknowledged="Acknowledged. Thank you.",
         not_acknowledged="Not acknowledged. The page goes on.",
         not_a_page="This call is not a page. Goodbye.",
@@ -155,6 +188,8 @@ WORDS: dict[str, Words] = {
         voicemail="请在提示音后留言，留言完毕后挂机。",
         details="如需补充说明，请在提示音后留言，然后挂机。",
         thanks="谢谢，您的留言已录下。再见。",
+        hold="请不要挂机，工程师接听后将为您接通。",
+        connecting="{name} 已确认您的工单，正在为您接通。",
         acknowledged="已确认，谢谢。",
         not_acknowledged="未确认，呼叫将继续。",
         not_a_page="这不是告警呼叫。再见。",
@@ -210,6 +245,28 @@ def voicemail(language: Language, urls: Urls, *, details: bool = False, script: 
     script = script or Script(language)
     script.say(w.details if details else w.voicemail)
     return script.then(Record(urls.recorded, urls.recording)).then(Hangup()).verbs
+
+
+def hold(language: Language, urls: Urls, told: str) -> list[Verb]:
+    """After a page: tell the caller, and hold them while the engineer is woken."""
+    return Script(language).say(told).say(words(language).hold).then(Redirect(urls.wait_round(0))).verbs
+
+
+def waiting(language: Language, urls: Urls, round_: int) -> list[Verb]:
+    """One more pause on hold, or, once the rounds are spent, the voicemail for details."""
+    if round_ + 1 >= WAIT_ROUNDS:
+        return voicemail(language, urls, details=True)
+    return [Pause(WAIT_SECONDS), Redirect(urls.wait_round(round_ + 1))]
+
+
+def connect(language: Language, name: str, number: str, line_number: str) -> list[Verb]:
+    return (
+        Script(language)
+        .say(words(language).connecting.format(name=name))
+        .then(Dial(number, line_number))
+        .then(Hangup())
+        .verbs
+    )
 
 
 def parse_ticket_number(digits: str) -> int | None:

@@ -252,10 +252,37 @@ def menu(session: Session, clock: Clock, provider: VoiceWebhooks, event: CallEve
         on_duty = tickets.on_duty_of(session, ticket.id)  # duty heard the new P1 in this transaction
         paged = on_duty is not None and on_duty.closed_at is None
         log.info("hotline: call %s filed P1 ticket #%s (paged: %s)", call.call_id, ticket.id, paged)
-        told = (w.paged if paged else w.filed).format(ticket=" ".join(str(ticket.id)))
+        if paged:
+            return provider.render(model.hold(lang, urls, w.paged.format(ticket=" ".join(str(ticket.id)))))
+        told = w.filed.format(ticket=" ".join(str(ticket.id)))
         return provider.render(model.voicemail(lang, urls, details=True, script=Script(lang).say(told)))
 
     return _once(session, clock, event.call_id, "menu", answer)
+
+
+def wait(session: Session, clock: Clock, provider: VoiceWebhooks, event: CallEvent, urls: Urls, round_: int) -> str:
+    """The caller holds after a page: connect them once the engineer acknowledged (and has a phone), else wait."""
+    call = _call(session, event.call_id)
+
+    def answer() -> str:
+        lang = _language(call)
+        engineer = _acknowledger(session, call.ticket_id)
+        line = session.get(HotlineLineRow, call.line_id) if call.line_id else None
+        if engineer is not None and engineer.phone and line is not None:
+            log.info("hotline: call %s connected to %s", call.call_id, engineer.email)
+            return provider.render(model.connect(lang, engineer.name, engineer.phone, line.number))
+        return provider.render(model.waiting(lang, urls, round_))
+
+    return _once(session, clock, event.call_id, f"wait:{round_}", answer)
+
+
+def _acknowledger(session: Session, ticket_id: int | None) -> Person | None:
+    on_duty = tickets.on_duty_of(session, ticket_id) if ticket_id is not None else None
+    if on_duty is None or on_duty.acknowledged_at is None or on_duty.closed_at is not None:
+        return None
+    incident = incidents.incident_for_link(session, on_duty.incident_id)
+    person = identity.person(session, incident.acknowledged_by) if incident is not None else None
+    return person if person is not None and person.active and person.is_staff else None
 
 
 def recorded(session: Session, clock: Clock, provider: VoiceWebhooks, event: CallEvent) -> str:

@@ -19,9 +19,12 @@ from zhiban.hotline.model import (
     CALL_ID,
     MAX_RECORDING_URL,
     CallEvent,
+    Dial,
     Gather,
     Hangup,
+    Pause,
     Record,
+    Redirect,
     Say,
     Verb,
 )
@@ -135,6 +138,13 @@ def _append(parent: ET.Element, verb: Verb) -> None:
             recordingStatusCallback=verb.status_callback,
             recordingStatusCallbackMethod="POST",
         )
+    elif isinstance(verb, Pause):
+        ET.SubElement(parent, "Pause", length=str(verb.length))
+    elif isinstance(verb, Redirect):
+        ET.SubElement(parent, "Redirect", method="POST").text = verb.url
+    elif isinstance(verb, Dial):
+        dial = ET.SubElement(parent, "Dial", callerId=verb.caller_id, timeout=str(verb.timeout))
+        ET.SubElement(dial, "Number").text = verb.number
     elif isinstance(verb, Hangup):
         ET.SubElement(parent, "Hangup")
 
