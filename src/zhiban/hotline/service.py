@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from zhiban.core.clock import Clock
@@ -129,7 +130,8 @@ def _caller(session: Session, number: str) -> Caller | None:
 
 
 def _call(session: Session, call_id: str) -> HotlineCallRow:
-    row = session.get(HotlineCallRow, call_id)
+    # Locked: two copies of one webhook at once take turns, and the second finds the first's answer.
+    row = session.get(HotlineCallRow, call_id, with_for_update=True)
     if row is None:
         raise UnknownCall(f"no hotline call {call_id}")
     return row
@@ -148,24 +150,37 @@ def incoming(session: Session, clock: Clock, provider: VoiceWebhooks, event: Cal
             raise UnknownLine(f"{event.to_number or 'the called number'} is not a support line of this desk")
         line = _line_value(line_row)
         caller = _caller(session, event.from_number)
-        session.add(
-            HotlineCallRow(
-                call_id=event.call_id,
-                provider=provider.name,
-                line_id=line.id,
-                language=line.language,
-                caller=event.from_number or "unknown",
-                person_id=caller.person_id if caller else None,
-                organization_id=caller.organization_id if caller else None,
-                identified_by="caller-id" if caller else "none",
-                identify_tries=0,
-                created_at=clock.now(),
-            )
+        row = HotlineCallRow(
+            call_id=event.call_id,
+            provider=provider.name,
+            line_id=line.id,
+            language=line.language,
+            caller=event.from_number or "unknown",
+            person_id=caller.person_id if caller else None,
+            organization_id=caller.organization_id if caller else None,
+            identified_by="caller-id" if caller else "none",
+            identify_tries=0,
+            created_at=clock.now(),
         )
+        try:
+            with session.begin_nested():
+                session.add(row)
+        except IntegrityError:  # a copy of this webhook committed the call meanwhile: answer as it did
+            raise _Repeated() from None
         log.info("hotline: call %s on %s from %s (%s)", event.call_id, line.number, event.from_number, caller)
         return provider.render(model.greet(line, caller, urls))
 
-    return _once(session, clock, event.call_id, "incoming", answer)
+    try:
+        return _once(session, clock, event.call_id, "incoming", answer)
+    except _Repeated:
+        found = session.get(HotlineStepRow, (event.call_id, "incoming"))
+        if found is None:
+            raise Conflict(f"call {event.call_id} is being answered") from None
+        return found.answer
+
+
+class _Repeated(Exception):
+    """A copy of the same webhook got there first."""
 
 
 def identify(session: Session, clock: Clock, provider: VoiceWebhooks, event: CallEvent, urls: Urls) -> str:
