@@ -363,9 +363,11 @@ def page_keypress(session: Session, clock: Clock, provider: VoiceWebhooks, event
     lang = model.language_of(person.language if person else "en")
     w = model.words(lang)
 
+    if delivery is None or delivery.subject_kind != "incident" or person is None:
+        # Not kept as the call's answer: the worker may not have recorded the call's id yet.
+        return provider.render(Script(lang).say(w.not_a_page).then(model.Hangup()).verbs)
+
     def answer() -> str:
-        if delivery is None or delivery.subject_kind != "incident" or person is None:
-            return provider.render(Script(lang).say(w.not_a_page).then(model.Hangup()).verbs)
         if event.digits != "1":
             return provider.render(Script(lang).say(w.not_acknowledged).then(model.Hangup()).verbs)
         try:
