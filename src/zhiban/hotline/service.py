@@ -207,8 +207,9 @@ def identify(session: Session, clock: Clock, provider: VoiceWebhooks, event: Cal
             return provider.render(script.then(gather).verbs)
         return provider.render(script.say(w.goodbye_unknown).then(model.Hangup()).verbs)
 
-    # One step per attempt: a retry of attempt n answers as attempt n did.
-    return _once(session, clock, event.call_id, f"identify:{call.identify_tries}:{event.digits[:12]}", answer)
+    # Keyed by what was typed: a provider's retry repeats the answer (and spends no try); typing the same wrong
+    # number again hears the same "not found".
+    return _once(session, clock, event.call_id, f"identify:{event.digits[:20]}", answer)
 
 
 def _requester(session: Session, call: HotlineCallRow, ticket_id: int | None) -> Person | None:
