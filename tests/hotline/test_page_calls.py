@@ -15,7 +15,7 @@ from tests.hotline.test_hotline import ALICE_PHONE, setup
 from tests.incidents.incident_kit import drain, worker
 from tests.tenancy import World, bearer
 from zhiban.desk import Desk
-from zhiban.incidents.store import IncidentRow
+from zhiban.incidents.store import IncidentEventRow, IncidentRow
 from zhiban.notify import service as notify
 from zhiban.notify.channels.phone import PAGE_ACK_PATH, PAGE_STATUS_PATH, TwilioProvider
 from zhiban.notify.registry import ChannelDeps
@@ -114,6 +114,9 @@ def test_status_callbacks_update_the_delivery(client: TestClient, desk: Desk, tw
     assert state() == ("sent", None)
     assert post(client, PAGE_STATUS_PATH, {"CallSid": sid, "CallStatus": "no-answer"}).status_code == 204
     assert state() == ("failed", "voice: call no-answer")
+    with desk.sessions() as s:  # the responders see it on the incident's timeline
+        events = s.scalars(select(IncidentEventRow).where(IncidentEventRow.incident_id == row.subject_id)).all()
+        assert [e.body for e in events if e.kind == "page_failed"] == ["voice: voice: call no-answer"]
     # A bad signature changes nothing.
     forged = post(client, PAGE_STATUS_PATH, {"CallSid": sid, "CallStatus": "completed"}, token="forged")
     assert forged.status_code == 403 and state()[0] == "failed"
