@@ -24,6 +24,7 @@ FEATURES = [
     "duty",
     "notify",
     "mail",
+    "hotline",
     "apps",
     "telemetry",
     "detect",

@@ -569,7 +569,49 @@ ISOLATION_CASES = [
     Case("GET", "/api/v1/mail/mailboxes/{mailbox_id}", lambda f: ("/api/v1/mail/mailboxes/support", None)),
     Case("POST", "/api/v1/mail/mailboxes/{mailbox_id}/poll", lambda f: ("/api/v1/mail/mailboxes/support/poll", None)),
     Case("DELETE", "/api/v1/mail/mailboxes/{mailbox_id}", lambda f: ("/api/v1/mail/mailboxes/support", None)),
+    # A person's phone number (the hotline's caller id) is set by admins only.
+    Case(
+        "PUT",
+        "/api/v1/people/{person_id}/phone",
+        lambda f: (f"/api/v1/people/{f.world.alice_id}/phone", {"phone": "+8613900000000"}),
+        frozenset({403}),
+        lambda client, fx, r: _phone_unchanged(client, fx, r),
+    ),
+    # The hotline: support lines are the vendor's (admins); Twilio's webhooks take Twilio's signature, never a
+    # person's token (this desk has no Twilio account configured, so none is signed; tests/hotline sign them).
+    Case("GET", "/api/v1/hotline/lines", lambda f: ("/api/v1/hotline/lines", None), frozenset({403})),
+    Case(
+        "PUT",
+        "/api/v1/hotline/lines/{number}",
+        lambda f: ("/api/v1/hotline/lines/%2B15550100001", {"plan": "enterprise"}),
+        frozenset({403}),
+    ),
+    Case("DELETE", "/api/v1/hotline/lines/{number}", lambda f: ("/api/v1/hotline/lines/%2B15550100001", None)),
+    *(
+        Case(
+            "POST",
+            path,
+            lambda f, path=path: (path, {"CallSid": "CA" + "0" * 32, "Digits": "1"}),
+            frozenset({403}),
+            _ticket_unchanged,
+        )
+        for path in (
+            "/api/v1/hotline/twilio/voice",
+            "/api/v1/hotline/twilio/voice/identify",
+            "/api/v1/hotline/twilio/voice/menu",
+            "/api/v1/hotline/twilio/voice/wait",
+            "/api/v1/hotline/twilio/voice/recorded",
+            "/api/v1/hotline/twilio/voice/recording",
+            "/api/v1/hotline/twilio/page/ack",
+            "/api/v1/hotline/twilio/page/status",
+        )
+    ),
 ]
+
+
+def _phone_unchanged(client: TestClient, fx: Fixture, response: Any) -> None:
+    people = client.get("/api/v1/people", headers=bearer(fx.world.admin_token)).json()
+    assert [p["phone"] for p in people if p["id"] == fx.world.alice_id] == [None]
 
 
 def _no_mailbox(client: TestClient, fx: Fixture, response: Any) -> None:

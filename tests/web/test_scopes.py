@@ -37,6 +37,15 @@ PUBLIC = {
     ("GET", "/login"),
     ("POST", "/login"),
     ("GET", "/docs"),  # the API docs page: draws /openapi.json, which is open too; it holds no data
+    # Twilio's voice webhooks: each request carries Twilio's signature (X-Twilio-Signature), checked first.
+    ("POST", "/api/v1/hotline/twilio/voice"),
+    ("POST", "/api/v1/hotline/twilio/voice/identify"),
+    ("POST", "/api/v1/hotline/twilio/voice/menu"),
+    ("POST", "/api/v1/hotline/twilio/voice/wait"),
+    ("POST", "/api/v1/hotline/twilio/voice/recorded"),
+    ("POST", "/api/v1/hotline/twilio/voice/recording"),
+    ("POST", "/api/v1/hotline/twilio/page/ack"),
+    ("POST", "/api/v1/hotline/twilio/page/status"),
 }
 
 

@@ -39,6 +39,12 @@ STAFF = [
     ("li.na@zhiban.demo", "Li Na 李娜 (network)", Role.AGENT, "Asia/Shanghai", "zh"),
     ("sam@zhiban.demo", "Sam Carter (video)", Role.AGENT, "America/Los_Angeles", "en"),
 ]
+# The demo hotline: a support line for each plan that includes one, and a demo customer's phone (fake 555 numbers).
+DEMO_LINES = [
+    ("+15550100001", "enterprise", "zh", "LiveCo 企业版"),
+    ("+15550100002", "premium", "en", "Premium"),
+]
+DEMO_CALLERS = {"liveco": "+15550142001", "medilink": "+15550142002"}
 TEAMS = [("Network", "network"), ("Video & Audio", "video"), ("SDK & Integration", "sdk_integration")]
 TICKETS = [
     ("liveco", "P1", "直播间大面积卡顿 cn-east", "从凌晨 3 点开始，华东地区移动用户观看直播卡顿严重，频道 room-8812。"),
@@ -86,6 +92,7 @@ def seed_demo(session: Session, clock: Clock, *, with_tickets: bool = True) -> l
             password_hash=demo_hash,
             timezone=tz,
             language=lang,
+            phone=DEMO_CALLERS.get(slug),
         )
         customers[slug] = principal_of(person)
         logins.append(DemoLogin(email, Role.CUSTOMER.value, name))
@@ -146,6 +153,7 @@ def seed_demo_world(session: Session, clock: Clock) -> list[DemoLogin]:
     return logins
 
 
+_DEMO_ADMIN = Principal(person_id="demo", role=Role.ADMIN, organization_id=None, name="zhiban demo")
 DEMO_TICKET_POLICY = "Customer tickets on duty"
 DEMO_TICKET_SERVICE = "P1 tickets"
 # plan: (mode, urgent priorities, urgent requests a day); paging priorities are the mode's defaults.
@@ -194,13 +202,16 @@ def seed_demo_support(session: Session, clock: Clock) -> None:
         if mode != "queue":
             support["paging_service_id"] = service.id
         sla.save_plan(session, clock, plan, support=support)
+    from zhiban.hotline import service as hotline
+
+    for number, plan, language, label in DEMO_LINES:
+        hotline.set_line(session, clock, _DEMO_ADMIN, number, plan=plan, language=language, label=label)
     contact, backup = (identity.person_with_email(session, e) for e in ("sam@zhiban.demo", "li.na@zhiban.demo"))
     assert contact is not None and backup is not None
-    admin = Principal(person_id="demo", role=Role.ADMIN, organization_id=None, name="zhiban demo")
     for slug, _name, plan, *_ in ORGANIZATIONS:
         org = identity.organization_with_slug(session, slug)
         if org is not None and plan == "premium":
-            identity.set_dedicated_contacts(session, admin, org.id, contact_id=contact.id, backup_id=backup.id)
+            identity.set_dedicated_contacts(session, _DEMO_ADMIN, org.id, contact_id=contact.id, backup_id=backup.id)
 
 
 def seed_demo_status(session: Session, clock: Clock) -> int:

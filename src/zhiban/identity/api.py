@@ -97,6 +97,13 @@ class PersonIn(BaseModel):
     password: str | None = Field(None, min_length=10, max_length=256)
     timezone: str = Field("UTC", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_+/-]+$")
     language: Language = "en"
+    phone: str | None = Field(
+        None, max_length=32, description="E.164, e.g. +8613800138000: the hotline knows the caller"
+    )
+
+
+class PhoneIn(BaseModel):
+    phone: str | None = Field(max_length=32, description="E.164, e.g. +8613800138000; null clears it")
 
 
 class PersonOut(BaseModel):
@@ -107,6 +114,7 @@ class PersonOut(BaseModel):
     organization_id: str | None
     timezone: str
     language: str
+    phone: str | None = None
 
     @classmethod
     def of(cls, p: PersonRow) -> PersonOut:
@@ -118,6 +126,7 @@ class PersonOut(BaseModel):
             organization_id=p.organization_id,
             timezone=p.timezone,
             language=p.language,
+            phone=p.phone,
         )
 
 
@@ -210,6 +219,16 @@ def people(session: DB, principal: CurrentPrincipal) -> list[PersonOut]:
 def create_person(body: PersonIn, session: DB, clock: ClockDep, principal: CurrentPrincipal) -> PersonOut:
     principal.require_admin()
     return PersonOut.of(service.create_person(session, clock, **body.model_dump()))
+
+
+@router.put(
+    "/people/{person_id}/phone",
+    response_model=PersonOut,
+    summary="Set a person's phone number, by which the hotline knows a caller (admins)",
+    dependencies=[needs("admin")],
+)
+def set_phone(body: PhoneIn, session: DB, principal: CurrentPrincipal, person_id: PathId) -> PersonOut:
+    return PersonOut.of(service.set_phone(session, principal, person_id, body.phone))
 
 
 @router.post(

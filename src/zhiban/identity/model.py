@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 # Defined in core, since the web shell carries them; re-exported here: identity decides who is who.
@@ -24,6 +25,19 @@ def validate_scopes(scopes: list[str] | tuple[str, ...]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(scopes))
 
 
+E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
+
+
+def e164(value: str) -> str:
+    """A phone number in E.164 (+ country code and number, no spaces); InvalidInput otherwise."""
+    number = re.sub(r"[\s().-]", "", value.strip())[:32]
+    if not E164.fullmatch(number):
+        from zhiban.core.errors import InvalidInput
+
+        raise InvalidInput("a phone number must be E.164, such as +8613800138000")
+    return number
+
+
 # -- what other features read of identity: values, never table rows --------------------------------------
 
 
@@ -39,6 +53,7 @@ class Person:
     timezone: str = "UTC"
     language: str = "en"
     active: bool = True
+    phone: str | None = None
 
     @property
     def is_staff(self) -> bool:

@@ -29,6 +29,7 @@ from zhiban.identity.model import (
     Principal,
     Role,
     Team,
+    e164,
     effective_scopes,
     validate_scopes,
 )
@@ -175,6 +176,7 @@ def create_person(
     timezone: str = "UTC",
     language: str = "en",
     password_hash: str | None = None,
+    phone: str | None = None,
 ) -> PersonRow:
     """Add a person; a customer user must belong to exactly one organization, staff to none.
 
@@ -208,10 +210,33 @@ def create_person(
         timezone=_check_timezone(timezone),
         language=_check_language(language),
         created_at=clock.now(),
+        phone=e164(phone) if phone else None,
     )
     session.add(person)
     session.flush()
     return person
+
+
+def set_phone(session: Session, principal: Principal, person_id: str, phone: str | None) -> PersonRow:
+    """Record (or clear, with None) a person's phone number, in E.164 (admins)."""
+    principal.require_admin()
+    row = session.get(PersonRow, person_id)
+    if row is None:
+        raise NotFound(f"no person {person_id}")
+    row.phone = e164(phone) if phone else None
+    session.flush()
+    return row
+
+
+def people_with_phone(session: Session, phone: str) -> list[Person]:
+    """The active people whose phone number this is (the hotline's caller id), oldest account first."""
+    query = (
+        select(PersonRow)
+        .where(PersonRow.phone == phone, PersonRow.active.is_(True))
+        .order_by(PersonRow.created_at, PersonRow.id)
+        .limit(10)
+    )
+    return [person_value(row) for row in session.scalars(query)]
 
 
 def list_people(session: Session, principal: Principal) -> list[PersonRow]:
@@ -438,7 +463,15 @@ def count_people(session: Session) -> int:
 
 def person_value(row: PersonRow) -> Person:
     return Person(
-        row.id, row.email, row.name, Role(row.role), row.organization_id, row.timezone, row.language, row.active
+        row.id,
+        row.email,
+        row.name,
+        Role(row.role),
+        row.organization_id,
+        row.timezone,
+        row.language,
+        row.active,
+        row.phone,
     )
 
 

@@ -54,6 +54,8 @@ class PersonRow(Base):
     language: Mapped[str] = mapped_column(String(8), default="en")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # E.164 (+8613800138000): the hotline knows a caller by it. Not unique: a shared desk phone may ring for two.
+    phone: Mapped[str | None] = mapped_column(String(16), nullable=True, index=True)
 
     teams: Mapped[list[TeamRow]] = relationship(secondary=team_members, back_populates="members")
 

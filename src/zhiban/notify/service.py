@@ -429,6 +429,52 @@ def _announce(session: Session, clock: Clock, row: NotificationRow) -> None:
         listener(session, clock, outcome)
 
 
+def delivery_by_provider_id(session: Session, channel: str, provider_id: str) -> MessageOutcome | None:
+    """The message a provider knows by this id (Twilio's CallSid), sent through this channel; None if none."""
+    query = (
+        select(NotificationRow)
+        .where(NotificationRow.provider_id == provider_id, NotificationRow.channel == channel)
+        .order_by(NotificationRow.created_at)
+        .limit(1)
+    )
+    row = session.scalars(query).first()
+    return outcome_of(row) if row is not None else None
+
+
+# A provider's final word on a message it accepted: what the desk records.
+PROVIDER_FAILED = "failed"
+PROVIDER_DELIVERED = "sent"
+
+
+def provider_status(
+    session: Session, clock: Clock, channel: str, provider_id: str, *, state: str, detail: str
+) -> MessageOutcome | None:
+    """Record what the provider later said of a message it accepted (a call answered, busy, not answered).
+
+    `state` is PROVIDER_DELIVERED or PROVIDER_FAILED. Only a message the desk counts as sent, or whose hand-off
+    a crash left unknown, changes: a cancelled or already failed one keeps its state. The feature that sent it
+    hears the outcome (`on_result`), as it does after a send.
+    """
+    if state not in (PROVIDER_DELIVERED, PROVIDER_FAILED):
+        raise ValueError(f"unknown provider state {state!r}")
+    query = (
+        select(NotificationRow)
+        .where(NotificationRow.provider_id == provider_id, NotificationRow.channel == channel)
+        .with_for_update()
+        .limit(1)
+    )
+    row = session.scalars(query).first()
+    if row is None:
+        return None
+    if row.state in ("sent", "unknown"):
+        error = None if state == PROVIDER_DELIVERED else bounded_error(f"{channel}: {detail}")
+        if row.state != state or row.last_error != error:
+            if state == PROVIDER_DELIVERED and row.sent_at is None:
+                row.sent_at = clock.now()
+            _finish_row(session, clock, row, state, error)
+    return outcome_of(row)
+
+
 def unknown_handoffs(
     session: Session, subject_kind: str, subject_ids: Iterable[str] | Select[Any], *, limit: int = 500
 ) -> list[MessageOutcome]:
@@ -467,22 +513,23 @@ def set_channel_deps(deps: ChannelDeps | None) -> None:
         _channels.clear()
 
 
-def _default_deps(clock: Clock, smtp_url: str, twilio_url: str) -> ChannelDeps:
+def _default_deps(clock: Clock, smtp_url: str, twilio_url: str, base_url: str = "") -> ChannelDeps:
     from zhiban.notify.channels.phone import TwilioProvider
 
-    provider = TwilioProvider.from_url(twilio_url) if twilio_url else None
+    provider = TwilioProvider.from_url(twilio_url, callback_base=base_url) if twilio_url else None
     return ChannelDeps(clock=clock, smtp_url=smtp_url, sms_provider=provider, voice_provider=provider)
 
 
 def _channel(name: str, clock: Clock) -> Channel:
     settings = current_settings() if _deps_override is None else None
     smtp_url, twilio_url = (settings.smtp_url, settings.twilio_url) if settings else ("", "")
+    base_url = settings.base_url if settings else ""
     with _channels_lock:
         # The relays are part of the key: a changed ZHIBAN_SMTP_URL must not reuse a session to the old relay.
-        key = (name, id(clock), smtp_url, twilio_url)
+        key = (name, id(clock), smtp_url, twilio_url + " " + base_url)
         found = _channels.get(key)
         if found is None:
-            deps = _deps_override or _default_deps(clock, smtp_url, twilio_url)
+            deps = _deps_override or _default_deps(clock, smtp_url, twilio_url, base_url)
             found = _channels[key] = channel_for(name, deps)
         return found
 

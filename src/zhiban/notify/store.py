@@ -85,6 +85,8 @@ class NotificationRow(Base):
         Index("ix_notifications_rate_key_handed", "rate_key", "handed_at"),
         Index("ix_notifications_kind_created", "kind", "created_at"),
         Index("ix_notifications_ticket", "ticket_id"),
+        # A provider's callbacks (Twilio's call status, a page's keypress) name the message by its id there.
+        Index("ix_notifications_provider_id", "provider_id"),
     )
 
 

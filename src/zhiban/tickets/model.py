@@ -42,6 +42,7 @@ class Channel(enum.StrEnum):
     AGENT = "agent"
     API = "api"
     EMAIL = "email"
+    PHONE = "phone"  # the hotline: a call filed it (press 1, or a voicemail)
 
 
 class EventKind(enum.StrEnum):

@@ -27,6 +27,10 @@ TWILIO_API = "https://api.twilio.com"
 SMS_MAX = 1_600  # Twilio refuses longer bodies
 # Twilio's <Say> languages for our two.
 SAY_LANGUAGE = {"zh": "zh-CN", "en": "en-US"}
+# Where the desk hears a page call's keypress and its status (the hotline feature answers these paths).
+PAGE_ACK_PATH = "/api/v1/hotline/twilio/page/ack"
+PAGE_STATUS_PATH = "/api/v1/hotline/twilio/page/status"
+ACK_PROMPT = {"zh": "按 1 确认告警。", "en": "Press 1 to acknowledge."}
 
 
 @dataclass(frozen=True)
@@ -48,8 +52,8 @@ class SmsProvider(Protocol):
 class VoiceProvider(Protocol):
     """Places a call that reads a text; raises RetryableDeliveryError / PermanentDeliveryError."""
 
-    def call(self, to: str, spoken_text: str, language: str) -> ProviderReceipt:
-        """Call and read the text."""
+    def call(self, to: str, spoken_text: str, language: str, *, ackable: bool = False) -> ProviderReceipt:
+        """Call and read the text; `ackable`: the callee may acknowledge by keypad (a page)."""
         ...
 
 
@@ -59,6 +63,16 @@ def say_twiml(spoken_text: str, language: str, repeat: int = 2) -> str:
     say = f'<Say language="{lang}">{escape(spoken_text)}</Say>'
     body = '<Pause length="1"/>'.join([say] * repeat)
     return f'<?xml version="1.0" encoding="UTF-8"?><Response>{body}</Response>'
+
+
+def ack_twiml(spoken_text: str, language: str, action_url: str, repeat: int = 2) -> str:
+    """TwiML that reads the page inside a one-digit <Gather> posting to `action_url` (press 1 acknowledges)."""
+    lang = SAY_LANGUAGE.get(language, "en-US")
+    words = f"{spoken_text} {ACK_PROMPT.get(language, ACK_PROMPT['en'])}"
+    say = f'<Say language="{lang}">{escape(words)}</Say>'
+    body = '<Pause length="1"/>'.join([say] * repeat)
+    gather = f'<Gather action="{escape(action_url)}" method="POST" numDigits="1" timeout="8">{body}</Gather>'
+    return f'<?xml version="1.0" encoding="UTF-8"?><Response>{gather}</Response>'
 
 
 class TwilioProvider(HttpChannel):
@@ -75,6 +89,7 @@ class TwilioProvider(HttpChannel):
         base_url: str = TWILIO_API,
         client: httpx.Client | None = None,
         clock: Clock | None = None,
+        callback_base: str = "",
     ) -> None:
         super().__init__(client, clock)
         if not account_sid or not auth_token or not from_number:
@@ -85,9 +100,11 @@ class TwilioProvider(HttpChannel):
         self._auth = httpx.BasicAuth(account_sid, auth_token)
         self._from = from_number
         self._base_url = base_url.rstrip("/")
+        # The desk's public base URL: a page's keypress and call status come back there (empty: plain calls).
+        self._callback_base = callback_base.rstrip("/")
 
     @classmethod
-    def from_url(cls, url: str, *, client: httpx.Client | None = None) -> TwilioProvider:
+    def from_url(cls, url: str, *, client: httpx.Client | None = None, callback_base: str = "") -> TwilioProvider:
         """Read twilio://ACCOUNT_SID:AUTH_TOKEN@api.twilio.com?from=%2B15550001111 (http:// host for tests)."""
         parts = urlsplit(url)
         query = parse_qs(parts.query)
@@ -101,6 +118,7 @@ class TwilioProvider(HttpChannel):
             query["from"][-1],
             base_url=f"{scheme}://{host}",
             client=client,
+            callback_base=callback_base,
         )
 
     def __repr__(self) -> str:
@@ -111,11 +129,23 @@ class TwilioProvider(HttpChannel):
         cut = body if len(body) <= SMS_MAX else body[: SMS_MAX - 1] + "…"
         return self._create("Messages.json", {"To": to, "From": self._from, "Body": cut})
 
-    def call(self, to: str, spoken_text: str, language: str) -> ProviderReceipt:
-        """POST Calls.json with To, From and inline Twiml."""
-        return self._create("Calls.json", {"To": to, "From": self._from, "Twiml": say_twiml(spoken_text, language)})
+    def call(self, to: str, spoken_text: str, language: str, *, ackable: bool = False) -> ProviderReceipt:
+        """POST Calls.json with To, From and inline Twiml; with a callback base, status callbacks, and for a page
+        a <Gather> whose "1" acknowledges it."""
+        base = self._callback_base
+        twiml = (
+            ack_twiml(spoken_text, language, base + PAGE_ACK_PATH)
+            if ackable and base
+            else say_twiml(spoken_text, language)
+        )
+        form: list[tuple[str, str]] = [("To", to), ("From", self._from), ("Twiml", twiml)]
+        if base:
+            form.append(("StatusCallback", base + PAGE_STATUS_PATH))
+            form.append(("StatusCallbackMethod", "POST"))
+            form += [("StatusCallbackEvent", e) for e in ("initiated", "ringing", "answered", "completed")]
+        return self._create("Calls.json", form)
 
-    def _create(self, resource: str, form: dict[str, str]) -> ProviderReceipt:
+    def _create(self, resource: str, form: dict[str, str] | list[tuple[str, str]]) -> ProviderReceipt:
         url = f"{self._base_url}/2010-04-01/Accounts/{self._account_sid}/{resource}"
         headers = {"Content-Type": "application/x-www-form-urlencoded"}
         reply = self.post(url, content=urlencode(form).encode(), headers=headers, auth=self._auth)
@@ -176,5 +206,8 @@ class VoiceChannel(_PhoneChannel):
         config = config_of(destination, VoiceConfig, self.type_name)
         if self._provider is None:
             raise self._missing()
-        receipt = self._provider.call(config.to, message.spoken_text or message.subject, message.language)
+        ackable = message.event == "incident.page"  # a page may be acknowledged by keypad; a notice may not
+        receipt = self._provider.call(
+            config.to, message.spoken_text or message.subject, message.language, ackable=ackable
+        )
         return DeliveryResult(self.type_name, provider_id=receipt.provider_id, detail=receipt.status)
