@@ -8,16 +8,19 @@ from typing import TYPE_CHECKING, Literal
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
 
-from zhiban.tickets import service
+from zhiban.tickets import attachment_api, attachments, service
+from zhiban.tickets.attachment_api import AttachmentOut
 from zhiban.tickets.model import Channel, OnDuty
 from zhiban.web.deps import DB, ClockDep, CurrentPrincipal, reads_only
 from zhiban.web.fields import Ident, Limit, LongText, Offset, ShortText, TicketId
 from zhiban.web.scopes import by_method
 
 if TYPE_CHECKING:
-    from zhiban.tickets.store import CommentRow, TicketRow
+    from sqlalchemy.orm import Session
 
-router = APIRouter(
+    from zhiban.tickets.store import AttachmentRow, CommentRow, TicketRow
+
+tickets_router = APIRouter(
     prefix="/api/v1/tickets", tags=["tickets"], dependencies=[by_method("tickets:read", "tickets:write")]
 )
 
@@ -96,10 +99,18 @@ class CommentOut(BaseModel):
     body: str
     public: bool
     created_at: datetime
+    attachments: list[AttachmentOut] = Field(default_factory=list, description="files that came with this message")
 
     @classmethod
-    def of(cls, c: CommentRow) -> CommentOut:
-        return cls(id=c.id, author_id=c.author_id, body=c.body, public=c.public, created_at=c.created_at)
+    def of(cls, c: CommentRow, files: list[AttachmentRow] | None = None) -> CommentOut:
+        return cls(
+            id=c.id,
+            author_id=c.author_id,
+            body=c.body,
+            public=c.public,
+            created_at=c.created_at,
+            attachments=[AttachmentOut.of(f) for f in files or ()],
+        )
 
 
 class TicketDetail(TicketOut):
@@ -116,7 +127,7 @@ class TicketPatch(BaseModel):
     unassign: bool = False
 
 
-@router.post("", status_code=201, response_model=TicketOut, summary="File a ticket")
+@tickets_router.post("", status_code=201, response_model=TicketOut, summary="File a ticket")
 def create(body: TicketIn, session: DB, clock: ClockDep, principal: CurrentPrincipal, response: Response) -> TicketOut:
     principal.require_scope("tickets:write")
     ticket = service.create_ticket(
@@ -134,7 +145,7 @@ def create(body: TicketIn, session: DB, clock: ClockDep, principal: CurrentPrinc
     return TicketOut.of(ticket, service.on_duty_of_filed(session, ticket.id))
 
 
-@router.get("", response_model=list[TicketOut], summary="List the tickets the caller may see")
+@tickets_router.get("", response_model=list[TicketOut], summary="List the tickets the caller may see")
 @reads_only
 def list_(
     session: DB,
@@ -159,20 +170,23 @@ def list_(
     return [TicketOut.of(t, on_duty.get(t.id)) for t in rows]
 
 
-def _detail(view: service.TicketView) -> TicketDetail:
+def _detail(session: Session, view: service.TicketView) -> TicketDetail:
+    # Only the messages the caller may read are in the view, so only their files are listed.
+    files = attachments.of_comments(session, [c.id for c in view.comments])
     return TicketDetail(
-        **TicketOut.of(view.ticket, view.on_duty).model_dump(), comments=[CommentOut.of(c) for c in view.comments]
+        **TicketOut.of(view.ticket, view.on_duty).model_dump(),
+        comments=[CommentOut.of(c, files.get(c.id)) for c in view.comments],
     )
 
 
-@router.get("/{ticket_id}", response_model=TicketDetail, summary="One ticket with its conversation")
+@tickets_router.get("/{ticket_id}", response_model=TicketDetail, summary="One ticket with its conversation")
 @reads_only
 def get(session: DB, principal: CurrentPrincipal, ticket_id: TicketId) -> TicketDetail:
     principal.require_scope("tickets:read")
-    return _detail(service.get_ticket(session, principal, ticket_id))
+    return _detail(session, service.get_ticket(session, principal, ticket_id))
 
 
-@router.post("/{ticket_id}/comments", status_code=201, response_model=CommentOut, summary="Reply or add a note")
+@tickets_router.post("/{ticket_id}/comments", status_code=201, response_model=CommentOut, summary="Reply or add a note")
 def comment(
     body: CommentIn, session: DB, clock: ClockDep, principal: CurrentPrincipal, ticket_id: TicketId
 ) -> CommentOut:
@@ -180,7 +194,7 @@ def comment(
     return CommentOut.of(service.add_comment(session, clock, principal, ticket_id, body=body.body, public=body.public))
 
 
-@router.post("/{ticket_id}/status", response_model=TicketOut, summary="Change the status")
+@tickets_router.post("/{ticket_id}/status", response_model=TicketOut, summary="Change the status")
 def set_status(
     body: StatusIn_, session: DB, clock: ClockDep, principal: CurrentPrincipal, ticket_id: TicketId
 ) -> TicketOut:
@@ -189,7 +203,7 @@ def set_status(
     return TicketOut.of(ticket, service.on_duty_of(session, ticket.id))
 
 
-@router.patch(
+@tickets_router.patch(
     "/{ticket_id}",
     response_model=TicketOut,
     summary="Change priority or assignee (agents; a customer may raise the priority of an open ticket)",
@@ -206,3 +220,8 @@ def patch(
     if body.unassign or body.assignee_id is not None:
         ticket = service.assign(session, clock, principal, ticket_id, None if body.unassign else body.assignee_id)
     return TicketOut.of(ticket, service.on_duty_of(session, ticket.id))
+
+
+router = APIRouter()
+router.include_router(tickets_router)
+router.include_router(attachment_api.router)
