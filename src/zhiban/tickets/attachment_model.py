@@ -78,8 +78,9 @@ def clean_filename(name: str | None) -> str:
 
 def content_disposition(filename: str) -> str:
     """`attachment` with an ASCII fallback name and the exact name in RFC 5987 form (RFC 6266)."""
-    fallback = unicodedata.normalize("NFKD", filename).encode("ascii", "ignore").decode()
-    fallback = re.sub(r"[^A-Za-z0-9._ ()+,=@!#$&~^-]", "_", fallback).strip() or "attachment"
+    # Accents fall off (é -> e); any other character outside plain ASCII becomes one "_" per run.
+    plain = "".join(ch for ch in unicodedata.normalize("NFKD", filename) if not unicodedata.combining(ch))
+    fallback = re.sub(r"[^A-Za-z0-9._ ()+,=@!#$&~^-]+", "_", plain).strip() or "attachment"
     return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 

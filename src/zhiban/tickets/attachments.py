@@ -212,8 +212,8 @@ def find(session: Session, principal: Principal, attachment_id: str) -> Attachme
 # --- the sweep of blobs no attachment names --------------------------------------------------------
 
 
-def sweep_orphans(session: Session, store: BlobStore, now: datetime, *, grace: timedelta = SWEEP_GRACE) -> int:
-    """Delete blobs stored before `now - grace` that no attachment row names; how many were deleted."""
+def sweep_orphans(session: Session, store: BlobStore, *, before: datetime) -> int:
+    """Delete blobs stored before `before` that no attachment row names; how many were deleted."""
     deleted = 0
     batch: list[str] = []
 
@@ -225,7 +225,7 @@ def sweep_orphans(session: Session, store: BlobStore, now: datetime, *, grace: t
         batch.clear()
         return len(gone)
 
-    for key in store.keys_older_than(now - grace):
+    for key in store.keys_older_than(before):
         batch.append(key)
         if len(batch) >= SWEEP_BATCH:
             deleted += flush()
@@ -254,7 +254,8 @@ def run_sweep(ctx: JobContext, payload: dict[str, Any]) -> None:
     """The `tickets.attachment_sweep` job: delete unnamed blobs; armed again while attachments exist."""
     store = store_of(current_settings())
     with ctx.session_factory() as session, session.begin():
-        deleted = sweep_orphans(session, store, ctx.clock.now())
+        # A blob's age is its file's, stamped by the OS clock: measured against that clock, not the desk's.
+        deleted = sweep_orphans(session, store, before=datetime.now(UTC) - SWEEP_GRACE)
         if deleted:
             log.info("attachment sweep deleted %s unnamed blobs", deleted)
         if session.scalar(select(AttachmentRow.id).limit(1)) is not None:
