@@ -107,8 +107,8 @@ def upload(
     text = (body or "").strip() or "\n".join(f"📎 {name}" for name in names)
     comment = service.add_comment(session, clock, principal, ticket.id, body=text, public=public)
     rows = [
-        _keep(session, clock, comment, principal.person_id, f, name, store, limits)
-        for f, name in zip(files, names, strict=True)
+        _keep(session, clock, comment, principal.person_id, f, name, store, limits, position)
+        for position, (f, name) in enumerate(zip(files, names, strict=True))
     ]
     return comment, rows
 
@@ -122,6 +122,7 @@ def _keep(
     name: str,
     store: BlobStore,
     limits: Limits,
+    position: int,
 ) -> AttachmentRow:
     head = file.source.read(SNIFF_BYTES)
     file.source.seek(0)
@@ -134,6 +135,7 @@ def _keep(
         ticket_id=comment.ticket_id,
         comment_id=comment.id,
         author_id=author_id,
+        position=position,
         filename=name,
         content_type=sniff(head, file.content_type),
         size=stored.size,
@@ -171,7 +173,7 @@ def keep_with_message(
         except TooLarge as exc:
             left_out.append(f"{name} ({exc.detail})")
             continue
-        row = _keep(session, clock, comment, comment.author_id, file, name, store, limits)
+        row = _keep(session, clock, comment, comment.author_id, file, name, store, limits, len(kept))
         kept.append(row)
         used_bytes, used_files = used_bytes + row.size, used_files + 1
     if left_out:
@@ -186,7 +188,7 @@ def of_comments(session: Session, comment_ids: Sequence[int]) -> dict[int, list[
     for start in range(0, len(ids), 1000):
         part = ids[start : start + 1000]
         query = select(AttachmentRow).where(AttachmentRow.comment_id.in_(part))
-        for row in session.scalars(query.order_by(AttachmentRow.created_at, AttachmentRow.id)):
+        for row in session.scalars(query.order_by(AttachmentRow.comment_id, AttachmentRow.position)):
             found.setdefault(row.comment_id, []).append(row)
     return found
 

@@ -95,6 +95,7 @@ class AttachmentRow(Base):
     ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), index=True)
     comment_id: Mapped[int] = mapped_column(ForeignKey("ticket_comments.id", ondelete="CASCADE"), index=True)
     author_id: Mapped[str] = mapped_column(ForeignKey("people.id", ondelete="RESTRICT"))
+    position: Mapped[int] = mapped_column(Integer)  # its place among its message's files (ids are random)
     filename: Mapped[str] = mapped_column(String(255))
     content_type: Mapped[str] = mapped_column(String(127))  # as sniffed from the bytes
     size: Mapped[int] = mapped_column(Integer)

@@ -24,6 +24,7 @@ def upgrade() -> None:
         sa.Column("ticket_id", sa.Integer(), nullable=False),
         sa.Column("comment_id", sa.Integer(), nullable=False),
         sa.Column("author_id", sa.String(length=32), nullable=False),
+        sa.Column("position", sa.Integer(), nullable=False),
         sa.Column("filename", sa.String(length=255), nullable=False),
         sa.Column("content_type", sa.String(length=127), nullable=False),
         sa.Column("size", sa.Integer(), nullable=False),
