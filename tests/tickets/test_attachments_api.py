@@ -339,3 +339,39 @@ def test_uploading_arms_the_daily_sweep(client: TestClient, desk: Desk, world: W
         kinds = [j.kind for j in list_jobs(s)]
     assert kinds.count(attachments.SWEEP_JOB) == 1
     assert timedelta(hours=1) < attachments.SWEEP_GRACE
+
+
+def test_a_new_ticket_in_the_portal_carries_its_files_or_is_not_filed(
+    small_client: TestClient, small_desk: Desk
+) -> None:
+    client, desk = small_client, small_desk
+    build_world(desk, passwords=True)
+    assert web_login(client, "alice@liveco.test").status_code == 303
+    form = client.get("/portal/new")
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+    assert csrf and 'enctype="multipart/form-data"' in form.text
+    fields = {"subject": "Echo in room 7", "body": "dump attached", "csrf_token": csrf.group(1)}
+    filed = client.post(
+        "/portal/new",
+        data=fields,
+        files=[("file", ("webrtc_internals_dump.txt", b'{"PeerConnections": {}}', "text/plain"))],
+        follow_redirects=False,
+    )
+    assert filed.status_code == 303, filed.text
+    ticket = int(filed.headers["location"].rpartition("/")[2])
+    with desk.transaction() as s:
+        [first] = s.scalars(select(CommentRow).where(CommentRow.ticket_id == ticket))
+        files = attachments.of_comments(s, [first.id])[first.id]
+        assert first.body == "dump attached" and [f.filename for f in files] == ["webrtc_internals_dump.txt"]
+    # A file over the per-file bound: 413, and no ticket is filed at all.
+    refused = client.post(
+        "/portal/new",
+        data={**fields, "subject": "Too big"},
+        files=[("file", ("huge.log", b"x" * 1001, "text/plain"))],
+        headers={"Accept": "text/html"},
+        follow_redirects=False,
+    )
+    assert refused.status_code == 413
+    with desk.transaction() as s:
+        assert s.scalar(select(func.count()).select_from(CommentRow)) == 1
+    assert rows(desk) == 1 and len(blobs(desk)) == 1

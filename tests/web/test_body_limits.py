@@ -106,6 +106,7 @@ def test_every_path_has_one_family_and_a_cap() -> None:
     # Only the routes that take files get the uploads' larger bound: not the rest of a ticket's routes.
     assert family_of("/api/v1/tickets/12/attachments").name == "uploads"
     assert family_of("/tickets/12/reply").name == "uploads"
+    assert family_of("/portal/new").name == "uploads"
     assert family_of("/api/v1/tickets/12/comments").name == "api"
     assert family_of("/api/v1/tickets/12/attachments/x").name == "api"
     assert family_of("/tickets/12/status").name == "pages"

@@ -113,6 +113,31 @@ def upload(
     return comment, rows
 
 
+def attach_to_filed(
+    session: Session,
+    clock: Clock,
+    principal: Principal,
+    ticket_id: int,
+    files: Sequence[Upload],
+    *,
+    store: BlobStore,
+    limits: Limits,
+) -> list[AttachmentRow]:
+    """Files sent with a new ticket (the portal's form): kept with its first message. Called in the transaction
+    that filed it, so a refusal (413) files nothing either."""
+    ticket = service.find(session, principal, ticket_id)
+    _locked(session, ticket.id)
+    used_bytes, used_files = usage(session, ticket.id)
+    check_sizes([f.size for f in files], limits, used_bytes=used_bytes, used_files=used_files)
+    first = session.scalar(select(CommentRow).where(CommentRow.ticket_id == ticket.id).order_by(CommentRow.id).limit(1))
+    if first is None:
+        raise NotFound(f"ticket #{ticket.id} has no message")
+    return [
+        _keep(session, clock, first, principal.person_id, f, clean_filename(f.filename), store, limits, position)
+        for position, f in enumerate(files)
+    ]
+
+
 def _keep(
     session: Session,
     clock: Clock,

@@ -120,6 +120,7 @@ def new_ticket(
     subject: Annotated[str, Form(max_length=200)],
     body: Annotated[str, Form(max_length=100_000)],
     priority: Annotated[str, Form(max_length=2)] = "P3",
+    file: Annotated[list[UploadFile] | None, File()] = None,
 ) -> Response:
     try:
         ticket = service.create_ticket(
@@ -129,4 +130,10 @@ def new_ticket(
         if exc.status != 422:
             raise
         return render(request, "portal_new.html", 422, error=exc.detail, subject=subject, body=body, priority=priority)
+    files = [f for f in uploads_of(file) if f.filename or f.size]
+    if files:
+        settings = desk_of(request).settings
+        limits = attachments.limits_of(settings)
+        store = attachments.store_of(settings)
+        attachments.attach_to_filed(session, clock, principal, ticket.id, files, store=store, limits=limits)
     return RedirectResponse(f"/tickets/{ticket.id}", status_code=303)

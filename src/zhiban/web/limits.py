@@ -45,11 +45,11 @@ FAMILIES: Final = (
     Family("events", "", path="/v2/enqueue"),
     Family("telemetry", "", path="/api/v1/telemetry"),
     Family("integrations", "body_max_integrations", prefixes=("/api/v1/integrations/", "/api/v1/heartbeats/")),
-    # Attachment uploads (the API's, and the ticket page's reply form, which may carry files): larger than JSON.
+    # Attachment uploads (the API's, the ticket page's reply and the portal's new ticket forms): larger than JSON.
     Family(
         "uploads",
         "body_max_uploads",
-        pattern=re.compile(r"/api/v1/tickets/[0-9]{1,10}/attachments|/tickets/[0-9]{1,10}/reply"),
+        pattern=re.compile(r"/api/v1/tickets/[0-9]{1,10}/attachments|/tickets/[0-9]{1,10}/reply|/portal/new"),
     ),
     Family("api", "body_max_api", prefixes=("/api/",)),
     Family("pages", "body_max_pages", prefixes=("/",)),
