@@ -278,6 +278,14 @@ def test_the_ticket_page_uploads_and_links_files(desk: Desk, client: TestClient)
     page = client.get(f"/tickets/{ticket}")
     csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
     assert csrf and 'enctype="multipart/form-data"' in page.text and 'type="file"' in page.text
+    # A file posted from another site's form (no CSRF token of the session) is refused and nothing is kept.
+    forged = client.post(
+        f"/tickets/{ticket}/reply",
+        data={"body": "forged"},
+        files=[("file", ("evil.txt", b"evil", "text/plain"))],
+        follow_redirects=False,
+    )
+    assert forged.status_code == 403 and rows(desk) == 0 and blobs(desk) == []
     sent = client.post(
         f"/tickets/{ticket}/reply",
         data={"body": "here is the dump", "csrf_token": csrf.group(1)},
