@@ -30,8 +30,8 @@ PNG_HEAD = bytes.fromhex("89504e470d0a1a0a0000000d49484452")
 
 def _zip() -> bytes:
     out = io.BytesIO()
-    with zipfile.ZipFile(out, "w") as z:
-        z.writestr("rtcstats.json", "{}")
+    with zipfile.ZipFile(out, "w") as z:  # a fixed date: the same bytes (and test ids) in every process
+        z.writestr(zipfile.ZipInfo("rtcstats.json", date_time=(2026, 11, 20, 19, 0, 0)), "{}")
     return out.getvalue()
 
 
@@ -41,7 +41,7 @@ def _zip() -> bytes:
         (PNG_HEAD, "text/html", "image/png", "image/png"),
         (b"%PDF-1.7\n", "application/octet-stream", "application/pdf", "application/pdf"),
         (_zip(), "application/json", "application/zip", "application/zip"),
-        (gzip.compress(b"log"), None, "application/gzip", "application/gzip"),
+        (gzip.compress(b"log", mtime=0), None, "application/gzip", "application/gzip"),
         (b"<!DOCTYPE html><p>hi", "text/plain", "text/html", OCTET_STREAM),
         (b"\xef\xbb\xbf  <svg xmlns='http://www.w3.org/2000/svg'/>", "image/png", "image/svg+xml", OCTET_STREAM),
         (b"<?xml version='1.0'?><r/>", "text/plain", "application/xml", OCTET_STREAM),

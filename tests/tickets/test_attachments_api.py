@@ -84,7 +84,8 @@ def test_upload_and_download_round_trip(client: TestClient, desk: Desk, world: W
     )
     assert answer.status_code == 201, answer.text
     out = answer.json()
-    assert out["url"] == f"/api/v1/attachments/{out['id']}" and answer.headers["location"] == out["url"]
+    assert out["url"] == f"/api/v1/tickets/{ticket}/attachments/{out['id']}"
+    assert answer.headers["location"] == out["url"]
     assert (out["filename"], out["size"], out["content_type"]) == ("screen.png", len(PNG), "image/png")
     assert [a["filename"] for a in out["attachments"]] == ["screen.png", "agora sdk 日志.log"]
     assert out["attachments"][1]["content_type"] == "text/plain"
@@ -148,7 +149,7 @@ def test_markup_is_served_as_an_octet_stream_download(
     ticket = file_ticket(client, world)
     out = upload(client, world.alice_token, ticket, (name, data, declared)).json()
     assert out["content_type"] == stored
-    for path in (out["url"], f"/attachments/{out['id']}"):  # the API's and the page's link
+    for path in (out["url"], f"/tickets/{ticket}/attachments/{out['id']}"):  # the API's and the page's link
         got = client.get(path, headers=bearer(world.agent_token))
         assert got.status_code == 200 and got.content == data
         assert got.headers["content-type"] == "application/octet-stream"
@@ -242,15 +243,20 @@ def test_another_organization_never_reaches_a_file(client: TestClient, desk: Des
     ticket = file_ticket(client, world)
     out = upload(client, world.alice_token, ticket, ("liveco.log", b"LiveCo private log", "text/plain")).json()
     # Bob (ClassMate) neither reads it by its id nor adds a file to LiveCo's ticket.
-    for path in (out["url"], f"/attachments/{out['id']}"):
+    for path in (out["url"], f"/tickets/{ticket}/attachments/{out['id']}"):
         got = client.get(path, headers={**bearer(world.bob_token), "Accept": "application/json"})
         assert got.status_code == 404 and b"LiveCo private" not in got.content
     sneaky = upload(client, world.bob_token, ticket, ("x.log", b"from bob", "text/plain"))
     assert sneaky.status_code == 404
     assert rows(desk) == 1 and len(blobs(desk)) == 1
     # A guessed id (random, not sequential) finds nothing either.
-    guessed = client.get("/api/v1/attachments/AAAAAAAAAAAAAAAAAAAAAAAA", headers=bearer(world.bob_token))
+    guess = f"/api/v1/tickets/{ticket}/attachments/{'A' * 24}"
+    guessed = client.get(guess, headers=bearer(world.bob_token))
     assert guessed.status_code == 404
+    # Nor does Bob reach it through a ticket of his own: a file is found only under its own ticket.
+    own = file_ticket(client, world, world.bob_token)
+    through_own = client.get(f"/api/v1/tickets/{own}/attachments/{out['id']}", headers=bearer(world.bob_token))
+    assert through_own.status_code == 404 and b"LiveCo private" not in through_own.content
     # Without credentials: nothing.
     assert client.get(out["url"]).status_code == 401
 
@@ -294,7 +300,8 @@ def test_the_ticket_page_uploads_and_links_files(desk: Desk, client: TestClient)
     )
     assert sent.status_code == 303, sent.text
     page = client.get(f"/tickets/{ticket}")
-    link = re.search(r'href="(/attachments/[A-Za-z0-9_-]+)"[^>]*>webrtc_internals_dump.txt<', page.text)
+    found = rf'href="(/tickets/{ticket}/attachments/[A-Za-z0-9_-]+)"[^>]*>webrtc_internals_dump.txt<'
+    link = re.search(found, page.text)
     assert link, page.text
     got = client.get(link.group(1))
     assert got.status_code == 200 and got.content == b'{"PeerConnections": {}}'

@@ -23,7 +23,7 @@ class Fixture:
     world: World
     liveco_ticket: int
     alice_token_id: str
-    liveco_attachment: Callable[[], str]  # uploads a file of LiveCo's on another ticket, when a case asks
+    liveco_attachment: Callable[[], str]  # uploads a file of LiveCo's on another ticket when a case asks: its URL
 
 
 def _attachment_maker(client: TestClient, world: World) -> Callable[[], str]:
@@ -34,7 +34,7 @@ def _attachment_maker(client: TestClient, world: World) -> Callable[[], str]:
         files = {"file": ("liveco.log", b"LiveCo secret details in a log", "text/plain")}
         answer = client.post(f"/api/v1/tickets/{ticket}/attachments", files=files, headers=bearer(world.alice_token))
         assert answer.status_code == 201, answer.text
-        return str(answer.json()["id"])
+        return str(answer.json()["url"])
 
     return make
 
@@ -111,8 +111,8 @@ ISOLATION_CASES = [
     ),
     Case(
         "GET",
-        "/api/v1/attachments/{attachment_id}",
-        lambda f: (f"/api/v1/attachments/{f.liveco_attachment()}", None),
+        "/api/v1/tickets/{ticket_id}/attachments/{attachment_id}",
+        lambda f: (f.liveco_attachment(), None),
         check=_no_liveco_data,
     ),
     # Listing answers 200 but with Bob's own data only.

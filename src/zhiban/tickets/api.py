@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
     from zhiban.tickets.store import AttachmentRow, CommentRow, TicketRow
 
-tickets_router = APIRouter(
+router = APIRouter(
     prefix="/api/v1/tickets", tags=["tickets"], dependencies=[by_method("tickets:read", "tickets:write")]
 )
 
@@ -127,7 +127,7 @@ class TicketPatch(BaseModel):
     unassign: bool = False
 
 
-@tickets_router.post("", status_code=201, response_model=TicketOut, summary="File a ticket")
+@router.post("", status_code=201, response_model=TicketOut, summary="File a ticket")
 def create(body: TicketIn, session: DB, clock: ClockDep, principal: CurrentPrincipal, response: Response) -> TicketOut:
     principal.require_scope("tickets:write")
     ticket = service.create_ticket(
@@ -145,7 +145,7 @@ def create(body: TicketIn, session: DB, clock: ClockDep, principal: CurrentPrinc
     return TicketOut.of(ticket, service.on_duty_of_filed(session, ticket.id))
 
 
-@tickets_router.get("", response_model=list[TicketOut], summary="List the tickets the caller may see")
+@router.get("", response_model=list[TicketOut], summary="List the tickets the caller may see")
 @reads_only
 def list_(
     session: DB,
@@ -179,14 +179,14 @@ def _detail(session: Session, view: service.TicketView) -> TicketDetail:
     )
 
 
-@tickets_router.get("/{ticket_id}", response_model=TicketDetail, summary="One ticket with its conversation")
+@router.get("/{ticket_id}", response_model=TicketDetail, summary="One ticket with its conversation")
 @reads_only
 def get(session: DB, principal: CurrentPrincipal, ticket_id: TicketId) -> TicketDetail:
     principal.require_scope("tickets:read")
     return _detail(session, service.get_ticket(session, principal, ticket_id))
 
 
-@tickets_router.post("/{ticket_id}/comments", status_code=201, response_model=CommentOut, summary="Reply or add a note")
+@router.post("/{ticket_id}/comments", status_code=201, response_model=CommentOut, summary="Reply or add a note")
 def comment(
     body: CommentIn, session: DB, clock: ClockDep, principal: CurrentPrincipal, ticket_id: TicketId
 ) -> CommentOut:
@@ -194,7 +194,7 @@ def comment(
     return CommentOut.of(service.add_comment(session, clock, principal, ticket_id, body=body.body, public=body.public))
 
 
-@tickets_router.post("/{ticket_id}/status", response_model=TicketOut, summary="Change the status")
+@router.post("/{ticket_id}/status", response_model=TicketOut, summary="Change the status")
 def set_status(
     body: StatusIn_, session: DB, clock: ClockDep, principal: CurrentPrincipal, ticket_id: TicketId
 ) -> TicketOut:
@@ -203,7 +203,7 @@ def set_status(
     return TicketOut.of(ticket, service.on_duty_of(session, ticket.id))
 
 
-@tickets_router.patch(
+@router.patch(
     "/{ticket_id}",
     response_model=TicketOut,
     summary="Change priority or assignee (agents; a customer may raise the priority of an open ticket)",
@@ -222,6 +222,4 @@ def patch(
     return TicketOut.of(ticket, service.on_duty_of(session, ticket.id))
 
 
-router = APIRouter()
-router.include_router(tickets_router)
-router.include_router(attachment_api.router)
+router.include_router(attachment_api.router)  # /{ticket_id}/attachments...: upload and download

@@ -26,7 +26,8 @@ if TYPE_CHECKING:
     from zhiban.tickets.blobs import BlobStore
     from zhiban.tickets.store import AttachmentRow
 
-router = APIRouter(tags=["tickets"])
+# Included by tickets.api's router: under its prefix (/api/v1/tickets) and its scopes (tickets:read / tickets:write).
+router = APIRouter()
 
 AttachmentId = Annotated[str, Path(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_-]+$")]
 # Nothing a downloaded file says can run or load anything, even if a browser were to render it.
@@ -50,7 +51,7 @@ class AttachmentOut(BaseModel):
             filename=row.filename,
             size=row.size,
             content_type=row.content_type,
-            url=f"/api/v1/attachments/{row.id}",
+            url=f"/api/v1/tickets/{row.ticket_id}/attachments/{row.id}",
             comment_id=row.comment_id,
             created_at=row.created_at,
         )
@@ -74,7 +75,7 @@ def uploads_of(files: list[UploadFile] | None) -> list[attachments.Upload]:
 
 
 @router.post(
-    "/api/v1/tickets/{ticket_id}/attachments",
+    "/{ticket_id}/attachments",
     status_code=201,
     response_model=UploadOut,
     summary="Attach files: posts a message carrying them (multipart field `file`, repeatable)",
@@ -134,14 +135,16 @@ def download_response(row: AttachmentRow, store: BlobStore) -> Response:
 
 
 @router.get(
-    "/api/v1/attachments/{attachment_id}",
+    "/{ticket_id}/attachments/{attachment_id}",
     summary="Download an attachment (always as a file)",
     response_class=Response,
     responses={200: {"content": {"application/octet-stream": {}}}},
     dependencies=[needs("tickets:read")],
 )
 @reads_only
-def download(request: Request, session: DB, principal: CurrentPrincipal, attachment_id: AttachmentId) -> Response:
+def download(
+    request: Request, session: DB, principal: CurrentPrincipal, ticket_id: TicketId, attachment_id: AttachmentId
+) -> Response:
     principal.require_scope("tickets:read")
-    row = attachments.find(session, principal, attachment_id)
+    row = attachments.find(session, principal, ticket_id, attachment_id)
     return download_response(row, attachments.store_of(desk_of(request).settings))

@@ -218,12 +218,12 @@ def of_comments(session: Session, comment_ids: Sequence[int]) -> dict[int, list[
     return found
 
 
-def find(session: Session, principal: Principal, attachment_id: str) -> AttachmentRow:
-    """An attachment the caller may read: its ticket's organization or staff, and a customer only a public
-    message's. Anything else is reported as missing (no existence leaks across tenants or to customers)."""
+def find(session: Session, principal: Principal, ticket_id: int, attachment_id: str) -> AttachmentRow:
+    """An attachment of that ticket the caller may read: its ticket's organization or staff, and a customer only a
+    public message's. Anything else is reported as missing (no existence leaks across tenants or to customers)."""
     row = session.get(AttachmentRow, attachment_id) if len(attachment_id) <= 32 else None
     missing = NotFound("no such attachment")
-    if row is None:
+    if row is None or row.ticket_id != ticket_id:
         raise missing
     try:
         service.find(session, principal, row.ticket_id)

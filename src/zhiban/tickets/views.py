@@ -68,11 +68,13 @@ def reply(
     return RedirectResponse(f"/tickets/{ticket_id}", status_code=303)
 
 
-@router.get("/attachments/{attachment_id}")
+@router.get("/tickets/{ticket_id}/attachments/{attachment_id}")
 @reads_only
-def download(request: Request, session: DB, principal: CurrentPrincipal, attachment_id: AttachmentId) -> Response:
+def download(
+    request: Request, session: DB, principal: CurrentPrincipal, ticket_id: TicketId, attachment_id: AttachmentId
+) -> Response:
     """The page's link to a file: the same download as the API's, with the page's sign-in and error pages."""
-    row = attachments.find(session, principal, attachment_id)
+    row = attachments.find(session, principal, ticket_id, attachment_id)
     return download_response(row, attachments.store_of(desk_of(request).settings))
 
 
