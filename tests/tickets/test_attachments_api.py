@@ -390,3 +390,45 @@ def test_a_new_ticket_in_the_portal_carries_its_files_or_is_not_filed(
     with desk.transaction() as s:
         assert s.scalar(select(func.count()).select_from(CommentRow)) == 1
     assert rows(desk) == 1 and len(blobs(desk)) == 1
+
+
+def test_two_uploads_at_once_cannot_both_take_the_ticket_s_last_room(
+    client: TestClient, desk: Desk, world: World
+) -> None:
+    """The first upload holds the ticket's row until it commits: the second counts its bytes, and is refused."""
+    import threading
+
+    from zhiban.core.errors import TooLarge
+    from zhiban.identity import service as identity
+
+    ticket = file_ticket(client, world)
+    limits = attachments.Limits(file_bytes=1000, ticket_bytes=1500, ticket_files=10)
+    store = attachments.store_of(desk.settings)
+    with desk.transaction() as s:
+        person = identity.person(s, world.alice_id)
+        assert person is not None
+        alice = identity.principal_of(person)
+    first_uploaded, second_started = threading.Event(), threading.Event()
+    outcome: dict[str, object] = {}
+
+    def second() -> None:
+        first_uploaded.wait(10)
+        second_started.set()
+        try:
+            with desk.transaction() as s:
+                files = [attachments.Upload.of_bytes("b.log", "text/plain", b"b" * 1000)]
+                attachments.upload(s, desk.clock, alice, ticket, files, store=store, limits=limits)
+            outcome["second"] = "kept"
+        except TooLarge:
+            outcome["second"] = "refused"
+
+    worker = threading.Thread(target=second)
+    worker.start()
+    with desk.transaction() as s:
+        files = [attachments.Upload.of_bytes("a.log", "text/plain", b"a" * 1000)]
+        attachments.upload(s, desk.clock, alice, ticket, files, store=store, limits=limits)
+        first_uploaded.set()
+        second_started.wait(10)
+        time.sleep(0.5)  # the second upload is now waiting for the ticket's row (or, on SQLite, the write lock)
+    worker.join(30)
+    assert outcome == {"second": "refused"} and rows(desk) == 1
