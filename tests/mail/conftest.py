@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -16,6 +17,16 @@ from zhiban.desk import Desk
 from zhiban.engine import Worker
 from zhiban.mail.inbound import InboundListener, start_inbound
 from zhiban.mail.jobs import registry
+
+
+@pytest.fixture(autouse=True)
+def var_dir_of_the_test(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The environment's var directory is the test desk's (tmp_path/var): a mailbox's poll job reads the
+    environment's settings, and keeps mail attachments there, never in the working directory."""
+    monkeypatch.setenv("ZHIBAN_VAR_DIR", str(tmp_path / "var"))
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
 
 
 @pytest.fixture

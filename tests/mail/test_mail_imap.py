@@ -32,6 +32,7 @@ from zhiban.mail import imap_poll, mailboxes
 from zhiban.mail import store as mail_store
 from zhiban.mail.model import MailboxSettings
 from zhiban.mail.service import release_held_mail
+from zhiban.tickets import attachments
 from zhiban.tickets import service as tickets
 from zhiban.tickets.service import TicketView
 
@@ -142,6 +143,15 @@ def test_mailbox_mail_is_filed_threaded_and_flagged_like_smtp_mail(
     # The attachment's mail is filed with its text (and priority tag), as the SMTP listener files it.
     assert (second.ticket.subject, second.ticket.priority) == ("Crash log attached", "P2")
     assert second.comments[0].body == "The SDK crashes on join; the log is attached."
+    with desk.transaction() as s:  # its files are kept with that message, in the test desk's var directory
+        files = attachments.of_comments(s, [second.comments[0].id])[second.comments[0].id]
+        assert [(f.filename, f.content_type) for f in files] == [
+            ("crash.log", "text/plain"),
+            ("report.pdf", "application/pdf"),
+        ]
+        store = attachments.store_of(desk.settings)
+        with store.open(files[1].blob_key) as blob:
+            assert blob.read() == b"%PDF-1.4 fake"
     seen = flags(dovecot)
     assert b"\\Seen" in seen[uids[0]] and b"\\Seen" in seen[uids[1]]
     # The oversized mail was never downloaded: flagged for a person, not seen, not filed, recorded.

@@ -95,7 +95,7 @@ def test_families_that_cap_themselves_pass_through() -> None:
 
 
 def test_every_path_has_one_family_and_a_cap() -> None:
-    table = caps(Settings(body_max_api=2048, body_max_pages=4096, body_max_integrations=8192))
+    table = caps(Settings(body_max_api=2048, body_max_pages=4096, body_max_integrations=8192, body_max_uploads=16384))
     assert family_of("/api/v1/tickets").name == "api"
     assert family_of("/api/v1/integrations/alertmanager/k").name == "integrations"
     assert family_of("/api/v1/heartbeats/k").name == "integrations"
@@ -103,7 +103,21 @@ def test_every_path_has_one_family_and_a_cap() -> None:
     assert family_of("/api/v1/telemetry/x").name == "api"
     assert family_of("/v2/enqueue").name == "events"
     assert family_of("/login").name == "pages"
-    assert table == {"events": OWN_CAP, "telemetry": OWN_CAP, "integrations": 8192, "api": 2048, "pages": 4096}
+    # Only the routes that take files get the uploads' larger bound: not the rest of a ticket's routes.
+    assert family_of("/api/v1/tickets/12/attachments").name == "uploads"
+    assert family_of("/tickets/12/reply").name == "uploads"
+    assert family_of("/portal/new").name == "uploads"
+    assert family_of("/api/v1/tickets/12/comments").name == "api"
+    assert family_of("/api/v1/tickets/12/attachments/x").name == "api"
+    assert family_of("/tickets/12/status").name == "pages"
+    assert table == {
+        "events": OWN_CAP,
+        "telemetry": OWN_CAP,
+        "integrations": 8192,
+        "uploads": 16384,
+        "api": 2048,
+        "pages": 4096,
+    }
 
 
 def test_the_app_answers_problem_json_413_for_a_streamed_json_body(client: TestClient) -> None:

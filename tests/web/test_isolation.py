@@ -23,6 +23,20 @@ class Fixture:
     world: World
     liveco_ticket: int
     alice_token_id: str
+    liveco_attachment: Callable[[], str]  # uploads a file of LiveCo's on another ticket when a case asks: its URL
+
+
+def _attachment_maker(client: TestClient, world: World) -> Callable[[], str]:
+    def make() -> str:
+        ticket = client.post(
+            "/api/v1/tickets", json={"subject": "logs", "body": "see file"}, headers=bearer(world.alice_token)
+        ).json()["id"]
+        files = {"file": ("liveco.log", b"LiveCo secret details in a log", "text/plain")}
+        answer = client.post(f"/api/v1/tickets/{ticket}/attachments", files=files, headers=bearer(world.alice_token))
+        assert answer.status_code == 201, answer.text
+        return str(answer.json()["url"])
+
+    return make
 
 
 @dataclass
@@ -87,6 +101,19 @@ ISOLATION_CASES = [
         "/api/v1/organizations/{organization_id}/contacts",
         lambda f: (f"/api/v1/organizations/{f.world.liveco}/contacts", {"dedicated_contact_id": f.world.agent_id}),
         check=_contacts_unchanged,
+    ),
+    # Attachments: Bob can neither add a file to LiveCo's ticket nor fetch one of LiveCo's (random ids, 404).
+    Case(
+        "POST",
+        "/api/v1/tickets/{ticket_id}/attachments",
+        lambda f: (f"/api/v1/tickets/{f.liveco_ticket}/attachments", None),
+        check=_ticket_unchanged,
+    ),
+    Case(
+        "GET",
+        "/api/v1/tickets/{ticket_id}/attachments/{attachment_id}",
+        lambda f: (f.liveco_attachment(), None),
+        check=_no_liveco_data,
     ),
     # Listing answers 200 but with Bob's own data only.
     Case("GET", "/api/v1/tickets", lambda f: ("/api/v1/tickets", None), frozenset({200}), _no_liveco_data),
@@ -648,7 +675,7 @@ def fx(client: TestClient, desk: Desk) -> Fixture:
         headers=bearer(world.alice_token),
     ).json()["id"]
     token_id = client.post("/api/v1/tokens", json={"name": "alice-ci"}, headers=bearer(world.alice_token)).json()["id"]
-    return Fixture(world, ticket, token_id)
+    return Fixture(world, ticket, token_id, _attachment_maker(client, world))
 
 
 @pytest.mark.parametrize("case", ISOLATION_CASES, ids=lambda c: f"{c.method} {c.path}")

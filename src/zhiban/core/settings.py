@@ -51,6 +51,14 @@ class Settings(BaseSettings):
     body_max_integrations: int = Field(
         16 * 1024 * 1024, ge=1024, description="largest body for Alertmanager, webhook and heartbeat integrations"
     )
+    body_max_uploads: int = Field(
+        52 * 1024 * 1024, ge=1024, description="largest body of an attachment upload (its files and the form's framing)"
+    )
+    attachment_max_file_bytes: int = Field(10 * 1024 * 1024, ge=1, description="largest attachment file")
+    attachment_max_ticket_bytes: int = Field(
+        50 * 1024 * 1024, ge=1, description="largest total of one ticket's attachments (uploads past it get 413)"
+    )
+    attachment_max_ticket_files: int = Field(100, ge=1, description="most attachment files one ticket holds")
     clock_start: str = Field(
         "", description="tests only: the desk's clock starts at this ISO time and runs at real speed; empty: real time"
     )

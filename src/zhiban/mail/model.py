@@ -6,7 +6,7 @@ import email
 import email.errors
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.header import decode_header
 from email.message import Message
 from email.utils import getaddresses
@@ -58,6 +58,15 @@ _BROKEN_MULTIPART = (
 
 
 @dataclass(frozen=True)
+class MailFile:
+    """A file a mail carried: its name and type as the mail declares them, and its decoded bytes."""
+
+    filename: str | None
+    content_type: str
+    data: bytes = field(repr=False)
+
+
+@dataclass(frozen=True)
 class InboundMail:
     """What the desk needs from one received mail; `auto_reason` is set for mail no human wrote."""
 
@@ -75,6 +84,7 @@ class InboundMail:
     dkim_signed: bool = False
     # A drill's mark ("<drill id>; key=<key>", header X-Zhiban-Drill): only the drill that minted the key vouches.
     drill_mark: str | None = None
+    files: tuple[MailFile, ...] = ()  # attachments (and inline parts that are not the mail's text)
 
     @property
     def sender_domain(self) -> str:
@@ -227,6 +237,25 @@ def body_text(msg: Message) -> str:
     if html is not None:
         return html_to_text(html)
     return ""
+
+
+def mail_files(msg: Message) -> tuple[MailFile, ...]:
+    """The files a mail carries: parts marked as attachments, and named parts that are not its text (inline
+    images); the text/plain or text/html part that is the body is never one."""
+    found: list[MailFile] = []
+    for part in msg.walk():
+        if part.is_multipart():
+            continue
+        name = part.get_filename()
+        ctype = part.get_content_type()
+        if not _is_attachment(part) and (name is None or ctype in ("text/plain", "text/html")):
+            continue
+        if ctype in ("message/rfc822",):
+            continue
+        payload = part.get_payload(decode=True)
+        data = payload if isinstance(payload, bytes) else b""
+        found.append(MailFile(decode_header_value(name) if name else None, ctype, data))
+    return tuple(found)
 
 
 # --- quoted history -----------------------------------------------------------------------------
@@ -418,6 +447,7 @@ def parse_mail(raw: bytes, envelope_sender: str | None = None) -> InboundMail:
         auth_results=_header_values(msg, "Authentication-Results", MAX_AUTH_RESULTS),
         dkim_signed=_raw_header(msg, "DKIM-Signature") is not None,
         drill_mark=(_raw_header(msg, "X-Zhiban-Drill") or "")[:200] or None,
+        files=mail_files(msg),
     )
 
 

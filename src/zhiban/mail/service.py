@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
 from pydantic import ValidationError
@@ -42,8 +42,12 @@ from zhiban.notify import Link, Message, MessageOutcome, outbox
 from zhiban.notify.channels.email import parse_smtp_url
 from zhiban.notify.model import Language
 from zhiban.notify.render import format_since
+from zhiban.tickets import attachments
 from zhiban.tickets import service as tickets
 from zhiban.tickets.model import Channel, OnDuty, Priority, Status, TicketRef
+
+if TYPE_CHECKING:
+    from zhiban.tickets.store import CommentRow
 
 log = logging.getLogger("zhiban.mail")
 
@@ -175,6 +179,7 @@ def _file(
             session, clock, principal, ticket_id, body=bounded_body(trim_quoted(mail.text)), public=True
         )
         _record_inbound(session, clock, ticket_id, message_id, comment.id, mail.sender, mailbox_id)
+        _keep_files(session, clock, comment, mail, settings)
         log.info("inbound mail from %s added to ticket #%s", mail.sender, ticket_id)
         return Outcome("replied", ticket_id, "threaded")
     ticket = tickets.create_ticket(
@@ -188,12 +193,29 @@ def _file(
     )
     first = tickets.get_ticket(session, _DESK, ticket.id).comments[0]
     _record_inbound(session, clock, ticket.id, message_id, first.id, mail.sender, mailbox_id)
+    _keep_files(session, clock, first, mail, settings)
     from zhiban.drills.service import is_drill_ticket
 
     if not is_drill_ticket(session, ticket.id):  # a drill's synthetic requester is never mailed
         _queue(session, clock, ticket.id, "confirmation", None, person.email, settings)
     log.info("inbound mail from %s filed as ticket #%s", mail.sender, ticket.id)
     return Outcome("created", ticket.id, "new ticket")
+
+
+def _keep_files(session: Session, clock: Clock, comment: CommentRow, mail: InboundMail, settings: Settings) -> None:
+    """Keep the mail's files with the message it became (those past the limits are left out and logged: the mail
+    itself is never refused for them)."""
+    if not mail.files:
+        return
+    files = [attachments.Upload.of_bytes(f.filename, f.content_type, f.data) for f in mail.files]
+    attachments.keep_with_message(
+        session,
+        clock,
+        comment,
+        files,
+        store=attachments.store_of(settings),
+        limits=attachments.limits_of(settings),
+    )
 
 
 def _thread_target(session: Session, principal: Principal, mail: InboundMail, recipients: Sequence[str]) -> int | None:

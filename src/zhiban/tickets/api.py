@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Literal
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
 
-from zhiban.tickets import service
+from zhiban.tickets import attachment_api, attachments, service
+from zhiban.tickets.attachment_api import AttachmentOut
 from zhiban.tickets.intake import Filing, TicketIntake, intake_for
 from zhiban.tickets.model import Channel, OnDuty
 from zhiban.web.deps import DB, ClockDep, CurrentPrincipal, desk_of, reads_only, release, writes_elsewhere
@@ -16,7 +17,9 @@ from zhiban.web.fields import Ident, Limit, LongText, Offset, ShortText, TicketI
 from zhiban.web.scopes import by_method
 
 if TYPE_CHECKING:
-    from zhiban.tickets.store import CommentRow, TicketRow
+    from sqlalchemy.orm import Session
+
+    from zhiban.tickets.store import AttachmentRow, CommentRow, TicketRow
 
 router = APIRouter(
     prefix="/api/v1/tickets", tags=["tickets"], dependencies=[by_method("tickets:read", "tickets:write")]
@@ -97,10 +100,18 @@ class CommentOut(BaseModel):
     body: str
     public: bool
     created_at: datetime
+    attachments: list[AttachmentOut] = Field(default_factory=list, description="files that came with this message")
 
     @classmethod
-    def of(cls, c: CommentRow) -> CommentOut:
-        return cls(id=c.id, author_id=c.author_id, body=c.body, public=c.public, created_at=c.created_at)
+    def of(cls, c: CommentRow, files: list[AttachmentRow] | None = None) -> CommentOut:
+        return cls(
+            id=c.id,
+            author_id=c.author_id,
+            body=c.body,
+            public=c.public,
+            created_at=c.created_at,
+            attachments=[AttachmentOut.of(f) for f in files or ()],
+        )
 
 
 class TicketDetail(TicketOut):
@@ -166,9 +177,12 @@ def list_(
     return [TicketOut.of(t, on_duty.get(t.id)) for t in rows]
 
 
-def _detail(view: service.TicketView) -> TicketDetail:
+def _detail(session: Session, view: service.TicketView) -> TicketDetail:
+    # Only the messages the caller may read are in the view, so only their files are listed.
+    files = attachments.of_comments(session, [c.id for c in view.comments])
     return TicketDetail(
-        **TicketOut.of(view.ticket, view.on_duty).model_dump(), comments=[CommentOut.of(c) for c in view.comments]
+        **TicketOut.of(view.ticket, view.on_duty).model_dump(),
+        comments=[CommentOut.of(c, files.get(c.id)) for c in view.comments],
     )
 
 
@@ -176,7 +190,7 @@ def _detail(view: service.TicketView) -> TicketDetail:
 @reads_only
 def get(session: DB, principal: CurrentPrincipal, ticket_id: TicketId) -> TicketDetail:
     principal.require_scope("tickets:read")
-    return _detail(service.get_ticket(session, principal, ticket_id))
+    return _detail(session, service.get_ticket(session, principal, ticket_id))
 
 
 @router.post("/{ticket_id}/comments", status_code=201, response_model=CommentOut, summary="Reply or add a note")
@@ -213,3 +227,6 @@ def patch(
     if body.unassign or body.assignee_id is not None:
         ticket = service.assign(session, clock, principal, ticket_id, None if body.unassign else body.assignee_id)
     return TicketOut.of(ticket, service.on_duty_of(session, ticket.id))
+
+
+router.include_router(attachment_api.router)  # /{ticket_id}/attachments...: upload and download

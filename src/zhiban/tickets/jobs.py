@@ -1,4 +1,5 @@
-"""Ticket jobs: committed changes handed to the features that follow them (see tickets.events.follow)."""
+"""Ticket jobs: committed changes handed to the features that follow them (see tickets.events.follow), and the
+daily sweep of attachment blobs no attachment names (tickets.attachments)."""
 
 from __future__ import annotations
 
@@ -6,10 +7,11 @@ from typing import Any
 
 from zhiban.engine import JobContext, JobRegistry, PermanentFailure
 from zhiban.store.db import transaction
-from zhiban.tickets import events, service
+from zhiban.tickets import attachments, events, service
 from zhiban.tickets.events import FOLLOW_JOB
 
 registry = JobRegistry()
+registry.add(attachments.SWEEP_JOB, attachments.run_sweep)
 FOLLOW_BATCH = 500  # changes per worker transaction in a rush: one read of the log, one call per follower
 
 

@@ -83,3 +83,21 @@ def events_of(session: Session, ticket_id: int) -> list[TicketEventRow]:
 
 def count_tickets(session: Session) -> int:
     return session.scalar(select(func.count()).select_from(TicketRow)) or 0
+
+
+class AttachmentRow(Base):
+    """A file kept with one message of a ticket; its bytes are a blob named by their SHA-256 (tickets.blobs)."""
+
+    __tablename__ = "ticket_attachments"
+
+    # Random, never sequential: an id tells nothing about other tickets' files, and cannot be guessed.
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), index=True)
+    comment_id: Mapped[int] = mapped_column(ForeignKey("ticket_comments.id", ondelete="CASCADE"), index=True)
+    author_id: Mapped[str] = mapped_column(ForeignKey("people.id", ondelete="RESTRICT"))
+    position: Mapped[int] = mapped_column(Integer)  # its place among its message's files (ids are random)
+    filename: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(127))  # as sniffed from the bytes
+    size: Mapped[int] = mapped_column(Integer)
+    blob_key: Mapped[str] = mapped_column(String(64), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -8,6 +8,7 @@ before routing, in PagerDuty's own shape, enqueue.MAX_EVENT_BYTES) and telemetry
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Final
 
@@ -24,14 +25,18 @@ OWN_CAP: Final = -1  # the family's route streams its own cap
 
 @dataclass(frozen=True)
 class Family:
-    """Routes whose path is `path` (exact) or starts with one of `prefixes`, and the setting capping them."""
+    """Routes whose path is `path` (exact), starts with one of `prefixes` or matches `pattern` (whole), and the
+    setting capping them."""
 
     name: str
     setting: str
     path: str = ""
     prefixes: tuple[str, ...] = ()
+    pattern: re.Pattern[str] | None = None
 
     def holds(self, path: str) -> bool:
+        if self.pattern is not None and self.pattern.fullmatch(path):
+            return True
         return path == self.path or (bool(self.prefixes) and path.startswith(self.prefixes))
 
 
@@ -40,6 +45,12 @@ FAMILIES: Final = (
     Family("events", "", path="/v2/enqueue"),
     Family("telemetry", "", path="/api/v1/telemetry"),
     Family("integrations", "body_max_integrations", prefixes=("/api/v1/integrations/", "/api/v1/heartbeats/")),
+    # Attachment uploads (the API's, the ticket page's reply and the portal's new ticket forms): larger than JSON.
+    Family(
+        "uploads",
+        "body_max_uploads",
+        pattern=re.compile(r"/api/v1/tickets/[0-9]{1,10}/attachments|/tickets/[0-9]{1,10}/reply|/portal/new"),
+    ),
     Family("api", "body_max_api", prefixes=("/api/",)),
     Family("pages", "body_max_pages", prefixes=("/",)),
 )
