@@ -17,11 +17,16 @@ from zhiban.identity import service as identity
 from zhiban.identity.model import Organization, Person, Principal, Role
 from zhiban.store.db import transaction_memo
 from zhiban.tickets import events
+from zhiban.tickets import fields as rtc_fields
+from zhiban.tickets.fields import fields_of as fields_of  # re-exported: the RTC fields' reads
+from zhiban.tickets.fields import lenient as lenient
+from zhiban.tickets.fields import organization_zone as organization_zone
 from zhiban.tickets.model import (
     Channel,
     EventKind,
     OnDuty,
     Priority,
+    RtcFields,
     Status,
     TicketChange,
     TicketRef,
@@ -247,8 +252,10 @@ def create_ticket(
     channel: Channel = Channel.PORTAL,
     category: str | None = None,
     requester_id: str | None = None,
+    fields: RtcFields | None = None,
 ) -> TicketRow:
-    """File a ticket: a customer for its own organization, an agent on behalf of a customer user."""
+    """File a ticket: a customer for its own organization, an agent on behalf of a customer user (with RTC
+    `fields`, cleaned by `model.clean_fields`, if any were given)."""
     subject = clean_subject(subject)
     body = clean_body(body)
     prio = _priority(priority)
@@ -266,6 +273,8 @@ def create_ticket(
             raise Forbidden("no organization for this user")
     if category is not None and len(category) > 64:
         raise InvalidInput("category is at most 64 characters")
+    if fields is not None and not fields.empty:
+        rtc_fields.check_app(session, requester.organization_id, fields)
     now = clock.now()
     ticket = TicketRow(
         organization_id=requester.organization_id,
@@ -281,6 +290,8 @@ def create_ticket(
     session.add(ticket)
     session.flush()
     session.add(CommentRow(ticket_id=ticket.id, author_id=principal.person_id, body=body, public=True, created_at=now))
+    if fields is not None and not fields.empty:
+        rtc_fields.save(session, ticket.id, fields)
     _record(
         session,
         clock,
@@ -403,7 +414,10 @@ def add_comment(
     return comment
 
 
-def change_status(session: Session, clock: Clock, principal: Principal, ticket_id: int, status: str) -> TicketRow:
+def change_status(
+    session: Session, clock: Clock, principal: Principal, ticket_id: int, status: str, *, reason: str | None = None
+) -> TicketRow:
+    """Move the ticket (with the `reason`, if given, kept in its log)."""
     ticket = _load(session, principal, ticket_id)
     target = _status(status)
     before = Status(ticket.status)
@@ -414,13 +428,23 @@ def change_status(session: Session, clock: Clock, principal: Principal, ticket_i
     if target == Status.SOLVED:
         ticket.solved_at = now
     _record(
-        session, clock, ticket, EventKind.STATUS_CHANGED, now, principal.person_id, frm=before.value, to=target.value
+        session,
+        clock,
+        ticket,
+        EventKind.STATUS_CHANGED,
+        now,
+        principal.person_id,
+        frm=before.value,
+        to=target.value,
+        **_why(reason),
     )
     session.flush()
     return ticket
 
 
-def change_priority(session: Session, clock: Clock, principal: Principal, ticket_id: int, priority: str) -> TicketRow:
+def change_priority(
+    session: Session, clock: Clock, principal: Principal, ticket_id: int, priority: str, *, reason: str | None = None
+) -> TicketRow:
     """Give the ticket another priority: agents any, the customer a more urgent one on an open ticket (a
     raise to a paging priority pages the engineer on duty, as any raise does)."""
     ticket = _load(session, principal, ticket_id)
@@ -441,6 +465,7 @@ def change_priority(session: Session, clock: Clock, principal: Principal, ticket
             principal.person_id,
             frm=ticket.priority,
             to=prio.value,
+            **_why(reason),
         )
         ticket.priority = prio.value
         ticket.updated_at = now
@@ -448,16 +473,46 @@ def change_priority(session: Session, clock: Clock, principal: Principal, ticket
     return ticket
 
 
-def assign(session: Session, clock: Clock, principal: Principal, ticket_id: int, assignee_id: str | None) -> TicketRow:
+MAX_REASON = 500
+
+
+def _why(reason: str | None) -> dict[str, str]:
+    """The reason given for a change, for its event's data (none given: nothing added)."""
+    reason = " ".join((reason or "").split())
+    if len(reason) > MAX_REASON:
+        raise InvalidInput(f"a reason is at most {MAX_REASON} characters")
+    return {"reason": reason} if reason else {}
+
+
+def assign(
+    session: Session,
+    clock: Clock,
+    principal: Principal,
+    ticket_id: int,
+    assignee_id: str | None,
+    *,
+    reason: str | None = None,
+    how: str | None = None,
+) -> TicketRow:
+    """Give the ticket to an agent (None: to nobody); `how` says it was taken or given by a team's round robin."""
     principal.require_staff()
     ticket = _load(session, principal, ticket_id)
     if assignee_id is not None:
         person = identity.person(session, assignee_id)
-        if person is None or person.role == Role.CUSTOMER:
-            raise InvalidInput("assignee must be an agent or an admin")
+        if person is None or person.role == Role.CUSTOMER or not person.active:
+            raise InvalidInput("assignee must be an active agent or admin")
     now = clock.now()
+    extra = _why(reason) | ({"how": how} if how else {})
     _record(
-        session, clock, ticket, EventKind.ASSIGNED, now, principal.person_id, frm=ticket.assignee_id, to=assignee_id
+        session,
+        clock,
+        ticket,
+        EventKind.ASSIGNED,
+        now,
+        principal.person_id,
+        frm=ticket.assignee_id,
+        to=assignee_id,
+        **extra,
     )
     ticket.assignee_id = assignee_id
     ticket.updated_at = now
