@@ -38,7 +38,16 @@ from zhiban.tickets.model import (
     status_after_agent_reply,
     status_after_customer_message,
 )
-from zhiban.tickets.store import CommentRow, TicketEventRow, TicketOnDutyRow, TicketRow, comments_of, events_of
+from zhiban.tickets.store import (
+    CommentRow,
+    TicketEventRow,
+    TicketFieldsRow,
+    TicketOnDutyRow,
+    TicketRow,
+    TicketTagRow,
+    comments_of,
+    events_of,
+)
 
 MAX_PAGE = 200
 OPEN_STATUSES = (Status.NEW, Status.OPEN, Status.PENDING, Status.ON_HOLD)
@@ -347,8 +356,12 @@ def list_tickets(
     limit: int = 50,
     offset: int = 0,
     queue_order: bool = False,
+    tag: str | None = None,
+    app_id: str | None = None,
+    sdk_version: str | None = None,
 ) -> list[TicketRow]:
-    """Tickets the caller may see; the agent queue orders by urgency, others by recency."""
+    """Tickets the caller may see; the agent queue orders by urgency, others by recency. `tag` (agents' tags),
+    `app_id` and `sdk_version` (RTC fields) narrow the list."""
     if not 1 <= limit <= MAX_PAGE or offset < 0:
         raise InvalidInput(f"limit must be 1–{MAX_PAGE} and offset ≥ 0")
     query = select(TicketRow)
@@ -360,6 +373,17 @@ def list_tickets(
         query = query.where(TicketRow.status == _status(status).value)
     elif open_only:
         query = query.where(TicketRow.status.in_([s.value for s in OPEN_STATUSES]))
+    if tag and principal.is_staff:  # tags are the agents': a customer filtering by one learns nothing
+        query = query.where(TicketRow.id.in_(select(TicketTagRow.ticket_id).where(TicketTagRow.tag == tag.lower())))
+    elif tag:
+        return []
+    if app_id or sdk_version:
+        having = select(TicketFieldsRow.ticket_id)
+        if app_id:
+            having = having.where(TicketFieldsRow.app_id == app_id)
+        if sdk_version:
+            having = having.where(TicketFieldsRow.sdk_version == sdk_version)
+        query = query.where(TicketRow.id.in_(having))
     if queue_order:
         query = query.order_by(_PRIORITY_RANK, TicketRow.created_at, TicketRow.id)
     else:
