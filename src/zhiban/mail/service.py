@@ -37,6 +37,7 @@ from zhiban.mail.model import (
     without_nul,
 )
 from zhiban.mail.reply_token import reply_key, ticket_addressing, tickets_named
+from zhiban.mail.rtc_fields import fields_in_text
 from zhiban.mail.store import HeldMailRow, MailMessageRow
 from zhiban.notify import Link, Message, MessageOutcome, outbox
 from zhiban.notify.channels.email import parse_smtp_url
@@ -177,6 +178,9 @@ def _file(
         _record_inbound(session, clock, ticket_id, message_id, comment.id, mail.sender, mailbox_id)
         log.info("inbound mail from %s added to ticket #%s", mail.sender, ticket_id)
         return Outcome("replied", ticket_id, "threaded")
+    # RTC fields the customer wrote as lines ("App ID: …", "频道：…"): each one that fails its check is dropped.
+    stated = fields_in_text(mail.text)
+    fields = tickets.lenient(session, person.organization_id or "", stated, now=clock.now()) if stated else None
     ticket = tickets.create_ticket(
         session,
         clock,
@@ -185,6 +189,7 @@ def _file(
         body=bounded_body(mail.text.strip()),
         channel=Channel.EMAIL,
         priority=subject_priority(mail.subject) or Priority.P3.value,  # the portal's default without a tag
+        fields=fields,
     )
     first = tickets.get_ticket(session, _DESK, ticket.id).comments[0]
     _record_inbound(session, clock, ticket.id, message_id, first.id, mail.sender, mailbox_id)
