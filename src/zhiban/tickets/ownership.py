@@ -324,6 +324,15 @@ def merge(
         raise InvalidInput(f"ticket #{kept.id} is closed")
     now = clock.now()
     why = _why(reason)
+    # A merge supersedes a "related" link between the two (one row per pair and direction).
+    session.execute(
+        delete(TicketLinkRow).where(
+            or_(
+                (TicketLinkRow.ticket_id == duplicate.id) & (TicketLinkRow.other_id == kept.id),
+                (TicketLinkRow.ticket_id == kept.id) & (TicketLinkRow.other_id == duplicate.id),
+            )
+        )
+    )
     session.add(TicketLinkRow(ticket_id=duplicate.id, other_id=kept.id, kind=MERGED_INTO))
     session.flush()
     _record(session, clock, duplicate, EventKind.MERGED_INTO, now, principal.person_id, ticket_id=kept.id, **why)
