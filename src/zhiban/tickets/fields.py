@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -15,7 +16,7 @@ from zhiban.apps import service as apps
 from zhiban.core.errors import InvalidInput
 from zhiban.identity import service as identity
 from zhiban.tickets.model import FIELD_NAMES, RtcFields, clean_fields
-from zhiban.tickets.store import TicketFieldsRow
+from zhiban.tickets.store import TicketFieldsRow, ids_in
 
 
 def check_app(session: Session, organization_id: str, fields: RtcFields) -> RtcFields:
@@ -47,7 +48,7 @@ def save(session: Session, ticket_id: int, fields: RtcFields) -> None:
     row.sdk_version, row.platform, row.occurred_at = fields.sdk_version, fields.platform, fields.occurred_at
 
 
-def _value(row: TicketFieldsRow) -> RtcFields:
+def _value(row: Any) -> RtcFields:
     return RtcFields(
         app_id=row.app_id,
         channel_name=row.channel_name,
@@ -62,9 +63,19 @@ def fields_of(session: Session, ticket_ids: Sequence[int]) -> dict[int, RtcField
     """The fields of many tickets by id (tickets without any are left out)."""
     ids = sorted(set(ticket_ids))
     found: dict[int, RtcFields] = {}
+    # Plain rows: no ORM objects to build for a page of tickets.
+    columns = (
+        TicketFieldsRow.ticket_id,
+        TicketFieldsRow.app_id,
+        TicketFieldsRow.channel_name,
+        TicketFieldsRow.user_ids,
+        TicketFieldsRow.sdk_version,
+        TicketFieldsRow.platform,
+        TicketFieldsRow.occurred_at,
+    )
     for i in range(0, len(ids), 2000):
-        query = select(TicketFieldsRow).where(TicketFieldsRow.ticket_id.in_(ids[i : i + 2000]))
-        found.update((row.ticket_id, _value(row)) for row in session.scalars(query))
+        query = select(*columns).where(ids_in(session, TicketFieldsRow.ticket_id, ids[i : i + 2000]))
+        found.update((row.ticket_id, _value(row)) for row in session.execute(query))
     return found
 
 

@@ -2,10 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, PrimaryKeyConstraint, String, Text, func, select
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    ColumnElement,
+    ForeignKey,
+    Index,
+    Integer,
+    PrimaryKeyConstraint,
+    String,
+    Text,
+    any_,
+    func,
+    literal,
+    select,
+)
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from zhiban.store.db import Base, UTCDateTime
@@ -120,6 +136,13 @@ class TeamRotationRow(Base):
     team_id: Mapped[str] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"), primary_key=True)
     last_person_id: Mapped[str | None] = mapped_column(ForeignKey("people.id", ondelete="SET NULL"), nullable=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+def ids_in(session: Session, column: Any, ids: Sequence[int]) -> ColumnElement[bool]:
+    """`column IN ids`, as one array parameter on PostgreSQL (a page's 200 ids: one bind, not 200 to render)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return column == any_(literal(list(ids), postgresql.ARRAY(Integer)))
+    return column.in_(ids)
 
 
 def comments_of(session: Session, ticket_id: int, *, include_internal: bool) -> list[CommentRow]:
