@@ -1,5 +1,6 @@
 """RTC fields recognized in a customer's mail: a realistic mixed-language mail through the real inbound listener
-files a ticket with its app, channel, users, SDK and time; lines that fail a check are dropped, never the mail."""
+files a ticket with its app, channel, users, SDK and time; lines that fail a check are dropped, never the mail.
+And a reply to a merged duplicate goes on in the ticket kept."""
 
 from __future__ import annotations
 
@@ -7,10 +8,11 @@ from datetime import UTC, datetime, timedelta, timezone
 
 from fastapi.testclient import TestClient
 
-from tests.mail.mail_kit import customer_mail, smtp_send
+from tests.mail.mail_kit import Outbox, customer_mail, smtp_send
 from tests.tenancy import World, bearer
 from zhiban.apps import service as apps
 from zhiban.desk import Desk
+from zhiban.engine import Worker
 from zhiban.mail.inbound import InboundListener
 from zhiban.mail.rtc_fields import fields_in_text, parse_time
 
@@ -103,3 +105,29 @@ def test_parse_time_reads_offsets() -> None:
     assert parse_time("2026-12-07 14:30 GMT") == datetime(2026, 12, 7, 14, 30, tzinfo=UTC)
     assert parse_time("2026-12-07 14:30") == datetime(2026, 12, 7, 14, 30)
     assert parse_time("2026-13-40 14:30") is None and parse_time("yesterday") is None
+
+
+def test_a_reply_to_a_merged_duplicate_goes_to_the_ticket_kept(
+    desk: Desk, world: World, inbound: InboundListener, outbox: Outbox, worker: Worker, client: TestClient
+) -> None:
+    raw = customer_mail(ALICE, "Audio drops", "room 42 drops audio", message_id="<d1@liveco.test>")
+    assert smtp_send(inbound.port, raw, mail_from=ALICE).code == 250
+    worker.run_once()
+    confirmation = outbox.received[0]
+    agent = bearer(world.agent_token)
+    [dup] = [t["id"] for t in client.get("/api/v1/tickets", headers=agent).json()]
+    kept = client.post(
+        "/api/v1/tickets", json={"subject": "Audio drops (kept)", "body": "b"}, headers=bearer(world.alice_token)
+    ).json()["id"]
+    assert client.post(f"/api/v1/tickets/{dup}/merge", json={"into": kept}, headers=agent).status_code == 200
+    raw = customer_mail(
+        ALICE,
+        f"Re: [#{dup}] Audio drops",
+        "still dropping",
+        message_id="<d2@l>",
+        in_reply_to=confirmation["Message-ID"],
+    )
+    assert smtp_send(inbound.port, raw, mail_from=ALICE).code == 250
+    assert len(client.get("/api/v1/tickets", headers=agent).json()) == 2  # no third ticket
+    bodies = [c["body"] for c in client.get(f"/api/v1/tickets/{kept}", headers=agent).json()["comments"]]
+    assert bodies[-1] == "still dropping"

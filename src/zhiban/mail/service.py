@@ -215,6 +215,11 @@ def _thread_target(session: Session, principal: Principal, mail: InboundMail, re
             log.warning("inbound mail from %s names ticket #%s outside its organization", mail.sender, ticket_id)
             continue
         if view.ticket.status == Status.CLOSED:
+            kept = tickets.merged_into(session, ticket_id)
+            # A merged duplicate's thread goes on where it was merged (same organization: merges never cross).
+            if kept is not None and tickets.get_ticket(session, principal, kept).ticket.status != Status.CLOSED:
+                log.info("inbound mail from %s answers merged #%s: added to #%s", mail.sender, ticket_id, kept)
+                return kept
             log.info("inbound mail from %s answers closed ticket #%s: filed as a new ticket", mail.sender, ticket_id)
             continue
         return ticket_id

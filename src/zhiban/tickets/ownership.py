@@ -27,7 +27,7 @@ from zhiban.tickets.model import (
     in_working_hours,
     next_in_rotation,
 )
-from zhiban.tickets.service import _load, _record, _why, assign, route
+from zhiban.tickets.service import _load, _record, _why, assign, merged_into, route
 from zhiban.tickets.store import (
     TeamRotationRow,
     TicketFollowerRow,
@@ -313,12 +313,6 @@ def unlink(session: Session, clock: Clock, principal: Principal, ticket_id: int,
         _record(session, clock, ticket, EventKind.UNLINKED, now, principal.person_id, ticket_id=other.id)
         _record(session, clock, other, EventKind.UNLINKED, now, principal.person_id, ticket_id=ticket.id)
     return ticket
-
-
-def merged_into(session: Session, ticket_id: int) -> int | None:
-    return session.scalar(
-        select(TicketLinkRow.other_id).where(TicketLinkRow.ticket_id == ticket_id, TicketLinkRow.kind == MERGED_INTO)
-    )
 
 
 def merge(

@@ -42,6 +42,7 @@ from zhiban.tickets.store import (
     CommentRow,
     TicketEventRow,
     TicketFieldsRow,
+    TicketLinkRow,
     TicketOnDutyRow,
     TicketRow,
     TicketTagRow,
@@ -314,6 +315,13 @@ def create_ticket(
     )
     session.flush()
     return ticket
+
+
+def merged_into(session: Session, ticket_id: int) -> int | None:
+    """The ticket a duplicate was merged into (None: it was not merged)."""
+    return session.scalar(
+        select(TicketLinkRow.other_id).where(TicketLinkRow.ticket_id == ticket_id, TicketLinkRow.kind == "merged_into")
+    )
 
 
 def find(session: Session, principal: Principal, ticket_id: int) -> TicketRow:
