@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -14,11 +15,13 @@ from sqlalchemy import (
     Index,
     Integer,
     PrimaryKeyConstraint,
+    Select,
     String,
     Text,
     any_,
     func,
     literal,
+    literal_column,
     select,
 )
 from sqlalchemy.dialects import postgresql
@@ -140,8 +143,13 @@ class TeamRotationRow(Base):
 
 def ids_in(session: Session, column: Any, ids: Sequence[int]) -> ColumnElement[bool]:
     """`column IN ids`, as one array parameter on PostgreSQL (a page's 200 ids: one bind, not 200 to render)."""
-    if session.get_bind().dialect.name == "postgresql":
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
         return column == any_(literal(list(ids), postgresql.ARRAY(Integer)))
+    if dialect == "sqlite" and len(ids) > 8:  # one JSON text parameter, read by SQLite's json_each
+        values = func.json_each(literal(json.dumps(list(ids))))
+        listed: Select[Any] = select(literal_column("value")).select_from(values)
+        return column.in_(listed)
     return column.in_(ids)
 
 
