@@ -7,7 +7,7 @@ Seeds `--tickets` tickets in bulk (a third with RTC fields, a quarter tagged, so
 through the API (in-process ASGI client, as an agent): GET /api/v1/tickets?limit=200 (every ticket's assignee,
 fields, tags, followers, links), the same filtered by `tag`, `app_id` and `sdk_version`, and POST take / tags.
 Baseline: the same page serialized as main did (the list query and on-duty reads only, no ownership or fields),
-timed in-process on the same data; the ratio says what the extra batched reads cost a page.
+timed in-process on the same data, alternating with this branch's page; the ratio says what the extra reads cost a page.
 """
 
 from __future__ import annotations
@@ -97,6 +97,17 @@ def timed(fn: Callable[[], Any], runs: int = RUNS) -> tuple[float, float]:
     return statistics.median(times), times[int(len(times) * 0.95) - 1]
 
 
+def timed_pair(a: Callable[[], Any], b: Callable[[], Any], runs: int = RUNS) -> tuple[tuple[float, float], ...]:
+    a(), b()  # warm
+    times: tuple[list[float], list[float]] = ([], [])
+    for _ in range(runs):
+        for fn, out in ((a, times[0]), (b, times[1])):
+            t0 = time.perf_counter()
+            fn()
+            out.append((time.perf_counter() - t0) * 1000)
+    return tuple((statistics.median(t), sorted(t)[int(len(t) * 0.95) - 1]) for t in times)
+
+
 def run(backend: str, n: int) -> None:
     with database(backend) as url:
         engine = make_engine(url)
@@ -133,8 +144,7 @@ def run(backend: str, n: int) -> None:
                 [o.model_dump(mode="json") for o in _outs(s, staff, rows)]
 
         print(f"\n{backend}: {n:,} tickets")
-        base = timed(baseline)
-        new = timed(extras)
+        base, new = timed_pair(baseline, extras)  # alternated: a machine's load drifts alike for both
         print(f"  page of 200, in-process   main-style p50 {base[0]:7.2f} ms  p95 {base[1]:7.2f} ms")
         ratio = new[0] / base[0]
         print(f"  page of 200, in-process   with extras p50 {new[0]:7.2f} ms  p95 {new[1]:7.2f} ms  ratio {ratio:.2f}x")
