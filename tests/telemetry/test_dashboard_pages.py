@@ -10,7 +10,15 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.telemetry.dashboard_kit import EAST_FREEZE_MS, NORTH_FREEZE_MS, START, TelemetryWorld, build_telemetry_world
+from tests.telemetry.dashboard_kit import (
+    EAST_FREEZE_MS,
+    NORTH_FREEZE_MS,
+    START,
+    TelemetryWorld,
+    build_telemetry_world,
+    iso,
+    quality_report,
+)
 from tests.tenancy import bearer
 from zhiban.desk import Desk
 from zhiban.identity import service as identity
@@ -143,3 +151,46 @@ def test_diagnostics_window_is_bounded_by_now() -> None:
     assert diagnostics_window(filed, filed + timedelta(minutes=20))[1] == filed + timedelta(minutes=20)
     assert diagnostics_window(filed, filed + timedelta(days=1))[1] == filed + timedelta(hours=1)
     assert diagnostics_window(filed, filed)[1] > filed  # never an empty range
+
+
+def test_ticket_diagnostics_follow_the_tickets_channel_and_time(
+    client: TestClient, desk: Desk, tw: TelemetryWorld
+) -> None:
+    """With RTC fields, the diagnostics look at that channel around when it happened, not the hour of filing."""
+    w = tw.world
+    earlier = START - timedelta(hours=3)
+    other_room = [
+        quality_report(f"x{i}", earlier + timedelta(seconds=10 * k), "cn-east", channel="room-7", user_id=f"u{i}")
+        for k in range(6)
+        for i in range(2)
+    ]
+    result = tw.runtime.ingestor.ingest_reports("liveco", other_room)
+    assert result.accepted == len(other_room)
+    tw.runtime.drain(flush=True)
+    fields = {"app_id": "liveco", "channel_name": "room-7", "occurred_at": iso(earlier + timedelta(minutes=5))}
+    ticket = client.post(
+        "/api/v1/tickets",
+        json={"subject": "卡顿 in room-7", "body": "freezes", "fields": fields},
+        headers=bearer(w.alice_token),
+    ).json()["id"]
+    with desk.transaction() as s:
+        found = ticket_diagnostics(s, ticket, now=desk.clock.now())
+    assert found["anchor"] == "occurred" and found["channel_name"] == "room-7"
+    assert found["from"] == (earlier + timedelta(minutes=5) - timedelta(hours=1)).isoformat()
+    [app] = found["apps"]
+    assert sorted(x["session_id"] for x in app["sessions"]) == ["x0", "x1"]  # room-7's, not room-8812's s0–s5
+    assert {x["reports"] for x in app["sessions"]} == {6}
+    assert app["overall"]["sessions"] == 2
+    html = page(client, w.agent_token, f"/agent/telemetry/tickets/{ticket}?lang=en")
+    assert "Channel room-7" in html and 'href="/telemetry/apps/liveco/sessions/x0"' in html
+    assert "around when it happened" in html
+    # The hour around filing, in room-8812: the six sessions of the demo traffic.
+    now_ticket = client.post(
+        "/api/v1/tickets",
+        json={"subject": "room-8812", "body": "b", "fields": {"channel_name": "room-8812"}},
+        headers=bearer(w.alice_token),
+    ).json()["id"]
+    with desk.transaction() as s:
+        found = ticket_diagnostics(s, now_ticket, now=desk.clock.now())
+    assert found["anchor"] == "created"
+    assert sorted(x["session_id"] for x in found["apps"][0]["sessions"]) == [f"s{i}" for i in range(6)]

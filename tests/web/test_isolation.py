@@ -15,6 +15,7 @@ from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.testclient import TestClient
 
 from tests.tenancy import World, bearer, build_world
+from zhiban.apps import service as apps
 from zhiban.desk import Desk
 
 
@@ -24,6 +25,8 @@ class Fixture:
     liveco_ticket: int
     alice_token_id: str
     liveco_attachment: Callable[[], str]  # uploads a file of LiveCo's on another ticket when a case asks: its URL
+    bob_ticket: int = 0
+    liveco_app: str = "liveco-live"
 
 
 def _attachment_maker(client: TestClient, world: World) -> Callable[[], str]:
@@ -65,6 +68,23 @@ def _not_paged(client: TestClient, fx: Fixture, response: Any) -> None:
     assert t["on_duty"] is None
 
 
+def _ticket_unowned(client: TestClient, fx: Fixture, response: Any) -> None:
+    _ticket_unchanged(client, fx, response)
+    t = client.get(f"/api/v1/tickets/{fx.liveco_ticket}", headers=bearer(fx.world.agent_token)).json()
+    assert t["assignee"] is None and t["tags"] == ["vip"] and t["followers"] == []
+    assert t["related"] == [] and t["merged_into"] is None and t["merged_from"] == []
+
+
+def _ticket_fields_unchanged(client: TestClient, fx: Fixture, response: Any) -> None:
+    _ticket_unowned(client, fx, response)
+    t = client.get(f"/api/v1/tickets/{fx.liveco_ticket}", headers=bearer(fx.world.agent_token)).json()
+    assert t["fields"]["channel_name"] == "liveco-room" and t["fields"]["app_id"] == fx.liveco_app
+
+
+def _empty_list(client: TestClient, fx: Fixture, response: Any) -> None:
+    assert response.json() == []
+
+
 def _contacts_unchanged(client: TestClient, fx: Fixture, response: Any) -> None:
     org = client.get(f"/api/v1/organizations/{fx.world.liveco}", headers=bearer(fx.world.agent_token)).json()
     assert org["dedicated_contact_id"] is None
@@ -96,6 +116,105 @@ ISOLATION_CASES = [
         lambda f: (f"/api/v1/tickets/{f.liveco_ticket}/urgent", {"note": "wake them"}),
         check=_not_paged,
     ),
+    Case(
+        "PATCH",
+        "/api/v1/tickets/{ticket_id}",
+        lambda f: (f"/api/v1/tickets/{f.liveco_ticket}", {"fields": {"channel_name": "evil"}}),
+        check=_ticket_fields_unchanged,
+    ),
+    Case(
+        "PATCH",
+        "/api/v1/tickets/{ticket_id}",
+        lambda f: (f"/api/v1/tickets/{f.liveco_ticket}", {"assignee_id": f.world.agent_id}),
+        check=_ticket_unowned,
+    ),
+    # Bob's own ticket may not name LiveCo's app (it reads as unknown to him: no existence leak).
+    Case(
+        "PATCH",
+        "/api/v1/tickets/{ticket_id}",
+        lambda f: (f"/api/v1/tickets/{f.bob_ticket}", {"fields": {"app_id": f.liveco_app}}),
+        frozenset({422}),
+    ),
+    Case(
+        "POST",
+        "/api/v1/tickets",
+        lambda f: ("/api/v1/tickets", {"subject": "s", "body": "b", "fields": {"app_id": f.liveco_app}}),
+        frozenset({422}),
+    ),
+    Case(
+        "GET",
+        "/api/v1/tickets",
+        lambda f: (f"/api/v1/tickets?app_id={f.liveco_app}", None),
+        frozenset({200}),
+        lambda client, fx, r: _empty_list(client, fx, r),
+    ),
+    Case(
+        "POST",
+        "/api/v1/tickets/{ticket_id}/take",
+        lambda f: (f"/api/v1/tickets/{f.liveco_ticket}/take", None),
+        check=_ticket_unowned,
+    ),
+    Case(
+        "POST",
+        "/api/v1/tickets/{ticket_id}/auto-assign",
+        lambda f: (f"/api/v1/tickets/{f.liveco_ticket}/auto-assign", None),
+        check=_ticket_unowned,
+    ),
+    Case(
+        "POST",
+        "/api/v1/tickets/{ticket_id}/followers",
+        lambda f: (f"/api/v1/tickets/{f.liveco_ticket}/followers", {}),
+        check=_ticket_unowned,
+    ),
+    Case(
+        "DELETE",
+        "/api/v1/tickets/{ticket_id}/followers/{person_id}",
+        lambda f: (f"/api/v1/tickets/{f.liveco_ticket}/followers/{f.world.agent_id}", None),
+    ),
+    Case(
+        "POST",
+        "/api/v1/tickets/{ticket_id}/tags",
+        lambda f: (f"/api/v1/tickets/{f.liveco_ticket}/tags", {"tags": ["evil"]}),
+        check=_ticket_unowned,
+    ),
+    Case(
+        "DELETE",
+        "/api/v1/tickets/{ticket_id}/tags/{tag}",
+        lambda f: (f"/api/v1/tickets/{f.liveco_ticket}/tags/vip", None),
+        check=_ticket_unowned,
+    ),
+    Case(
+        "POST",
+        "/api/v1/tickets/{ticket_id}/links",
+        lambda f: (f"/api/v1/tickets/{f.liveco_ticket}/links", {"ticket_id": f.bob_ticket}),
+        check=_ticket_unowned,
+    ),
+    # From his own ticket to LiveCo's: as if LiveCo's did not exist.
+    Case(
+        "POST",
+        "/api/v1/tickets/{ticket_id}/links",
+        lambda f: (f"/api/v1/tickets/{f.bob_ticket}/links", {"ticket_id": f.liveco_ticket}),
+        frozenset({404}),
+        check=_ticket_unowned,
+    ),
+    Case(
+        "DELETE",
+        "/api/v1/tickets/{ticket_id}/links/{other_id}",
+        lambda f: (f"/api/v1/tickets/{f.liveco_ticket}/links/{f.bob_ticket}", None),
+    ),
+    Case(
+        "POST",
+        "/api/v1/tickets/{ticket_id}/merge",
+        lambda f: (f"/api/v1/tickets/{f.liveco_ticket}/merge", {"into": f.bob_ticket}),
+        check=_ticket_unowned,
+    ),
+    Case(
+        "POST",
+        "/api/v1/tickets/{ticket_id}/merge",
+        lambda f: (f"/api/v1/tickets/{f.bob_ticket}/merge", {"into": f.liveco_ticket}),
+        check=_ticket_unowned,
+    ),
+    Case("GET", "/api/v1/tickets/{ticket_id}/events", lambda f: (f"/api/v1/tickets/{f.liveco_ticket}/events", None)),
     Case(
         "PUT",
         "/api/v1/organizations/{organization_id}/contacts",
@@ -675,7 +794,16 @@ def fx(client: TestClient, desk: Desk) -> Fixture:
         headers=bearer(world.alice_token),
     ).json()["id"]
     token_id = client.post("/api/v1/tokens", json={"name": "alice-ci"}, headers=bearer(world.alice_token)).json()["id"]
-    return Fixture(world, ticket, token_id, _attachment_maker(client, world))
+    with desk.transaction() as s:
+        apps.create_app(s, desk.clock, apps.SYSTEM, app_id="liveco-live", organization_id=world.liveco)
+    agent = bearer(world.agent_token)
+    fields = {"app_id": "liveco-live", "channel_name": "liveco-room"}
+    assert client.patch(f"/api/v1/tickets/{ticket}", json={"fields": fields}, headers=agent).status_code == 200
+    assert client.post(f"/api/v1/tickets/{ticket}/tags", json={"tags": ["vip"]}, headers=agent).status_code == 200
+    bob_ticket = client.post(
+        "/api/v1/tickets", json={"subject": "ClassMate question", "body": "b"}, headers=bearer(world.bob_token)
+    ).json()["id"]
+    return Fixture(world, ticket, token_id, _attachment_maker(client, world), bob_ticket, "liveco-live")
 
 
 @pytest.mark.parametrize("case", ISOLATION_CASES, ids=lambda c: f"{c.method} {c.path}")

@@ -37,6 +37,7 @@ from zhiban.mail.model import (
     without_nul,
 )
 from zhiban.mail.reply_token import reply_key, ticket_addressing, tickets_named
+from zhiban.mail.rtc_fields import fields_in_text
 from zhiban.mail.store import HeldMailRow, MailMessageRow
 from zhiban.notify import Link, Message, MessageOutcome, outbox
 from zhiban.notify.channels.email import parse_smtp_url
@@ -182,6 +183,9 @@ def _file(
         _keep_files(session, clock, comment, mail, settings)
         log.info("inbound mail from %s added to ticket #%s", mail.sender, ticket_id)
         return Outcome("replied", ticket_id, "threaded")
+    # RTC fields the customer wrote as lines ("App ID: …", "频道：…"): each one that fails its check is dropped.
+    stated = fields_in_text(mail.text)
+    fields = tickets.lenient(session, person.organization_id or "", stated, now=clock.now()) if stated else None
     ticket = tickets.create_ticket(
         session,
         clock,
@@ -190,6 +194,7 @@ def _file(
         body=bounded_body(mail.text.strip()),
         channel=Channel.EMAIL,
         priority=subject_priority(mail.subject) or Priority.P3.value,  # the portal's default without a tag
+        fields=fields,
     )
     first = tickets.get_ticket(session, _DESK, ticket.id).comments[0]
     _record_inbound(session, clock, ticket.id, message_id, first.id, mail.sender, mailbox_id)
@@ -232,6 +237,11 @@ def _thread_target(session: Session, principal: Principal, mail: InboundMail, re
             log.warning("inbound mail from %s names ticket #%s outside its organization", mail.sender, ticket_id)
             continue
         if view.ticket.status == Status.CLOSED:
+            kept = tickets.merged_into(session, ticket_id)
+            # A merged duplicate's thread goes on where it was merged (same organization: merges never cross).
+            if kept is not None and tickets.get_ticket(session, principal, kept).ticket.status != Status.CLOSED:
+                log.info("inbound mail from %s answers merged #%s: added to #%s", mail.sender, ticket_id, kept)
+                return kept
             log.info("inbound mail from %s answers closed ticket #%s: filed as a new ticket", mail.sender, ticket_id)
             continue
         return ticket_id

@@ -14,12 +14,12 @@ from zhiban.sla import notices, service
 from zhiban.sla.policies import forget_organization_calendars
 from zhiban.sla.store import SlaTicketRow
 from zhiban.tickets import events
-from zhiban.tickets.model import ON_DUTY_KINDS, EventKind, TicketChange
+from zhiban.tickets.model import BOOKKEEPING_KINDS, ON_DUTY_KINDS, EventKind, TicketChange
 
 notices.current_settings.read_from(get_settings)
 
 # Changes that cannot move a clock; the replay would only rewrite the same rows.
-_IGNORED = frozenset({EventKind.INTERNAL_NOTE, EventKind.ASSIGNED, *ON_DUTY_KINDS})
+_IGNORED = frozenset({EventKind.INTERNAL_NOTE, EventKind.ASSIGNED, *ON_DUTY_KINDS, *BOOKKEEPING_KINDS})
 
 
 @events.subscribe

@@ -342,6 +342,30 @@ def quality_summary(
     return summarize(aggregator.flush(), worst=worst)
 
 
+def sessions_in(
+    session: Session,
+    app_id: str,
+    start: datetime,
+    end: datetime,
+    *,
+    channel: str | None = None,
+    user_ids: Sequence[str] = (),
+    limit: int = 50,
+) -> list[dict[str, Any]]:
+    """An app's sessions in one channel (or of some users) over [start, end), from the recent raw reports (about
+    a day), the busiest first: what a ticket's diagnostics open in the session inspector."""
+    _check_span(start, end)
+    rows = store.sessions_in(
+        session, app_id, _ms(start), _ms(end), channel=channel, user_ids=user_ids, limit=min(limit, 200)
+    )
+    from zhiban.telemetry.model import ms_to_datetime
+
+    return [
+        {"session_id": s, "user_id": u, "first": ms_to_datetime(a), "last": ms_to_datetime(b), "reports": n}
+        for s, u, a, b, n in rows
+    ]
+
+
 def summary_to_dict(summary: Any) -> dict[str, Any]:
     """A QualitySummary as plain JSON-ready data (for ticket attachments and the API)."""
     return {

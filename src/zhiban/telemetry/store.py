@@ -338,6 +338,33 @@ def raw_reports(
     return list(session.scalars(query.order_by(RawReportRow.ts_ms, RawReportRow.id).limit(limit)))
 
 
+def sessions_in(
+    session: Session,
+    app_id: str,
+    start_ms: int,
+    end_ms: int,
+    *,
+    channel: str | None = None,
+    user_ids: Sequence[str] = (),
+    limit: int = 50,
+) -> list[tuple[str, str | None, int, int, int]]:
+    """(session id, user id, first and last report time in ms, reports) of an app's sessions in [start, end) in
+    one channel or of some users, from the recent raw reports, most reports first."""
+    query = select(
+        RawReportRow.session_id,
+        func.max(RawReportRow.user_id),
+        func.min(RawReportRow.ts_ms),
+        func.max(RawReportRow.ts_ms),
+        func.count(),
+    ).where(RawReportRow.app_id == app_id, RawReportRow.ts_ms >= start_ms, RawReportRow.ts_ms < end_ms)
+    if channel is not None:
+        query = query.where(RawReportRow.channel == channel)
+    if user_ids:
+        query = query.where(RawReportRow.user_id.in_(list(user_ids)))
+    query = query.group_by(RawReportRow.session_id).order_by(func.count().desc(), RawReportRow.session_id)
+    return [(s, u, int(a), int(b), int(n)) for s, u, a, b, n in session.execute(query.limit(limit))]
+
+
 def prune_raw(session: Session, before_ms: int) -> int:
     """Delete raw reports older than `before_ms` (event time)."""
     result = session.execute(delete(RawReportRow).where(RawReportRow.ts_ms < before_ms))

@@ -241,12 +241,16 @@ def ticket_diagnostics(
     principal.require_staff()
     found = diagnose(session, ticket_id, now=clock.now())
     window = (datetime.fromisoformat(found["from"]), datetime.fromisoformat(found["to"]))
+    for app in found["apps"]:  # the page shows session times in the viewer's zone
+        for s in app["sessions"]:
+            s["first"], s["last"] = datetime.fromisoformat(s["first"]), datetime.fromisoformat(s["last"])
     return render(
         request,
         "telemetry/ticket_diagnostics.html",
         diag=found,
         window=window,
         created=datetime.fromisoformat(found["created_at"]),
+        occurred=datetime.fromisoformat(found["occurred_at"]) if found["occurred_at"] else None,
         fmt=format_metric,
     )
 

@@ -25,7 +25,7 @@ from zhiban.core.principal import Principal
 from zhiban.identity import service as identity
 from zhiban.store.group_commit import GroupCommit, kept_on
 from zhiban.tickets import service
-from zhiban.tickets.model import Channel, OnDuty
+from zhiban.tickets.model import Channel, OnDuty, RtcFields
 
 if TYPE_CHECKING:
     from zhiban.tickets.store import TicketRow
@@ -66,6 +66,7 @@ class Filing:
     channel: Channel
     category: str | None = None
     requester_id: str | None = None
+    fields: RtcFields | None = None  # the RTC fields (app, channel, users, SDK, when), checked by create_ticket
 
 
 Render = Callable[["TicketRow", OnDuty | None], Answer]
@@ -90,6 +91,7 @@ class TicketIntake(GroupCommit[Filing, Answer]):
                     channel=f.channel,
                     category=f.category,
                     requester_id=f.requester_id,
+                    fields=f.fields,
                 )
                 # Rendered in the transaction: after the commit the rows are gone from the session.
                 answers.append(render(ticket, service.on_duty_of_filed(session, ticket.id)))

@@ -4,11 +4,13 @@ move a ticket where."""
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from zhiban.core.errors import Forbidden, InvalidInput
 
@@ -60,11 +62,41 @@ class EventKind(enum.StrEnum):
     ON_DUTY_PAGED = "on_duty_paged"
     ON_DUTY_ACKNOWLEDGED = "on_duty_acknowledged"
     ON_DUTY_CLOSED = "on_duty_closed"
+    # Ownership and bookkeeping: who has the ticket, who follows it, how it is filed and what it is tied to.
+    TEAM_CHANGED = "team_changed"
+    CATEGORY_CHANGED = "category_changed"
+    FOLLOWED = "followed"
+    UNFOLLOWED = "unfollowed"
+    TAGGED = "tagged"
+    UNTAGGED = "untagged"
+    LINKED = "linked"
+    UNLINKED = "unlinked"
+    MERGED_INTO = "merged_into"  # this ticket was a duplicate: closed, pointing at the one kept
+    MERGED_FROM = "merged_from"  # a duplicate was merged into this ticket
+    FIELDS_CHANGED = "fields_changed"  # the RTC fields (app, channel, users, SDK, when)
 
 
 # The on-duty kinds record paging, not the conversation: no SLA clock moves on them.
 ON_DUTY_KINDS = frozenset(
     {EventKind.URGENT_REQUESTED, EventKind.ON_DUTY_PAGED, EventKind.ON_DUTY_ACKNOWLEDGED, EventKind.ON_DUTY_CLOSED}
+)
+
+
+# Bookkeeping kinds move no SLA clock and answer nobody: listeners that replay clocks may skip them.
+BOOKKEEPING_KINDS = frozenset(
+    {
+        EventKind.TEAM_CHANGED,
+        EventKind.CATEGORY_CHANGED,
+        EventKind.FOLLOWED,
+        EventKind.UNFOLLOWED,
+        EventKind.TAGGED,
+        EventKind.UNTAGGED,
+        EventKind.LINKED,
+        EventKind.UNLINKED,
+        EventKind.MERGED_INTO,
+        EventKind.MERGED_FROM,
+        EventKind.FIELDS_CHANGED,
+    }
 )
 
 
@@ -204,3 +236,150 @@ def clean_body(body: str) -> str:
     if len(body) > MAX_BODY:
         raise InvalidInput(f"the message is longer than {MAX_BODY} characters")
     return body
+
+
+# --- RTC fields: what lets the desk find the evidence (app, channel, users, SDK, when) ------------------------
+
+MAX_CHANNEL_NAME = 128  # the telemetry's channel column
+MAX_USER_IDS = 20
+MAX_USER_ID = 128  # the telemetry's user column
+MAX_SDK_VERSION = 32
+MAX_PLATFORM = 32
+OCCURRED_PAST = timedelta(days=366)  # older than a year: no telemetry is kept that long
+OCCURRED_FUTURE = timedelta(hours=1)  # a little clock skew, never a date to come
+_SDK_VERSION = re.compile(r"^[0-9A-Za-z][0-9A-Za-z.+_-]*$")
+_PLATFORM = re.compile(r"^[0-9A-Za-z][0-9A-Za-z .+_-]*$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+FIELD_NAMES = ("app_id", "channel_name", "user_ids", "sdk_version", "platform", "occurred_at")
+
+
+@dataclass(frozen=True, slots=True)
+class RtcFields:
+    """A ticket's RTC fields, each optional: which app (one of the customer's), which channel/room, which users,
+    which SDK on which platform, and when it happened (aware, UTC)."""
+
+    app_id: str | None = None
+    channel_name: str | None = None
+    user_ids: tuple[str, ...] = ()
+    sdk_version: str | None = None
+    platform: str | None = None
+    occurred_at: datetime | None = None
+
+    @property
+    def empty(self) -> bool:
+        return self == RtcFields()
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "app_id": self.app_id,
+            "channel_name": self.channel_name,
+            "user_ids": list(self.user_ids),
+            "sdk_version": self.sdk_version,
+            "platform": self.platform,
+            "occurred_at": self.occurred_at.astimezone(UTC).isoformat() if self.occurred_at else None,
+        }
+
+
+def _short(value: str | None, what: str, limit: int, pattern: re.Pattern[str] | None = None) -> str | None:
+    if value is None:
+        return None
+    value = " ".join(value.split())
+    if not value:
+        return None
+    if len(value) > limit or _CONTROL.search(value):
+        raise InvalidInput(f"{what} is at most {limit} printable characters")
+    if pattern is not None and not pattern.match(value):
+        raise InvalidInput(f"{what} {value!r} has characters it may not have")
+    return value
+
+
+def clean_user_ids(values: Iterable[str] | None) -> tuple[str, ...]:
+    """Distinct user ids in the order given, at most MAX_USER_IDS of at most MAX_USER_ID characters."""
+    found: list[str] = []
+    for raw in values or ():
+        value = _short(raw, "a user id", MAX_USER_ID)
+        if value is not None and value not in found:
+            found.append(value)
+    if len(found) > MAX_USER_IDS:
+        raise InvalidInput(f"at most {MAX_USER_IDS} user ids")
+    return tuple(found)
+
+
+def clean_occurred_at(value: datetime | None, *, now: datetime, zone: str = "UTC") -> datetime | None:
+    """When it happened, in UTC: a time without an offset is read in `zone` (the customer's), and it must lie
+    within the last year and not in the future."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=ZoneInfo(zone))
+    value = value.astimezone(UTC)
+    if value > now + OCCURRED_FUTURE:
+        raise InvalidInput("occurred_at is in the future")
+    if value < now - OCCURRED_PAST:
+        raise InvalidInput("occurred_at is more than a year ago")
+    return value
+
+
+def clean_fields(
+    *,
+    app_id: str | None = None,
+    channel_name: str | None = None,
+    user_ids: Sequence[str] | None = None,
+    sdk_version: str | None = None,
+    platform: str | None = None,
+    occurred_at: datetime | None = None,
+    now: datetime,
+    zone: str = "UTC",
+) -> RtcFields:
+    """Validate RTC fields given by a customer, an agent or a mail (whether the app is the customer's is the
+    service's check)."""
+    return RtcFields(
+        app_id=_short(app_id, "app_id", 64),
+        channel_name=_short(channel_name, "channel_name", MAX_CHANNEL_NAME),
+        user_ids=clean_user_ids(user_ids),
+        sdk_version=_short(sdk_version, "sdk_version", MAX_SDK_VERSION, _SDK_VERSION),
+        platform=_short(platform, "platform", MAX_PLATFORM, _PLATFORM),
+        occurred_at=clean_occurred_at(occurred_at, now=now, zone=zone),
+    )
+
+
+# --- ownership: tags, and whom a team's round robin gives a ticket --------------------------------------------
+
+MAX_TAGS = 20
+MAX_TAG = 40
+_TAG = re.compile(r"^[\w][\w.:+-]*$")  # \w is Unicode: 卡顿 is a tag
+
+
+def clean_tag(tag: str) -> str:
+    """A tag: one word of letters, digits and . : + - _, lower-cased, at most MAX_TAG characters."""
+    value = tag.strip().lower()
+    if not value or len(value) > MAX_TAG or not _TAG.match(value):
+        raise InvalidInput(f"a tag is one word of at most {MAX_TAG} letters, digits or . : + - _")
+    return value
+
+
+WORK_START_HOUR = 9
+WORK_END_HOUR = 18
+
+
+def in_working_hours(zone: str, at: datetime) -> bool:
+    """Whether `at` is within a person's working day: Monday to Friday, 09:00–18:00 in their own time zone."""
+    try:
+        local = at.astimezone(ZoneInfo(zone))
+    except (KeyError, ValueError):
+        local = at.astimezone(UTC)
+    return local.weekday() < 5 and WORK_START_HOUR <= local.hour < WORK_END_HOUR
+
+
+def next_in_rotation(members: Sequence[str], last: str | None, available: Iterable[str]) -> str | None:
+    """Round robin: the first available member after `last` in the team's stable order (wrapping around);
+    None when nobody is available."""
+    free = set(available)
+    if not members or not free:
+        return None
+    start = members.index(last) + 1 if last in members else 0
+    for i in range(len(members)):
+        candidate = members[(start + i) % len(members)]
+        if candidate in free:
+            return candidate
+    return None

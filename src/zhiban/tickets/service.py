@@ -17,11 +17,16 @@ from zhiban.identity import service as identity
 from zhiban.identity.model import Organization, Person, Principal, Role
 from zhiban.store.db import transaction_memo
 from zhiban.tickets import events
+from zhiban.tickets import fields as rtc_fields
+from zhiban.tickets.fields import fields_of as fields_of  # re-exported: the RTC fields' reads
+from zhiban.tickets.fields import lenient as lenient
+from zhiban.tickets.fields import organization_zone as organization_zone
 from zhiban.tickets.model import (
     Channel,
     EventKind,
     OnDuty,
     Priority,
+    RtcFields,
     Status,
     TicketChange,
     TicketRef,
@@ -33,7 +38,17 @@ from zhiban.tickets.model import (
     status_after_agent_reply,
     status_after_customer_message,
 )
-from zhiban.tickets.store import CommentRow, TicketEventRow, TicketOnDutyRow, TicketRow, comments_of, events_of
+from zhiban.tickets.store import (
+    CommentRow,
+    TicketEventRow,
+    TicketFieldsRow,
+    TicketLinkRow,
+    TicketOnDutyRow,
+    TicketRow,
+    TicketTagRow,
+    comments_of,
+    events_of,
+)
 
 MAX_PAGE = 200
 OPEN_STATUSES = (Status.NEW, Status.OPEN, Status.PENDING, Status.ON_HOLD)
@@ -247,8 +262,10 @@ def create_ticket(
     channel: Channel = Channel.PORTAL,
     category: str | None = None,
     requester_id: str | None = None,
+    fields: RtcFields | None = None,
 ) -> TicketRow:
-    """File a ticket: a customer for its own organization, an agent on behalf of a customer user."""
+    """File a ticket: a customer for its own organization, an agent on behalf of a customer user (with RTC
+    `fields`, cleaned by `model.clean_fields`, if any were given)."""
     subject = clean_subject(subject)
     body = clean_body(body)
     prio = _priority(priority)
@@ -266,6 +283,8 @@ def create_ticket(
             raise Forbidden("no organization for this user")
     if category is not None and len(category) > 64:
         raise InvalidInput("category is at most 64 characters")
+    if fields is not None and not fields.empty:
+        rtc_fields.check_app(session, requester.organization_id, fields)
     now = clock.now()
     ticket = TicketRow(
         organization_id=requester.organization_id,
@@ -281,6 +300,8 @@ def create_ticket(
     session.add(ticket)
     session.flush()
     session.add(CommentRow(ticket_id=ticket.id, author_id=principal.person_id, body=body, public=True, created_at=now))
+    if fields is not None and not fields.empty:
+        rtc_fields.save(session, ticket.id, fields)
     _record(
         session,
         clock,
@@ -294,6 +315,13 @@ def create_ticket(
     )
     session.flush()
     return ticket
+
+
+def merged_into(session: Session, ticket_id: int) -> int | None:
+    """The ticket a duplicate was merged into (None: it was not merged)."""
+    return session.scalar(
+        select(TicketLinkRow.other_id).where(TicketLinkRow.ticket_id == ticket_id, TicketLinkRow.kind == "merged_into")
+    )
 
 
 def find(session: Session, principal: Principal, ticket_id: int) -> TicketRow:
@@ -336,8 +364,12 @@ def list_tickets(
     limit: int = 50,
     offset: int = 0,
     queue_order: bool = False,
+    tag: str | None = None,
+    app_id: str | None = None,
+    sdk_version: str | None = None,
 ) -> list[TicketRow]:
-    """Tickets the caller may see; the agent queue orders by urgency, others by recency."""
+    """Tickets the caller may see; the agent queue orders by urgency, others by recency. `tag` (agents' tags),
+    `app_id` and `sdk_version` (RTC fields) narrow the list."""
     if not 1 <= limit <= MAX_PAGE or offset < 0:
         raise InvalidInput(f"limit must be 1–{MAX_PAGE} and offset ≥ 0")
     query = select(TicketRow)
@@ -349,6 +381,17 @@ def list_tickets(
         query = query.where(TicketRow.status == _status(status).value)
     elif open_only:
         query = query.where(TicketRow.status.in_([s.value for s in OPEN_STATUSES]))
+    if tag and principal.is_staff:  # tags are the agents': a customer filtering by one learns nothing
+        query = query.where(TicketRow.id.in_(select(TicketTagRow.ticket_id).where(TicketTagRow.tag == tag.lower())))
+    elif tag:
+        return []
+    if app_id or sdk_version:
+        having = select(TicketFieldsRow.ticket_id)
+        if app_id:
+            having = having.where(TicketFieldsRow.app_id == app_id)
+        if sdk_version:
+            having = having.where(TicketFieldsRow.sdk_version == sdk_version)
+        query = query.where(TicketRow.id.in_(having))
     if queue_order:
         query = query.order_by(_PRIORITY_RANK, TicketRow.created_at, TicketRow.id)
     else:
@@ -403,7 +446,10 @@ def add_comment(
     return comment
 
 
-def change_status(session: Session, clock: Clock, principal: Principal, ticket_id: int, status: str) -> TicketRow:
+def change_status(
+    session: Session, clock: Clock, principal: Principal, ticket_id: int, status: str, *, reason: str | None = None
+) -> TicketRow:
+    """Move the ticket (with the `reason`, if given, kept in its log)."""
     ticket = _load(session, principal, ticket_id)
     target = _status(status)
     before = Status(ticket.status)
@@ -414,13 +460,23 @@ def change_status(session: Session, clock: Clock, principal: Principal, ticket_i
     if target == Status.SOLVED:
         ticket.solved_at = now
     _record(
-        session, clock, ticket, EventKind.STATUS_CHANGED, now, principal.person_id, frm=before.value, to=target.value
+        session,
+        clock,
+        ticket,
+        EventKind.STATUS_CHANGED,
+        now,
+        principal.person_id,
+        frm=before.value,
+        to=target.value,
+        **_why(reason),
     )
     session.flush()
     return ticket
 
 
-def change_priority(session: Session, clock: Clock, principal: Principal, ticket_id: int, priority: str) -> TicketRow:
+def change_priority(
+    session: Session, clock: Clock, principal: Principal, ticket_id: int, priority: str, *, reason: str | None = None
+) -> TicketRow:
     """Give the ticket another priority: agents any, the customer a more urgent one on an open ticket (a
     raise to a paging priority pages the engineer on duty, as any raise does)."""
     ticket = _load(session, principal, ticket_id)
@@ -441,6 +497,7 @@ def change_priority(session: Session, clock: Clock, principal: Principal, ticket
             principal.person_id,
             frm=ticket.priority,
             to=prio.value,
+            **_why(reason),
         )
         ticket.priority = prio.value
         ticket.updated_at = now
@@ -448,16 +505,46 @@ def change_priority(session: Session, clock: Clock, principal: Principal, ticket
     return ticket
 
 
-def assign(session: Session, clock: Clock, principal: Principal, ticket_id: int, assignee_id: str | None) -> TicketRow:
+MAX_REASON = 500
+
+
+def _why(reason: str | None) -> dict[str, str]:
+    """The reason given for a change, for its event's data (none given: nothing added)."""
+    reason = " ".join((reason or "").split())
+    if len(reason) > MAX_REASON:
+        raise InvalidInput(f"a reason is at most {MAX_REASON} characters")
+    return {"reason": reason} if reason else {}
+
+
+def assign(
+    session: Session,
+    clock: Clock,
+    principal: Principal,
+    ticket_id: int,
+    assignee_id: str | None,
+    *,
+    reason: str | None = None,
+    how: str | None = None,
+) -> TicketRow:
+    """Give the ticket to an agent (None: to nobody); `how` says it was taken or given by a team's round robin."""
     principal.require_staff()
     ticket = _load(session, principal, ticket_id)
     if assignee_id is not None:
         person = identity.person(session, assignee_id)
-        if person is None or person.role == Role.CUSTOMER:
-            raise InvalidInput("assignee must be an agent or an admin")
+        if person is None or person.role == Role.CUSTOMER or not person.active:
+            raise InvalidInput("assignee must be an active agent or admin")
     now = clock.now()
+    extra = _why(reason) | ({"how": how} if how else {})
     _record(
-        session, clock, ticket, EventKind.ASSIGNED, now, principal.person_id, frm=ticket.assignee_id, to=assignee_id
+        session,
+        clock,
+        ticket,
+        EventKind.ASSIGNED,
+        now,
+        principal.person_id,
+        frm=ticket.assignee_id,
+        to=assignee_id,
+        **extra,
     )
     ticket.assignee_id = assignee_id
     ticket.updated_at = now

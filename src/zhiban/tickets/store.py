@@ -2,10 +2,29 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, func, select
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    ColumnElement,
+    ForeignKey,
+    Index,
+    Integer,
+    PrimaryKeyConstraint,
+    Select,
+    String,
+    Text,
+    any_,
+    func,
+    literal,
+    literal_column,
+    select,
+)
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from zhiban.store.db import Base, UTCDateTime
@@ -67,6 +86,71 @@ class TicketOnDutyRow(Base):
     acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     acknowledged_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class TicketFieldsRow(Base):
+    """A ticket's RTC fields, when anyone gave some (most tickets have none: no row)."""
+
+    __tablename__ = "ticket_fields"
+
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True)
+    app_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    channel_name: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    user_ids: Mapped[list[str]] = mapped_column(JSON)
+    sdk_version: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
+    platform: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    occurred_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class TicketTagRow(Base):
+    __tablename__ = "ticket_tags"
+    __table_args__ = (PrimaryKeyConstraint("ticket_id", "tag"), Index("ix_ticket_tags_tag", "tag"))
+
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
+    tag: Mapped[str] = mapped_column(String(40))
+
+
+class TicketFollowerRow(Base):
+    """Someone on staff who hears of the ticket without owning it."""
+
+    __tablename__ = "ticket_followers"
+    __table_args__ = (PrimaryKeyConstraint("ticket_id", "person_id"),)
+
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
+    person_id: Mapped[str] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"), index=True)
+
+
+class TicketLinkRow(Base):
+    """A tie between two tickets: `related` (stored both ways) or `merged_into` (the duplicate -> the one kept)."""
+
+    __tablename__ = "ticket_links"
+    __table_args__ = (PrimaryKeyConstraint("ticket_id", "other_id"),)
+
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
+    other_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+
+
+class TeamRotationRow(Base):
+    """Where a team's round robin stands: who got its last automatically assigned ticket."""
+
+    __tablename__ = "ticket_team_rotation"
+
+    team_id: Mapped[str] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"), primary_key=True)
+    last_person_id: Mapped[str | None] = mapped_column(ForeignKey("people.id", ondelete="SET NULL"), nullable=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+def ids_in(session: Session, column: Any, ids: Sequence[int]) -> ColumnElement[bool]:
+    """`column IN ids`, as one array parameter on PostgreSQL (a page's 200 ids: one bind, not 200 to render)."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        return column == any_(literal(list(ids), postgresql.ARRAY(Integer)))
+    if dialect == "sqlite" and len(ids) > 8:  # one JSON text parameter, read by SQLite's json_each
+        values = func.json_each(literal(json.dumps(list(ids))))
+        listed: Select[Any] = select(literal_column("value")).select_from(values)
+        return column.in_(listed)
+    return column.in_(ids)
 
 
 def comments_of(session: Session, ticket_id: int, *, include_internal: bool) -> list[CommentRow]:
