@@ -24,6 +24,7 @@ FEATURES = [
     "duty",
     "notify",
     "mail",
+    "chat",
     "apps",
     "telemetry",
     "detect",

@@ -19,20 +19,27 @@ import orjson
 from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from zhiban.chat.model import MAX_EVENT_BYTES, MAX_ID, ChatMessage, Platform, within_window
-from zhiban.core.errors import InvalidInput, Unauthorized
+from zhiban.chat.model import (
+    MAX_EVENT_BYTES,
+    MAX_ID,
+    BadSignature,
+    ChatMessage,
+    MalformedEvent,
+    Platform,
+    within_window,
+)
 
 _BLOCK = 16
 
 
 def decrypt(encrypt_key: str, encrypted: str) -> bytes:
-    """The plaintext of an `encrypt` field (Unauthorized when it was not made with this key)."""
+    """The plaintext of an `encrypt` field (BadSignature when it was not made with this key)."""
     try:
         raw = base64.b64decode(encrypted, validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise InvalidInput("the Feishu event's encrypt field is not base64") from exc
+        raise MalformedEvent("the Feishu event's encrypt field is not base64") from exc
     if len(raw) < 2 * _BLOCK or len(raw) % _BLOCK or len(raw) > MAX_EVENT_BYTES:
-        raise InvalidInput("the Feishu event's encrypt field has no valid ciphertext length")
+        raise MalformedEvent("the Feishu event's encrypt field has no valid ciphertext length")
     key = hashlib.sha256(encrypt_key.encode()).digest()
     decryptor = Cipher(algorithms.AES(key), modes.CBC(raw[:_BLOCK])).decryptor()
     padded = decryptor.update(raw[_BLOCK:]) + decryptor.finalize()
@@ -41,7 +48,7 @@ def decrypt(encrypt_key: str, encrypted: str) -> bytes:
         return unpadder.update(padded) + unpadder.finalize()
     except ValueError as exc:
         # A wrong key shows as bad padding: the sender does not hold the app's Encrypt Key.
-        raise Unauthorized("the Feishu event was not encrypted with this app's Encrypt Key") from exc
+        raise BadSignature("the Feishu event was not encrypted with this app's Encrypt Key") from exc
 
 
 def signature(timestamp: str, nonce: str, encrypt_key: str, body: bytes) -> str:
@@ -55,22 +62,22 @@ def verify_signature(encrypt_key: str, headers: Mapping[str, str], body: bytes, 
     nonce = headers.get("x-lark-request-nonce", "")
     given = headers.get("x-lark-signature", "")
     if not given or not timestamp:
-        raise Unauthorized("the Feishu request carries no X-Lark-Signature")
+        raise BadSignature("the Feishu request carries no X-Lark-Signature")
     if not timestamp.isdigit() or len(timestamp) > 12 or len(nonce) > 200:
-        raise Unauthorized("the Feishu request timestamp is not a number of seconds")
+        raise BadSignature("the Feishu request timestamp is not a number of seconds")
     if not within_window(datetime.fromtimestamp(int(timestamp), UTC), now):
-        raise Unauthorized("the Feishu request timestamp is outside the five-minute window (a replay?)")
+        raise BadSignature("the Feishu request timestamp is outside the five-minute window (a replay?)")
     if not hmac.compare_digest(signature(timestamp, nonce, encrypt_key, body).encode(), given.encode()):
-        raise Unauthorized("the Feishu signature does not match")
+        raise BadSignature("the Feishu signature does not match")
 
 
 def _object(raw: bytes, what: str) -> dict[str, Any]:
     try:
         doc = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise InvalidInput(f"the Feishu {what} is not JSON") from exc
+        raise MalformedEvent(f"the Feishu {what} is not JSON") from exc
     if not isinstance(doc, dict):
-        raise InvalidInput(f"the Feishu {what} is not a JSON object")
+        raise MalformedEvent(f"the Feishu {what} is not a JSON object")
     return doc
 
 
@@ -80,10 +87,10 @@ def open_event(body: bytes, encrypt_key: str) -> dict[str, Any]:
     encrypted = outer.get("encrypt")
     if encrypted is None:
         if encrypt_key:
-            raise Unauthorized("the Feishu app has an Encrypt Key; a plain event is refused")
+            raise BadSignature("the Feishu app has an Encrypt Key; a plain event is refused")
         return outer
     if not isinstance(encrypted, str) or not encrypt_key:
-        raise InvalidInput("the Feishu event is encrypted but this app has no Encrypt Key")
+        raise MalformedEvent("the Feishu event is encrypted but this app has no Encrypt Key")
     return _object(decrypt(encrypt_key, encrypted), "decrypted event")
 
 
@@ -96,7 +103,7 @@ def token_of(doc: Mapping[str, Any]) -> str:
 
 def verify_token(expected: str, doc: Mapping[str, Any]) -> None:
     if not expected or not hmac.compare_digest(token_of(doc).encode(), expected.encode()):
-        raise Unauthorized("the Feishu verification token does not match")
+        raise BadSignature("the Feishu verification token does not match")
 
 
 def is_challenge(doc: Mapping[str, Any]) -> bool:
@@ -107,8 +114,12 @@ def _id(value: Any, what: str, *, required: bool = True) -> str:
     if value is None and not required:
         return ""
     if not isinstance(value, str) or not value or len(value) > MAX_ID:
-        raise InvalidInput(f"the Feishu event's {what} is missing or malformed")
+        raise MalformedEvent(f"the Feishu event's {what} is missing or malformed")
     return value
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def message(doc: Mapping[str, Any], bot_open_id: str) -> ChatMessage | None:
@@ -116,29 +127,30 @@ def message(doc: Mapping[str, Any], bot_open_id: str) -> ChatMessage | None:
     header = doc.get("header")
     event = doc.get("event")
     if not isinstance(header, dict) or not isinstance(event, dict):
-        raise InvalidInput("the Feishu event has no header or event (only schema 2.0 events are taken)")
+        raise MalformedEvent("the Feishu event has no header or event (only schema 2.0 events are taken)")
     if header.get("event_type") != "im.message.receive_v1":
         return None
     msg = event.get("message")
     sender = event.get("sender")
     if not isinstance(msg, dict) or not isinstance(sender, dict):
-        raise InvalidInput("the Feishu message event has no message or sender")
+        raise MalformedEvent("the Feishu message event has no message or sender")
     if msg.get("message_type") != "text":
         return None  # images, files, stickers: not filed (attachments are another door's work)
     content = msg.get("content")
     if not isinstance(content, str):
-        raise InvalidInput("the Feishu message's content is not a string")
+        raise MalformedEvent("the Feishu message's content is not a string")
     text = _object(content.encode(), "message content").get("text", "")
     if not isinstance(text, str):
-        raise InvalidInput("the Feishu message's text is not a string")
-    sender_ids = sender.get("sender_id") if isinstance(sender.get("sender_id"), dict) else {}
-    mentions = msg.get("mentions") if isinstance(msg.get("mentions"), list) else []
+        raise MalformedEvent("the Feishu message's text is not a string")
+    sender_ids = _dict(sender.get("sender_id"))
+    raw_mentions = msg.get("mentions")
+    mentions: list[Any] = raw_mentions if isinstance(raw_mentions, list) else []
     mentions_bot = False
     for mention in mentions[:50]:
         if not isinstance(mention, dict):
             continue
         key = mention.get("key")
-        ids = mention.get("id") if isinstance(mention.get("id"), dict) else {}
+        ids = _dict(mention.get("id"))
         if bot_open_id and ids.get("open_id") == bot_open_id:
             mentions_bot = True
             if isinstance(key, str) and key:

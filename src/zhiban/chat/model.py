@@ -12,7 +12,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from zhiban.core.errors import InvalidInput
+from zhiban.core.errors import InvalidInput, Unauthorized
+
+
+class BadSignature(Unauthorized):
+    """The event is not the platform's: wrong or missing signature or token, or signed outside the window."""
+
+    type_ = "chat-bad-signature"
+    title = "Chat event not verified"
+
+
+class MalformedEvent(InvalidInput):
+    """The event is verified but not one the desk can read."""
+
+    type_ = "chat-malformed-event"
+    title = "Malformed chat event"
 
 
 class Platform(enum.StrEnum):

@@ -15,8 +15,7 @@ from typing import Any
 
 import orjson
 
-from zhiban.chat.model import MAX_ID, ChatMessage, Platform, within_window
-from zhiban.core.errors import InvalidInput, Unauthorized
+from zhiban.chat.model import MAX_ID, BadSignature, ChatMessage, MalformedEvent, Platform, within_window
 
 # Message subtypes that are a person's words; edits, joins, deletions and bots' posts are not filed.
 _PERSON_SUBTYPES = frozenset({None, "thread_broadcast", "file_share"})
@@ -30,27 +29,27 @@ def signature(secret: str, timestamp: str, body: bytes) -> str:
 
 
 def verify(secret: str, headers: Mapping[str, str], body: bytes, now: datetime) -> None:
-    """Refuse (Unauthorized) a request Slack did not sign with this secret, or signed outside the window."""
+    """Refuse (BadSignature) a request Slack did not sign with this secret, or signed outside the window."""
     timestamp = headers.get("x-slack-request-timestamp", "")
     given = headers.get("x-slack-signature", "")
     if not timestamp or not given:
-        raise Unauthorized("the request carries no Slack signature")
+        raise BadSignature("the request carries no Slack signature")
     if not timestamp.isdigit() or len(timestamp) > 12:
-        raise Unauthorized("the Slack request timestamp is not a number of seconds")
+        raise BadSignature("the Slack request timestamp is not a number of seconds")
     if not within_window(datetime.fromtimestamp(int(timestamp), UTC), now):
-        raise Unauthorized("the Slack request timestamp is outside the five-minute window (a replay?)")
+        raise BadSignature("the Slack request timestamp is outside the five-minute window (a replay?)")
     if not hmac.compare_digest(signature(secret, timestamp, body).encode(), given.encode()):
-        raise Unauthorized("the Slack signature does not match")
+        raise BadSignature("the Slack signature does not match")
 
 
 def parse(body: bytes) -> dict[str, Any]:
-    """The event envelope as JSON (InvalidInput when it is not a JSON object)."""
+    """The event envelope as JSON (MalformedEvent when it is not a JSON object)."""
     try:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise InvalidInput("the Slack event is not JSON") from exc
+        raise MalformedEvent("the Slack event is not JSON") from exc
     if not isinstance(doc, dict):
-        raise InvalidInput("the Slack event is not a JSON object")
+        raise MalformedEvent("the Slack event is not a JSON object")
     return doc
 
 
@@ -58,7 +57,7 @@ def _text(value: Any, what: str, *, required: bool = True) -> str:
     if value is None and not required:
         return ""
     if not isinstance(value, str) or not value or len(value) > MAX_ID:
-        raise InvalidInput(f"the Slack event's {what} is missing or malformed")
+        raise MalformedEvent(f"the Slack event's {what} is missing or malformed")
     return value
 
 
@@ -66,7 +65,7 @@ def message(doc: Mapping[str, Any], bot_user_id: str) -> ChatMessage | None:
     """The message an `event_callback` carries (None for events that are no person's message)."""
     event = doc.get("event")
     if not isinstance(event, dict):
-        raise InvalidInput("the Slack event_callback carries no event")
+        raise MalformedEvent("the Slack event_callback carries no event")
     kind = event.get("type")
     if kind not in ("app_mention", "message"):
         return None
@@ -74,7 +73,7 @@ def message(doc: Mapping[str, Any], bot_user_id: str) -> ChatMessage | None:
         return None
     text = event.get("text", "")
     if not isinstance(text, str):
-        raise InvalidInput("the Slack message's text is not a string")
+        raise MalformedEvent("the Slack message's text is not a string")
     ts = _text(event.get("ts"), "ts")
     mentioned = {m.group(1) for m in _MENTION.finditer(text)}
     return ChatMessage(

@@ -122,7 +122,9 @@ class ChatEventRow(Base):
 
 
 def group_of(session: Session, platform: str, group_id: str) -> ChatGroupRow | None:
-    return session.scalar(select(ChatGroupRow).where(ChatGroupRow.platform == platform, ChatGroupRow.group_id == group_id))
+    return session.scalar(
+        select(ChatGroupRow).where(ChatGroupRow.platform == platform, ChatGroupRow.group_id == group_id)
+    )
 
 
 def thread_of(session: Session, platform: str, group_id: str, thread_id: str) -> ChatThreadRow | None:

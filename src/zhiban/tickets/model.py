@@ -42,6 +42,7 @@ class Channel(enum.StrEnum):
     AGENT = "agent"
     API = "api"
     EMAIL = "email"
+    CHAT = "chat"  # a customer's chat group (Slack, Feishu): zhiban.chat
 
 
 class EventKind(enum.StrEnum):

@@ -7,8 +7,11 @@ from __future__ import annotations
 import json
 import threading
 import time
-from typing import ClassVar
+from typing import Any, ClassVar, NoReturn
 
+import httpx
+
+from zhiban.core.clock import Clock
 from zhiban.notify.channels.base import HttpChannel, HttpReply, config_of, truncate_utf8
 from zhiban.notify.config import FeishuThreadConfig, SlackThreadConfig
 from zhiban.notify.model import (
@@ -64,12 +67,12 @@ class FeishuThreadChannel(HttpChannel):
     type_name = "feishu_thread"
     rate_limits: ClassVar[tuple[Rate, ...]] = FEISHU_RATES
 
-    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
-        super().__init__(*args, **kwargs)
+    def __init__(self, client: httpx.Client | None = None, clock: Clock | None = None) -> None:
+        super().__init__(client, clock)
         self._tokens: dict[tuple[str, str], tuple[str, float]] = {}
         self._lock = threading.Lock()
 
-    def _code(self, reply: HttpReply) -> tuple[int | None, dict]:  # type: ignore[type-arg]
+    def _code(self, reply: HttpReply) -> tuple[int, dict[str, Any]]:
         if reply.status >= 500 or reply.status == 429:
             self.raise_for_status(reply)
         body = reply.json()
@@ -78,7 +81,7 @@ class FeishuThreadChannel(HttpChannel):
             raise PermanentDeliveryError(self.type_name, f"unexpected answer: {reply.excerpt()}", summary="bad answer")
         return body["code"], body
 
-    def _fail(self, code: int, body: dict, status: int) -> None:  # type: ignore[type-arg]
+    def _fail(self, code: int, body: dict[str, Any], status: int) -> NoReturn:
         reason = f"code {code}: {str(body.get('msg', ''))[:100]}"
         if code in FEISHU_RETRYABLE:
             raise RetryableDeliveryError(self.type_name, reason, status=status, summary=f"code {code}")
@@ -96,8 +99,8 @@ class FeishuThreadChannel(HttpChannel):
         )
         code, body = self._code(reply)
         if code != 0 or not isinstance(body.get("tenant_access_token"), str):
-            self._fail(code or -1, body, reply.status)
-        expire = body.get("expire") if isinstance(body.get("expire"), int) else 0
+            self._fail(code if code != 0 else -1, body, reply.status)
+        expire = body["expire"] if isinstance(body.get("expire"), int) else 0
         token = str(body["tenant_access_token"])
         with self._lock:
             self._tokens[key] = (token, time.monotonic() + max(0, expire - TOKEN_MARGIN_SECONDS))
@@ -119,6 +122,6 @@ class FeishuThreadChannel(HttpChannel):
                     self._tokens.pop((config.api_url, config.app_id), None)
                 raise RetryableDeliveryError(self.type_name, f"code {code}", status=reply.status, summary="token")
             self._fail(code, body, reply.status)
-        data = body.get("data") if isinstance(body.get("data"), dict) else {}
+        data: dict[str, Any] = body["data"] if isinstance(body.get("data"), dict) else {}
         provider_id = data.get("message_id") if isinstance(data.get("message_id"), str) else None
         return DeliveryResult(self.type_name, provider_id=provider_id and provider_id[:128], status=reply.status)
