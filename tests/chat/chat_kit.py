@@ -215,7 +215,9 @@ def feishu_message(
     }
 
 
-def feishu_request(desk: Desk, doc: dict[str, Any], *, key: str = FEISHU_KEY, sign_key: str | None = None) -> tuple[bytes, dict[str, str]]:
+def feishu_request(
+    desk: Desk, doc: dict[str, Any], *, key: str = FEISHU_KEY, sign_key: str | None = None
+) -> tuple[bytes, dict[str, str]]:
     """An encrypted, signed request body and headers, as Feishu sends an event to an app with an Encrypt Key."""
     body = json.dumps({"encrypt": feishu_encrypt(json.dumps(doc, ensure_ascii=False).encode(), key)}).encode()
     timestamp = str(int(desk.clock.now().timestamp()))

@@ -45,7 +45,11 @@ def _nothing_left(desk: Desk) -> None:
 
 def test_zhiban_and_slack_sdk_agree_on_the_signature(client: TestClient, desk: Desk) -> None:
     setup(client, desk)
-    challenge = {"token": "t", "challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P", "type": "url_verification"}
+    challenge = {
+        "token": "t",
+        "challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P",
+        "type": "url_verification",
+    }
     answered = slack_post(client, desk, challenge)
     assert answered.status_code == 200 and answered.json() == {"challenge": challenge["challenge"]}
     # A request slack_sdk calls invalid (another secret) zhiban refuses, with nothing read or written.
@@ -78,7 +82,9 @@ def test_zhiban_and_slack_sdk_agree_on_the_signature(client: TestClient, desk: D
 
 def test_unbound_oversized_and_malformed_events_leave_nothing(client: TestClient, desk: Desk) -> None:
     setup(client, desk)
-    unbound = slack_post(client, desk, slack_event("Ev1", "<@U0BOT0ZHIBAN> 直播卡顿", "1763665200.000200", channel="C0STRANGER"))
+    unbound = slack_post(
+        client, desk, slack_event("Ev1", "<@U0BOT0ZHIBAN> 直播卡顿", "1763665200.000200", channel="C0STRANGER")
+    )
     assert unbound.status_code == 200 and unbound.json()["action"] == "unbound"
     big = slack_event("Ev2", "<@U0BOT0ZHIBAN> " + "x" * 70_000, "1763665200.000300")
     too_big = slack_post(client, desk, big)
@@ -100,7 +106,11 @@ def test_a_mention_files_once_a_thread_reply_answers_and_an_urgent_word_pages(cl
     assert filed.status_code == 200 and filed.json()["action"] == "created", filed.text
     ticket_id = filed.json()["ticket_id"]
     [ticket] = tickets_of(desk)
-    assert (ticket.channel, ticket.priority, ticket.subject) == ("chat", "P3", "推流失败 stream push fails for room-8812")
+    assert (ticket.channel, ticket.priority, ticket.subject) == (
+        "chat",
+        "P3",
+        "推流失败 stream push fails for room-8812",
+    )
     assert ticket.requester_id == chat.world.alice_id
     # Slack retries the delivery (same event_id), and sends the same message again as a `message` event.
     assert slack_post(client, desk, mention).json()["action"] == "duplicate"
@@ -113,7 +123,12 @@ def test_a_mention_files_once_a_thread_reply_answers_and_an_urgent_word_pages(cl
     # A reply in the thread is the customer's message; an urgent word in it raises P1 and pages once.
     reply = slack_event("Ev0REPLY", "now the whole region is down", "1763665260.000700", kind="message", thread_ts=root)
     answered = slack_post(client, desk, reply)
-    assert answered.json() == {"ok": True, "action": "replied", "ticket_id": ticket_id, "reason": "added to the ticket, urgent"}
+    assert answered.json() == {
+        "ok": True,
+        "action": "replied",
+        "ticket_id": ticket_id,
+        "reason": "added to the ticket, urgent",
+    }
     assert comments_of(desk, ticket_id)[-1] == "now the whole region is down"
     [ticket] = tickets_of(desk)
     assert ticket.priority == "P1" and pages_to(desk, chat.primary) == 1
@@ -174,7 +189,9 @@ def test_an_agents_reply_reaches_the_thread_once_and_its_echo_is_ignored(
             out = s.scalar(select(ChatMessageRow).where(ChatMessageRow.direction == "out"))
             assert out is not None and out.state == "sent" and out.message_id
             echo_ts = out.message_id
-        echo = slack_event("Ev0ECHO", doc["text"], echo_ts, kind="message", thread_ts=root, user=SLACK_BOT, bot_id="B0BOT")
+        echo = slack_event(
+            "Ev0ECHO", doc["text"], echo_ts, kind="message", thread_ts=root, user=SLACK_BOT, bot_id="B0BOT"
+        )
         assert slack_post(client, desk, echo).json()["action"] == "ignored"
         assert len(comments_of(desk, ticket_id)) == 3  # the mention, the reply, the note: no echo
         drain(w)
@@ -204,7 +221,10 @@ def test_a_groups_rate_is_bounded(client: TestClient, desk: Desk, monkeypatch: p
     assert len(tickets_of(desk)) == 2
     desk.clock.advance(timedelta(minutes=1, seconds=1))  # type: ignore[attr-defined]
     # Slack retries the same event later: it is taken then (its id was not spent on the refusal).
-    assert slack_post(client, desk, slack_event("Ev9", f"<@{SLACK_BOT}> issue 9", "1763665500.000109")).json()["action"] == "created"
+    assert (
+        slack_post(client, desk, slack_event("Ev9", f"<@{SLACK_BOT}> issue 9", "1763665500.000109")).json()["action"]
+        == "created"
+    )
 
 
 def test_unmapped_users_file_as_the_group_requester_or_not_at_all(client: TestClient, desk: Desk) -> None:
