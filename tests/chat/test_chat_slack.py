@@ -11,12 +11,14 @@ import pytest
 from fastapi.testclient import TestClient
 from slack_sdk import WebClient
 from slack_sdk.signature import SignatureVerifier
+from sqlalchemy import select
 
 from tests.chat.chat_kit import (
     SLACK_ALICE,
     SLACK_BOT,
     SLACK_CHANNEL,
     SLACK_SECRET,
+    SLACK_TOKEN,
     DeskClock,
     comments_of,
     count,
@@ -184,8 +186,6 @@ def test_an_agents_reply_reaches_the_thread_once_and_its_echo_is_ignored(
         assert set(by_sdk.json()) == set(doc)
         # Slack sends the bot's own post back as a message event in the thread: not filed, no loop.
         with desk.sessions() as s:
-            from sqlalchemy import select
-
             out = s.scalar(select(ChatMessageRow).where(ChatMessageRow.direction == "out"))
             assert out is not None and out.state == "sent" and out.message_id
             echo_ts = out.message_id
@@ -202,8 +202,6 @@ def test_an_agents_reply_reaches_the_thread_once_and_its_echo_is_ignored(
 
 
 def chat_token() -> str:
-    from tests.chat.chat_kit import SLACK_TOKEN
-
     return SLACK_TOKEN
 
 

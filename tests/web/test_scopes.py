@@ -33,6 +33,8 @@ PUBLIC = {
     ("POST", "/api/v1/integrations/webhook/{key}"),
     ("POST", "/api/v1/heartbeats/{key}"),
     ("POST", "/api/v1/telemetry"),
+    ("POST", "/api/v1/chat/slack/events"),  # Slack's signing secret
+    ("POST", "/api/v1/chat/feishu/events"),  # Feishu's verification token, Encrypt Key and signature
     ("GET", "/api/v1/status"),
     ("GET", "/login"),
     ("POST", "/login"),
