@@ -31,6 +31,10 @@ reads = APIRouter(prefix="/api/v1/chat", tags=["chat"], dependencies=[needs("tic
 PlatformName = Literal["slack", "feishu"]
 PlatformId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:@-]+$")]
 Words = Annotated[list[Annotated[str, Field(min_length=1, max_length=40)]], Field(max_length=20)]
+# The events are read raw (their signatures are over the bytes); documented as the JSON object they are.
+_EVENT_BODY: dict[str, Any] = {
+    "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}}
+}
 _HEADERS = (
     "x-slack-signature",
     "x-slack-request-timestamp",
@@ -57,14 +61,22 @@ def _headers(request: Request) -> dict[str, str]:
     return {name: request.headers.get(name, "")[:300] for name in _HEADERS}
 
 
-@events.post("/slack/events", summary="Slack Events API (signing secret v0): mentions and thread replies")
+@events.post(
+    "/slack/events",
+    summary="Slack Events API (signing secret v0): mentions and thread replies",
+    openapi_extra=_EVENT_BODY,
+)
 async def slack_events(request: Request, session: DB, clock: ClockDep) -> dict[str, Any]:
     body = await read_capped(request, MAX_EVENT_BYTES)
     outcome = await run_in_threadpool(service.receive_slack, session, clock, _headers(request), body)
     return _answer(outcome)
 
 
-@events.post("/feishu/events", summary="Feishu/Lark event subscription (token, Encrypt Key, X-Lark-Signature)")
+@events.post(
+    "/feishu/events",
+    summary="Feishu/Lark event subscription (token, Encrypt Key, X-Lark-Signature)",
+    openapi_extra=_EVENT_BODY,
+)
 async def feishu_events(request: Request, session: DB, clock: ClockDep) -> dict[str, Any]:
     body = await read_capped(request, MAX_EVENT_BYTES)
     outcome = await run_in_threadpool(service.receive_feishu, session, clock, _headers(request), body)

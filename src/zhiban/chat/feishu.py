@@ -21,11 +21,11 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from zhiban.chat.model import (
     MAX_EVENT_BYTES,
-    MAX_ID,
     BadSignature,
     ChatMessage,
     MalformedEvent,
     Platform,
+    is_platform_id,
     within_window,
 )
 
@@ -113,7 +113,7 @@ def is_challenge(doc: Mapping[str, Any]) -> bool:
 def _id(value: Any, what: str, *, required: bool = True) -> str:
     if value is None and not required:
         return ""
-    if not isinstance(value, str) or not value or len(value) > MAX_ID:
+    if not is_platform_id(value):
         raise MalformedEvent(f"the Feishu event's {what} is missing or malformed")
     return value
 

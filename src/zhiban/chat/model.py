@@ -49,7 +49,7 @@ MAX_WORDS = 20
 MAX_WORD = 40
 SUBJECT_MAX = 120
 
-_ID = re.compile(r"^[A-Za-z0-9._:@-]{1,128}$")
+_ID = re.compile(r"[A-Za-z0-9._:@-]{1,128}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,9 +75,14 @@ class GroupWords:
     urgent_words: tuple[str, ...] = DEFAULT_URGENT_WORDS
 
 
+def is_platform_id(value: object) -> bool:
+    """Whether a value reads as a platform's id (group, thread, user, message, event)."""
+    return isinstance(value, str) and _ID.fullmatch(value) is not None
+
+
 def check_id(value: str, what: str) -> str:
     """A platform id as stored: short, printable, no spaces (else InvalidInput)."""
-    if not isinstance(value, str) or not _ID.match(value):
+    if not is_platform_id(value):
         raise InvalidInput(f"{what} must be 1-{MAX_ID} characters of letters, digits and ._:@-")
     return value
 

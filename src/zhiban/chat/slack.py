@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from zhiban.chat.model import MAX_ID, BadSignature, ChatMessage, MalformedEvent, Platform, within_window
+from zhiban.chat.model import BadSignature, ChatMessage, MalformedEvent, Platform, is_platform_id, within_window
 
 # Message subtypes that are a person's words; edits, joins, deletions and bots' posts are not filed.
 _PERSON_SUBTYPES = frozenset({None, "thread_broadcast", "file_share"})
@@ -56,7 +56,7 @@ def parse(body: bytes) -> dict[str, Any]:
 def _text(value: Any, what: str, *, required: bool = True) -> str:
     if value is None and not required:
         return ""
-    if not isinstance(value, str) or not value or len(value) > MAX_ID:
+    if not is_platform_id(value):
         raise MalformedEvent(f"the Slack event's {what} is missing or malformed")
     return value
 
