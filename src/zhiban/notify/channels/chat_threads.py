@@ -13,6 +13,7 @@ import httpx
 
 from zhiban.core.clock import Clock
 from zhiban.notify.channels.base import HttpChannel, HttpReply, config_of, truncate_utf8
+from zhiban.notify.channels.slack import slack_escape
 from zhiban.notify.config import FeishuThreadConfig, SlackThreadConfig
 from zhiban.notify.model import (
     DeliveryResult,
@@ -31,6 +32,11 @@ FEISHU_RETRYABLE = frozenset({11232, 99991400})  # frequency limited
 TOKEN_MARGIN_SECONDS = 300  # a tenant token is renewed this long before it expires
 
 
+def feishu_text(text: str) -> str:
+    """Text as Feishu shows it literally: an `<at user_id="all">` tag in a reply must not ping the whole group."""
+    return text.replace("<at", "<\u200bat").replace("<AT", "<\u200bAT")
+
+
 class SlackThreadChannel(HttpChannel):
     """chat.postMessage answers HTTP 200 with {"ok": true, "ts": …} or {"ok": false, "error": code}."""
 
@@ -42,7 +48,8 @@ class SlackThreadChannel(HttpChannel):
         payload = {
             "channel": config.channel,
             "thread_ts": config.thread_ts,
-            "text": truncate_utf8(message.text, SLACK_TEXT_MAX_BYTES),
+            # Escaped: `<!channel>` or `<@U…>` in a reply must not ping the customer's whole channel.
+            "text": truncate_utf8(slack_escape(message.text), SLACK_TEXT_MAX_BYTES),
         }
         token = config.bot_token.get_secret_value()
         reply = self.post_json(
@@ -109,7 +116,9 @@ class FeishuThreadChannel(HttpChannel):
     def send(self, message: Message, destination: Destination) -> DeliveryResult:
         config = config_of(destination, FeishuThreadConfig, self.type_name)
         token = self._token(config)
-        content = json.dumps({"text": truncate_utf8(message.text, FEISHU_TEXT_MAX_BYTES)}, ensure_ascii=False)
+        content = json.dumps(
+            {"text": truncate_utf8(feishu_text(message.text), FEISHU_TEXT_MAX_BYTES)}, ensure_ascii=False
+        )
         reply = self.post_json(
             f"{config.api_url.rstrip('/')}/open-apis/im/v1/messages/{config.message_id}/reply",
             {"msg_type": "text", "content": content, "uuid": message.idempotency_key[-50:]},
