@@ -248,3 +248,19 @@ def test_unmapped_users_file_as_the_group_requester_or_not_at_all(client: TestCl
     assert tickets_of(desk)[-1].requester_id == chat.world.alice_id  # the group's requester, never Bob's org
     assert {t.organization_id for t in tickets_of(desk)} == {chat.world.liveco}
     assert SLACK_ALICE
+
+
+def test_two_events_of_one_message_file_once_even_when_neither_saw_the_other(
+    client: TestClient, desk: Desk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from zhiban.chat import store as chat_store
+
+    setup(client, desk)
+    # As two deliveries racing would: the second does not see the first's message row before it claims.
+    monkeypatch.setattr(chat_store, "message_seen", lambda *args: None)
+    root = "1763665700.000100"
+    text = f"<@{SLACK_BOT}> 卡顿"
+    assert slack_post(client, desk, slack_event("EvA", text, root)).json()["action"] == "created"
+    second = slack_post(client, desk, slack_event("EvB", text, root, kind="message"))
+    assert second.status_code == 200 and second.json()["action"] == "duplicate"
+    assert len(tickets_of(desk)) == 1

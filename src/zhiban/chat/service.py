@@ -8,6 +8,7 @@ message of a bot (ours included) or a repeat is answered with no effect and leav
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -60,6 +61,9 @@ GROUP_RATE = ratelimit.Limit("chat.group", 30, timedelta(minutes=1))
 # Acted-on event ids are kept this long (Feishu retries an event for hours; Slack within minutes).
 EVENT_MEMORY = timedelta(days=7)
 MAX_LIST = 200
+# A message's own claim among the events: keyed by group and message id, so two events of one message file once.
+MESSAGE_CLAIM = "msg:"
+MESSAGE_CLAIM_ACTION = "message"
 THREAD_CHANNEL = {Platform.SLACK: "slack_thread", Platform.FEISHU: "feishu_thread"}
 DEFAULT_API = {Platform.SLACK: "https://slack.com/api", Platform.FEISHU: "https://open.feishu.cn"}
 
@@ -242,7 +246,12 @@ def recent_events(session: Session, principal: Principal, *, limit: int = 50) ->
     principal.require_admin()
     if not 1 <= limit <= MAX_LIST:
         raise InvalidInput(f"limit must be 1-{MAX_LIST}")
-    query = select(ChatEventRow).order_by(ChatEventRow.received_at.desc(), ChatEventRow.id.desc()).limit(limit)
+    query = (
+        select(ChatEventRow)
+        .where(ChatEventRow.action != MESSAGE_CLAIM_ACTION)
+        .order_by(ChatEventRow.received_at.desc(), ChatEventRow.id.desc())
+        .limit(limit)
+    )
     return list(session.scalars(query))
 
 
@@ -349,23 +358,31 @@ def receive_message(session: Session, clock: Clock, app: ChatAppRow, message: Ch
     return outcome
 
 
+def _message_key(message: ChatMessage) -> str:
+    """The claim of a message whatever event carries it (Slack sends a mention as app_mention and as message)."""
+    digest = hashlib.sha256(f"{message.group_id}\x1f{message.message_id}".encode()).hexdigest()[:40]
+    return f"{MESSAGE_CLAIM}{digest}"
+
+
 def _claim(session: Session, clock: Clock, message: ChatMessage) -> bool:
-    """Record the event id, or find a concurrent delivery of it already did (False)."""
+    """Record the event id and the message's key, or find that a concurrent delivery of either did (False)."""
+    now = clock.now()
     try:
         with session.begin_nested():
-            session.add(
-                ChatEventRow(
-                    platform=message.platform.value,
-                    event_id=message.event_id,
-                    group_id=message.group_id,
-                    action="claimed",
-                    received_at=clock.now(),
+            for event_id, action in ((message.event_id, "claimed"), (_message_key(message), MESSAGE_CLAIM_ACTION)):
+                session.add(
+                    ChatEventRow(
+                        platform=message.platform.value,
+                        event_id=event_id,
+                        group_id=message.group_id,
+                        action=action,
+                        received_at=now,
+                    )
                 )
-            )
             session.flush()
     except IntegrityError:
         return False
-    chat_store.prune_events(session, clock.now() - EVENT_MEMORY)
+    chat_store.prune_events(session, now - EVENT_MEMORY)
     return True
 
 
