@@ -347,7 +347,8 @@ def receive_message(session: Session, clock: Clock, app: ChatAppRow, message: Ch
         raise RateLimited(f"this group sent more than {GROUP_RATE.limit} messages a minute; try again later")
     if not _claim(session, clock, message):
         return Outcome("duplicate", reason="event already handled")
-    ratelimit.hit(session, GROUP_RATE, key, now)
+    if ratelimit.hit(session, GROUP_RATE, key, now) == 1:
+        chat_store.prune_events(session, now - EVENT_MEMORY)  # once per group and minute, not per event
     principal = identity.principal_of(person)
     urgent = is_urgent(text, words)
     if thread is not None:
@@ -382,7 +383,6 @@ def _claim(session: Session, clock: Clock, message: ChatMessage) -> bool:
             session.flush()
     except IntegrityError:
         return False
-    chat_store.prune_events(session, now - EVENT_MEMORY)
     return True
 
 
@@ -435,8 +435,8 @@ def _open(
             created_at=clock.now(),
         )
     )
-    first = tickets.get_ticket(session, _DESK, ticket.id).comments[0]
-    _record_inbound(session, clock, message, ticket.id, first.id)
+    # The opening message is the ticket's first comment; not read back for its id (a whole ticket view per event).
+    _record_inbound(session, clock, message, ticket.id, None)
     log.info(
         "chat %s: group %s filed ticket #%s (%s)", message.platform.value, message.group_id, ticket.id, ticket.priority
     )
