@@ -264,3 +264,26 @@ def test_two_events_of_one_message_file_once_even_when_neither_saw_the_other(
     second = slack_post(client, desk, slack_event("EvB", text, root, kind="message"))
     assert second.status_code == 200 and second.json()["action"] == "duplicate"
     assert len(tickets_of(desk)) == 1
+
+
+def test_a_closed_tickets_thread_opens_a_follow_up_on_a_new_mention(client: TestClient, desk: Desk) -> None:
+    chat = setup(client, desk)
+    root = "1763665800.000100"
+    first = slack_post(client, desk, slack_event("EvC1", f"<@{SLACK_BOT}> 回声", root)).json()["ticket_id"]
+    agent = bearer(chat.world.agent_token)
+    for status in ("solved", "closed"):
+        moved = client.post(f"/api/v1/tickets/{first}/status", json={"status": status}, headers=agent)
+        assert moved.status_code == 200, moved.text
+    chatter = slack_event("EvC2", "thanks!", "1763665860.000200", kind="message", thread_ts=root)
+    assert slack_post(client, desk, chatter).json()["action"] == "ignored"
+    assert len(comments_of(desk, first)) == 1
+    again = slack_event("EvC3", f"<@{SLACK_BOT}> 又有回声了", "1763665900.000300", thread_ts=root)
+    follow = slack_post(client, desk, again).json()
+    assert follow["action"] == "created" and follow["ticket_id"] != first
+    reply = slack_event("EvC4", "iOS 17 only", "1763665960.000400", kind="message", thread_ts=root)
+    assert slack_post(client, desk, reply).json() == {
+        "ok": True,
+        "action": "replied",
+        "ticket_id": follow["ticket_id"],
+        "reason": "added to the ticket",
+    }

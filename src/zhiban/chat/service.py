@@ -332,6 +332,12 @@ def receive_message(session: Session, clock: Clock, app: ChatAppRow, message: Ch
         return Outcome("duplicate", seen.ticket_id, "message already handled")
     thread = chat_store.thread_of(session, platform, message.group_id, message.thread_id)
     words = _words(group)
+    follow_up: ChatThreadRow | None = None
+    if thread is not None and _closed(session, thread.ticket_id):
+        # A closed ticket takes no more messages: a new mention in its thread opens a follow-up ticket there.
+        if not opens_ticket(message, words):
+            return Outcome("ignored", thread.ticket_id, "the ticket is closed; mention the desk to open a follow-up")
+        follow_up, thread = thread, None
     if thread is None and not opens_ticket(message, words):
         return Outcome("ignored", reason="not addressed to the desk")
     text = bounded_text(message.text)
@@ -354,7 +360,7 @@ def receive_message(session: Session, clock: Clock, app: ChatAppRow, message: Ch
     if thread is not None:
         outcome = _reply(session, clock, principal, thread.ticket_id, message, text, urgent)
     else:
-        outcome = _open(session, clock, principal, message, text, urgent)
+        outcome = _open(session, clock, principal, message, text, urgent, follow_up)
     _stamp_event(session, message, outcome)
     return outcome
 
@@ -414,8 +420,19 @@ def _record_inbound(
     session.flush()
 
 
+def _closed(session: Session, ticket_id: int) -> bool:
+    found = tickets.summary(session, ticket_id)
+    return found is None or found.status == Status.CLOSED.value
+
+
 def _open(
-    session: Session, clock: Clock, principal: Principal, message: ChatMessage, text: str, urgent: bool
+    session: Session,
+    clock: Clock,
+    principal: Principal,
+    message: ChatMessage,
+    text: str,
+    urgent: bool,
+    follow_up: ChatThreadRow | None = None,
 ) -> Outcome:
     ticket = tickets.create_ticket(
         session,
@@ -426,15 +443,18 @@ def _open(
         priority=(Priority.P1 if urgent else Priority.P3).value,
         channel=Channel.CHAT,
     )
-    session.add(
-        ChatThreadRow(
-            platform=message.platform.value,
-            group_id=message.group_id,
-            thread_id=message.thread_id,
-            ticket_id=ticket.id,
-            created_at=clock.now(),
+    if follow_up is not None:
+        follow_up.ticket_id = ticket.id  # the thread answers the follow-up from now on
+    else:
+        session.add(
+            ChatThreadRow(
+                platform=message.platform.value,
+                group_id=message.group_id,
+                thread_id=message.thread_id,
+                ticket_id=ticket.id,
+                created_at=clock.now(),
+            )
         )
-    )
     # The opening message is the ticket's first comment; not read back for its id (a whole ticket view per event).
     _record_inbound(session, clock, message, ticket.id, None)
     log.info(
