@@ -165,6 +165,7 @@ def test_only_channels_where_a_repeat_reaches_a_person_again_are_at_most_once() 
 
     # A chat thread's reply shows twice in the customer's group if repeated (chat groups' mirror).
     assert sorted(t.name for t in CHANNEL_TYPES if not t.repeat_safe) == [
+        "dingtalk_session",
         "email",
         "feishu_thread",
         "slack_thread",

@@ -573,6 +573,7 @@ ISOLATION_CASES = [
     # no app configured); binding groups and apps are the admins'; a ticket's chat trail is its tenant's.
     Case("POST", "/api/v1/chat/slack/events", lambda f: ("/api/v1/chat/slack/events", {}), frozenset({401, 404})),
     Case("POST", "/api/v1/chat/feishu/events", lambda f: ("/api/v1/chat/feishu/events", {}), frozenset({401, 404})),
+    Case("POST", "/api/v1/chat/dingtalk/events", lambda f: ("/api/v1/chat/dingtalk/events", {}), frozenset({401, 404})),
     Case("GET", "/api/v1/chat/apps", lambda f: ("/api/v1/chat/apps", None), frozenset({403})),
     Case(
         "PUT",

@@ -28,8 +28,8 @@ if TYPE_CHECKING:
 events = APIRouter(prefix="/api/v1/chat", tags=["chat"], dependencies=[PUBLIC])
 admin = APIRouter(prefix="/api/v1/chat", tags=["chat"], dependencies=[needs("admin")])
 reads = APIRouter(prefix="/api/v1/chat", tags=["chat"], dependencies=[needs("tickets:read")])
-PlatformName = Literal["slack", "feishu"]
-PlatformId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:@-]+$")]
+PlatformName = Literal["slack", "feishu", "dingtalk"]
+PlatformId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:@$+/=-]+$")]
 Words = Annotated[list[Annotated[str, Field(min_length=1, max_length=40)]], Field(max_length=20)]
 # The events are read raw (their signatures are over the bytes); documented as the JSON object they are.
 _EVENT_BODY: dict[str, Any] = {
@@ -41,6 +41,8 @@ _HEADERS = (
     "x-lark-signature",
     "x-lark-request-timestamp",
     "x-lark-request-nonce",
+    "timestamp",  # DingTalk
+    "sign",
 )
 
 
@@ -83,9 +85,21 @@ async def feishu_events(request: Request, session: DB, clock: ClockDep) -> dict[
     return _answer(outcome)
 
 
+@events.post(
+    "/dingtalk/events",
+    summary="DingTalk robot callback (timestamp + HMAC-SHA256 sign with the app secret)",
+    openapi_extra=_EVENT_BODY,
+)
+async def dingtalk_events(request: Request, session: DB, clock: ClockDep) -> dict[str, Any]:
+    body = await read_capped(request, MAX_EVENT_BYTES)
+    outcome = await run_in_threadpool(service.receive_dingtalk, session, clock, _headers(request), body)
+    return _answer(outcome)
+
+
 class AppIn(BaseModel):
     """A platform app's settings; secrets are write-only. Slack: signing_secret, bot_token. Feishu: app_id,
-    app_secret, verification_token, encrypt_key. Both: bot_user_id (the bot's own id), api_url (tests, proxies)."""
+    app_secret, verification_token, encrypt_key. DingTalk: app_secret (the robot's), app_id (its robotCode).
+    All: bot_user_id (the bot's own id); Slack and Feishu: api_url (tests, proxies)."""
 
     model_config = {"extra": "forbid"}
     signing_secret: str | None = Field(None, max_length=500)

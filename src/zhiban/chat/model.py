@@ -32,6 +32,7 @@ class MalformedEvent(InvalidInput):
 class Platform(enum.StrEnum):
     SLACK = "slack"
     FEISHU = "feishu"
+    DINGTALK = "dingtalk"
 
 
 # Every event body is refused past this many bytes (Slack's and Feishu's own events are a few KiB).
@@ -49,7 +50,8 @@ MAX_WORDS = 20
 MAX_WORD = 40
 SUBJECT_MAX = 120
 
-_ID = re.compile(r"[A-Za-z0-9._:@-]{1,128}")
+# DingTalk's conversation and message ids are base64-like (cid…==, msg…+/=), its sender ids `$:LWCP_v1:$…`.
+_ID = re.compile(r"[A-Za-z0-9._:@$+/=-]{1,128}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +67,9 @@ class ChatMessage:
     text: str
     mentions_bot: bool
     from_bot: bool  # written by a bot (ours included): never filed, so a mirrored reply cannot loop
+    # Where a reply to this conversation is posted, when the platform names one per message (DingTalk's
+    # sessionWebhook, valid for a while): kept on the thread for agents' replies.
+    reply_url: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +88,7 @@ def is_platform_id(value: object) -> bool:
 def check_id(value: str, what: str) -> str:
     """A platform id as stored: short, printable, no spaces (else InvalidInput)."""
     if not is_platform_id(value):
-        raise InvalidInput(f"{what} must be 1-{MAX_ID} characters of letters, digits and ._:@-")
+        raise InvalidInput(f"{what} must be 1-{MAX_ID} characters of letters, digits and ._:@$+/=-")
     return value
 
 

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from zhiban.chat import feishu, slack
+from zhiban.chat import dingtalk, feishu, slack
 from zhiban.chat import store as chat_store
 from zhiban.chat.model import (
     DEFAULT_URGENT_WORDS,
@@ -64,8 +64,16 @@ MAX_LIST = 200
 # A message's own claim among the events: keyed by group and message id, so two events of one message file once.
 MESSAGE_CLAIM = "msg:"
 MESSAGE_CLAIM_ACTION = "message"
-THREAD_CHANNEL = {Platform.SLACK: "slack_thread", Platform.FEISHU: "feishu_thread"}
-DEFAULT_API = {Platform.SLACK: "https://slack.com/api", Platform.FEISHU: "https://open.feishu.cn"}
+THREAD_CHANNEL = {
+    Platform.SLACK: "slack_thread",
+    Platform.FEISHU: "feishu_thread",
+    Platform.DINGTALK: "dingtalk_session",
+}
+DEFAULT_API = {
+    Platform.SLACK: "https://slack.com/api",
+    Platform.FEISHU: "https://open.feishu.cn",
+    Platform.DINGTALK: "",
+}
 
 Action = Literal["created", "replied", "ignored", "duplicate", "unbound", "challenge"]
 
@@ -92,8 +100,10 @@ def _platform(value: str) -> Platform:
 _APP_FIELDS = {
     Platform.SLACK: ("signing_secret", "bot_token", "bot_user_id", "api_url"),
     Platform.FEISHU: ("app_id", "app_secret", "verification_token", "encrypt_key", "bot_user_id", "api_url"),
+    Platform.DINGTALK: ("app_id", "app_secret", "bot_user_id"),
 }
 _REQUIRED = {
+    Platform.DINGTALK: ("app_secret",),
     Platform.SLACK: ("signing_secret", "bot_token"),
     Platform.FEISHU: ("app_id", "app_secret", "verification_token"),
 }
@@ -296,6 +306,16 @@ def receive_feishu(session: Session, clock: Clock, headers: Mapping[str, str], b
     return receive_message(session, clock, app, message)
 
 
+def receive_dingtalk(session: Session, clock: Clock, headers: Mapping[str, str], body: bytes) -> Outcome:
+    """A robot callback: its sign checked with the robot's secret, then the group message it carries."""
+    app = _app(session, Platform.DINGTALK)
+    dingtalk.verify(app.app_secret, headers, clock.now())
+    message = dingtalk.message(dingtalk.parse(body), app.bot_user_id)
+    if message is None:
+        return Outcome("ignored", reason="not a group's text message")
+    return receive_message(session, clock, app, message)
+
+
 def _requester(session: Session, group: ChatGroupRow, message: ChatMessage) -> Person | None:
     """Who the message is filed as: the platform user's person in the group's organization, else the group's."""
     mapped = session.get(ChatPersonRow, (message.platform.value, message.user_id))
@@ -358,6 +378,8 @@ def receive_message(session: Session, clock: Clock, app: ChatAppRow, message: Ch
     principal = identity.principal_of(person)
     urgent = is_urgent(text, words)
     if thread is not None:
+        if message.reply_url:
+            thread.reply_url = message.reply_url  # DingTalk: the newest sessionWebhook lives longest
         outcome = _reply(session, clock, principal, thread.ticket_id, message, text, urgent)
     else:
         outcome = _open(session, clock, principal, message, text, urgent, follow_up)
@@ -445,6 +467,7 @@ def _open(
     )
     if follow_up is not None:
         follow_up.ticket_id = ticket.id  # the thread answers the follow-up from now on
+        follow_up.reply_url = message.reply_url or follow_up.reply_url
     else:
         session.add(
             ChatThreadRow(
@@ -452,6 +475,7 @@ def _open(
                 group_id=message.group_id,
                 thread_id=message.thread_id,
                 ticket_id=ticket.id,
+                reply_url=message.reply_url or None,
                 created_at=clock.now(),
             )
         )
@@ -561,6 +585,8 @@ def _thread_config(app: ChatAppRow, thread: ChatThreadRow) -> dict[str, Any]:
             "channel": thread.group_id,
             "thread_ts": thread.thread_id,
         }
+    if platform is Platform.DINGTALK:
+        return {"url": thread.reply_url or ""}  # none yet: refused by the channel's config, the mirror marked failed
     return {"api_url": api_url, "app_id": app.app_id, "app_secret": app.app_secret, "message_id": thread.thread_id}
 
 

@@ -79,6 +79,8 @@ class ChatThreadRow(Base):
     group_id: Mapped[str] = mapped_column(String(128))
     thread_id: Mapped[str] = mapped_column(String(128))
     ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), index=True)
+    # DingTalk: the conversation's latest sessionWebhook, where replies are posted (it expires after a while).
+    reply_url: Mapped[str | None] = mapped_column(String(500), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 

@@ -131,3 +131,9 @@ class FeishuThreadConfig(ChannelConfig):
     app_id: str = Field(pattern=_PLATFORM_ID)
     app_secret: SecretStr = Field(min_length=1, max_length=500)
     message_id: str = Field(pattern=_PLATFORM_ID)
+
+
+class DingTalkSessionConfig(ChannelConfig):
+    """A reply into a DingTalk conversation through the sessionWebhook its last message carried (chat groups)."""
+
+    url: HttpUrlText

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from zhiban.core.clock import Clock
 from zhiban.core.errors import InvalidInput
 from zhiban.notify.channels.base import Channel
-from zhiban.notify.channels.chat_threads import FeishuThreadChannel, SlackThreadChannel
+from zhiban.notify.channels.chat_threads import DingTalkSessionChannel, FeishuThreadChannel, SlackThreadChannel
 from zhiban.notify.channels.dingtalk import DingTalkChannel
 from zhiban.notify.channels.email import EmailChannel, parse_smtp_url
 from zhiban.notify.channels.feishu import FeishuChannel
@@ -23,6 +23,7 @@ from zhiban.notify.channels.wecom import WeComChannel
 from zhiban.notify.config import (
     ChannelConfig,
     DingTalkConfig,
+    DingTalkSessionConfig,
     EmailConfig,
     FeishuConfig,
     FeishuThreadConfig,
@@ -72,6 +73,9 @@ CHANNEL_TYPES: tuple[ChannelType, ...] = (
     # would show the reply twice in the customer's group, so a hand-off cut by a crash is not made again.
     ChannelType("slack_thread", "Slack thread", "Slack 话题", SlackThreadConfig, SLACK_RATES, False, False),
     ChannelType("feishu_thread", "Feishu thread", "飞书话题", FeishuThreadConfig, FEISHU_RATES, False, False),
+    ChannelType(
+        "dingtalk_session", "DingTalk conversation", "钉钉会话", DingTalkSessionConfig, PER_MINUTE_20, False, False
+    ),
 )
 _BY_NAME = {channel_type.name: channel_type for channel_type in CHANNEL_TYPES}
 
@@ -106,6 +110,8 @@ def destination_url(destination: Destination) -> str | None:
         return config.webhook_url
     if isinstance(config, SlackThreadConfig | FeishuThreadConfig):
         return config.api_url
+    if isinstance(config, DingTalkSessionConfig):
+        return config.url
     return None
 
 
@@ -154,5 +160,6 @@ def channel_for(type_name: str, deps: ChannelDeps | None = None) -> Channel:
         "wecom": WeComChannel,
         "slack_thread": SlackThreadChannel,
         "feishu_thread": FeishuThreadChannel,
+        "dingtalk_session": DingTalkSessionChannel,
     }
     return http_channels[type_name](deps.client, deps.clock)

@@ -14,7 +14,7 @@ import httpx
 from zhiban.core.clock import Clock
 from zhiban.notify.channels.base import HttpChannel, HttpReply, config_of, truncate_utf8
 from zhiban.notify.channels.slack import slack_escape
-from zhiban.notify.config import FeishuThreadConfig, SlackThreadConfig
+from zhiban.notify.config import DingTalkSessionConfig, FeishuThreadConfig, SlackThreadConfig
 from zhiban.notify.model import (
     DeliveryResult,
     Destination,
@@ -22,7 +22,7 @@ from zhiban.notify.model import (
     PermanentDeliveryError,
     RetryableDeliveryError,
 )
-from zhiban.notify.ratelimit import FEISHU_RATES, SLACK_RATES, Rate
+from zhiban.notify.ratelimit import FEISHU_RATES, PER_MINUTE_20, SLACK_RATES, Rate
 
 # Slack cuts a message's text at 40,000 characters; Feishu's request limit is about 150 KB.
 SLACK_TEXT_MAX_BYTES = 30_000
@@ -134,3 +134,29 @@ class FeishuThreadChannel(HttpChannel):
         data: dict[str, Any] = body["data"] if isinstance(body.get("data"), dict) else {}
         provider_id = data.get("message_id") if isinstance(data.get("message_id"), str) else None
         return DeliveryResult(self.type_name, provider_id=provider_id and provider_id[:128], status=reply.status)
+
+
+DINGTALK_TEXT_MAX_BYTES = 18_000  # the robot's message limit is 20,000 bytes
+DINGTALK_RETRYABLE = frozenset({130101, -1})  # sending too fast; system busy
+
+
+class DingTalkSessionChannel(HttpChannel):
+    """Answers HTTP 200 with {"errcode": 0}; a sessionWebhook that expired answers a non-zero errcode."""
+
+    type_name = "dingtalk_session"
+    rate_limits: ClassVar[tuple[Rate, ...]] = PER_MINUTE_20
+
+    def send(self, message: Message, destination: Destination) -> DeliveryResult:
+        config = config_of(destination, DingTalkSessionConfig, self.type_name)
+        payload = {"msgtype": "text", "text": {"content": truncate_utf8(message.text, DINGTALK_TEXT_MAX_BYTES)}}
+        reply = self.post_json(config.url, payload)
+        if reply.status != 200:
+            self.raise_for_status(reply)
+        body = reply.json()
+        code = body.get("errcode") if isinstance(body, dict) else None
+        if code == 0:
+            return DeliveryResult(self.type_name, status=reply.status)
+        reason = f"errcode {code}"
+        if code in DINGTALK_RETRYABLE:
+            raise RetryableDeliveryError(self.type_name, reason, status=reply.status, summary=reason[:40])
+        raise PermanentDeliveryError(self.type_name, reason, status=reply.status, summary=reason[:40])

@@ -120,6 +120,7 @@ def upgrade() -> None:
         sa.Column("group_id", sa.String(length=128), nullable=False),
         sa.Column("thread_id", sa.String(length=128), nullable=False),
         sa.Column("ticket_id", sa.Integer(), nullable=False),
+        sa.Column("reply_url", sa.String(length=500), nullable=True),
         sa.Column("created_at", zhiban.store.db.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["ticket_id"], ["tickets.id"], name=op.f("fk_chat_threads_ticket_id_tickets"), ondelete="CASCADE"
