@@ -17,11 +17,11 @@ from zhiban.core.settings import get_settings
 from zhiban.desk import Desk
 from zhiban.identity.model import Principal, Role
 
-app = typer.Typer(help="Chat groups (Slack, Feishu/Lark) as a door to tickets: apps, bound groups, users.")
+app = typer.Typer(help="Chat groups (Slack, Feishu/Lark, DingTalk) as a door to tickets: apps, bound groups, users.")
 _OPERATOR = Principal(person_id="cli", role=Role.ADMIN, organization_id=None, name="zhiban cli")
 console = cli_console()
 err = cli_console(stderr=True)
-PLATFORM = Annotated[str, typer.Argument(help="slack or feishu")]
+PLATFORM = Annotated[str, typer.Argument(help="slack, feishu or dingtalk")]
 
 
 @contextmanager
@@ -118,13 +118,16 @@ def set_app(
     signing_secret: Annotated[str | None, typer.Option(envvar="ZHIBAN_SLACK_SIGNING_SECRET")] = None,
     bot_token: Annotated[str | None, typer.Option(envvar="ZHIBAN_SLACK_BOT_TOKEN")] = None,
     app_id: Annotated[str | None, typer.Option(help="Feishu app id (cli_…)")] = None,
-    app_secret: Annotated[str | None, typer.Option(envvar="ZHIBAN_FEISHU_APP_SECRET")] = None,
+    app_secret: Annotated[
+        str | None, typer.Option(envvar="ZHIBAN_CHAT_APP_SECRET", help="Feishu app / DingTalk robot")
+    ] = None,
     verification_token: Annotated[str | None, typer.Option(envvar="ZHIBAN_FEISHU_VERIFICATION_TOKEN")] = None,
     encrypt_key: Annotated[str | None, typer.Option(envvar="ZHIBAN_FEISHU_ENCRYPT_KEY")] = None,
     bot_user_id: Annotated[str | None, typer.Option(help="the bot's own user id / open_id")] = None,
     api_url: Annotated[str | None, typer.Option(help="the platform's API base URL (default: the public one)")] = None,
 ) -> None:
-    """Configure a platform's app (Slack: signing secret, bot token; Feishu: app id, secret, token, Encrypt Key)."""
+    """Configure a platform's app (Slack: signing secret, bot token; Feishu: app id, secret, token, Encrypt Key;
+    DingTalk: the robot's app secret)."""
     from zhiban.chat import service
 
     given = {
