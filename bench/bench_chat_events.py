@@ -1,7 +1,7 @@
 """Chat events filed as tickets: a Slack mention (signature check, group, dedup claims, ticket) against the
-baseline of the same ticket filed through the API, in process (ASGI), on SQLite or PostgreSQL.
+baseline of the same ticket filed through the API, in process (ASGI), on a SQLite file.
 
-    .venv/bin/python bench/bench_chat_events.py [--db sqlite|postgres] [--count 200]
+    .venv/bin/python bench/bench_chat_events.py [--count 200]
 
 Prints p50/p95 per request of each path and the ratio chat / API (what the Slack door costs over the API's own
 filing). Also a refused event (bad signature) and an unbound group's event, which must be cheap.
@@ -21,8 +21,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "src")]
 
-POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-
 
 def _timed(call, count: int) -> list[float]:  # type: ignore[no-untyped-def]
     taken = []
@@ -41,7 +39,6 @@ def _line(name: str, taken: list[float]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
     parser.add_argument("--count", type=int, default=200)
     args = parser.parse_args()
     from fastapi.testclient import TestClient
@@ -56,10 +53,8 @@ def main() -> None:
     from zhiban.web.app import create_app
 
     with tempfile.TemporaryDirectory() as tmp:
-        url = f"sqlite:///{tmp}/bench.db" if args.db == "sqlite" else POSTGRES_URL
+        url = f"sqlite:///{tmp}/bench.db"
         engine = make_engine(url)
-        if args.db == "postgres":
-            Base.metadata.drop_all(engine)
         Base.metadata.create_all(engine)
         settings = Settings(database_url=url, var_dir=tmp, demo=False, simulate=False)
         clock = FrozenClock(datetime(2026, 11, 20, 19, 0, tzinfo=UTC))
@@ -98,10 +93,8 @@ def main() -> None:
             slack = _timed(slack_ticket, args.count)
             bad = _timed(refused, args.count)
             stranger = _timed(unbound, args.count)
-        if args.db == "postgres":
-            Base.metadata.drop_all(engine)
         engine.dispose()
-    print(f"db={args.db}")
+    print("db=sqlite")
     print(_line("API ticket (baseline)", api))
     print(_line("Slack mention -> ticket", slack))
     print(_line("bad signature (401)", bad))

@@ -371,7 +371,8 @@ def receive_message(session: Session, clock: Clock, app: ChatAppRow, message: Ch
     key = ratelimit.key_of(platform, message.group_id)
     if ratelimit.exhausted(session, GROUP_RATE, key, now):
         raise RateLimited(f"this group sent more than {GROUP_RATE.limit} messages a minute; try again later")
-    if not _claim(session, clock, message):
+    claimed = _claim(session, clock, message)
+    if claimed is None:
         return Outcome("duplicate", reason="event already handled")
     if ratelimit.hit(session, GROUP_RATE, key, now) == 1:
         chat_store.prune_events(session, now - EVENT_MEMORY)  # once per group and minute, not per event
@@ -383,7 +384,7 @@ def receive_message(session: Session, clock: Clock, app: ChatAppRow, message: Ch
         outcome = _reply(session, clock, principal, thread.ticket_id, message, text, urgent)
     else:
         outcome = _open(session, clock, principal, message, text, urgent, follow_up)
-    _stamp_event(session, message, outcome)
+    claimed.action, claimed.ticket_id = outcome.action, outcome.ticket_id
     return outcome
 
 
@@ -393,35 +394,27 @@ def _message_key(message: ChatMessage) -> str:
     return f"{MESSAGE_CLAIM}{digest}"
 
 
-def _claim(session: Session, clock: Clock, message: ChatMessage) -> bool:
-    """Record the event id and the message's key, or find that a concurrent delivery of either did (False)."""
+def _claim(session: Session, clock: Clock, message: ChatMessage) -> ChatEventRow | None:
+    """Record the event id and the message's key (the event's row), or None: a concurrent delivery of either did."""
     now = clock.now()
+    platform, group_id = message.platform.value, message.group_id
+    event = ChatEventRow(
+        platform=platform, event_id=message.event_id, group_id=group_id, action="claimed", received_at=now
+    )
+    key = ChatEventRow(
+        platform=platform,
+        event_id=_message_key(message),
+        group_id=group_id,
+        action=MESSAGE_CLAIM_ACTION,
+        received_at=now,
+    )
     try:
         with session.begin_nested():
-            for event_id, action in ((message.event_id, "claimed"), (_message_key(message), MESSAGE_CLAIM_ACTION)):
-                session.add(
-                    ChatEventRow(
-                        platform=message.platform.value,
-                        event_id=event_id,
-                        group_id=message.group_id,
-                        action=action,
-                        received_at=now,
-                    )
-                )
+            session.add_all([event, key])
             session.flush()
     except IntegrityError:
-        return False
-    return True
-
-
-def _stamp_event(session: Session, message: ChatMessage, outcome: Outcome) -> None:
-    row = session.scalar(
-        select(ChatEventRow).where(
-            ChatEventRow.platform == message.platform.value, ChatEventRow.event_id == message.event_id
-        )
-    )
-    if row is not None:
-        row.action, row.ticket_id = outcome.action, outcome.ticket_id
+        return None
+    return event
 
 
 def _record_inbound(
