@@ -20,6 +20,8 @@ RECEIVED = "received"
 QUEUED = "queued"
 SENT = "sent"
 FAILED = "failed"
+# The action of a message's own claim among the events (not an event of the platform's: never listed).
+MESSAGE_CLAIM_ACTION = "message"
 
 
 class ChatAppRow(Base):
