@@ -25,6 +25,7 @@ FEATURES = [
     "notify",
     "mail",
     "hotline",
+    "chat",
     "apps",
     "telemetry",
     "detect",

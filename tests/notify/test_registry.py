@@ -25,6 +25,9 @@ VALID = {
     "wecom": {"webhook_url": "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=abc"},
     "sms": {"to": "+8613800138000"},
     "voice": {"to": "+8613800138000"},
+    "slack_thread": {"bot_token": "xoxb-1", "channel": "C0123", "thread_ts": "1700000000.000100"},
+    "feishu_thread": {"app_id": "cli_a1", "app_secret": "s", "message_id": "om_1"},
+    "dingtalk_session": {"url": "https://oapi.dingtalk.com/robot/sendBySession?session=abc"},
 }
 
 

@@ -752,12 +752,53 @@ ISOLATION_CASES = [
             "/api/v1/hotline/twilio/page/status",
         )
     ),
+    # Chat groups: the platforms' event endpoints take no token (a customer's is no signature: 401, or 404 with
+    # no app configured); binding groups and apps are the admins'; a ticket's chat trail is its tenant's.
+    Case("POST", "/api/v1/chat/slack/events", lambda f: ("/api/v1/chat/slack/events", {}), frozenset({401, 404})),
+    Case("POST", "/api/v1/chat/feishu/events", lambda f: ("/api/v1/chat/feishu/events", {}), frozenset({401, 404})),
+    Case("POST", "/api/v1/chat/dingtalk/events", lambda f: ("/api/v1/chat/dingtalk/events", {}), frozenset({401, 404})),
+    Case("GET", "/api/v1/chat/apps", lambda f: ("/api/v1/chat/apps", None), frozenset({403})),
+    Case(
+        "PUT",
+        "/api/v1/chat/apps/{platform}",
+        lambda f: ("/api/v1/chat/apps/slack", {"signing_secret": "x", "bot_token": "y"}),
+        frozenset({403}),
+    ),
+    Case("GET", "/api/v1/chat/groups", lambda f: ("/api/v1/chat/groups", None), frozenset({403})),
+    Case(
+        "POST",
+        "/api/v1/chat/groups",
+        lambda f: ("/api/v1/chat/groups", {"platform": "slack", "group_id": "C1", "organization": "liveco"}),
+        frozenset({403}),
+        lambda client, fx, r: _no_chat_group(client, fx, r),
+    ),
+    Case(
+        "DELETE", "/api/v1/chat/groups/{group_ref}", lambda f: ("/api/v1/chat/groups/slack:C1", None), frozenset({403})
+    ),
+    Case(
+        "PUT",
+        "/api/v1/chat/people",
+        lambda f: ("/api/v1/chat/people", {"platform": "slack", "user_id": "U1", "person": f.world.alice_id}),
+        frozenset({403}),
+    ),
+    Case("GET", "/api/v1/chat/events", lambda f: ("/api/v1/chat/events", None), frozenset({403})),
+    Case(
+        "GET",
+        "/api/v1/chat/tickets/{ticket_id}/messages",
+        lambda f: (f"/api/v1/chat/tickets/{f.liveco_ticket}/messages", None),
+        frozenset({404}),
+    ),
 ]
 
 
 def _phone_unchanged(client: TestClient, fx: Fixture, response: Any) -> None:
     people = client.get("/api/v1/people", headers=bearer(fx.world.admin_token)).json()
     assert [p["phone"] for p in people if p["id"] == fx.world.alice_id] == [None]
+
+
+def _no_chat_group(client: TestClient, fx: Fixture, response: Any) -> None:
+    groups = client.get("/api/v1/chat/groups", headers=bearer(fx.world.admin_token))
+    assert groups.status_code == 200 and groups.json() == []
 
 
 def _no_mailbox(client: TestClient, fx: Fixture, response: Any) -> None:

@@ -33,6 +33,9 @@ PUBLIC = {
     ("POST", "/api/v1/integrations/webhook/{key}"),
     ("POST", "/api/v1/heartbeats/{key}"),
     ("POST", "/api/v1/telemetry"),
+    ("POST", "/api/v1/chat/slack/events"),  # Slack's signing secret
+    ("POST", "/api/v1/chat/feishu/events"),  # Feishu's verification token, Encrypt Key and signature
+    ("POST", "/api/v1/chat/dingtalk/events"),  # DingTalk's timestamp + sign with the robot's secret
     ("GET", "/api/v1/status"),
     ("GET", "/login"),
     ("POST", "/login"),

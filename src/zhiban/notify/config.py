@@ -110,3 +110,30 @@ class VoiceConfig(ChannelConfig):
     """A phone number that is called and read the page."""
 
     to: Phone
+
+
+_PLATFORM_ID = r"^[A-Za-z0-9._:@-]{1,128}$"
+
+
+class SlackThreadConfig(ChannelConfig):
+    """A reply in a Slack thread, posted by the chat bot (chat.postMessage with thread_ts): chat groups' mirror."""
+
+    api_url: HttpUrlText = "https://slack.com/api"
+    bot_token: SecretStr = Field(min_length=1, max_length=500)
+    channel: str = Field(pattern=_PLATFORM_ID)
+    thread_ts: str = Field(pattern=_PLATFORM_ID)
+
+
+class FeishuThreadConfig(ChannelConfig):
+    """A reply to a Feishu message, posted by the chat app (im/v1/messages/{id}/reply): chat groups' mirror."""
+
+    api_url: HttpUrlText = "https://open.feishu.cn"
+    app_id: str = Field(pattern=_PLATFORM_ID)
+    app_secret: SecretStr = Field(min_length=1, max_length=500)
+    message_id: str = Field(pattern=_PLATFORM_ID)
+
+
+class DingTalkSessionConfig(ChannelConfig):
+    """A reply into a DingTalk conversation through the sessionWebhook its last message carried (chat groups)."""
+
+    url: HttpUrlText

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from zhiban.core.clock import Clock
 from zhiban.core.errors import InvalidInput
 from zhiban.notify.channels.base import Channel
+from zhiban.notify.channels.chat_threads import DingTalkSessionChannel, FeishuThreadChannel, SlackThreadChannel
 from zhiban.notify.channels.dingtalk import DingTalkChannel
 from zhiban.notify.channels.email import EmailChannel, parse_smtp_url
 from zhiban.notify.channels.feishu import FeishuChannel
@@ -22,9 +23,12 @@ from zhiban.notify.channels.wecom import WeComChannel
 from zhiban.notify.config import (
     ChannelConfig,
     DingTalkConfig,
+    DingTalkSessionConfig,
     EmailConfig,
     FeishuConfig,
+    FeishuThreadConfig,
     SlackConfig,
+    SlackThreadConfig,
     SmsConfig,
     VoiceConfig,
     WebhookConfig,
@@ -48,6 +52,8 @@ class ChannelType:
     # or it is one more line in a chat room (IM robots). False (e-mail, SMS, voice): a repeat reaches a
     # person again, so a hand-off cut by a crash is marked `unknown`, never made again (docs/DELIVERY.md).
     repeat_safe: bool = True
+    # Whether a person may pick it for their own contact methods; a chat thread is a ticket's, not a person's.
+    contact: bool = True
 
     def config_schema(self) -> dict[str, Any]:
         """The JSON Schema of the destination config (for forms and API docs)."""
@@ -63,6 +69,13 @@ CHANNEL_TYPES: tuple[ChannelType, ...] = (
     ChannelType("wecom", "WeCom", "企业微信", WeComConfig, PER_MINUTE_20),
     ChannelType("sms", "SMS", "短信", SmsConfig, repeat_safe=False),
     ChannelType("voice", "Voice call", "语音电话", VoiceConfig, repeat_safe=False),
+    # A chat group's thread, answered by the chat app (chat groups mirror agents' replies there): a repeat
+    # would show the reply twice in the customer's group, so a hand-off cut by a crash is not made again.
+    ChannelType("slack_thread", "Slack thread", "Slack 话题", SlackThreadConfig, SLACK_RATES, False, False),
+    ChannelType("feishu_thread", "Feishu thread", "飞书话题", FeishuThreadConfig, FEISHU_RATES, False, False),
+    ChannelType(
+        "dingtalk_session", "DingTalk conversation", "钉钉会话", DingTalkSessionConfig, PER_MINUTE_20, False, False
+    ),
 )
 _BY_NAME = {channel_type.name: channel_type for channel_type in CHANNEL_TYPES}
 
@@ -95,6 +108,10 @@ def destination_url(destination: Destination) -> str | None:
         return config.url
     if isinstance(config, SlackConfig | FeishuConfig | DingTalkConfig | WeComConfig):
         return config.webhook_url
+    if isinstance(config, SlackThreadConfig | FeishuThreadConfig):
+        return config.api_url
+    if isinstance(config, DingTalkSessionConfig):
+        return config.url
     return None
 
 
@@ -141,5 +158,8 @@ def channel_for(type_name: str, deps: ChannelDeps | None = None) -> Channel:
         "feishu": FeishuChannel,
         "dingtalk": DingTalkChannel,
         "wecom": WeComChannel,
+        "slack_thread": SlackThreadChannel,
+        "feishu_thread": FeishuThreadChannel,
+        "dingtalk_session": DingTalkSessionChannel,
     }
     return http_channels[type_name](deps.client, deps.clock)

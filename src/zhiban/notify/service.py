@@ -82,6 +82,8 @@ def add_contact_method(
     """Store a validated destination of a person (e.g. their Feishu bot, their phone for SMS)."""
     if len(label) > 200:
         raise InvalidInput("label must be at most 200 characters")
+    if not channel_type(channel).contact:
+        raise InvalidInput(f"{channel} is not a channel for a person's contact methods")
     check_new_destination(channel, config)  # refuses a bad config or an internal URL before anything is stored
     count = session.scalar(select(func.count()).where(ContactMethodRow.person_id == person_id)) or 0
     if count >= MAX_CONTACT_METHODS:

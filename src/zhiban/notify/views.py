@@ -79,7 +79,7 @@ def _page(
         methods=methods,
         method_names={m.id: m.label or titles.get(m.channel, m.channel) for m in methods},
         rules=service.rules_of(session, person.id),
-        channels=[(c.name, titles[c.name]) for c in CHANNEL_TYPES],
+        channels=[(c.name, titles[c.name]) for c in CHANNEL_TYPES if c.contact],
         titles=titles,
         urgencies=service.URGENCIES,
         method_form=method_form or {"channel": "email", "address": "", "label": ""},

@@ -45,6 +45,7 @@ class Channel(enum.StrEnum):
     API = "api"
     EMAIL = "email"
     PHONE = "phone"  # the hotline: a call filed it (press 1, or a voicemail)
+    CHAT = "chat"  # a customer's chat group (Slack, Feishu): zhiban.chat
 
 
 class EventKind(enum.StrEnum):
