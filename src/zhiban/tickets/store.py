@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, func, select
+from sqlalchemy import DDL, JSON, Boolean, ForeignKey, Index, Integer, String, Text, event, func, select, text
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from zhiban.store.db import Base, UTCDateTime
@@ -67,6 +67,80 @@ class TicketOnDutyRow(Base):
     acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     acknowledged_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+# PostgreSQL full text over ticket_texts. The subject weighs most (weight A) in the ranking, as in FTS5's bm25. The
+# search repeats these expressions verbatim, so that the planner uses their GIN indexes.
+PUBLIC_VECTOR = (
+    "(setweight(to_tsvector('simple'::regconfig, subject_terms), 'A'::\"char\")"
+    " || to_tsvector('simple'::regconfig, public_terms))"
+)
+STAFF_VECTOR = f"({PUBLIC_VECTOR} || to_tsvector('simple'::regconfig, internal_terms))"
+
+
+class TicketTextRow(Base):
+    """What search finds a ticket by: its subject and messages cut into terms (jieba + stems, space separated),
+    kept by the `tickets.search` follower. Internal notes apart, so a customer's search never matches them."""
+
+    __tablename__ = "ticket_texts"
+
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True)
+    subject_terms: Mapped[str] = mapped_column(Text)
+    public_terms: Mapped[str] = mapped_column(Text)
+    internal_terms: Mapped[str] = mapped_column(Text)
+    # The last comment cut into these terms: a follower re-run appends only what came after it (idempotent).
+    last_comment_id: Mapped[int] = mapped_column(Integer)
+    indexed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        # One GIN index for what customers may match, one for agents (internal notes too); PostgreSQL only.
+        Index("ix_ticket_texts_public", text(PUBLIC_VECTOR), postgresql_using="gin").ddl_if(dialect="postgresql"),
+        Index("ix_ticket_texts_staff", text(STAFF_VECTOR), postgresql_using="gin").ddl_if(dialect="postgresql"),
+    )
+
+
+
+# SQLite: an FTS5 table over ticket_texts (external content: the terms are stored once), kept by triggers.
+FTS_TABLE = "ticket_texts_fts"
+SQLITE_FTS_DDL = [
+    f"CREATE VIRTUAL TABLE {FTS_TABLE} USING fts5(subject_terms, public_terms, internal_terms,"
+    " content='ticket_texts', content_rowid='ticket_id', tokenize='unicode61 remove_diacritics 0')",
+    f"CREATE TRIGGER ticket_texts_ai AFTER INSERT ON ticket_texts BEGIN"
+    f" INSERT INTO {FTS_TABLE}(rowid, subject_terms, public_terms, internal_terms)"
+    " VALUES (new.ticket_id, new.subject_terms, new.public_terms, new.internal_terms); END",
+    f"CREATE TRIGGER ticket_texts_ad AFTER DELETE ON ticket_texts BEGIN"
+    f" INSERT INTO {FTS_TABLE}({FTS_TABLE}, rowid, subject_terms, public_terms, internal_terms)"
+    " VALUES ('delete', old.ticket_id, old.subject_terms, old.public_terms, old.internal_terms); END",
+    f"CREATE TRIGGER ticket_texts_au AFTER UPDATE ON ticket_texts BEGIN"
+    f" INSERT INTO {FTS_TABLE}({FTS_TABLE}, rowid, subject_terms, public_terms, internal_terms)"
+    " VALUES ('delete', old.ticket_id, old.subject_terms, old.public_terms, old.internal_terms);"
+    f" INSERT INTO {FTS_TABLE}(rowid, subject_terms, public_terms, internal_terms)"
+    " VALUES (new.ticket_id, new.subject_terms, new.public_terms, new.internal_terms); END",
+]
+SQLITE_FTS_DROP = [
+    "DROP TRIGGER IF EXISTS ticket_texts_au",
+    "DROP TRIGGER IF EXISTS ticket_texts_ad",
+    "DROP TRIGGER IF EXISTS ticket_texts_ai",
+    f"DROP TABLE IF EXISTS {FTS_TABLE}",
+]
+for _statement in SQLITE_FTS_DDL:
+    event.listen(TicketTextRow.__table__, "after_create", DDL(_statement).execute_if(dialect="sqlite"))
+for _statement in SQLITE_FTS_DROP:
+    event.listen(TicketTextRow.__table__, "before_drop", DDL(_statement).execute_if(dialect="sqlite"))
+
+
+class SavedViewRow(Base):
+    """A saved search of the ticket list: a person's own, or shared with every agent."""
+
+    __tablename__ = "ticket_views"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    owner_id: Mapped[str] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    shared: Mapped[bool] = mapped_column(Boolean)
+    query: Mapped[dict[str, Any]] = mapped_column(JSON)  # a TicketQuery's parameters, as the API takes them
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 def comments_of(session: Session, ticket_id: int, *, include_internal: bool) -> list[CommentRow]:

@@ -1,0 +1,78 @@
+"""tickets: search (ticket_texts with PostgreSQL GIN indexes or an SQLite FTS5 table) and saved views
+
+Revision ID: 0017
+Revises: 0014
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0017"
+down_revision = "0014"
+branch_labels = None
+depends_on = None
+
+# Frozen copies of tickets.store's DDL at this revision (a migration must not change when the models do).
+PUBLIC_VECTOR = (
+    "(setweight(to_tsvector('simple'::regconfig, subject_terms), 'A'::\"char\")"
+    " || to_tsvector('simple'::regconfig, public_terms))"
+)
+STAFF_VECTOR = f"({PUBLIC_VECTOR} || to_tsvector('simple'::regconfig, internal_terms))"
+FTS = "ticket_texts_fts"
+COLUMNS = "subject_terms, public_terms, internal_terms"
+NEW = "new.ticket_id, new.subject_terms, new.public_terms, new.internal_terms"
+OLD = "old.ticket_id, old.subject_terms, old.public_terms, old.internal_terms"
+SQLITE_DDL = [
+    f"CREATE VIRTUAL TABLE {FTS} USING fts5({COLUMNS},"
+    " content='ticket_texts', content_rowid='ticket_id', tokenize='unicode61 remove_diacritics 0')",
+    f"CREATE TRIGGER ticket_texts_ai AFTER INSERT ON ticket_texts BEGIN"
+    f" INSERT INTO {FTS}(rowid, {COLUMNS}) VALUES ({NEW}); END",
+    f"CREATE TRIGGER ticket_texts_ad AFTER DELETE ON ticket_texts BEGIN"
+    f" INSERT INTO {FTS}({FTS}, rowid, {COLUMNS}) VALUES ('delete', {OLD}); END",
+    f"CREATE TRIGGER ticket_texts_au AFTER UPDATE ON ticket_texts BEGIN"
+    f" INSERT INTO {FTS}({FTS}, rowid, {COLUMNS}) VALUES ('delete', {OLD});"
+    f" INSERT INTO {FTS}(rowid, {COLUMNS}) VALUES ({NEW}); END",
+]
+
+
+def upgrade() -> None:
+    op.create_table(
+        "ticket_texts",
+        sa.Column("ticket_id", sa.Integer(), sa.ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True),
+        sa.Column("subject_terms", sa.Text(), nullable=False),
+        sa.Column("public_terms", sa.Text(), nullable=False),
+        sa.Column("internal_terms", sa.Text(), nullable=False),
+        sa.Column("last_comment_id", sa.Integer(), nullable=False),
+        sa.Column("indexed_at", sa.DateTime(timezone=True), nullable=False),
+    )
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute(sa.text(f"CREATE INDEX ix_ticket_texts_public ON ticket_texts USING gin ({PUBLIC_VECTOR})"))
+        op.execute(sa.text(f"CREATE INDEX ix_ticket_texts_staff ON ticket_texts USING gin ({STAFF_VECTOR})"))
+    else:
+        for statement in SQLITE_DDL:
+            op.execute(sa.text(statement))
+    op.create_table(
+        "ticket_views",
+        sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+        sa.Column("owner_id", sa.String(32), sa.ForeignKey("people.id", ondelete="CASCADE"), nullable=False),
+        sa.Column("name", sa.String(100), nullable=False),
+        sa.Column("shared", sa.Boolean(), nullable=False),
+        sa.Column("query", sa.JSON(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    )
+    op.create_index("ix_ticket_views_owner_id", "ticket_views", ["owner_id"])
+    # Tickets filed before this revision have no terms yet: `zhiban tickets reindex` (or any new message on them)
+    # cuts them; the migration does not run jieba over the whole history.
+
+
+def downgrade() -> None:
+    op.drop_index("ix_ticket_views_owner_id", table_name="ticket_views")
+    op.drop_table("ticket_views")
+    if op.get_bind().dialect.name != "postgresql":
+        for statement in ("ticket_texts_au", "ticket_texts_ad", "ticket_texts_ai"):
+            op.execute(sa.text(f"DROP TRIGGER IF EXISTS {statement}"))
+        op.execute(sa.text(f"DROP TABLE IF EXISTS {FTS}"))
+    op.drop_table("ticket_texts")
