@@ -23,7 +23,10 @@ def test_upgrade_matches_models_and_is_repeatable(db_url: str) -> None:
         upgrade(engine)  # a second run is a no-op, as on every restart of `zhiban serve`
         assert current_revision(engine) is not None
         with engine.connect() as conn:
-            diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": False, "include_name": _described_by_models}), Base.metadata)
+            diff = compare_metadata(
+                MigrationContext.configure(conn, opts={"compare_type": False, "include_name": _described_by_models}),
+                Base.metadata,
+            )
         assert diff == [], f"models and migrations differ: {diff}"
     finally:
         engine.dispose()

@@ -3,22 +3,26 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
 
-from zhiban.tickets import service
-from zhiban.tickets.model import Channel, OnDuty
+from zhiban.core.errors import InvalidInput
+from zhiban.tickets import saved_views, search, service
+from zhiban.tickets.model import MAX_QUERY_CHARS, Channel, OnDuty, TicketQuery
 from zhiban.web.deps import DB, ClockDep, CurrentPrincipal, reads_only
-from zhiban.web.fields import Ident, Limit, LongText, Offset, ShortText, TicketId
+from zhiban.web.fields import Ident, Limit, LongText, Offset, ShortText, TicketId, ViewId
 from zhiban.web.scopes import by_method
 
 if TYPE_CHECKING:
     from zhiban.tickets.store import CommentRow, TicketRow
 
-router = APIRouter(
+tickets_router = APIRouter(
     prefix="/api/v1/tickets", tags=["tickets"], dependencies=[by_method("tickets:read", "tickets:write")]
+)
+views_router = APIRouter(
+    prefix="/api/v1/views", tags=["tickets"], dependencies=[by_method("tickets:read", "tickets:write")]
 )
 
 PriorityIn = Literal["P1", "P2", "P3", "P4"]
@@ -116,7 +120,7 @@ class TicketPatch(BaseModel):
     unassign: bool = False
 
 
-@router.post("", status_code=201, response_model=TicketOut, summary="File a ticket")
+@tickets_router.post("", status_code=201, response_model=TicketOut, summary="File a ticket")
 def create(body: TicketIn, session: DB, clock: ClockDep, principal: CurrentPrincipal, response: Response) -> TicketOut:
     principal.require_scope("tickets:write")
     ticket = service.create_ticket(
@@ -134,27 +138,61 @@ def create(body: TicketIn, session: DB, clock: ClockDep, principal: CurrentPrinc
     return TicketOut.of(ticket, service.on_duty_of_filed(session, ticket.id))
 
 
-@router.get("", response_model=list[TicketOut], summary="List the tickets the caller may see")
+@tickets_router.get(
+    "",
+    response_model=list[TicketOut],
+    summary="List or search the tickets the caller may see",
+    description="`q` searches subjects and messages (Chinese and English; every word must match; agents' searches "
+    "read internal notes too, customers' never) and orders by best match; without `q`, newest first. Every other "
+    "parameter narrows the list; `status` and `priority` take comma-separated values.",
+)
 @reads_only
 def list_(
     session: DB,
+    clock: ClockDep,
     principal: CurrentPrincipal,
-    status: StatusIn | None = None,
+    q: Annotated[str | None, Query(max_length=MAX_QUERY_CHARS)] = None,
+    status: Annotated[str | None, Query(max_length=64, description="e.g. open,pending")] = None,
     open_only: bool = Query(False, alias="open"),
+    priority: Annotated[str | None, Query(max_length=16, description="e.g. P1,P2")] = None,
     organization_id: Ident | None = None,
+    plan: Ident | None = None,
+    assignee: Annotated[Ident | None, Query(description="a person's id, `me` or `none`")] = None,
+    team: Annotated[str | None, Query(max_length=100, description="a team's id or name, or `none`")] = None,
+    channel: Annotated[str | None, Query(max_length=16)] = None,
+    created_from: datetime | None = None,
+    created_to: datetime | None = None,
+    updated_from: datetime | None = None,
+    updated_to: datetime | None = None,
+    idle_days: Annotated[int | None, Query(ge=1, le=3650, description="not changed for at least N days")] = None,
+    breaching_within_hours: Annotated[float | None, Query(gt=0, le=720, description="an SLA clock due soon")] = None,
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> list[TicketOut]:
     principal.require_scope("tickets:read")
-    rows = service.list_tickets(
-        session,
-        principal,
-        status=status,
-        open_only=open_only,
-        organization_id=organization_id,
-        limit=limit,
-        offset=offset,
-    )
+    params = {
+        "q": q,
+        "status": status,
+        "open_only": open_only,
+        "priority": priority,
+        "organization_id": organization_id,
+        "plan": plan,
+        "assignee": assignee,
+        "team": team,
+        "channel": channel,
+        "created_from": created_from,
+        "created_to": created_to,
+        "updated_from": updated_from,
+        "updated_to": updated_to,
+        "idle_days": idle_days,
+        "breaching_within_hours": breaching_within_hours,
+    }
+    query = TicketQuery.from_params({k: v for k, v in params.items() if v is not None})
+    rows = search.find_tickets(session, principal, query, clock.now(), limit=limit, offset=offset)
+    return _outs(session, rows)
+
+
+def _outs(session: DB, rows: list[TicketRow]) -> list[TicketOut]:
     on_duty = service.on_duty(session, [t.id for t in rows])
     return [TicketOut.of(t, on_duty.get(t.id)) for t in rows]
 
@@ -165,14 +203,14 @@ def _detail(view: service.TicketView) -> TicketDetail:
     )
 
 
-@router.get("/{ticket_id}", response_model=TicketDetail, summary="One ticket with its conversation")
+@tickets_router.get("/{ticket_id}", response_model=TicketDetail, summary="One ticket with its conversation")
 @reads_only
 def get(session: DB, principal: CurrentPrincipal, ticket_id: TicketId) -> TicketDetail:
     principal.require_scope("tickets:read")
     return _detail(service.get_ticket(session, principal, ticket_id))
 
 
-@router.post("/{ticket_id}/comments", status_code=201, response_model=CommentOut, summary="Reply or add a note")
+@tickets_router.post("/{ticket_id}/comments", status_code=201, response_model=CommentOut, summary="Reply or add a note")
 def comment(
     body: CommentIn, session: DB, clock: ClockDep, principal: CurrentPrincipal, ticket_id: TicketId
 ) -> CommentOut:
@@ -180,7 +218,7 @@ def comment(
     return CommentOut.of(service.add_comment(session, clock, principal, ticket_id, body=body.body, public=body.public))
 
 
-@router.post("/{ticket_id}/status", response_model=TicketOut, summary="Change the status")
+@tickets_router.post("/{ticket_id}/status", response_model=TicketOut, summary="Change the status")
 def set_status(
     body: StatusIn_, session: DB, clock: ClockDep, principal: CurrentPrincipal, ticket_id: TicketId
 ) -> TicketOut:
@@ -189,7 +227,7 @@ def set_status(
     return TicketOut.of(ticket, service.on_duty_of(session, ticket.id))
 
 
-@router.patch(
+@tickets_router.patch(
     "/{ticket_id}",
     response_model=TicketOut,
     summary="Change priority or assignee (agents; a customer may raise the priority of an open ticket)",
@@ -206,3 +244,99 @@ def patch(
     if body.unassign or body.assignee_id is not None:
         ticket = service.assign(session, clock, principal, ticket_id, None if body.unassign else body.assignee_id)
     return TicketOut.of(ticket, service.on_duty_of(session, ticket.id))
+
+
+# --- saved views -------------------------------------------------------------------------------------------
+
+
+class ViewIn(BaseModel):
+    name: Annotated[str, Field(min_length=1, max_length=100)]
+    shared: bool = Field(False, description="every agent sees it (agents only)")
+    query: dict[str, Any] = Field(
+        default_factory=dict,
+        description="the list's parameters, as GET /api/v1/tickets takes them (q, status, priority, assignee, …)",
+        json_schema_extra={"maxProperties": 20},
+    )
+
+
+class ViewPatch(BaseModel):
+    name: Annotated[str | None, Field(min_length=1, max_length=100)] = None
+    shared: bool | None = None
+    query: dict[str, Any] | None = Field(None, json_schema_extra={"maxProperties": 20})
+
+
+class ViewOut(BaseModel):
+    id: int
+    owner_id: str
+    name: str
+    shared: bool
+    query: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, v: saved_views.SavedView) -> ViewOut:
+        return cls(
+            id=v.id,
+            owner_id=v.owner_id,
+            name=v.name,
+            shared=v.shared,
+            query=v.query.to_params(),
+            created_at=v.created_at,
+            updated_at=v.updated_at,
+        )
+
+
+def _query(params: dict[str, Any]) -> TicketQuery:
+    if len(params) > 20:
+        raise InvalidInput("a view has at most 20 parameters")
+    return TicketQuery.from_params(params)
+
+
+@views_router.get("", response_model=list[ViewOut], summary="My saved views, and (agents) the shared ones")
+@reads_only
+def list_views(session: DB, principal: CurrentPrincipal) -> list[ViewOut]:
+    return [ViewOut.of(v) for v in saved_views.list_views(session, principal)]
+
+
+@views_router.post("", status_code=201, response_model=ViewOut, summary="Save a view of the ticket list")
+def create_view(body: ViewIn, session: DB, clock: ClockDep, principal: CurrentPrincipal, response: Response) -> ViewOut:
+    view = saved_views.create_view(
+        session, clock, principal, name=body.name, query=_query(body.query), shared=body.shared
+    )
+    response.headers["Location"] = f"/api/v1/views/{view.id}"
+    return ViewOut.of(view)
+
+
+@views_router.get("/{view_id}", response_model=ViewOut, summary="One saved view")
+@reads_only
+def get_view(session: DB, principal: CurrentPrincipal, view_id: ViewId) -> ViewOut:
+    return ViewOut.of(saved_views.get_view(session, principal, view_id))
+
+
+@views_router.patch("/{view_id}", response_model=ViewOut, summary="Rename, re-filter or (un)share a view")
+def update_view(body: ViewPatch, session: DB, clock: ClockDep, principal: CurrentPrincipal, view_id: ViewId) -> ViewOut:
+    query = _query(body.query) if body.query is not None else None
+    view = saved_views.update_view(session, clock, principal, view_id, name=body.name, query=query, shared=body.shared)
+    return ViewOut.of(view)
+
+
+@views_router.delete("/{view_id}", status_code=204, summary="Delete a view (its owner, or an admin if shared)")
+def delete_view(session: DB, principal: CurrentPrincipal, view_id: ViewId) -> Response:
+    saved_views.delete_view(session, principal, view_id)
+    return Response(status_code=204)
+
+
+@views_router.get("/{view_id}/tickets", response_model=list[TicketOut], summary="The tickets a view finds now")
+@reads_only
+def view_tickets(
+    session: DB, clock: ClockDep, principal: CurrentPrincipal, view_id: ViewId, limit: Limit = 50, offset: Offset = 0
+) -> list[TicketOut]:
+    principal.require_scope("tickets:read")
+    _, rows = saved_views.run_view(session, clock, principal, view_id, limit=limit, offset=offset)
+    return _outs(session, rows)
+
+
+router = APIRouter()
+router.include_router(tickets_router)
+router.include_router(views_router)

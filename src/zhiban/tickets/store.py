@@ -99,7 +99,6 @@ class TicketTextRow(Base):
     )
 
 
-
 # SQLite: an FTS5 table over ticket_texts (external content: the terms are stored once), kept by triggers.
 FTS_TABLE = "ticket_texts_fts"
 SQLITE_FTS_DDL = [
