@@ -352,3 +352,11 @@ def _hours(value: Any) -> float | None:
     if not 0 < hours <= 720:  # also refuses NaN
         raise InvalidInput("breaching_within_hours must be more than 0 and at most 720")
     return hours
+
+
+# Views every agent has without saving them: (message key of the name, the list's parameters).
+PRESET_VIEWS: dict[str, tuple[str, dict[str, Any]]] = {
+    "unassigned-p1": ("search.preset.unassigned_p1", {"assignee": NOBODY, "priority": "P1", "open_only": True}),
+    "my-open": ("search.preset.my_open", {"assignee": ASSIGNEE_ME, "open_only": True}),
+    "waiting-3d": ("search.preset.waiting_3d", {"status": "pending", "idle_days": 3}),
+}
