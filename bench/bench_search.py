@@ -12,6 +12,7 @@ database, in a schema of its own that is dropped afterwards).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import socket
@@ -23,6 +24,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 from sqlalchemy import create_engine, insert, text
@@ -112,6 +114,24 @@ QUERIES = [
 ]
 
 
+CHATTER = [
+    "您好，我们已收到您的问题",
+    "请提供一下日志和频道号",
+    "我们正在排查，请稍等",
+    "问题已经转给研发同学",
+    "请问现在还有这个现象吗",
+    "已经发版修复，请升级后再试",
+    "谢谢，我们这边确认一下",
+    "Thanks for the details, we are looking into it",
+    "Could you share the SDK logs and the channel name?",
+    "We have escalated this to engineering",
+    "Is this still happening on your side?",
+    "A fix has been released, please upgrade and retry",
+    "Closing this ticket, feel free to reopen",
+    "We will get back to you within the hour",
+]
+
+
 def _phrases() -> list[str]:
     return ZH + [p.strip() for p in EN]
 
@@ -122,9 +142,13 @@ def _zipf_pick(rng: random.Random, items: list[str], k: int) -> list[str]:
     return rng.choices(items, weights=weights, k=k)
 
 
-def _texts(rng: random.Random, items: list[str], terms: dict[str, str], low: int, high: int) -> tuple[str, str]:
-    """(text, its terms) of low..high phrases; 2% are long pasted logs."""
-    chosen = _zipf_pick(rng, items, rng.randint(low, high))
+def _texts(
+    rng: random.Random, items: list[str], terms: dict[str, str], low: int, high: int, chatter: int = 0
+) -> tuple[str, str]:
+    """(text, its terms) of low..high problem phrases and up to `chatter` sentences of a support conversation's
+    small talk; 2% carry a long pasted log."""
+    chosen = _zipf_pick(rng, items, rng.randint(low, high)) + rng.choices(CHATTER, k=rng.randint(0, chatter))
+    rng.shuffle(chosen)
     parts, cut = list(chosen), [terms[p] for p in chosen]
     if rng.random() < 0.02:
         n = rng.randint(20, 60)
@@ -166,7 +190,7 @@ def seed(engine: Engine, n_tickets: int, n_replies: int, rng: random.Random) -> 
             ).plain,
         }
     items = _phrases()
-    terms = {p: search.terms(p) for p in items} | {"LOG": search.terms(LOG)}
+    terms = {p: search.terms(p) for p in [*items, *CHATTER]} | {"LOG": search.terms(LOG)}
     start = datetime.now(UTC) - timedelta(days=365)
     statuses = ["new", "open", "pending", "on_hold", "solved", "closed"]
     per_ticket = n_replies / n_tickets
@@ -178,7 +202,7 @@ def seed(engine: Engine, n_tickets: int, n_replies: int, rng: random.Random) -> 
         for tid in range(base + 1, min(base + chunk, n_tickets) + 1):
             cust = customers[rng.randrange(len(customers))]
             created = start + timedelta(seconds=tid * 365 * 86400 / n_tickets)
-            subject, subject_terms = _texts(rng, items, terms, 1, 2)
+            subject, subject_terms = _texts(rng, items, terms, 1, 1)
             tickets.append(
                 {
                     "id": tid,
@@ -197,7 +221,8 @@ def seed(engine: Engine, n_tickets: int, n_replies: int, rng: random.Random) -> 
             internal_cut: list[str] = []
             n = 1 + (int(per_ticket) + (1 if rng.random() < per_ticket % 1 else 0) if per_ticket else 0)
             for k in range(n):
-                body, cut = _texts(rng, items, terms, 2, 8)
+                # The first message states the problem; replies mostly talk around it.
+                body, cut = _texts(rng, items, terms, 2, 4) if k == 0 else _texts(rng, items, terms, 0, 1, chatter=3)
                 public = k == 0 or rng.random() > 0.2
                 comment_id += 1
                 author = cust.id if k == 0 or rng.random() < 0.4 else agents[rng.randrange(len(agents))].id
@@ -215,6 +240,7 @@ def seed(engine: Engine, n_tickets: int, n_replies: int, rng: random.Random) -> 
             texts.append(
                 {
                     "ticket_id": tid,
+                    "organization_id": cust.organization_id,
                     "subject_terms": subject_terms,
                     "public_terms": " ".join(public_cut),
                     "internal_terms": " ".join(internal_cut),
@@ -234,9 +260,13 @@ def seed(engine: Engine, n_tickets: int, n_replies: int, rng: random.Random) -> 
                 conn.execute(
                     text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))")
                 )
-            conn.execute(text("ANALYZE"))
-        else:
-            conn.execute(text("ANALYZE"))
+    if engine.dialect.name == "postgresql":  # what the follower does for each batch it cuts: the stored vectors
+        started = time.perf_counter()
+        with transaction(factory) as s:
+            search.set_vectors(s, list(range(1, n_tickets + 1)))
+        print(f"  PostgreSQL vectors of {n_tickets:,} tickets stored in {time.perf_counter() - started:.0f} s")
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("VACUUM ANALYZE" if engine.dialect.name == "postgresql" else "ANALYZE"))
     return tokens
 
 
@@ -324,29 +354,38 @@ def follower_speed(engine: Engine, n: int) -> None:
 
 def run(db: str, args: argparse.Namespace) -> None:
     rng = random.Random(7)
-    with tempfile.TemporaryDirectory() as folder:
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(args.keep or scratch)
+        folder.mkdir(parents=True, exist_ok=True)
+        saved = folder / f"tokens_{db}.json"
         schema = ""
         if db == "postgres":
-            schema = "bench_" + uuid.uuid4().hex[:8]
+            schema = f"bench_{args.tickets}_{args.replies}" if args.keep else "bench_" + uuid.uuid4().hex[:8]
             admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
             with admin.connect() as conn:
-                conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+                conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
             url = f"{PG_URL}?options=-csearch_path%3D{schema}"
         else:
-            url = f"sqlite:///{folder}/bench.db"
+            url = f"sqlite:///{folder}/bench_{args.tickets}_{args.replies}.db"
         try:
             engine = make_engine(url)
-            upgrade(engine)
-            print(f"{db}: seeding {args.tickets:,} tickets and about {args.replies:,} replies")
-            tokens = seed(engine, args.tickets, args.replies, rng)
+            if args.keep and saved.exists():
+                tokens = json.loads(saved.read_text())
+                print(f"{db}: reusing the seeded {args.tickets:,} tickets / {args.replies:,} replies in {folder}")
+            else:
+                upgrade(engine)
+                print(f"{db}: seeding {args.tickets:,} tickets and about {args.replies:,} replies")
+                tokens = seed(engine, args.tickets, args.replies, rng)
+                saved.write_text(json.dumps(tokens))
             follower_speed(engine, 200)
             engine.dispose()
-            for base in serve(url, folder):
+            for base in serve(url, str(folder)):
                 measure(base, tokens, args.rounds)
         finally:
-            if schema:
+            if schema and not args.keep:
                 with admin.connect() as conn:
                     conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+            if schema:
                 admin.dispose()
 
 
@@ -355,6 +394,7 @@ def main() -> None:
     parser.add_argument("--tickets", type=int, default=100_000)
     parser.add_argument("--replies", type=int, default=1_000_000)
     parser.add_argument("--db", default="sqlite,postgres")
+    parser.add_argument("--keep", help="keep the seeded databases in this folder (and reuse them on the next run)")
     parser.add_argument("--rounds", type=int, default=5, help="passes over the query set per caller")
     args = parser.parse_args()
     for db in args.db.split(","):

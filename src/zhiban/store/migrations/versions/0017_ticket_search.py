@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects.postgresql import TSVECTOR
 
 revision = "0017"
 down_revision = "0014"
@@ -15,15 +16,10 @@ branch_labels = None
 depends_on = None
 
 # Frozen copies of tickets.store's DDL at this revision (a migration must not change when the models do).
-PUBLIC_VECTOR = (
-    "(setweight(to_tsvector('simple'::regconfig, subject_terms), 'A'::\"char\")"
-    " || to_tsvector('simple'::regconfig, public_terms))"
-)
-STAFF_VECTOR = f"({PUBLIC_VECTOR} || to_tsvector('simple'::regconfig, internal_terms))"
 FTS = "ticket_texts_fts"
-COLUMNS = "subject_terms, public_terms, internal_terms"
-NEW = "new.ticket_id, new.subject_terms, new.public_terms, new.internal_terms"
-OLD = "old.ticket_id, old.subject_terms, old.public_terms, old.internal_terms"
+COLUMNS = "subject_terms, public_terms, internal_terms, organization_id"
+NEW = "new.ticket_id, new.subject_terms, new.public_terms, new.internal_terms, new.organization_id"
+OLD = "old.ticket_id, old.subject_terms, old.public_terms, old.internal_terms, old.organization_id"
 SQLITE_DDL = [
     f"CREATE VIRTUAL TABLE {FTS} USING fts5({COLUMNS},"
     " content='ticket_texts', content_rowid='ticket_id', tokenize='unicode61 remove_diacritics 0')",
@@ -31,26 +27,30 @@ SQLITE_DDL = [
     f" INSERT INTO {FTS}(rowid, {COLUMNS}) VALUES ({NEW}); END",
     f"CREATE TRIGGER ticket_texts_ad AFTER DELETE ON ticket_texts BEGIN"
     f" INSERT INTO {FTS}({FTS}, rowid, {COLUMNS}) VALUES ('delete', {OLD}); END",
-    f"CREATE TRIGGER ticket_texts_au AFTER UPDATE ON ticket_texts BEGIN"
-    f" INSERT INTO {FTS}({FTS}, rowid, {COLUMNS}) VALUES ('delete', {OLD});"
+    f"CREATE TRIGGER ticket_texts_au AFTER UPDATE OF subject_terms, public_terms, internal_terms, organization_id"
+    f" ON ticket_texts BEGIN INSERT INTO {FTS}({FTS}, rowid, {COLUMNS}) VALUES ('delete', {OLD});"
     f" INSERT INTO {FTS}(rowid, {COLUMNS}) VALUES ({NEW}); END",
 ]
 
 
 def upgrade() -> None:
+    postgres = op.get_bind().dialect.name == "postgresql"
+    vector = TSVECTOR() if postgres else sa.Text()
     op.create_table(
         "ticket_texts",
         sa.Column("ticket_id", sa.Integer(), sa.ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True),
+        sa.Column("organization_id", sa.String(32), nullable=False),
         sa.Column("subject_terms", sa.Text(), nullable=False),
         sa.Column("public_terms", sa.Text(), nullable=False),
         sa.Column("internal_terms", sa.Text(), nullable=False),
+        sa.Column("public_vector", vector, nullable=True),
+        sa.Column("staff_vector", vector, nullable=True),
         sa.Column("last_comment_id", sa.Integer(), nullable=False),
         sa.Column("indexed_at", sa.DateTime(timezone=True), nullable=False),
     )
-    if op.get_bind().dialect.name == "postgresql":
-        op.execute(sa.text(f"CREATE INDEX ix_ticket_texts_public ON ticket_texts USING gin ({PUBLIC_VECTOR})"))
-        op.execute(sa.text(f"CREATE INDEX ix_ticket_texts_staff ON ticket_texts USING gin ({STAFF_VECTOR})"))
-    else:
+    op.create_index("ix_ticket_texts_public", "ticket_texts", ["public_vector"], postgresql_using="gin")
+    op.create_index("ix_ticket_texts_staff", "ticket_texts", ["staff_vector"], postgresql_using="gin")
+    if not postgres:
         for statement in SQLITE_DDL:
             op.execute(sa.text(statement))
     op.create_table(
