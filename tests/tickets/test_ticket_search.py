@@ -323,3 +323,20 @@ def test_search_page_is_for_agents(client: TestClient, desk: Desk) -> None:
     build_world(desk, passwords=True)
     _login(client, "alice@liveco.test")
     assert client.get("/agent/tickets", params={"q": "x"}, headers={"accept": "text/html"}).status_code == 403
+
+
+def test_zhiban_tickets_reindex_cuts_tickets_filed_before_search(client: TestClient, desk: Desk, world: World) -> None:
+    import os
+
+    from tests.zhiban_cli import zhiban
+
+    alice = bearer(world.alice_token)
+    first = _file(client, alice, "屏幕共享模糊", "screen share is blurry")
+    second = _file(client, alice, "Echo on Windows", "回声")
+    ran = zhiban("tickets", "reindex", "--batch", "1", env={**os.environ, "ZHIBAN_DATABASE_URL": str(desk.db.url)})
+    assert ran.returncode == 0, ran.stderr
+    assert "2 tickets cut" in ran.stdout
+    assert _ids(client, alice, q="屏幕共享") == [first]
+    assert _ids(client, alice, q="回声") == [second]
+    again = zhiban("tickets", "reindex", env={**os.environ, "ZHIBAN_DATABASE_URL": str(desk.db.url)})
+    assert again.returncode == 0 and "0 tickets cut" in again.stdout
