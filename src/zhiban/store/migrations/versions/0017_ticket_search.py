@@ -47,6 +47,7 @@ def upgrade() -> None:
         sa.Column("staff_vector", vector, nullable=True),
         sa.Column("last_comment_id", sa.Integer(), nullable=False),
         sa.Column("indexed_at", sa.DateTime(timezone=True), nullable=False),
+        postgresql_with={"toast_tuple_target": 128},
     )
     op.create_index("ix_ticket_texts_public", "ticket_texts", ["public_vector"], postgresql_using="gin")
     op.create_index("ix_ticket_texts_staff", "ticket_texts", ["staff_vector"], postgresql_using="gin")
