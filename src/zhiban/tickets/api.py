@@ -18,7 +18,7 @@ from zhiban.web.scopes import by_method
 if TYPE_CHECKING:
     from zhiban.tickets.store import CommentRow, TicketRow
 
-tickets_router = APIRouter(
+router = APIRouter(
     prefix="/api/v1/tickets", tags=["tickets"], dependencies=[by_method("tickets:read", "tickets:write")]
 )
 views_router = APIRouter(
@@ -120,7 +120,7 @@ class TicketPatch(BaseModel):
     unassign: bool = False
 
 
-@tickets_router.post("", status_code=201, response_model=TicketOut, summary="File a ticket")
+@router.post("", status_code=201, response_model=TicketOut, summary="File a ticket")
 def create(body: TicketIn, session: DB, clock: ClockDep, principal: CurrentPrincipal, response: Response) -> TicketOut:
     principal.require_scope("tickets:write")
     ticket = service.create_ticket(
@@ -138,7 +138,7 @@ def create(body: TicketIn, session: DB, clock: ClockDep, principal: CurrentPrinc
     return TicketOut.of(ticket, service.on_duty_of_filed(session, ticket.id))
 
 
-@tickets_router.get(
+@router.get(
     "",
     response_model=list[TicketOut],
     summary="List or search the tickets the caller may see",
@@ -203,14 +203,14 @@ def _detail(view: service.TicketView) -> TicketDetail:
     )
 
 
-@tickets_router.get("/{ticket_id}", response_model=TicketDetail, summary="One ticket with its conversation")
+@router.get("/{ticket_id}", response_model=TicketDetail, summary="One ticket with its conversation")
 @reads_only
 def get(session: DB, principal: CurrentPrincipal, ticket_id: TicketId) -> TicketDetail:
     principal.require_scope("tickets:read")
     return _detail(service.get_ticket(session, principal, ticket_id))
 
 
-@tickets_router.post("/{ticket_id}/comments", status_code=201, response_model=CommentOut, summary="Reply or add a note")
+@router.post("/{ticket_id}/comments", status_code=201, response_model=CommentOut, summary="Reply or add a note")
 def comment(
     body: CommentIn, session: DB, clock: ClockDep, principal: CurrentPrincipal, ticket_id: TicketId
 ) -> CommentOut:
@@ -218,7 +218,7 @@ def comment(
     return CommentOut.of(service.add_comment(session, clock, principal, ticket_id, body=body.body, public=body.public))
 
 
-@tickets_router.post("/{ticket_id}/status", response_model=TicketOut, summary="Change the status")
+@router.post("/{ticket_id}/status", response_model=TicketOut, summary="Change the status")
 def set_status(
     body: StatusIn_, session: DB, clock: ClockDep, principal: CurrentPrincipal, ticket_id: TicketId
 ) -> TicketOut:
@@ -227,7 +227,7 @@ def set_status(
     return TicketOut.of(ticket, service.on_duty_of(session, ticket.id))
 
 
-@tickets_router.patch(
+@router.patch(
     "/{ticket_id}",
     response_model=TicketOut,
     summary="Change priority or assignee (agents; a customer may raise the priority of an open ticket)",
@@ -337,6 +337,7 @@ def view_tickets(
     return _outs(session, rows)
 
 
-router = APIRouter()
+# The feature's one router (what the app includes): the ticket routes above and the saved views.
+tickets_router, router = router, APIRouter()
 router.include_router(tickets_router)
 router.include_router(views_router)
