@@ -78,12 +78,13 @@ def test_chinese_english_and_mixed_words_find_subjects_messages_and_replies(
 
 
 def test_a_subject_hit_ranks_above_a_passing_mention(client: TestClient, desk: Desk, world: World) -> None:
-    alice = bearer(world.alice_token)
+    alice, agent = bearer(world.alice_token), bearer(world.agent_token)
+    subject = _file(client, alice, "推流卡顿", "主播推流卡顿，观众端卡顿明显")  # the older one: recency alone loses it
     passing = _file(client, alice, "Question about billing", "Also, we saw some 卡顿 once last week, not urgent")
-    subject = _file(client, alice, "推流卡顿", "主播推流卡顿，观众端卡顿明显")
     _file(client, alice, "Recording missing", "cloud recording file is missing")
     _follow(desk)
     assert _ids(client, alice, q="卡顿") == [subject, passing]
+    assert _ids(client, agent, q="卡顿") == [subject, passing]
     # Newest first without words, as the list always did.
     assert _ids(client, alice)[:2] == sorted(_ids(client, alice), reverse=True)[:2]
 
@@ -340,3 +341,20 @@ def test_zhiban_tickets_reindex_cuts_tickets_filed_before_search(client: TestCli
     assert _ids(client, alice, q="回声") == [second]
     again = zhiban("tickets", "reindex", env={**os.environ, "ZHIBAN_DATABASE_URL": str(desk.db.url)})
     assert again.returncode == 0 and "0 tickets cut" in again.stdout
+
+
+def test_a_search_through_the_recent_window_still_finds_older_tickets(
+    client: TestClient, desk: Desk, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL looks through the newest tickets first (RECENT_WINDOW); a page it does not fill is completed from
+    all tickets, so an old ticket is never lost (SQLite searches in one pass)."""
+    monkeypatch.setattr(search, "RECENT_WINDOW", 1)
+    alice = bearer(world.alice_token)
+    old = _file(client, alice, "耳机模式下声音小", "headset volume low")
+    middle = _file(client, alice, "Question", "耳机 works, 声音 fine")
+    new = _file(client, alice, "Recording", "cloud recording missing")
+    _follow(desk)
+    assert _ids(client, alice, q="耳机 声音") == [old, middle]  # the subject hit first
+    assert _ids(client, alice, q="headset") == [old]
+    assert _ids(client, alice, q="recording") == [new]
+    assert _ids(client, alice, q="耳机", limit=1) == [old]
