@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 from tests.tenancy import World, bearer, build_world
 from zhiban.apps import service as apps
 from zhiban.desk import Desk
+from zhiban.tickets import search
 
 
 @dataclass
@@ -27,6 +28,7 @@ class Fixture:
     liveco_attachment: Callable[[], str]  # uploads a file of LiveCo's on another ticket when a case asks: its URL
     bob_ticket: int = 0
     liveco_app: str = "liveco-live"
+    alice_view: int = 0
 
 
 def _attachment_maker(client: TestClient, world: World) -> Callable[[], str]:
@@ -83,6 +85,18 @@ def _ticket_fields_unchanged(client: TestClient, fx: Fixture, response: Any) -> 
 
 def _empty_list(client: TestClient, fx: Fixture, response: Any) -> None:
     assert response.json() == []
+
+
+def _alice_view_unchanged(client: TestClient, fx: Fixture, response: Any) -> None:
+    _no_liveco_data(client, fx, response)
+    view = client.get(f"/api/v1/views/{fx.alice_view}", headers=bearer(fx.world.alice_token))
+    assert view.status_code == 200 and view.json()["name"] == "LiveCo outages"
+    assert view.json()["query"] == {"q": "outage", "priority": ["P1"]}
+
+
+def _no_shared_view(client: TestClient, fx: Fixture, response: Any) -> None:
+    views = client.get("/api/v1/views", headers=bearer(fx.world.agent_token)).json()
+    assert [v["name"] for v in views] == []
 
 
 def _contacts_unchanged(client: TestClient, fx: Fixture, response: Any) -> None:
@@ -247,6 +261,51 @@ ISOLATION_CASES = [
         "POST",
         "/api/v1/tickets",
         lambda f: ("/api/v1/tickets", {"subject": "s", "body": "b", "requester_id": f.world.alice_id}),
+    ),
+    # Search: Bob's words find only ClassMate's tickets, whichever organization he names (LiveCo's is indexed).
+    Case(
+        "GET",
+        "/api/v1/tickets",
+        lambda f: ("/api/v1/tickets?q=secret details", None),
+        frozenset({200}),
+        _no_liveco_data,
+    ),
+    Case(
+        "GET",
+        "/api/v1/tickets",
+        lambda f: (f"/api/v1/tickets?q=outage&organization_id={f.world.liveco}&plan=enterprise", None),
+        frozenset({200}),
+        _no_liveco_data,
+    ),
+    # Saved views: Bob lists only his own, never reaches Alice's, and may not share one with the agents.
+    Case("GET", "/api/v1/views", lambda f: ("/api/v1/views", None), frozenset({200}), _no_liveco_data),
+    Case(
+        "POST",
+        "/api/v1/views",
+        lambda f: ("/api/v1/views", {"name": "all of it", "shared": True, "query": {}}),
+        frozenset({403}),
+        _no_shared_view,
+    ),
+    Case(
+        "GET", "/api/v1/views/{view_id}", lambda f: (f"/api/v1/views/{f.alice_view}", None), check=_alice_view_unchanged
+    ),
+    Case(
+        "PATCH",
+        "/api/v1/views/{view_id}",
+        lambda f: (f"/api/v1/views/{f.alice_view}", {"name": "mine now", "query": {}}),
+        check=_alice_view_unchanged,
+    ),
+    Case(
+        "DELETE",
+        "/api/v1/views/{view_id}",
+        lambda f: (f"/api/v1/views/{f.alice_view}", None),
+        check=_alice_view_unchanged,
+    ),
+    Case(
+        "GET",
+        "/api/v1/views/{view_id}/tickets",
+        lambda f: (f"/api/v1/views/{f.alice_view}/tickets", None),
+        check=_alice_view_unchanged,
     ),
     Case("GET", "/api/v1/organizations", lambda f: ("/api/v1/organizations", None), frozenset({200}), _no_liveco_data),
     Case("GET", "/api/v1/organizations/{organization_id}", lambda f: (f"/api/v1/organizations/{f.world.liveco}", None)),
@@ -844,7 +903,14 @@ def fx(client: TestClient, desk: Desk) -> Fixture:
     bob_ticket = client.post(
         "/api/v1/tickets", json={"subject": "ClassMate question", "body": "b"}, headers=bearer(world.bob_token)
     ).json()["id"]
-    return Fixture(world, ticket, token_id, _attachment_maker(client, world), bob_ticket, "liveco-live")
+    with desk.transaction() as session:  # what the search follower does after the ticket commits
+        search.index_pending(session, desk.clock.now())
+    view = client.post(
+        "/api/v1/views",
+        json={"name": "LiveCo outages", "query": {"q": "outage", "priority": "P1"}},
+        headers=bearer(world.alice_token),
+    ).json()["id"]
+    return Fixture(world, ticket, token_id, _attachment_maker(client, world), bob_ticket, "liveco-live", view)
 
 
 @pytest.mark.parametrize("case", ISOLATION_CASES, ids=lambda c: f"{c.method} {c.path}")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Select, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -565,6 +565,11 @@ def organizations(session: Session, *, limit: int = 1000) -> list[Organization]:
     """Every organization, by name (staff pickers and reports' filters)."""
     query = select(OrganizationRow).order_by(OrganizationRow.name).limit(limit)
     return [organization_value(r) for r in session.scalars(query)]
+
+
+def organization_ids_on_plan(plan: str) -> Select[str]:
+    """The ids of the organizations on `plan`, as a subquery for another feature's filter (ticket search)."""
+    return select(OrganizationRow.id).where(OrganizationRow.plan == plan.lower())
 
 
 def team(session: Session, ref: str | None, *, by_name: bool = True) -> Team | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from zhiban.calendars import service as calendars
@@ -35,6 +36,16 @@ from zhiban.sla.store import (
 from zhiban.tickets import service as tickets
 
 # -- reading -------------------------------------------------------------------------------------------
+
+
+def tickets_due_within(hours: float, now: datetime) -> Select[int]:
+    """Open tickets whose most urgent running clock falls due after now and within `hours` (ticket search's
+    "breaching within N hours"; already breached ones are the queue's red badges, not this)."""
+    return select(SlaTicketRow.ticket_id).where(
+        SlaTicketRow.is_open.is_(True),
+        SlaTicketRow.urgent_due_at > now,
+        SlaTicketRow.urgent_due_at <= now + timedelta(hours=hours),
+    )
 
 
 @dataclass(frozen=True)

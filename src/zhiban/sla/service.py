@@ -57,6 +57,7 @@ from zhiban.sla.queue import (
     TicketSla,
     queue_order,
     ticket_sla,
+    tickets_due_within,
 )
 from zhiban.sla.recompute import (
     LAST_RECOMPUTE,
@@ -142,6 +143,7 @@ __all__ = [
     "target_to_json",
     "terms_of",
     "ticket_sla",
+    "tickets_due_within",
     "timer_key",
     "update_rule",
 ]

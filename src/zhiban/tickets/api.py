@@ -8,13 +8,15 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import AwareDatetime, BaseModel, Field, StringConstraints
 
+from zhiban.core.errors import InvalidInput
 from zhiban.identity import service as identity
-from zhiban.tickets import attachment_api, attachments, ownership, service
+from zhiban.tickets import attachment_api, attachments, ownership, saved_views, search, service
 from zhiban.tickets.attachment_api import AttachmentOut
 from zhiban.tickets.intake import Filing, TicketIntake, intake_for
 from zhiban.tickets.model import (
     MAX_CHANNEL_NAME,
     MAX_PLATFORM,
+    MAX_QUERY_CHARS,
     MAX_SDK_VERSION,
     MAX_TAG,
     MAX_TAGS,
@@ -23,10 +25,11 @@ from zhiban.tickets.model import (
     Channel,
     OnDuty,
     RtcFields,
+    TicketQuery,
     clean_fields,
 )
 from zhiban.web.deps import DB, ClockDep, CurrentPrincipal, desk_of, reads_only, release, writes_elsewhere
-from zhiban.web.fields import Ident, Limit, LongText, Offset, ShortText, TicketId
+from zhiban.web.fields import Ident, Limit, LongText, Offset, ShortText, TicketId, ViewId
 from zhiban.web.scopes import by_method
 
 if TYPE_CHECKING:
@@ -34,6 +37,9 @@ if TYPE_CHECKING:
 
 router = APIRouter(
     prefix="/api/v1/tickets", tags=["tickets"], dependencies=[by_method("tickets:read", "tickets:write")]
+)
+views_router = APIRouter(
+    prefix="/api/v1/views", tags=["tickets"], dependencies=[by_method("tickets:read", "tickets:write")]
 )
 
 PriorityIn = Literal["P1", "P2", "P3", "P4"]
@@ -305,14 +311,34 @@ def create(
     return ticket if fields is None else ticket.model_copy(update={"fields": FieldsOut.of(fields)})
 
 
-@router.get("", response_model=list[TicketOut], summary="List the tickets the caller may see")
+@router.get(
+    "",
+    response_model=list[TicketOut],
+    summary="List or search the tickets the caller may see",
+    description="`q` searches subjects and messages (Chinese and English; every word must match; agents' searches "
+    "read internal notes too, customers' never) and orders by best match; without `q`, newest first. Every other "
+    "parameter narrows the list; `status` and `priority` take comma-separated values.",
+)
 @reads_only
 def list_(
     session: DB,
+    clock: ClockDep,
     principal: CurrentPrincipal,
-    status: StatusIn | None = None,
+    q: Annotated[str | None, Query(max_length=MAX_QUERY_CHARS)] = None,
+    status: Annotated[str | None, Query(max_length=64, description="e.g. open,pending")] = None,
     open_only: bool = Query(False, alias="open"),
+    priority: Annotated[str | None, Query(max_length=16, description="e.g. P1,P2")] = None,
     organization_id: Ident | None = None,
+    plan: Ident | None = None,
+    assignee: Annotated[Ident | None, Query(description="a person's id, `me` or `none`")] = None,
+    team: Annotated[str | None, Query(max_length=100, description="a team's id or name, or `none`")] = None,
+    channel: Annotated[str | None, Query(max_length=16)] = None,
+    created_from: datetime | None = None,
+    created_to: datetime | None = None,
+    updated_from: datetime | None = None,
+    updated_to: datetime | None = None,
+    idle_days: Annotated[int | None, Query(ge=1, le=3650, description="not changed for at least N days")] = None,
+    breaching_within_hours: Annotated[float | None, Query(gt=0, le=720, description="an SLA clock due soon")] = None,
     limit: Limit = 50,
     offset: Offset = 0,
     tag: Tag | None = Query(None, description="only tickets with this tag (agents)"),
@@ -322,18 +348,28 @@ def list_(
     ),
 ) -> list[TicketOut]:
     principal.require_scope("tickets:read")
-    rows = service.list_tickets(
-        session,
-        principal,
-        status=status,
-        open_only=open_only,
-        organization_id=organization_id,
-        limit=limit,
-        offset=offset,
-        tag=tag,
-        app_id=app_id,
-        sdk_version=sdk_version,
-    )
+    params = {
+        "q": q,
+        "status": status,
+        "open_only": open_only,
+        "priority": priority,
+        "organization_id": organization_id,
+        "plan": plan,
+        "assignee": assignee,
+        "team": team,
+        "channel": channel,
+        "created_from": created_from,
+        "created_to": created_to,
+        "updated_from": updated_from,
+        "updated_to": updated_to,
+        "idle_days": idle_days,
+        "breaching_within_hours": breaching_within_hours,
+        "tag": tag,
+        "app_id": app_id,
+        "sdk_version": sdk_version,
+    }
+    query = TicketQuery.from_params({k: v for k, v in params.items() if v is not None})
+    rows = search.find_tickets(session, principal, query, clock.now(), limit=limit, offset=offset)
     return _outs(session, principal, rows)
 
 
@@ -503,3 +539,99 @@ def events(session: DB, principal: CurrentPrincipal, ticket_id: TicketId) -> lis
 
 
 router.include_router(attachment_api.router)  # /{ticket_id}/attachments...: upload and download
+
+# --- saved views -------------------------------------------------------------------------------------------
+
+
+class ViewIn(BaseModel):
+    name: Annotated[str, Field(min_length=1, max_length=100)]
+    shared: bool = Field(False, description="every agent sees it (agents only)")
+    query: dict[str, Any] = Field(
+        default_factory=dict,
+        description="the list's parameters, as GET /api/v1/tickets takes them (q, status, priority, assignee, …)",
+        json_schema_extra={"maxProperties": 20},
+    )
+
+
+class ViewPatch(BaseModel):
+    name: Annotated[str | None, Field(min_length=1, max_length=100)] = None
+    shared: bool | None = None
+    query: dict[str, Any] | None = Field(None, json_schema_extra={"maxProperties": 20})
+
+
+class ViewOut(BaseModel):
+    id: int
+    owner_id: str
+    name: str
+    shared: bool
+    query: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, v: saved_views.SavedView) -> ViewOut:
+        return cls(
+            id=v.id,
+            owner_id=v.owner_id,
+            name=v.name,
+            shared=v.shared,
+            query=v.query.to_params(),
+            created_at=v.created_at,
+            updated_at=v.updated_at,
+        )
+
+
+def _query(params: dict[str, Any]) -> TicketQuery:
+    if len(params) > 20:
+        raise InvalidInput("a view has at most 20 parameters")
+    return TicketQuery.from_params(params)
+
+
+@views_router.get("", response_model=list[ViewOut], summary="My saved views, and (agents) the shared ones")
+@reads_only
+def list_views(session: DB, principal: CurrentPrincipal) -> list[ViewOut]:
+    return [ViewOut.of(v) for v in saved_views.list_views(session, principal)]
+
+
+@views_router.post("", status_code=201, response_model=ViewOut, summary="Save a view of the ticket list")
+def create_view(body: ViewIn, session: DB, clock: ClockDep, principal: CurrentPrincipal, response: Response) -> ViewOut:
+    view = saved_views.create_view(
+        session, clock, principal, name=body.name, query=_query(body.query), shared=body.shared
+    )
+    response.headers["Location"] = f"/api/v1/views/{view.id}"
+    return ViewOut.of(view)
+
+
+@views_router.get("/{view_id}", response_model=ViewOut, summary="One saved view")
+@reads_only
+def get_view(session: DB, principal: CurrentPrincipal, view_id: ViewId) -> ViewOut:
+    return ViewOut.of(saved_views.get_view(session, principal, view_id))
+
+
+@views_router.patch("/{view_id}", response_model=ViewOut, summary="Rename, re-filter or (un)share a view")
+def update_view(body: ViewPatch, session: DB, clock: ClockDep, principal: CurrentPrincipal, view_id: ViewId) -> ViewOut:
+    query = _query(body.query) if body.query is not None else None
+    view = saved_views.update_view(session, clock, principal, view_id, name=body.name, query=query, shared=body.shared)
+    return ViewOut.of(view)
+
+
+@views_router.delete("/{view_id}", status_code=204, summary="Delete a view (its owner, or an admin if shared)")
+def delete_view(session: DB, principal: CurrentPrincipal, view_id: ViewId) -> Response:
+    saved_views.delete_view(session, principal, view_id)
+    return Response(status_code=204)
+
+
+@views_router.get("/{view_id}/tickets", response_model=list[TicketOut], summary="The tickets a view finds now")
+@reads_only
+def view_tickets(
+    session: DB, clock: ClockDep, principal: CurrentPrincipal, view_id: ViewId, limit: Limit = 50, offset: Offset = 0
+) -> list[TicketOut]:
+    principal.require_scope("tickets:read")
+    _, rows = saved_views.run_view(session, clock, principal, view_id, limit=limit, offset=offset)
+    return _outs(session, principal, rows)
+
+
+# The feature's one router (what the app includes): the ticket routes above and the saved views.
+tickets_router, router = router, APIRouter()
+router.include_router(tickets_router)
+router.include_router(views_router)

@@ -1,4 +1,5 @@
-"""`zhiban tickets …`: who has a ticket and what it is tied to, from a terminal (as an agent, `--as EMAIL`)."""
+"""`zhiban tickets …`: who has a ticket and what it is tied to, from a terminal (as an agent, `--as EMAIL`), and the
+upkeep of ticket search."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ if TYPE_CHECKING:
     from zhiban.identity.model import Principal
     from zhiban.tickets.store import TicketRow
 
-app = typer.Typer(help="Tickets: assign, take, tag, follow, link and merge.", no_args_is_help=True)
+app = typer.Typer(help="Tickets: assign, take, tag, follow, link and merge; reindex search.", no_args_is_help=True)
 
 TicketArg = Annotated[int, typer.Argument(min=1, max=2**31 - 1, help="ticket number")]
 AsOpt = Annotated[str, typer.Option("--as", help="e-mail address of the agent acting (recorded in the log)")]
@@ -195,3 +196,36 @@ def merge(
     with _acting(as_) as (desk, session, principal):
         row = ownership.merge(session, desk.clock, principal, ticket, into, reason=reason)
         _show(session, principal, row, as_json)
+
+
+@app.command("reindex")
+def reindex(
+    batch: Annotated[int, typer.Option(min=1, max=5000, help="tickets cut per transaction")] = 500,
+) -> None:
+    """Cut the words of tickets that search does not know yet (filed before search existed), in batches."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    import zhiban.store.models  # noqa: F401  (every table, so foreign keys resolve)
+    from zhiban.core.clock import SystemClock
+    from zhiban.core.settings import get_settings
+    from zhiban.store.db import make_engine, session_factory, transaction
+    from zhiban.tickets import search
+
+    engine = make_engine(get_settings().database_url)
+    clock, total = SystemClock(), 0
+    try:
+        factory = session_factory(engine)
+        while True:
+            with transaction(factory) as session:
+                done = search.index_pending(session, clock.now(), limit=batch)
+            total += done
+            if done < batch:
+                break
+            typer.echo(f"{total} tickets cut…")
+    except SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        typer.echo(f"error: database: {reason} (is the schema up to date? run `zhiban migrate`)", err=True)
+        raise typer.Exit(2) from exc
+    finally:
+        engine.dispose()
+    typer.echo(f"{total} tickets cut; search knows every ticket")

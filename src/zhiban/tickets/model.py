@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from zhiban.core.errors import Forbidden, InvalidInput
@@ -384,3 +384,167 @@ def next_in_rotation(members: Sequence[str], last: str | None, available: Iterab
         if candidate in free:
             return candidate
     return None
+
+
+# --- finding tickets: the words and fields the ticket list is asked for ------------------------------------
+
+_E = TypeVar("_E", bound=enum.Enum)
+_IDENT = re.compile(r"[A-Za-z0-9_.:-]+")
+MAX_QUERY_CHARS = 200
+MAX_QUERY_TERMS = 16  # more words than this narrow nothing further, and each costs the database a posting list
+ASSIGNEE_ME, NOBODY = "me", "none"
+
+
+@dataclass(frozen=True)
+class TicketQuery:
+    """What the ticket list is asked for: words to find (`q`) and fields every hit must match.
+
+    `to_params` / `from_params` are the API's query parameters, which a saved view keeps as they are. Filters on
+    fields other helpers add (tag, app id, SDK version) go here, next to `channel`, and in `tickets.search._where`.
+    """
+
+    q: str | None = None
+    status: tuple[Status, ...] = ()
+    open_only: bool = False
+    priority: tuple[Priority, ...] = ()
+    organization_id: str | None = None
+    plan: str | None = None
+    assignee: str | None = None  # a person's id, "me" or "none"
+    team: str | None = None  # a team's id or name, or "none"
+    channel: Channel | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+    updated_from: datetime | None = None
+    updated_to: datetime | None = None
+    idle_days: int | None = None  # no change for at least this many days ("waiting on customer > 3 days")
+    breaching_within_hours: float | None = None  # an SLA clock falls due within this many hours from now
+    tag: str | None = None  # agents' tags: a customer's filter by tag finds nothing
+    app_id: str | None = None  # RTC fields
+    sdk_version: str | None = None
+
+    @property
+    def is_search(self) -> bool:
+        return bool(self.q and self.q.strip())
+
+    def to_params(self) -> dict[str, Any]:
+        """The query as JSON-able API parameters (what is unset is left out)."""
+        out: dict[str, Any] = {}
+        for name, value in self.__dict__.items():
+            if value is None or value == () or value is False:
+                continue
+            if isinstance(value, tuple):
+                out[name] = [str(v) for v in value]
+            elif isinstance(value, datetime):
+                out[name] = value.isoformat()
+            elif isinstance(value, enum.Enum):
+                out[name] = value.value
+            else:
+                out[name] = value
+        return out
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> TicketQuery:
+        """Check and read API parameters (or a saved view's); InvalidInput names the first bad one."""
+        unknown = set(params) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise InvalidInput(f"unknown filter {sorted(unknown)[0]!r}")
+        q = params.get("q")
+        if q is not None:
+            q = _text(q, "q", MAX_QUERY_CHARS) or None
+        return cls(
+            q=q,
+            status=_choices(params.get("status"), Status, "status"),
+            open_only=params.get("open_only") in (True, "true", "1", "on"),
+            priority=_choices(params.get("priority"), Priority, "priority"),
+            organization_id=_ident(params.get("organization_id"), "organization_id"),
+            plan=_ident(params.get("plan"), "plan"),
+            assignee=_ident(params.get("assignee"), "assignee"),
+            team=_text(params["team"], "team", 100) if params.get("team") else None,
+            channel=_choices(params.get("channel"), Channel, "channel")[0] if params.get("channel") else None,
+            created_from=_when(params.get("created_from"), "created_from"),
+            created_to=_when(params.get("created_to"), "created_to"),
+            updated_from=_when(params.get("updated_from"), "updated_from"),
+            updated_to=_when(params.get("updated_to"), "updated_to"),
+            idle_days=_days(params.get("idle_days")),
+            breaching_within_hours=_hours(params.get("breaching_within_hours")),
+            tag=clean_tag(params["tag"]) if params.get("tag") else None,
+            app_id=_ident(params.get("app_id"), "app_id"),
+            sdk_version=_text(params["sdk_version"], "sdk_version", MAX_SDK_VERSION)
+            if params.get("sdk_version")
+            else None,
+        )
+
+
+def _text(value: Any, name: str, most: int) -> str:
+    if not isinstance(value, str) or len(value) > most:
+        raise InvalidInput(f"{name} is text of at most {most} characters")
+    return value.strip()
+
+
+def _ident(value: Any, name: str) -> str | None:
+    if value is None or value == "":
+        return None
+    value = _text(value, name, 64)
+    if not _IDENT.fullmatch(value):
+        raise InvalidInput(f"{name} is an id (letters, digits, _ . : -)")
+    return value
+
+
+def _choices(value: Any, kind: type[_E], name: str) -> tuple[_E, ...]:
+    if value is None or value == "" or value == []:
+        return ()
+    values = value if isinstance(value, list | tuple) else str(value).split(",")
+    if len(values) > len(kind.__members__):
+        raise InvalidInput(f"{name}: at most {len(kind.__members__)} values")
+    try:
+        return tuple(dict.fromkeys(kind(str(v).strip()) for v in values))
+    except ValueError as exc:
+        allowed = ", ".join(str(m.value) for m in kind)
+        raise InvalidInput(f"{name} must be among {allowed}") from exc
+
+
+def _when(value: Any, name: str) -> datetime | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        found = value
+    else:
+        try:
+            found = datetime.fromisoformat(_text(value, name, 40))
+        except ValueError as exc:
+            raise InvalidInput(f"{name} is an ISO 8601 date or time") from exc
+    if found.tzinfo is None:
+        raise InvalidInput(f"{name} needs its UTC offset (e.g. 2026-12-01T00:00:00Z)")
+    return found
+
+
+def _days(value: Any) -> int | None:
+    if value is None or value == "":
+        return None
+    try:
+        days = int(value)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput("idle_days is a whole number of days") from exc
+    if not 1 <= days <= 3650:
+        raise InvalidInput("idle_days must be between 1 and 3650")
+    return days
+
+
+def _hours(value: Any) -> float | None:
+    if value is None or value == "":
+        return None
+    try:
+        hours = float(value)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput("breaching_within_hours is a number of hours") from exc
+    if not 0 < hours <= 720:  # also refuses NaN
+        raise InvalidInput("breaching_within_hours must be more than 0 and at most 720")
+    return hours
+
+
+# Views every agent has without saving them: (message key of the name, the list's parameters).
+PRESET_VIEWS: dict[str, tuple[str, dict[str, Any]]] = {
+    "unassigned-p1": ("search.preset.unassigned_p1", {"assignee": NOBODY, "priority": "P1", "open_only": True}),
+    "my-open": ("search.preset.my_open", {"assignee": ASSIGNEE_ME, "open_only": True}),
+    "waiting-3d": ("search.preset.waiting_3d", {"status": "pending", "idle_days": 3}),
+}

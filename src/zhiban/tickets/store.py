@@ -8,9 +8,11 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    DDL,
     JSON,
     Boolean,
     ColumnElement,
+    Dialect,
     ForeignKey,
     Index,
     Integer,
@@ -19,13 +21,16 @@ from sqlalchemy import (
     String,
     Text,
     any_,
+    event,
     func,
     literal,
     literal_column,
     select,
 )
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects.postgresql import TSVECTOR
 from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from zhiban.store.db import Base, UTCDateTime
 
@@ -151,6 +156,105 @@ def ids_in(session: Session, column: Any, ids: Sequence[int]) -> ColumnElement[b
         listed: Select[Any] = select(literal_column("value")).select_from(values)
         return column.in_(listed)
     return column.in_(ids)
+
+
+class SearchVector(TypeDecorator[str]):
+    """PostgreSQL's tsvector, stored (a GIN index over an expression re-parsed every hit's text on each check);
+    on SQLite an unused text column (its FTS5 table does the work)."""
+
+    impl = Text
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        return dialect.type_descriptor(TSVECTOR() if dialect.name == "postgresql" else Text())
+
+
+# What PostgreSQL stores in the vectors: the subject weighs most (weight A; FTS5's bm25 weighs its column most), and
+# the organization is a term of its own ("org" + id), so a customer's search intersects its posting list in the
+# index instead of filtering every hit of a common word.
+_ORG_TERM = "to_tsvector('simple'::regconfig, 'org' || organization_id)"
+PUBLIC_VECTOR = (
+    "setweight(to_tsvector('simple'::regconfig, subject_terms), 'A'::\"char\")"
+    f" || to_tsvector('simple'::regconfig, public_terms) || {_ORG_TERM}"
+)
+STAFF_VECTOR = f"{PUBLIC_VECTOR} || to_tsvector('simple'::regconfig, internal_terms)"
+
+
+def organization_term(organization_id: str) -> str:
+    """The term that stands for an organization in PostgreSQL's vectors."""
+    return f"org{organization_id}"
+
+
+class TicketTextRow(Base):
+    """What search finds a ticket by: its subject and messages cut into terms (jieba + stems, space separated),
+    kept by the `tickets.search` follower. Internal notes apart, so a customer's search never matches them."""
+
+    __tablename__ = "ticket_texts"
+
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True)
+    organization_id: Mapped[str] = mapped_column(String(32))  # the ticket's, a search term of its own
+    subject_terms: Mapped[str] = mapped_column(Text)
+    public_terms: Mapped[str] = mapped_column(Text)
+    internal_terms: Mapped[str] = mapped_column(Text)
+    # PostgreSQL only (NULL on SQLite): PUBLIC_VECTOR and STAFF_VECTOR, set with the terms.
+    public_vector: Mapped[str | None] = mapped_column(SearchVector(), nullable=True)
+    staff_vector: Mapped[str | None] = mapped_column(SearchVector(), nullable=True)
+    # The last comment cut into these terms: a follower re-run appends only what came after it (idempotent).
+    last_comment_id: Mapped[int] = mapped_column(Integer)
+    indexed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        # One GIN index for what customers may match, one for agents (internal notes too). SQLite gets b-trees of
+        # NULLs (Alembic compares indexes on both; they cost nothing there).
+        Index("ix_ticket_texts_public", "public_vector", postgresql_using="gin"),
+        Index("ix_ticket_texts_staff", "staff_vector", postgresql_using="gin"),
+        # PostgreSQL: terms and vectors go to TOAST early, so a search's heap scan reads small rows (210 MB -> 48 MB
+        # of heap with 100,000 tickets).
+        {"postgresql_with": {"toast_tuple_target": 128}},
+    )
+
+
+# SQLite: an FTS5 table over ticket_texts (external content: the terms are stored once), kept by triggers.
+FTS_TABLE = "ticket_texts_fts"
+_FTS_COLUMNS = "subject_terms, public_terms, internal_terms, organization_id"
+_NEW = "new.ticket_id, new.subject_terms, new.public_terms, new.internal_terms, new.organization_id"
+_OLD = "old.ticket_id, old.subject_terms, old.public_terms, old.internal_terms, old.organization_id"
+SQLITE_FTS_DDL = [
+    f"CREATE VIRTUAL TABLE {FTS_TABLE} USING fts5({_FTS_COLUMNS},"
+    " content='ticket_texts', content_rowid='ticket_id', tokenize='unicode61 remove_diacritics 0')",
+    f"CREATE TRIGGER ticket_texts_ai AFTER INSERT ON ticket_texts BEGIN"
+    f" INSERT INTO {FTS_TABLE}(rowid, {_FTS_COLUMNS}) VALUES ({_NEW}); END",
+    f"CREATE TRIGGER ticket_texts_ad AFTER DELETE ON ticket_texts BEGIN"
+    f" INSERT INTO {FTS_TABLE}({FTS_TABLE}, rowid, {_FTS_COLUMNS}) VALUES ('delete', {_OLD}); END",
+    # Only a change of the terms touches the FTS5 index (PostgreSQL's vectors are no concern of SQLite's).
+    f"CREATE TRIGGER ticket_texts_au AFTER UPDATE OF subject_terms, public_terms, internal_terms, organization_id"
+    f" ON ticket_texts BEGIN INSERT INTO {FTS_TABLE}({FTS_TABLE}, rowid, {_FTS_COLUMNS}) VALUES ('delete', {_OLD});"
+    f" INSERT INTO {FTS_TABLE}(rowid, {_FTS_COLUMNS}) VALUES ({_NEW}); END",
+]
+SQLITE_FTS_DROP = [
+    "DROP TRIGGER IF EXISTS ticket_texts_au",
+    "DROP TRIGGER IF EXISTS ticket_texts_ad",
+    "DROP TRIGGER IF EXISTS ticket_texts_ai",
+    f"DROP TABLE IF EXISTS {FTS_TABLE}",
+]
+for _statement in SQLITE_FTS_DDL:
+    event.listen(TicketTextRow.__table__, "after_create", DDL(_statement).execute_if(dialect="sqlite"))
+for _statement in SQLITE_FTS_DROP:
+    event.listen(TicketTextRow.__table__, "before_drop", DDL(_statement).execute_if(dialect="sqlite"))
+
+
+class SavedViewRow(Base):
+    """A saved search of the ticket list: a person's own, or shared with every agent."""
+
+    __tablename__ = "ticket_views"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    owner_id: Mapped[str] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    shared: Mapped[bool] = mapped_column(Boolean)
+    query: Mapped[dict[str, Any]] = mapped_column(JSON)  # a TicketQuery's parameters, as the API takes them
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 def comments_of(session: Session, ticket_id: int, *, include_internal: bool) -> list[CommentRow]:

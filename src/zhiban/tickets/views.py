@@ -4,30 +4,33 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from zhiban.apps import service as apps
 from zhiban.core.errors import InvalidInput, ZhibanError
 from zhiban.identity import service as identity
 from zhiban.identity.model import Principal
-from zhiban.tickets import attachments, ownership, service
+from zhiban.tickets import attachments, ownership, saved_views, search, service
 from zhiban.tickets.attachment_api import AttachmentId, download_response, uploads_of
 from zhiban.tickets.model import (
     AGENT_MOVES,
     CUSTOMER_MOVES,
+    MAX_QUERY_CHARS,
     MAX_TAGS,
+    PRESET_VIEWS,
     Channel,
     Priority,
     RtcFields,
     Status,
+    TicketQuery,
     clean_fields,
     priority_choices,
 )
 from zhiban.web.deps import DB, ClockDep, CurrentPrincipal, desk_of, reads_only
-from zhiban.web.fields import TicketId
+from zhiban.web.fields import TicketId, ViewId
 from zhiban.web.scopes import by_method
 from zhiban.web.templating import render
 
@@ -404,3 +407,84 @@ def new_ticket(
         store = attachments.store_of(settings)
         attachments.attach_to_filed(session, clock, principal, ticket.id, files, store=store, limits=limits)
     return RedirectResponse(f"/tickets/{ticket.id}", status_code=303)
+
+
+# --- finding tickets: the agents' search page, with saved and preset views -----------------------------------
+
+_PAGE_FILTERS = ("q", "status", "priority", "assignee")
+
+
+def _page_params(q: str, status: str, priority: str, assignee: str) -> dict[str, Any]:
+    return {k: v for k, v in zip(_PAGE_FILTERS, (q, status, priority, assignee), strict=True) if v}
+
+
+@router.get("/agent/tickets", response_class=HTMLResponse)
+def search_page(
+    request: Request,
+    session: DB,
+    clock: ClockDep,
+    principal: CurrentPrincipal,
+    q: Annotated[str, Query(max_length=MAX_QUERY_CHARS)] = "",
+    status: Annotated[str, Query(max_length=64)] = "",
+    priority: Annotated[str, Query(max_length=16)] = "",
+    assignee: Annotated[str, Query(max_length=64)] = "",
+    view: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
+    preset: Annotated[str, Query(max_length=32)] = "",
+) -> Response:
+    """Search and filter the tickets; run a saved or preset view (agents)."""
+    principal.require_staff()
+    current = None
+    if view is not None:
+        current = saved_views.get_view(session, principal, view)
+        params = current.query.to_params()
+    elif preset in PRESET_VIEWS:
+        params = dict(PRESET_VIEWS[preset][1])
+    else:
+        params = _page_params(q, status, priority, assignee)
+    error = None
+    try:
+        query = TicketQuery.from_params(params)
+        tickets = search.find_tickets(session, principal, query, clock.now(), limit=100)
+    except InvalidInput as exc:
+        query, tickets, error = TicketQuery(), [], exc.detail
+    shown = query.to_params()
+    form = {k: ",".join(v) if isinstance(v, list) else str(v) for k, v in shown.items() if k in _PAGE_FILTERS}
+    return render(
+        request,
+        "ticket_search.html",
+        400 if error else 200,
+        tickets=tickets,
+        form=form,
+        params=shown,
+        error=error,
+        views=saved_views.list_views(session, principal),
+        presets={key: name for key, (name, _) in PRESET_VIEWS.items()},
+        current=current,
+        preset=preset if preset in PRESET_VIEWS else "",
+        searched=query.is_search,
+    )
+
+
+@router.post("/agent/views")
+def save_view(
+    session: DB,
+    clock: ClockDep,
+    principal: CurrentPrincipal,
+    name: Annotated[str, Form(max_length=100)],
+    q: Annotated[str, Form(max_length=MAX_QUERY_CHARS)] = "",
+    status: Annotated[str, Form(max_length=64)] = "",
+    priority: Annotated[str, Form(max_length=16)] = "",
+    assignee: Annotated[str, Form(max_length=64)] = "",
+    shared: Annotated[str | None, Form(max_length=8)] = None,
+) -> RedirectResponse:
+    principal.require_staff()
+    query = TicketQuery.from_params(_page_params(q, status, priority, assignee))
+    view = saved_views.create_view(session, clock, principal, name=name, query=query, shared=bool(shared))
+    return RedirectResponse(f"/agent/tickets?view={view.id}", status_code=303)
+
+
+@router.post("/agent/views/{view_id}/delete")
+def remove_view(session: DB, principal: CurrentPrincipal, view_id: ViewId) -> RedirectResponse:
+    principal.require_staff()
+    saved_views.delete_view(session, principal, view_id)
+    return RedirectResponse("/agent/tickets", status_code=303)

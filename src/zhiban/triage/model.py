@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from zhiban.core.errors import InvalidInput
-from zhiban.kb.text import tokenize
+from zhiban.core.text import tokenize
 
 if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline

@@ -19,5 +19,6 @@ ShortText = Annotated[str, StringConstraints(min_length=1, max_length=200), Afte
 LongText = Annotated[str, StringConstraints(min_length=1, max_length=100_000), AfterValidator(_no_nul)]
 Ident = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 TicketId = Annotated[int, Path(ge=1, le=2**31 - 1, description="ticket number")]
+ViewId = Annotated[int, Path(ge=1, le=2**31 - 1, description="saved view number")]
 Limit = Annotated[int, Field(ge=1, le=200)]
 Offset = Annotated[int, Field(ge=0, le=1_000_000)]
