@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+import zhiban.incidents.hooks  # acknowledge links, as a desk's start sets them: this file makes pages
 import zhiban.store.models
 from tests.zhiban_cli import Ran, zhiban
 from zhiban.core.clock import FrozenClock
