@@ -246,7 +246,10 @@ def test_a_page_queued_in_another_process_wakes_a_worker_at_once_on_postgresql(p
     worker = WorkerProcess(pg_url, "listener", tmp_path, "--poll", "60")
     try:
         worker.wait_started()
-        time.sleep(1.5)  # past the worker's first claims: from here only a notification or the poll wakes it
+        # Listening (its connection wakes the worker once, for what came before it), and past the first claims:
+        # from here only a notification or the poll wakes the worker.
+        wait_until(lambda: "wake-ups: listening on zhiban_jobs" in worker.log(), what=f"the listener\n{worker.log()}")
+        time.sleep(1.5)
         now = datetime.now(UTC)
         with transaction(session_factory(eng)) as s:
             enqueue(s, "test.urgent", {"key": "urgent"}, due_at=now)

@@ -67,6 +67,7 @@ def _listen(dsn: str, wake: Callable[[], None], stop: threading.Event) -> None:
         try:
             with psycopg.connect(dsn, autocommit=True, connect_timeout=10) as conn:
                 conn.execute(f"LISTEN {CHANNEL}")
+                log.info("wake-ups: listening on %s", CHANNEL)
                 backoff = 0.5
                 wake()  # whatever was queued while we were not listening
                 while not stop.is_set():
