@@ -48,7 +48,8 @@ def main() -> None:
     try:
         run(setup_desk(db_url, env), args.tickets, args.batch)
     finally:
-        drop()
+        if drop is not None:
+            drop()
 
 
 def run(customers: list[tuple[str, str]], count: int, batch: int) -> None:
