@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.engine import Engine
 
 import zhiban.store.models  # noqa: F401  (registers the jobs table on Base.metadata)
@@ -248,7 +248,7 @@ def test_a_page_queued_in_another_process_wakes_a_worker_at_once_on_postgresql(p
         worker.wait_started()
         # Listening (its connection wakes the worker once, for what came before it), and past the first claims:
         # from here only a notification or the poll wakes the worker.
-        wait_until(lambda: "wake-ups: listening on zhiban_jobs" in worker.log(), what=f"the listener\n{worker.log()}")
+        wait_until(lambda: "wake-ups: listening on zhiban_jobs_" in worker.log(), what=f"the listener\n{worker.log()}")
         time.sleep(1.5)
         now = datetime.now(UTC)
         with transaction(session_factory(eng)) as s:
@@ -257,6 +257,8 @@ def test_a_page_queued_in_another_process_wakes_a_worker_at_once_on_postgresql(p
         time.sleep(1.0)
         with transaction(session_factory(eng)) as s:
             enqueue(s, "test.record", {"key": "ordinary"}, due_at=datetime.now(UTC))
+            # Another desk's page in another schema of the same database wakes its own workers, not this one.
+            s.execute(text("SELECT pg_notify('zhiban_jobs_another_desk', '')"))
         time.sleep(3.0)
         # Not woken for bookkeeping: it waits for the next poll (a minute here).
         assert scalar(eng, select(func.count()).select_from(effects)) == 1, worker.log()

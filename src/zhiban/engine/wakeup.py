@@ -16,11 +16,12 @@ import threading
 from collections.abc import Callable, Iterable
 
 import psycopg
+from psycopg import sql
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-CHANNEL = "zhiban_jobs"
+CHANNEL = "zhiban_jobs"  # + "_" + the schema the desk's tables are in
 _URGENT: set[str] = set()
 _NOTIFIED_FLAG = "zhiban.engine.notified"
 log = logging.getLogger(__name__)
@@ -42,7 +43,9 @@ def announce(session: Session, kinds: Iterable[str]) -> None:
         return
     if session.get_bind().dialect.name != "postgresql":
         return  # SQLite: one process writes; `zhiban serve` wakes its worker through the commit listener
-    session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": CHANNEL})
+    # One channel per schema: desks (and test runs) sharing a database in schemas of their own never wake each
+    # other's workers. The schema is the server's to name, so this costs no round trip more.
+    session.execute(text("SELECT pg_notify(:channel || '_' || current_schema(), '')"), {"channel": CHANNEL})
     session.info[_NOTIFIED_FLAG] = True
 
 
@@ -66,8 +69,10 @@ def _listen(dsn: str, wake: Callable[[], None], stop: threading.Event) -> None:
     while not stop.is_set():
         try:
             with psycopg.connect(dsn, autocommit=True, connect_timeout=10) as conn:
-                conn.execute(f"LISTEN {CHANNEL}")
-                log.info("wake-ups: listening on %s", CHANNEL)
+                schema = conn.execute("SELECT current_schema()").fetchone()
+                channel = f"{CHANNEL}_{schema[0] if schema else 'public'}"
+                conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+                log.info("wake-ups: listening on %s", channel)
                 backoff = 0.5
                 wake()  # whatever was queued while we were not listening
                 while not stop.is_set():
