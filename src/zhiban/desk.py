@@ -12,6 +12,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from zhiban.core.clock import Clock, clock_from
+from zhiban.core.console import domain_errors_exit
 from zhiban.core.settings import Settings, get_settings
 from zhiban.store.db import make_engine, read_transaction, session_factory
 
@@ -82,3 +83,12 @@ class Desk:
 def from_environment() -> Desk:
     """The desk the environment describes (`ZHIBAN_*`): what every command line starts from."""
     return Desk(settings=get_settings())
+
+
+@contextmanager
+def operator_transaction() -> Iterator[tuple[Desk, Session]]:
+    """A command line's transaction on the environment's desk: committed on success; a domain error is one
+    `error:` line and exit code 2 (the CLIs of incidents, mail, chat and tickets share it)."""
+    desk = from_environment()
+    with domain_errors_exit(), desk.transaction() as session:
+        yield desk, session

@@ -3,18 +3,13 @@ a customer user, and configure a platform's app (secrets from the environment or
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Annotated
 
 import typer
 from rich.table import Table
-from sqlalchemy.orm import Session
 
 from zhiban.core.console import console as cli_console
-from zhiban.core.errors import ZhibanError
-from zhiban.core.settings import get_settings
-from zhiban.desk import Desk
+from zhiban.desk import operator_transaction
 from zhiban.identity.model import Principal, Role
 
 app = typer.Typer(help="Chat groups (Slack, Feishu/Lark, DingTalk) as a door to tickets: apps, bound groups, users.")
@@ -24,16 +19,7 @@ err = cli_console(stderr=True)
 PLATFORM = Annotated[str, typer.Argument(help="slack, feishu or dingtalk")]
 
 
-@contextmanager
-def _operator() -> Iterator[tuple[Desk, Session]]:
-    """A transaction as the server's operator (an admin); domain errors become one line and exit 2."""
-    desk = Desk(settings=get_settings())
-    try:
-        with desk.transaction() as session:
-            yield desk, session
-    except ZhibanError as exc:
-        err.print(f"error: {exc.detail}", highlight=False, markup=False, soft_wrap=True)
-        raise typer.Exit(2) from None
+_operator = operator_transaction  # a transaction as the operator; a domain error is one line, exit 2
 
 
 @app.command("bind")

@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
-from sqlalchemy.orm import Session
 
 from zhiban.core.console import console as cli_console
-from zhiban.core.errors import NotFound, ZhibanError
-from zhiban.core.settings import get_settings
-from zhiban.desk import Desk
+from zhiban.core.errors import NotFound
+from zhiban.desk import operator_transaction
 
 app = typer.Typer(help="Incidents, services, escalation policies and the paging audit.", no_args_is_help=True)
 integrations_app = typer.Typer(
@@ -27,15 +23,7 @@ console = cli_console()
 err = cli_console(stderr=True)
 
 
-@contextmanager
-def _session() -> Iterator[tuple[Desk, Session]]:
-    desk = Desk(settings=get_settings())
-    try:
-        with desk.transaction() as session:
-            yield desk, session
-    except ZhibanError as exc:
-        err.print(f"error: {exc.detail}", highlight=False, markup=False, soft_wrap=True)
-        raise typer.Exit(2) from None
+_session = operator_transaction  # a transaction as the operator; a domain error is one line, exit 2
 
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON")]

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from zhiban.core.console import console as cli_console
 from zhiban.core.errors import NotFound, ZhibanError
 from zhiban.core.settings import get_settings
-from zhiban.desk import Desk
+from zhiban.desk import Desk, operator_transaction
 from zhiban.identity.model import Principal, Role
 from zhiban.mail.model import MAX_INBOUND_BYTES, MIN_POLL_SECONDS
 
@@ -153,16 +153,7 @@ def discard(held_id: Annotated[int, typer.Argument(min=1)], as_: AgentOpt) -> No
 # --- support mailboxes (IMAP) -------------------------------------------------------------------
 
 
-@contextmanager
-def _operator() -> Iterator[tuple[Desk, Session]]:
-    """A transaction as the server's operator (an admin); domain errors become one line and exit 2."""
-    desk = Desk(settings=get_settings())
-    try:
-        with desk.transaction() as session:
-            yield desk, session
-    except ZhibanError as exc:
-        err.print(f"error: {exc.detail}", highlight=False, markup=False, soft_wrap=True)
-        raise typer.Exit(2) from None
+_operator = operator_transaction  # a transaction as the operator; a domain error is one line, exit 2
 
 
 @mailbox_app.command("add")

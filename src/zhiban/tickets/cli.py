@@ -27,20 +27,15 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="print the ticket as JSON"
 @contextmanager
 def _acting(as_: str) -> Iterator[tuple[Desk, Session, Principal]]:
     """A transaction acting as the agent `as_`; a domain error is one `error:` line and exit code 2."""
-    from zhiban.core.errors import NotFound, ZhibanError
-    from zhiban.desk import from_environment
+    from zhiban.core.errors import NotFound
+    from zhiban.desk import operator_transaction
     from zhiban.identity import service as identity
 
-    desk = from_environment()
-    try:
-        with desk.transaction() as session:
-            person = identity.person_with_email(session, as_.strip().lower())
-            if person is None or not person.active:
-                raise NotFound(f"no active person {as_!r}")
-            yield desk, session, identity.principal_of(person)
-    except ZhibanError as exc:
-        typer.echo(f"error: {exc.detail}", err=True)
-        raise typer.Exit(2) from None
+    with operator_transaction() as (desk, session):
+        person = identity.person_with_email(session, as_.strip().lower())
+        if person is None or not person.active:
+            raise NotFound(f"no active person {as_!r}")
+        yield desk, session, identity.principal_of(person)
 
 
 def _show(session: Session, principal: Principal, ticket: TicketRow, as_json: bool) -> None:
